@@ -1,0 +1,1 @@
+"""The HTTP edge: thin routes that parse, call a use case and shape the answer."""

@@ -1,0 +1,102 @@
+"""Strict reading of JSON bodies, before FastAPI's own parsing.
+
+Python's json module accepts what JSON does not (NaN, Infinity), keeps the last of duplicate
+keys, and lets through NUL bytes and lone surrogates that PostgreSQL cannot store. All of
+those are refused here as a clear 400/422 instead of a surprise later.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+from hal.domain.errors import BadRequest, InvalidInput, UnsupportedMediaType
+
+MAX_DEPTH = 32
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise BadRequest("invalid_json", f"duplicate key {key!r} in the JSON body")
+        result[key] = value
+    return result
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BadRequest("invalid_json", f"{name} is not valid JSON")
+
+
+def _check_strings(value: Any, path: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise BadRequest("invalid_json", f"the JSON body nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput("invalid_string", f"{path} contains a NUL character", field=path)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                "invalid_string", f"{path} contains an unpaired surrogate", field=path
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key, path or "body", depth + 1)
+            _check_strings(item, f"{path}.{key}" if path else key, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_strings(item, f"{path}[{index}]", depth + 1)
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Parse a request body as strict JSON or raise a HalError naming the problem."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("invalid_json", "the body is not valid UTF-8") from None
+    try:
+        document = json.loads(
+            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_refuse_constant
+        )
+    except RecursionError:
+        raise BadRequest("invalid_json", "the JSON body nests too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+        raise BadRequest("invalid_json", f"the body is not valid JSON: {exc}") from None
+    _check_strings(document, "", 0)
+    return document
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class StrictJSONRoute(APIRoute):
+    """An APIRoute whose JSON body is checked by `parse_json_body` first."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        has_body = self.body_field is not None
+
+        async def strict_handler(request: Request) -> Response:
+            if has_body:
+                body = await request.body()
+                if not _is_json(request.headers.get("content-type", "")):
+                    raise UnsupportedMediaType(
+                        "unsupported_media_type",
+                        "send the body as JSON with 'Content-Type: application/json'",
+                        field="content-type",
+                    )
+                if not body:
+                    raise BadRequest("invalid_json", "the body is empty; send a JSON object")
+                parse_json_body(body)
+            return await handler(request)
+
+        return strict_handler

@@ -1,0 +1,137 @@
+"""The one place that turns errors into `{"error": {"code", "message", "field"}}` responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hal.domain import errors
+
+log = logging.getLogger("hal")
+
+STATUS_BY_KIND: dict[type[errors.HalError], int] = {
+    errors.BadRequest: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.InvalidInput: 422,
+    errors.RateLimited: 429,
+}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON or wrong content type",
+    401: "Missing or wrong credential (user_hash, identity_token, session token)",
+    403: "Not allowed (origin, verification_required, protected_attribute)",
+    404: "Unknown app_id or record",
+    409: "The current state does not allow this",
+    413: "Body over the size limit",
+    415: "Body is not JSON",
+    422: "A field breaks a rule or a limit; `field` names it",
+    429: "Rate limited; see Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can answer."""
+    return {
+        status: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[status]}
+        for status in statuses
+    }
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, **headers: str
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "field": field}}
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def _status_for(exc: errors.HalError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS_BY_KIND:
+            return STATUS_BY_KIND[kind]  # type: ignore[index]
+    return 400
+
+
+async def _hal_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.HalError)
+    headers = {}
+    if isinstance(exc, errors.RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    return error_response(_status_for(exc), exc.code, exc.message, exc.field, **headers)
+
+
+PYDANTIC_CODES = {
+    "missing": "missing_field",
+    "string_too_long": "too_long",
+    "too_long": "too_long",
+    "string_too_short": "empty_value",
+    "too_short": "empty_value",
+    "json_invalid": "invalid_json",
+    "enum": "invalid_choice",
+    "literal_error": "invalid_choice",
+}
+
+
+def _field_name(location: tuple[Any, ...]) -> str | None:
+    parts = [part for part in location if part not in {"body", "query", "path", "header"}]
+    # Pydantic names the union branch it tried ("str", "list[...]"); users want the field.
+    parts = [p for p in parts if not (isinstance(p, str) and ("[" in p or p in _TYPE_NAMES))]
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or None
+
+
+_TYPE_NAMES = {"str", "int", "float", "bool", "none", "dict", "list", "function-after"}
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    kind = first.get("type", "")
+    field = _field_name(tuple(first.get("loc", ())))
+    if kind == "json_invalid":
+        return error_response(400, "invalid_json", "the body is not valid JSON", None)
+    code = PYDANTIC_CODES.get(kind, "invalid_field")
+    message = f"{field or 'body'}: {first.get('msg', 'is not valid')}"
+    return error_response(422, code, message, field)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+    code = codes.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), None, **(exc.headers or {}))
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "an unexpected error occurred; it was logged")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.HalError, _hal_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

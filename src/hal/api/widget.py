@@ -1,0 +1,73 @@
+"""Public widget routes (SPEC "Widget routes"): called from browsers, CORS per project."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter
+
+from hal.api.body import StrictJSONRoute
+from hal.api.deps import CallerDep, DatabaseDep, SettingsDep
+from hal.api.errors import error_responses
+from hal.api.presenters import company_out, contact_out, stage_out
+from hal.schemas import (
+    IdentifyRequest,
+    IdentifyResponse,
+    SetPropertiesRequest,
+    SetPropertiesResponse,
+)
+from hal.services.identify import identify
+from hal.services.properties import set_properties
+
+router = APIRouter(prefix="/api/widget", tags=["widget"], route_class=StrictJSONRoute)
+
+
+@router.post(
+    "/identify",
+    response_model=IdentifyResponse,
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422),
+)
+async def identify_route(
+    body: IdentifyRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
+) -> IdentifyResponse:
+    """Tell HAL who the visitor is; match or create the contact and link their company."""
+    result = await db.transaction(
+        lambda session: identify(
+            db=db,
+            session=session,
+            request=body,
+            caller=caller,
+            limits=settings.limits,
+            session_ttl=timedelta(seconds=settings.session_token_ttl_seconds),
+        )
+    )
+    return IdentifyResponse(
+        visitor_id=result.visitor.visitor_key,
+        contact=contact_out(result.contact),
+        active_company=company_out(result.active_company),
+        company_ids=result.company_ids,
+        session_token=result.session_token,
+        warnings=list(result.warnings),  # type: ignore[arg-type]
+        stage=stage_out(result.stage, result.stage_mode, result.active_company),
+    )
+
+
+@router.post(
+    "/set-properties",
+    response_model=SetPropertiesResponse,
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422),
+)
+async def set_properties_route(
+    body: SetPropertiesRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
+) -> SetPropertiesResponse:
+    """Merge properties into the visitor's contact (or keep them until identify)."""
+    result = await db.transaction(
+        lambda session: set_properties(
+            db=db, session=session, request=body, caller=caller, limits=settings.limits
+        )
+    )
+    return SetPropertiesResponse(
+        visitor_id=result.visitor.visitor_key,
+        contact=contact_out(result.contact) if result.contact else None,
+        properties=result.visitor.properties,
+    )

@@ -1,0 +1,308 @@
+"""The `hal` command line: serve, projects, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hal.config import Settings
+from hal.db.engine import Database
+from hal.db.migrate import migrate
+from hal.domain.errors import HalError
+from hal.domain.stages import StageMode
+from hal.domain.verification import VerificationMode, compute_user_hash
+from hal.services import projects as project_service
+
+T = TypeVar("T")
+
+app = typer.Typer(help="HAL widget identification service.", no_args_is_help=True)
+projects_app = typer.Typer(help="Create and configure projects.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Team API tokens.", no_args_is_help=True)
+app.add_typer(projects_app, name="projects")
+app.add_typer(tokens_app, name="tokens")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Default: $HAL_DATABASE_URL, else sqlite:///hal.db"),
+]
+
+
+def _settings(database_url: str | None) -> Settings:
+    settings = Settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings
+
+
+def _run(database_url: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Migrate, then run `work` in one transaction; a refusal prints its error and exits 1."""
+
+    async def main() -> T:
+        database = Database(_settings(database_url).database_url)
+        try:
+            await migrate(database)
+            return await database.transaction(work)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(main())
+    except HalError as exc:
+        typer.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}), err=True)
+        raise typer.Exit(1) from None
+
+
+def _print(document: dict[str, Any]) -> None:
+    typer.echo(json.dumps(document, indent=2))
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `30m`, `24h`, `7d` (a bare number is seconds)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text)
+    if not match:
+        raise typer.BadParameter("use a duration like 30m, 24h or 7d")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return timedelta(seconds=int(match.group(1)) * unit)
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+Name = Annotated[str | None, typer.Option("--name", help="Display name")]
+Verification = Annotated[
+    VerificationMode | None, typer.Option("--identity-verification", help="Default: enabled")
+]
+Mode = Annotated[StageMode | None, typer.Option("--stage-mode", help="Default: overwrite")]
+Stages = Annotated[
+    str | None, typer.Option("--stages", help="Ordered pipeline, comma-separated: A,B,C")
+]
+Origins = Annotated[
+    list[str] | None,
+    typer.Option("--allowed-origin", help="Browser origin allowed to call the widget routes"),
+]
+ProtectedKeys = Annotated[
+    list[str] | None,
+    typer.Option("--protected-key", help="Metadata key only signed claims or the team API write"),
+]
+
+
+def _project_settings(
+    name: str | None,
+    verification: VerificationMode | None,
+    mode: StageMode | None,
+    stages: str | None,
+    origins: list[str] | None,
+    protected: list[str] | None,
+) -> project_service.ProjectSettings:
+    return project_service.ProjectSettings(
+        name=name,
+        identity_verification=verification,
+        stage_mode=mode,
+        stages=_split([stages]) if stages is not None else None,
+        allowed_origins=_split(origins),
+        protected_keys=_split(protected),
+    )
+
+
+@projects_app.command("create")
+def projects_create(
+    name: Name = None,
+    app_id: Annotated[str | None, typer.Option("--app-id", help="Default: generated")] = None,
+    identity_verification: Verification = None,
+    stage_mode: Mode = None,
+    stages: Stages = None,
+    allowed_origin: Origins = None,
+    protected_key: ProtectedKeys = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a project and print it, identity_secret included (shown this once)."""
+    changes = _project_settings(
+        name, identity_verification, stage_mode, stages, allowed_origin, protected_key
+    )
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        project = await project_service.create_project(
+            session=session, app_id=app_id, settings=changes
+        )
+        return project_service.describe_project(project, include_secret=True)
+
+    _print(_run(database_url, work))
+
+
+@projects_app.command("update")
+def projects_update(
+    app_id: str,
+    name: Name = None,
+    identity_verification: Verification = None,
+    stage_mode: Mode = None,
+    stages: Stages = None,
+    allowed_origin: Origins = None,
+    protected_key: ProtectedKeys = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Change a project's settings and print it."""
+    changes = _project_settings(
+        name, identity_verification, stage_mode, stages, allowed_origin, protected_key
+    )
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        project = await project_service.update_project(
+            session=session, app_id=app_id, settings=changes
+        )
+        return project_service.describe_project(project, include_secret=False)
+
+    _print(_run(database_url, work))
+
+
+@projects_app.command("show")
+def projects_show(app_id: str, database_url: DatabaseUrl = None) -> None:
+    """Print a project's settings (not its secret)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        project = await project_service.get_project(session=session, app_id=app_id)
+        return project_service.describe_project(project, include_secret=False)
+
+    _print(_run(database_url, work))
+
+
+@projects_app.command("rotate-secret")
+def projects_rotate_secret(
+    app_id: str,
+    grace: Annotated[
+        str, typer.Option("--grace", help="How long the old secret keeps verifying")
+    ] = "24h",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Issue a new identity secret; print it once."""
+    grace_period = parse_duration(grace)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        project = await project_service.rotate_secret(
+            session=session, app_id=app_id, grace=grace_period
+        )
+        return project_service.describe_project(project, include_secret=True)
+
+    _print(_run(database_url, work))
+
+
+@tokens_app.command("create")
+def tokens_create(
+    app_id: Annotated[str, typer.Option("--app-id")], database_url: DatabaseUrl = None
+) -> None:
+    """Create a team API token for one project and print it once."""
+
+    async def work(session: AsyncSession) -> str:
+        return await project_service.create_api_token(session=session, app_id=app_id)
+
+    _print({"token": _run(database_url, work), "app_id": app_id})
+
+
+DEMO_APP_ID = "demo"
+
+
+def _ensure_demo_project(database_url: str | None) -> dict[str, Any]:
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        try:
+            project = await project_service.get_project(session=session, app_id=DEMO_APP_ID)
+        except HalError:
+            project = await project_service.create_project(
+                session=session,
+                app_id=DEMO_APP_ID,
+                settings=project_service.ProjectSettings(name="Demo project"),
+            )
+        return project_service.describe_project(project, include_secret=True)
+
+    return _run(database_url, work)
+
+
+def _demo_banner(project: dict[str, Any], base_url: str) -> str:
+    user_id = "user_456"
+    payload = {
+        "app_id": project["app_id"],
+        "visitor_id": "visitor_demo_1",
+        "user_id": user_id,
+        "email": "alice@acme.com",
+        "name": "Alice",
+        "metadata": {"plan": "enterprise", "role": "admin"},
+        "company": {
+            "id": "acme",
+            "name": "Acme Inc",
+            "stage": "Qualified",
+            "metadata": {"arr_band": "50k-100k", "crm_owner": "Sam"},
+        },
+        "user_hash": compute_user_hash(project["identity_secret"], user_id),
+    }
+    curl = (
+        f"curl -s -X POST {base_url}/api/widget/identify "
+        f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(payload))}"
+    )
+    return "\n".join(
+        [
+            "",
+            f"  HAL demo project ready: app_id={project['app_id']}",
+            f"  identity secret (keep it on your backend): {project['identity_secret']}",
+            f"  API docs: {base_url}/docs",
+            "  Try an identify:",
+            "",
+            f"  {curl}",
+            "",
+        ]
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    database_url: DatabaseUrl = None,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+    demo: Annotated[bool, typer.Option("--demo", help="Create and print a demo project")] = False,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run migrations, then serve the API."""
+    import uvicorn
+
+    settings = _settings(database_url)
+    os.environ["HAL_DATABASE_URL"] = settings.database_url  # for worker processes
+    if demo:
+        typer.echo(
+            _demo_banner(_ensure_demo_project(settings.database_url), f"http://{host}:{port}")
+        )
+    else:
+        _run(settings.database_url, _noop)
+    uvicorn.run(
+        "hal.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+async def _noop(_: AsyncSession) -> None:
+    return None
+
+
+@app.command("migrate")
+def migrate_command(database_url: DatabaseUrl = None) -> None:
+    """Bring the database schema up to date (hal serve does this at start)."""
+    _run(database_url, _noop)
+    typer.echo("schema is up to date")
+
+
+def main() -> None:
+    app()

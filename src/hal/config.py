@@ -1,0 +1,35 @@
+"""One typed Settings object, read from `HAL_*` environment variables when built, not on import."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hal.domain.limits import Limits
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HAL_", extra="ignore")
+
+    database_url: str = "sqlite:///hal.db"
+    session_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_metadata_keys: int = Field(default=100, ge=1)
+    max_company_ids: int = Field(default=50, ge=1)
+    # When true, `X-Forwarded-*` from the proxy in front are trusted (see docs/operations.md).
+    behind_proxy: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("HAL_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_body_bytes=self.max_body_bytes,
+            max_metadata_keys=self.max_metadata_keys,
+            max_company_ids=self.max_company_ids,
+        )

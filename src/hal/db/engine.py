@@ -1,0 +1,119 @@
+"""Engine and transactions: SQLite (WAL, one writer) or PostgreSQL, one transaction per request.
+
+`Database.transaction(work)` runs `work(session)` in one transaction and retries it when a
+concurrent request won a race (a unique key taken meanwhile, a deadlock, a serialization
+failure): the work re-reads and decides again, so no duplicate is ever written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+T = TypeVar("T")
+
+RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock not available
+
+
+def to_async_url(url: str) -> str:
+    """Accept the URLs people write (`sqlite:///x.db`, `postgresql://...`) and pick our drivers."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if backend in {"postgresql", "postgres"}:
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database URL {parsed.drivername!r}: use sqlite or postgresql")
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves (pysqlite's implicit transactions defer the write lock).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Take the write lock up front: a read-then-write transaction can then never fail to
+        # upgrade its lock, and identifies for one person are serialized across processes.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return sqlstate in RETRYABLE_SQLSTATES
+
+
+def lock_key(*parts: object) -> int:
+    """A signed 64-bit key for a PostgreSQL advisory lock on a business key."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Database:
+    """The engine, its session factory, and the per-request transaction helper."""
+
+    def __init__(self, url: str, *, echo: bool = False, max_attempts: int = 8) -> None:
+        self.url = to_async_url(url)
+        self.dialect = make_url(self.url).get_backend_name()
+        self.max_attempts = max_attempts
+        if self.dialect == "sqlite":
+            # One connection per process: requests queue for it instead of spinning on
+            # SQLite's busy handler. Other processes still wait on busy_timeout.
+            self.engine = create_async_engine(
+                self.url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60
+            )
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_async_engine(
+                self.url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+            )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    async def transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `work` in one transaction, retrying it from scratch if it lost a race."""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    return await work(session)
+            except DBAPIError as exc:
+                if attempt == self.max_attempts or not _is_retryable(exc):
+                    raise
+            await asyncio.sleep(random.uniform(0, 0.005 * attempt))
+        raise AssertionError("unreachable")
+
+    async def lock(self, session: AsyncSession, keys: Iterable[int]) -> None:
+        """Serialize transactions on business keys (PostgreSQL advisory locks, sorted so two
+        transactions never wait on each other). SQLite already runs one writer at a time."""
+        if not self.is_postgres:
+            return
+        for key in sorted(set(keys)):
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,98 @@
+"""Queries shared by several use cases; plain functions over an AsyncSession."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hal.db.models import Base, Company, Contact, ContactCompany, Project, Visitor
+
+
+async def insert_ignoring_conflict(
+    session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: the race-free way to "create unless it exists"."""
+    if not rows:
+        return
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    table = model.__table__
+    full_rows = []
+    for row in rows:
+        full = dict(row)
+        for column in table.columns:  # type: ignore[attr-defined]
+            if column.key not in full and column.default is not None and column.default.is_callable:
+                full[column.key] = column.default.arg(None)
+        full_rows.append(full)
+    statement = insert(table).values(full_rows).on_conflict_do_nothing(index_elements=list(keys))
+    await session.execute(statement)
+
+
+async def project_by_app_id(session: AsyncSession, app_id: str) -> Project | None:
+    result = await session.execute(select(Project).where(Project.app_id == app_id))
+    return result.scalar_one_or_none()
+
+
+async def contact_by_user_id(
+    session: AsyncSession, project_id: int, user_id: str, *, for_update: bool = False
+) -> Contact | None:
+    query = select(Contact).where(Contact.project_id == project_id, Contact.user_id == user_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def contact_by_email(
+    session: AsyncSession, project_id: int, email_normalized: str, *, for_update: bool = False
+) -> Contact | None:
+    query = select(Contact).where(
+        Contact.project_id == project_id, Contact.email_normalized == email_normalized
+    )
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def contact_for_update(session: AsyncSession, contact_id: int) -> Contact | None:
+    query = (
+        select(Contact)
+        .where(Contact.id == contact_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def visitor_for_update(session: AsyncSession, project_id: int, key: str) -> Visitor | None:
+    query = (
+        select(Visitor)
+        .where(Visitor.project_id == project_id, Visitor.visitor_key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def linked_company_ids(session: AsyncSession, contact_id: int) -> list[str]:
+    """The customer's ids of every company linked to the contact, sorted."""
+    query = (
+        select(Company.external_id)
+        .join(ContactCompany, ContactCompany.company_id == Company.id)
+        .where(ContactCompany.contact_id == contact_id)
+        .order_by(Company.external_id)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def linked_companies(session: AsyncSession, contact_id: int) -> list[Company]:
+    query = (
+        select(Company)
+        .join(ContactCompany, ContactCompany.company_id == Company.id)
+        .where(ContactCompany.contact_id == contact_id)
+        .order_by(Company.external_id)
+    )
+    return list((await session.execute(query)).scalars())

@@ -1,0 +1,53 @@
+"""One error hierarchy for every rule; the HTTP edge maps each kind to a status code."""
+
+from __future__ import annotations
+
+
+class HalError(Exception):
+    """A refusal a client can act on: a stable `code`, a sentence, and the field at fault."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class BadRequest(HalError):
+    """The request could not be read at all (malformed JSON, wrong content type)."""
+
+
+class InvalidInput(HalError):
+    """The request was read but a field breaks a rule or a limit."""
+
+
+class Unauthorized(HalError):
+    """A credential is missing or wrong."""
+
+
+class Forbidden(HalError):
+    """The caller is known but may not do this."""
+
+
+class NotFound(HalError):
+    """The thing addressed does not exist for this caller."""
+
+
+class Conflict(HalError):
+    """The request is valid but the current state does not allow it."""
+
+
+class PayloadTooLarge(HalError):
+    """The body is over the configured limit."""
+
+
+class UnsupportedMediaType(HalError):
+    """The body is not JSON."""
+
+
+class RateLimited(HalError):
+    """Too many requests; `retry_after` says when to come back, in seconds."""
+
+    def __init__(self, code: str, message: str, *, retry_after: int, field: str | None = None):
+        super().__init__(code, message, field=field)
+        self.retry_after = retry_after

@@ -1,0 +1,118 @@
+"""Which contact an identify reaches, and what it may change (SPEC "Matching", steps 1-3).
+
+`plan_identify` is a pure decision over the candidates the service loaded; the service then
+carries the plan out inside one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hal.domain.errors import Forbidden
+from hal.domain.verification import Proof, VerificationMode
+
+EMAIL_IN_USE = "email_in_use"
+
+
+@dataclass(frozen=True)
+class ContactRef:
+    """The facts about an existing contact that matching needs."""
+
+    id: int
+    user_id: str | None
+    email: str | None  # normalized
+    verified: bool
+
+
+@dataclass(frozen=True)
+class IdentifyPlan:
+    target: ContactRef | None  # None: create a new contact
+    claim_user_id: bool  # the target is a lead that receives the request's user_id
+    set_email: bool  # store the request's email on the target
+    merge_lead: ContactRef | None  # a lead whose records move into the target, then goes
+    mark_verified: bool
+    warnings: tuple[str, ...]
+
+
+def _refuse_verified() -> Forbidden:
+    return Forbidden(
+        "verification_required",
+        "this contact is verified: send a valid user_hash or identity_token for it",
+        field="user_hash",
+    )
+
+
+def plan_identify(
+    *,
+    mode: VerificationMode,
+    user_id: str | None,
+    email: str | None,
+    proof: Proof,
+    by_user_id: ContactRef | None,
+    by_email: ContactRef | None,
+    session_contact_id: int | None = None,
+) -> IdentifyPlan:
+    """Decide the target contact, lead claim or merge, and email change for one identify.
+
+    `email` is normalized. `by_user_id` / `by_email` are the contacts owning those keys now.
+    `session_contact_id` is the contact a valid session token of this visitor vouches for.
+    """
+    if user_id is None and email is None:
+        raise ValueError("identify needs a user_id or an email")
+    enforce = mode is not VerificationMode.DISABLED
+    # A request is "verified" only for the values its proof signs; a session token vouches
+    # for the one contact it was issued for.
+    signs_email = proof.signs_email(email)
+    signs_key = proof.signs_user_id(user_id) if user_id is not None else signs_email
+
+    def trusted(contact: ContactRef) -> bool:
+        return not enforce or signs_key or contact.id == session_contact_id
+
+    def may_take_lead(lead: ContactRef) -> bool | None:
+        """True: claim/merge; False: leave it (email_in_use); raises for a verified lead."""
+        if signs_email or lead.id == session_contact_id:
+            return True
+        if proof.verified:
+            # Signed over the user_id only: the email is an unsigned field (SPEC).
+            return False
+        if enforce and lead.verified:
+            raise _refuse_verified()
+        return True
+
+    target: ContactRef | None
+    claim = False
+    if user_id is not None:
+        if by_user_id is not None:
+            target = by_user_id
+        elif by_email is not None and by_email.user_id is None and may_take_lead(by_email):
+            target, claim = by_email, True
+        else:
+            target = None
+    else:
+        target = by_email
+
+    if target is not None and target.verified and not trusted(target):
+        raise _refuse_verified()
+
+    warnings: list[str] = []
+    set_email = False
+    merge_lead: ContactRef | None = None
+    if email is not None and (target is None or target.email != email):
+        owner = by_email if by_email is not None and by_email != target else None
+        if owner is None:
+            set_email = True
+        elif owner.user_id is not None:
+            warnings.append(EMAIL_IN_USE)
+        elif may_take_lead(owner):
+            merge_lead, set_email = owner, True
+        else:
+            warnings.append(EMAIL_IN_USE)
+
+    return IdentifyPlan(
+        target=target,
+        claim_user_id=claim,
+        set_email=set_email,
+        merge_lead=merge_lead,
+        mark_verified=enforce and signs_key,
+        warnings=tuple(warnings),
+    )

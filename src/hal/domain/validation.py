@@ -1,0 +1,144 @@
+"""Checks of client-supplied values: ids, placeholders, emails, metadata shapes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from hal.domain.errors import Forbidden, InvalidInput
+from hal.domain.limits import Limits
+
+Metadata = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Email:
+    """An email as the customer sent it (`raw`), trimmed for display and lowered for matching."""
+
+    raw: str
+    display: str
+    normalized: str
+
+
+def check_text(value: str, *, field: str, max_length: int, what: str = "value") -> str:
+    """Refuse empty-after-trimming or over-long text."""
+    if not value.strip():
+        raise InvalidInput("empty_value", f"{field} must not be empty", field=field)
+    if len(value) > max_length:
+        raise InvalidInput(
+            "too_long", f"{field} is longer than {max_length} characters", field=field
+        )
+    return value
+
+
+def check_identifier(value: str, *, field: str, limits: Limits) -> str:
+    """An id (user_id, company id, visitor_id): 1-255 chars and not a placeholder.
+
+    Placeholders such as "null" or "guest" come from templates that rendered a missing value;
+    accepting them would merge unrelated people into one record.
+    """
+    check_text(value, field=field, max_length=limits.max_id_length)
+    if value.strip().lower() in limits.placeholder_ids:
+        raise InvalidInput(
+            "placeholder_id",
+            f"{field} {value!r} looks like a placeholder, not a real id",
+            field=field,
+        )
+    return value
+
+
+def parse_email(value: str, *, field: str = "email", limits: Limits) -> Email:
+    """Check email syntax; keep the raw value (it is what `user_hash` signs)."""
+    display = value.strip()
+    check_text(display, field=field, max_length=limits.max_id_length)
+    try:
+        validate_email(display, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(
+            "invalid_email", f"{field} is not a valid email: {exc}", field=field
+        ) from None
+    return Email(raw=value, display=display, normalized=display.lower())
+
+
+def _check_scalar(value: Any, *, field: str, limits: Limits) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        if len(value) > limits.max_string_value_length:
+            raise InvalidInput(
+                "too_long",
+                f"{field} is longer than {limits.max_string_value_length} characters",
+                field=field,
+            )
+        return
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput("invalid_number", f"{field} must be a finite number", field=field)
+        if abs(value) > limits.max_abs_number:
+            raise InvalidInput(
+                "invalid_number", f"{field} is out of range (|n| <= 2^53)", field=field
+            )
+        return
+    raise InvalidInput(
+        "invalid_metadata_value",
+        f"{field} must be a string, number, boolean, null or a list of those",
+        field=field,
+    )
+
+
+def check_metadata(value: Mapping[str, Any], *, field: str, limits: Limits) -> Metadata:
+    """Enforce the metadata limits: key count and length, scalar or flat-list values."""
+    if len(value) > limits.max_metadata_keys:
+        raise InvalidInput(
+            "too_many_keys",
+            f"{field} has {len(value)} keys; at most {limits.max_metadata_keys} per call",
+            field=field,
+        )
+    for key, item in value.items():
+        key_field = f"{field}.{key}"
+        if not 1 <= len(key) <= limits.max_metadata_key_length:
+            raise InvalidInput(
+                "invalid_metadata_key",
+                f"{field} keys must be 1-{limits.max_metadata_key_length} characters",
+                field=key_field[:200],
+            )
+        if isinstance(item, list):
+            if len(item) > limits.max_list_length:
+                raise InvalidInput(
+                    "too_long",
+                    f"{key_field} has more than {limits.max_list_length} items",
+                    field=key_field,
+                )
+            for index, element in enumerate(item):
+                _check_scalar(element, field=f"{key_field}[{index}]", limits=limits)
+        else:
+            _check_scalar(item, field=key_field, limits=limits)
+    return dict(value)
+
+
+def merge_metadata(current: Mapping[str, Any], patch: Mapping[str, Any]) -> Metadata:
+    """Merge `patch` into `current` key by key; a `None` value deletes the key."""
+    merged = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def check_protected_keys(
+    patch: Mapping[str, Any], *, protected: frozenset[str], signed: Mapping[str, Any], field: str
+) -> None:
+    """Refuse an unsigned write to a protected key (a signed claim may write it)."""
+    for key in patch:
+        if key in protected and not (key in signed and signed[key] == patch[key]):
+            raise Forbidden(
+                "protected_attribute",
+                f"{field}.{key} is protected: only signed claims or the team API may write it",
+                field=f"{field}.{key}",
+            )

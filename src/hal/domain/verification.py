@@ -1,0 +1,180 @@
+"""Identity verification: the HMAC `user_hash`, the signed `identity_token`, and what they prove.
+
+A proof names the exact values it signs. Matching asks the proof about the one key it matched
+through (user_id or email), so an unsigned field can never reach a contact (SPEC "Identity
+verification").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import jwt
+
+from hal.domain.errors import Unauthorized
+
+
+class VerificationMode(StrEnum):
+    DISABLED = "disabled"
+    ENABLED = "enabled"
+    ENFORCED = "enforced"
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What the request's signature vouches for. Empty means unverified."""
+
+    user_id: str | None = None
+    email: str | None = None  # normalized (trimmed, lower-case)
+    name: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def verified(self) -> bool:
+        return self.user_id is not None or self.email is not None
+
+    def signs_user_id(self, user_id: str | None) -> bool:
+        return user_id is not None and self.user_id == user_id
+
+    def signs_email(self, email: str | None) -> bool:
+        return email is not None and self.email == email
+
+
+UNVERIFIED = Proof()
+
+
+def compute_user_hash(secret: str, value: str) -> str:
+    """Lowercase hex HMAC-SHA256 of `value` keyed by the project's identity secret."""
+    return hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def user_hash_matches(secrets: Iterable[str], value: str, user_hash: str) -> bool:
+    """Compare in constant time against every secret currently accepted (rotation grace)."""
+    candidate = user_hash.strip().lower().encode()
+    matched = False
+    for secret in secrets:
+        expected = compute_user_hash(secret, value).encode()
+        # No early exit: the time taken does not reveal which secret matched.
+        matched |= hmac.compare_digest(expected, candidate)
+    return matched
+
+
+def decode_identity_token(secrets: Iterable[str], token: str) -> dict[str, Any]:
+    """Decode an HS256 JWT signed with an accepted identity secret; `exp` is required."""
+    last_error: jwt.PyJWTError | None = None
+    for secret in secrets:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, secret, algorithms=["HS256"], options={"require": ["exp"]}
+            )
+            return claims
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized(
+                "invalid_identity_token", "identity_token has expired", field="identity_token"
+            ) from None
+        except jwt.PyJWTError as exc:
+            last_error = exc
+    raise Unauthorized(
+        "invalid_identity_token",
+        f"identity_token is not valid for this project ({last_error})",
+        field="identity_token",
+    )
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The identity fields after signed token claims have overridden the body."""
+
+    user_id: str | None
+    email: str | None  # raw, as sent
+    name: str | None
+
+
+def resolve_proof(
+    *,
+    mode: VerificationMode,
+    secrets: list[str],
+    user_id: str | None,
+    email: str | None,
+    name: str | None,
+    user_hash: str | None,
+    identity_token: str | None,
+) -> tuple[Claims, Proof]:
+    """Check `user_hash` / `identity_token` under the project's mode.
+
+    Returns the identity fields to use (token claims win over the body) and what is proven.
+    Raises Unauthorized for a wrong hash or token, or a missing one under `enforced`.
+    """
+    claims = Claims(user_id=user_id, email=email, name=name)
+    if mode is VerificationMode.DISABLED:
+        return claims, UNVERIFIED
+
+    proof = UNVERIFIED
+    if identity_token is not None:
+        token = decode_identity_token(secrets, identity_token)
+        signed_user_id = _claim_str(token, "user_id")
+        signed_email = _claim_str(token, "email")
+        signed_name = _claim_str(token, "name")
+        signed_metadata = token.get("metadata") if isinstance(token.get("metadata"), dict) else {}
+        claims = Claims(
+            user_id=signed_user_id if signed_user_id is not None else claims.user_id,
+            email=signed_email if signed_email is not None else claims.email,
+            name=signed_name if signed_name is not None else claims.name,
+        )
+        if signed_user_id is None and signed_email is None:
+            raise Unauthorized(
+                "invalid_identity_token",
+                "identity_token must carry a user_id or an email claim",
+                field="identity_token",
+            )
+        proof = Proof(
+            user_id=signed_user_id,
+            email=signed_email.strip().lower() if signed_email is not None else None,
+            name=signed_name,
+            metadata=signed_metadata,
+        )
+
+    if user_hash is not None:
+        signed_value = claims.user_id if claims.user_id is not None else claims.email
+        if signed_value is None or not user_hash_matches(secrets, signed_value, user_hash):
+            raise Unauthorized(
+                "invalid_user_hash",
+                "user_hash does not match the HMAC-SHA256 of "
+                + ("user_id" if claims.user_id is not None else "email"),
+                field="user_hash",
+            )
+        if claims.user_id is not None:
+            proof = Proof(
+                user_id=claims.user_id, email=proof.email, name=proof.name, metadata=proof.metadata
+            )
+        else:
+            assert claims.email is not None
+            proof = Proof(
+                email=claims.email.strip().lower(), name=proof.name, metadata=proof.metadata
+            )
+
+    if mode is VerificationMode.ENFORCED and not proof.verified:
+        raise Unauthorized(
+            "user_hash_required",
+            "this project requires a valid user_hash or identity_token on identify",
+            field="user_hash",
+        )
+    return claims, proof
+
+
+def _claim_str(token: Mapping[str, Any], key: str) -> str | None:
+    value = token.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise Unauthorized(
+            "invalid_identity_token",
+            f"identity_token claim {key!r} must be a non-empty string",
+            field="identity_token",
+        )
+    return value

@@ -1,0 +1,105 @@
+"""The wire contract: request and response bodies as strict Pydantic models.
+
+Strict types: `false` is not an integer and `1` is not a string. The limits documented here are
+the defaults; the domain checks enforce the configured ones.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from hal.domain.stages import StageMode
+
+Id = Annotated[StrictStr, Field(min_length=1, max_length=255)]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=255)]
+Scalar = StrictStr | StrictInt | StrictFloat | StrictBool | None
+MetadataValue = Annotated[
+    Scalar | Annotated[list[Scalar], Field(max_length=50)],
+    Field(
+        description="string (<= 1,000 chars), number, boolean, null, or a list of <= 50 of those"
+    ),
+]
+Metadata = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=64)], MetadataValue],
+    Field(description="Merged key by key; a null value deletes the key. <= 100 keys per call."),
+]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class CompanyInput(Input):
+    id: Id
+    name: Name | None = None
+    stage: Name | None = None
+    metadata: Metadata | None = None
+
+
+class IdentifyRequest(Input):
+    app_id: Id
+    visitor_id: Id
+    user_id: Id | None = None
+    email: Annotated[StrictStr, Field(max_length=255)] | None = None
+    name: Name | None = None
+    metadata: Metadata | None = None
+    company: CompanyInput | None = Field(
+        default=None, description="Upserted, linked and made active; null clears the active company"
+    )
+    company_ids: Annotated[list[Id], Field(max_length=50)] | None = None
+    user_hash: Annotated[StrictStr, Field(max_length=128)] | None = None
+    identity_token: Annotated[StrictStr, Field(max_length=8192)] | None = None
+    stage_mode: StageMode | None = None
+
+
+class SetPropertiesRequest(Input):
+    app_id: Id
+    visitor_id: Id
+    properties: Metadata
+
+
+class ContactOut(BaseModel):
+    id: int
+    user_id: str | None
+    email: str | None
+    name: str | None
+    metadata: dict[str, Any]
+    verified: bool
+
+
+class CompanyOut(BaseModel):
+    id: str
+    name: str | None
+    stage: str | None
+    metadata: dict[str, Any]
+
+
+class StageWriteOut(BaseModel):
+    applied: bool
+    previous: str | None
+    stage: str | None = Field(description="the company's stage after the write")
+    mode: StageMode
+    reason: str | None = Field(
+        description="why a write was skipped: unchanged, stage_already_set, "
+        "not_forward or set_by_agent"
+    )
+
+
+class IdentifyResponse(BaseModel):
+    visitor_id: str
+    contact: ContactOut
+    active_company: CompanyOut | None
+    company_ids: list[str]
+    session_token: str
+    warnings: list[Literal["email_in_use"]]
+    stage: StageWriteOut | None = None
+
+
+class SetPropertiesResponse(BaseModel):
+    visitor_id: str
+    contact: ContactOut | None = Field(description="the bound contact; null while anonymous")
+    properties: dict[str, Any] = Field(
+        description="what the visitor collected while anonymous (empty once identified)"
+    )

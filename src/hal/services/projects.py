@@ -1,0 +1,153 @@
+"""Project administration: create, update, show, rotate the identity secret, team tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hal.db.models import ApiToken, Project
+from hal.db.queries import project_by_app_id
+from hal.db.types import utcnow
+from hal.domain.errors import Conflict, NotFound
+from hal.domain.projects import check_app_id, check_stages, normalize_origin
+from hal.domain.stages import StageMode
+from hal.domain.verification import VerificationMode
+
+DEFAULT_STAGES = ["Lead", "Qualified", "Trial", "Customer", "Churned"]
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """The settable parts of a project; None leaves a setting as it is."""
+
+    name: str | None = None
+    identity_verification: VerificationMode | None = None
+    stage_mode: StageMode | None = None
+    stages: list[str] | None = None
+    allowed_origins: list[str] | None = None
+    protected_keys: list[str] | None = None
+
+
+def _apply(project: Project, changes: ProjectSettings) -> None:
+    if changes.name is not None:
+        project.name = changes.name
+    if changes.identity_verification is not None:
+        project.identity_verification = changes.identity_verification.value
+    if changes.stage_mode is not None:
+        project.stage_mode = changes.stage_mode.value
+    if changes.stages is not None:
+        project.stages = check_stages(changes.stages)
+    if changes.allowed_origins is not None:
+        project.allowed_origins = sorted({normalize_origin(o) for o in changes.allowed_origins})
+    if changes.protected_keys is not None:
+        project.protected_keys = sorted({key.strip() for key in changes.protected_keys if key})
+
+
+def new_secret() -> str:
+    return secrets.token_hex(32)
+
+
+async def create_project(
+    *, session: AsyncSession, app_id: str | None, settings: ProjectSettings
+) -> Project:
+    """Create a project; its identity secret is returned once, in the caller's output."""
+    app_id = check_app_id(app_id) if app_id else f"proj_{secrets.token_hex(6)}"
+    if await project_by_app_id(session, app_id) is not None:
+        raise Conflict("app_id_taken", f"a project with app_id {app_id!r} exists", field="app_id")
+    project = Project(
+        app_id=app_id,
+        name=settings.name or app_id,
+        identity_secret=new_secret(),
+        session_secret=new_secret(),
+        identity_verification=VerificationMode.ENABLED.value,
+        stage_mode=StageMode.OVERWRITE.value,
+        stages=list(DEFAULT_STAGES),
+        allowed_origins=[],
+        protected_keys=[],
+    )
+    _apply(project, settings)
+    session.add(project)
+    await session.flush()
+    return project
+
+
+async def get_project(*, session: AsyncSession, app_id: str) -> Project:
+    project = await project_by_app_id(session, app_id)
+    if project is None:
+        raise NotFound("unknown_app", f"no project with app_id {app_id!r}", field="app_id")
+    return project
+
+
+async def update_project(
+    *, session: AsyncSession, app_id: str, settings: ProjectSettings
+) -> Project:
+    """Change a project's settings."""
+    project = await get_project(session=session, app_id=app_id)
+    _apply(project, settings)
+    await session.flush()
+    return project
+
+
+async def rotate_secret(*, session: AsyncSession, app_id: str, grace: timedelta) -> Project:
+    """Issue a new identity secret; the old one keeps verifying until the grace period ends."""
+    project = await get_project(session=session, app_id=app_id)
+    project.previous_identity_secret = project.identity_secret
+    project.previous_secret_expires_at = utcnow() + grace
+    project.identity_secret = new_secret()
+    await session.flush()
+    return project
+
+
+def accepted_secrets(project: Project, now: datetime) -> list[str]:
+    """The identity secrets a hash or token may be signed with right now."""
+    accepted = [project.identity_secret]
+    expires = project.previous_secret_expires_at
+    if project.previous_identity_secret and expires is not None and expires > now:
+        accepted.append(project.previous_identity_secret)
+    return accepted
+
+
+def describe_project(project: Project, *, include_secret: bool) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "app_id": project.app_id,
+        "name": project.name,
+        "identity_verification": project.identity_verification,
+        "stage_mode": project.stage_mode,
+        "stages": project.stages,
+        "allowed_origins": project.allowed_origins,
+        "protected_keys": project.protected_keys,
+        "created_at": project.created_at.isoformat(),
+    }
+    if include_secret:
+        shown["identity_secret"] = project.identity_secret
+        if project.previous_secret_expires_at is not None:
+            shown["previous_secret_expires_at"] = project.previous_secret_expires_at.isoformat()
+    return shown
+
+
+def hash_api_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_api_token(*, session: AsyncSession, app_id: str) -> str:
+    """A team API token for one project; only its hash is stored."""
+    project = await get_project(session=session, app_id=app_id)
+    token = f"hal_{secrets.token_urlsafe(32)}"
+    session.add(ApiToken(project_id=project.id, token_hash=hash_api_token(token), prefix=token[:8]))
+    await session.flush()
+    return token
+
+
+async def project_for_api_token(*, session: AsyncSession, token: str) -> Project | None:
+    query = (
+        select(Project)
+        .join(ApiToken, ApiToken.project_id == Project.id)
+        .where(ApiToken.token_hash == hash_api_token(token), ApiToken.revoked_at.is_(None))
+    )
+    return (await session.execute(query)).scalar_one_or_none()
