@@ -51,7 +51,8 @@ class IdentifyRequest(Input):
     company_ids: Annotated[list[Id], Field(max_length=50)] | None = None
     user_hash: Annotated[StrictStr, Field(max_length=128)] | None = None
     identity_token: Annotated[StrictStr, Field(max_length=8192)] | None = None
-    stage_mode: StageMode | None = None
+    # Enums are given as their string values; strict mode would demand enum instances.
+    stage_mode: Annotated[StageMode, Field(strict=False)] | None = None
 
 
 class SetPropertiesRequest(Input):

@@ -33,7 +33,7 @@ async def upsert_companies(
             Company.project_id == project.id, Company.external_id.in_(wanted)
         )
     )
-    return dict(rows.tuples().all())
+    return {external_id: row_id for external_id, row_id in rows}  # noqa: C416
 
 
 async def company_for_update(session: AsyncSession, company_id: int) -> Company:

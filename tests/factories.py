@@ -1,0 +1,67 @@
+"""Small factories for test data: projects, identify payloads, signatures."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from hal.db.engine import Database
+from hal.domain.stages import StageMode
+from hal.domain.verification import VerificationMode, compute_user_hash
+from hal.services.projects import ProjectSettings, create_project
+
+
+@dataclass(frozen=True)
+class TestProject:
+    __test__ = False
+    app_id: str
+    secret: str
+
+    def hash(self, value: str) -> str:
+        return compute_user_hash(self.secret, value)
+
+
+async def make_project(
+    database: Database,
+    *,
+    verification: VerificationMode = VerificationMode.ENABLED,
+    stage_mode: StageMode | str | None = None,
+    stages: list[str] | None = None,
+    allowed_origins: list[str] | None = None,
+    protected_keys: list[str] | None = None,
+) -> TestProject:
+    settings = ProjectSettings(
+        identity_verification=verification,
+        stage_mode=StageMode(stage_mode) if stage_mode else None,
+        stages=stages,
+        allowed_origins=allowed_origins,
+        protected_keys=protected_keys,
+    )
+
+    async def work(session: Any) -> TestProject:
+        project = await create_project(
+            session=session, app_id=f"t_{secrets.token_hex(6)}", settings=settings
+        )
+        return TestProject(app_id=project.app_id, secret=project.identity_secret)
+
+    return await database.transaction(work)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(4)}"
+
+
+def unique_email(name: str = "user") -> str:
+    return f"{name}.{secrets.token_hex(4)}@example.com"
+
+
+def identify_payload(project: TestProject, **fields: Any) -> dict[str, Any]:
+    """An identify body; `signed=True` adds the right user_hash."""
+    signed = fields.pop("signed", False)
+    payload = {"app_id": project.app_id, "visitor_id": fields.pop("visitor_id", unique("v"))}
+    payload.update(fields)
+    if signed:
+        value = payload.get("user_id") or payload["email"]
+        payload["user_hash"] = project.hash(value)
+    return payload

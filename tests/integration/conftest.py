@@ -1,0 +1,114 @@
+"""Integration fixtures: the real app on a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from hal.app import create_app
+from hal.config import Settings
+from hal.db.engine import Database
+from hal.db.models import Company, Contact, ContactCompany, Project, StageChange, Visitor
+from tests.factories import TestProject, identify_payload, make_project
+
+
+class WidgetClient:
+    """The widget routes over the ASGI app, with one helper per route."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def post(self, path: str, body: Any, **headers: str) -> httpx.Response:
+        return await self.http.post(f"/api/widget/{path}", json=body, headers=headers)
+
+    async def identify(
+        self, project: TestProject, token: str | None = None, **fields: Any
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return await self.post("identify", identify_payload(project, **fields), **headers)
+
+    async def set_properties(
+        self, project: TestProject, visitor_id: str, properties: Any, token: str | None = None
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body = {"app_id": project.app_id, "visitor_id": visitor_id, "properties": properties}
+        return await self.post("set-properties", body, **headers)
+
+
+@pytest.fixture(scope="session")
+async def widget(database: Database) -> AsyncIterator[WidgetClient]:
+    app = create_app(Settings(database_url=database.url), database=database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hal.test") as http:
+        yield WidgetClient(http)
+
+
+@pytest.fixture
+def new_project(database: Database) -> Callable[..., Awaitable[TestProject]]:
+    async def factory(**settings: Any) -> TestProject:
+        return await make_project(database, **settings)
+
+    return factory
+
+
+@pytest.fixture
+async def project(new_project: Callable[..., Awaitable[TestProject]]) -> TestProject:
+    return await new_project()
+
+
+class Inspector:
+    """Read-only look at what a project holds, for assertions (no HTTP, no domain code)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def _rows(self, query: Any) -> list[Any]:
+        async with self.database.sessionmaker() as session:
+            return list((await session.execute(query)).scalars())
+
+    async def contacts(self, app_id: str) -> list[Any]:
+        return await self._rows(
+            select(Contact).join(Project).where(Project.app_id == app_id).order_by(Contact.id)
+        )
+
+    async def companies(self, app_id: str) -> list[Any]:
+        return await self._rows(
+            select(Company).join(Project).where(Project.app_id == app_id).order_by(Company.id)
+        )
+
+    async def links(self, app_id: str) -> list[tuple[int, str]]:
+        async with self.database.sessionmaker() as session:
+            rows = await session.execute(
+                select(ContactCompany.contact_id, Company.external_id)
+                .join(Company, Company.id == ContactCompany.company_id)
+                .join(Project, Project.id == Company.project_id)
+                .where(Project.app_id == app_id)
+                .order_by(ContactCompany.contact_id, Company.external_id)
+            )
+            return [tuple(row) for row in rows]
+
+    async def visitor(self, app_id: str, visitor_id: str) -> Any:
+        rows = await self._rows(
+            select(Visitor)
+            .join(Project)
+            .where(Project.app_id == app_id, Visitor.visitor_key == visitor_id)
+        )
+        return rows[0] if rows else None
+
+    async def stage_history(self, app_id: str, company_id: str) -> list[Any]:
+        return await self._rows(
+            select(StageChange)
+            .join(Company, Company.id == StageChange.company_id)
+            .join(Project, Project.id == Company.project_id)
+            .where(Project.app_id == app_id, Company.external_id == company_id)
+            .order_by(StageChange.id)
+        )
+
+
+@pytest.fixture(scope="session")
+def inspect(database: Database) -> Inspector:
+    return Inspector(database)
