@@ -25,14 +25,14 @@ class TestProject:
 async def make_project(
     database: Database,
     *,
-    verification: VerificationMode = VerificationMode.ENABLED,
+    verification: VerificationMode | str = VerificationMode.ENABLED,
     stage_mode: StageMode | str | None = None,
     stages: list[str] | None = None,
     allowed_origins: list[str] | None = None,
     protected_keys: list[str] | None = None,
 ) -> TestProject:
     settings = ProjectSettings(
-        identity_verification=verification,
+        identity_verification=VerificationMode(verification),
         stage_mode=StageMode(stage_mode) if stage_mode else None,
         stages=stages,
         allowed_origins=allowed_origins,
