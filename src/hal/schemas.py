@@ -38,7 +38,32 @@ class CompanyInput(Input):
     metadata: Metadata | None = None
 
 
+RECOMMENDED_IDENTIFY = {
+    "app_id": "demo",
+    "visitor_id": "user_456",
+    "user_id": "user_456",
+    "email": "alice@acme.com",
+    "name": "Alice",
+    "metadata": {"plan": "enterprise", "role": "admin"},
+    "company": {
+        "id": "acme",
+        "name": "Acme Inc",
+        "stage": "Qualified",
+        "metadata": {"arr_band": "50k-100k", "crm_owner": "Sam"},
+    },
+}
+
+
 class IdentifyRequest(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"app_id": "demo", "visitor_id": "v_1", "email": "alice@acme.com"},
+                RECOMMENDED_IDENTIFY,
+            ]
+        }
+    )
+
     app_id: Id
     visitor_id: Id
     user_id: Id | None = None
@@ -56,6 +81,14 @@ class IdentifyRequest(Input):
 
 
 class SetPropertiesRequest(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"app_id": "demo", "visitor_id": "v_1", "properties": {"seats": 12, "beta": None}}
+            ]
+        }
+    )
+
     app_id: Id
     visitor_id: Id
     properties: Metadata

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -106,9 +107,20 @@ def _field_name(location: tuple[Any, ...]) -> str | None:
 _TYPE_NAMES = {"str", "int", "float", "bool", "none", "dict", "list", "function-after"}
 
 
+def _most_specific(found: Sequence[Any]) -> Any:
+    """A union (a metadata value) fails once per branch; a "wrong type" error per branch hides
+    the one that says what is really wrong, such as a list that is too long."""
+    first_field = _field_name(tuple(found[0].get("loc", ())))
+    for error in found:
+        same_field = _field_name(tuple(error.get("loc", ()))) == first_field
+        if same_field and not str(error.get("type", "")).endswith("_type"):
+            return error
+    return found[0]
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0]
+    first = _most_specific(exc.errors())
     kind = first.get("type", "")
     field = _field_name(tuple(first.get("loc", ())))
     if kind == "json_invalid":

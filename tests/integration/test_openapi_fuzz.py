@@ -1,0 +1,64 @@
+"""A bounded schemathesis run against the service's own /openapi.json, over real HTTP:
+no 5xx, and every response matches the documented schema."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hal.services.projects import ProjectSettings, create_project, get_project
+from hal.domain.errors import NotFound
+from tests.servers import running_server
+
+pytestmark = pytest.mark.server
+
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+    ]
+)
+
+
+async def _ensure_demo_project(database) -> None:
+    """The schema's examples use app_id "demo", so they reach the real identify path."""
+
+    async def work(session):
+        try:
+            await get_project(session=session, app_id="demo")
+        except NotFound:
+            await create_project(session=session, app_id="demo", settings=ProjectSettings())
+
+    await database.transaction(work)
+
+
+async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
+    database, database_url, artifacts_dir: Path
+):
+    await _ensure_demo_project(database)
+    executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
+    assert executable, "schemathesis is a dev dependency; run through `make test`"
+    log = artifacts_dir / f"schemathesis-{database.dialect}.log"
+    with running_server(database_url, log=artifacts_dir / "server-schemathesis.log") as url:
+        result = subprocess.run(
+            [
+                executable, "run", f"{url}/openapi.json",
+                "--checks", CHECKS,
+                "--max-examples", "30",
+                "--seed", "1",
+                "--no-color",
+                "--generation-database", "none",
+                "--request-timeout", "10",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    log.write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout[-6000:]
