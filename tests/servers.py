@@ -23,17 +23,36 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    database_url: str, *, workers: int = 1, log: Path | None = None, env: dict[str, str] | None = None
+    database_url: str,
+    *,
+    workers: int = 1,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """Start `hal serve` on a free loopback port; yield its base URL; stop it."""
     port = free_port()
     command = [
-        sys.executable, "-m", "hal", "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--database-url", database_url, "--workers", str(workers), "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "hal",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
     ]
     output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
-        command, stdout=output, stderr=output, env={**os.environ, **(env or {})},
+        command,
+        stdout=output,
+        stderr=output,
+        env={**os.environ, **(env or {})},
         start_new_session=True,
     )
     base_url = f"http://127.0.0.1:{port}"

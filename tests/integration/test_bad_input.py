@@ -115,9 +115,7 @@ async def test_malformed_json_is_400(widget, raw, code):
 
 
 async def test_a_lone_surrogate_is_refused(widget, project):
-    raw = json.dumps(identify_payload(project, user_id="u1", name="x")).replace(
-        '"x"', '"\\ud800"'
-    )
+    raw = json.dumps(identify_payload(project, user_id="u1", name="x")).replace('"x"', '"\\ud800"')
     response = await widget.http.post(
         "/api/widget/identify", content=raw, headers={"Content-Type": "application/json"}
     )

@@ -35,7 +35,12 @@ async def test_40_concurrent_identifies_for_one_new_email_create_one_contact(
     project = await make_project(database)
     email = unique_email("race")
     bodies = [
-        {"app_id": project.app_id, "visitor_id": unique("v"), "email": email, "metadata": {f"k{i}": i}}
+        {
+            "app_id": project.app_id,
+            "visitor_id": unique("v"),
+            "email": email,
+            "metadata": {f"k{i}": i},
+        }
         for i in range(CONCURRENCY)
     ]
     responses = await _identify_all(server, bodies)

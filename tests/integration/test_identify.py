@@ -107,11 +107,11 @@ async def test_a_changed_email_of_a_lead_merges_the_lead(widget, project, inspec
     assert visitor.contact_id == merged["contact"]["id"]
 
 
-async def test_anonymous_properties_move_to_the_contact_and_incoming_values_win(
-    widget, project
-):
+async def test_anonymous_properties_move_to_the_contact_and_incoming_values_win(widget, project):
     visitor = unique("v")
-    anonymous = await widget.set_properties(project, visitor, {"plan": "free", "seen_pricing": True})
+    anonymous = await widget.set_properties(
+        project, visitor, {"plan": "free", "seen_pricing": True}
+    )
     assert anonymous.status_code == 200, anonymous.text
     assert anonymous.json()["contact"] is None
     body = (

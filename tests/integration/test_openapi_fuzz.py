@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hal.services.projects import ProjectSettings, create_project, get_project
 from hal.domain.errors import NotFound
+from hal.services.projects import ProjectSettings, create_project, get_project
 from tests.servers import running_server
 
 pytestmark = pytest.mark.server
@@ -48,13 +48,20 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     with running_server(database_url, log=artifacts_dir / "server-schemathesis.log") as url:
         result = subprocess.run(
             [
-                executable, "run", f"{url}/openapi.json",
-                "--checks", CHECKS,
-                "--max-examples", "30",
-                "--seed", "1",
+                executable,
+                "run",
+                f"{url}/openapi.json",
+                "--checks",
+                CHECKS,
+                "--max-examples",
+                "30",
+                "--seed",
+                "1",
                 "--no-color",
-                "--generation-database", "none",
-                "--request-timeout", "10",
+                "--generation-database",
+                "none",
+                "--request-timeout",
+                "10",
             ],
             capture_output=True,
             text=True,

@@ -239,9 +239,7 @@ async def test_old_secret_verifies_during_the_rotation_grace_period(widget, proj
     assert (await widget.identify(project, user_id="u1", user_hash=newest)).status_code == 200
 
 
-async def test_an_unsigned_write_to_a_protected_key_is_refused_whole(
-    widget, new_project, inspect
-):
+async def test_an_unsigned_write_to_a_protected_key_is_refused_whole(widget, new_project, inspect):
     project = await new_project(protected_keys=["plan"])
     visitor = unique("v")
     await widget.identify(project, visitor_id=visitor, user_id="u1", metadata={"a": 1})

@@ -1,0 +1,136 @@
+"""The identify matching rules as a pure decision (SPEC "Matching", "Identity verification")."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hal.domain.errors import Forbidden
+from hal.domain.matching import ContactRef, plan_identify
+from hal.domain.verification import UNVERIFIED, Proof, VerificationMode
+
+ENABLED = VerificationMode.ENABLED
+LEAD = ContactRef(id=1, user_id=None, email="a@x.com", verified=False)
+USER = ContactRef(id=2, user_id="u2", email="b@x.com", verified=False)
+
+
+def plan(**kwargs):
+    kwargs.setdefault("mode", ENABLED)
+    kwargs.setdefault("proof", UNVERIFIED)
+    kwargs.setdefault("user_id", None)
+    kwargs.setdefault("email", None)
+    kwargs.setdefault("by_user_id", None)
+    kwargs.setdefault("by_email", None)
+    return plan_identify(**kwargs)
+
+
+def test_user_id_match_wins_over_email():
+    result = plan(user_id="u2", email="a@x.com", by_user_id=USER, by_email=LEAD)
+    assert result.target == USER
+    assert result.merge_lead == LEAD  # the lead owning the new email is merged in
+
+
+def test_a_lead_with_the_email_is_claimed_when_the_user_id_is_new():
+    result = plan(user_id="u9", email="a@x.com", by_email=LEAD)
+    assert result.target == LEAD and result.claim_user_id
+
+
+def test_an_email_owned_by_another_user_gives_a_new_contact_and_a_warning():
+    result = plan(user_id="u9", email="b@x.com", by_email=USER)
+    assert result.target is None
+    assert not result.set_email
+    assert result.warnings == ("email_in_use",)
+
+
+def test_email_only_reaches_the_contact_with_that_email():
+    assert plan(email="b@x.com", by_email=USER).target == USER
+    assert plan(email="new@x.com").target is None
+
+
+def test_a_hash_over_user_id_never_claims_or_merges_through_the_email():
+    proof = Proof(user_id="u9")
+    claim = plan(user_id="u9", email="a@x.com", by_email=LEAD, proof=proof)
+    assert claim.target is None and claim.warnings == ("email_in_use",)
+    merge = plan(
+        user_id="u2", email="a@x.com", by_user_id=USER, by_email=LEAD, proof=Proof(user_id="u2")
+    )
+    assert merge.merge_lead is None and merge.warnings == ("email_in_use",)
+
+
+def test_a_token_signing_the_email_may_claim_the_lead():
+    result = plan(
+        user_id="u9", email="a@x.com", by_email=LEAD, proof=Proof(user_id="u9", email="a@x.com")
+    )
+    assert result.target == LEAD and result.claim_user_id and result.mark_verified
+
+
+def test_an_unverified_request_cannot_reach_a_verified_contact():
+    verified = ContactRef(id=3, user_id="u3", email="c@x.com", verified=True)
+    with pytest.raises(Forbidden) as refused:
+        plan(user_id="u3", by_user_id=verified)
+    assert refused.value.code == "verification_required"
+    with pytest.raises(Forbidden):
+        plan(email="c@x.com", by_email=verified)
+
+
+def test_a_proof_for_another_value_does_not_open_a_verified_contact():
+    verified = ContactRef(id=3, user_id="u3", email="c@x.com", verified=True)
+    with pytest.raises(Forbidden):
+        plan(user_id="u3", by_user_id=verified, proof=Proof(email="c@x.com"))
+
+
+def test_a_session_token_vouches_for_its_own_contact_only():
+    verified = ContactRef(id=3, user_id="u3", email="c@x.com", verified=True)
+    assert plan(user_id="u3", by_user_id=verified, session_contact_id=3).target == verified
+    with pytest.raises(Forbidden):
+        plan(user_id="u3", by_user_id=verified, session_contact_id=4)
+
+
+def test_disabled_verification_never_refuses_and_never_verifies():
+    verified = ContactRef(id=3, user_id="u3", email="c@x.com", verified=True)
+    result = plan(mode=VerificationMode.DISABLED, user_id="u3", by_user_id=verified)
+    assert result.target == verified and not result.mark_verified
+
+
+refs = st.builds(
+    ContactRef,
+    id=st.integers(1, 5),
+    user_id=st.one_of(st.none(), st.sampled_from(["u1", "u2"])),
+    email=st.sampled_from(["a@x.com", "b@x.com"]),
+    verified=st.booleans(),
+)
+proofs = st.one_of(
+    st.just(UNVERIFIED),
+    st.builds(Proof, user_id=st.sampled_from(["u1", "u2"])),
+    st.builds(Proof, email=st.sampled_from(["a@x.com", "b@x.com"])),
+)
+
+
+@given(
+    user_id=st.one_of(st.none(), st.sampled_from(["u1", "u2"])),
+    email=st.one_of(st.none(), st.sampled_from(["a@x.com", "b@x.com"])),
+    by_user_id=st.one_of(st.none(), refs),
+    by_email=st.one_of(st.none(), refs),
+    proof=proofs,
+)
+def test_an_unverified_request_never_touches_a_verified_contact(
+    user_id, email, by_user_id, by_email, proof
+):
+    if user_id is None and email is None:
+        return
+    try:
+        result = plan(
+            user_id=user_id, email=email, proof=proof, by_user_id=by_user_id, by_email=by_email
+        )
+    except Forbidden:
+        return
+    signs_key = proof.signs_user_id(user_id) if user_id else proof.signs_email(email)
+    if result.target is not None and result.target.verified:
+        assert signs_key
+    if result.merge_lead is not None:
+        assert proof.signs_email(email) or not proof.verified
+        assert not result.merge_lead.verified or proof.signs_email(email)
+    if result.claim_user_id:
+        assert result.target is not None and result.target.user_id is None
+        assert proof.signs_email(email) or not proof.verified
