@@ -120,7 +120,8 @@ def resolve_proof(
         signed_user_id = _claim_str(token, "user_id")
         signed_email = _claim_str(token, "email")
         signed_name = _claim_str(token, "name")
-        signed_metadata = token.get("metadata") if isinstance(token.get("metadata"), dict) else {}
+        raw_metadata = token.get("metadata")
+        signed_metadata: dict[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
         claims = Claims(
             user_id=signed_user_id if signed_user_id is not None else claims.user_id,
             email=signed_email if signed_email is not None else claims.email,
