@@ -6,10 +6,12 @@ the defaults; the domain checks enforce the configured ones.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from hal.domain.crm import DealStatus, EventScope
 from hal.domain.stages import StageMode
 
 Id = Annotated[StrictStr, Field(min_length=1, max_length=255)]
@@ -137,3 +139,126 @@ class SetPropertiesResponse(BaseModel):
     properties: dict[str, Any] = Field(
         description="what the visitor collected while anonymous (empty once identified)"
     )
+
+
+class TrackRequest(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "app_id": "demo",
+                    "visitor_id": "v_1",
+                    "event": "plan-upgraded",
+                    "properties": {"from": "pro", "to": "enterprise"},
+                    "event_id": "evt_01HZX",
+                }
+            ]
+        }
+    )
+
+    app_id: Id
+    visitor_id: Id
+    event: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    properties: Metadata | None = None
+    company_id: Id | None = None
+    scope: Annotated[EventScope, Field(strict=False)] | None = Field(
+        default=None, description="Default: company when company_id is sent, else contact"
+    )
+    occurred_at: Annotated[StrictStr, Field(max_length=64)] | None = Field(
+        default=None, description="ISO 8601; the server time when absent"
+    )
+    sent_at: Annotated[StrictStr, Field(max_length=64)] | None = Field(
+        default=None, description="The client's clock when it sent the call (skew correction)"
+    )
+    event_id: Id | None = Field(
+        default=None, description="Idempotency key: a repeat stores nothing"
+    )
+
+
+class SetStageRequest(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"app_id": "demo", "visitor_id": "v_1", "stage": "Customer"}]
+        }
+    )
+
+    app_id: Id
+    visitor_id: Id
+    stage: Name
+    company_id: Id | None = None
+    stage_mode: Annotated[StageMode, Field(strict=False)] | None = None
+
+
+class DealInput(Input):
+    id: Id
+    name: Name | None = None
+    amount: Annotated[StrictInt, Field(ge=0)] | Annotated[StrictFloat, Field(ge=0)] | None = None
+    currency: Annotated[StrictStr, Field(min_length=3, max_length=3)] | None = Field(
+        default=None, description="ISO 4217 code"
+    )
+    stage: Name | None = None
+    status: Annotated[DealStatus, Field(strict=False)] | None = None
+    close_date: Annotated[StrictStr, Field(max_length=32)] | None = Field(
+        default=None, description="YYYY-MM-DD"
+    )
+    metadata: Metadata | None = None
+
+
+class SetDealRequest(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "app_id": "demo",
+                    "visitor_id": "v_1",
+                    "deal": {"id": "d1", "name": "Enterprise", "amount": 50000, "currency": "USD"},
+                }
+            ]
+        }
+    )
+
+    app_id: Id
+    visitor_id: Id
+    company_id: Id | None = None
+    deal: DealInput
+
+
+class EventOut(BaseModel):
+    id: int
+    name: str
+    scope: EventScope
+    properties: dict[str, Any]
+    occurred_at: datetime
+    received_at: datetime
+    event_id: str | None
+    contact_id: int | None
+    company_id: str | None
+
+
+class TrackResponse(BaseModel):
+    event: EventOut
+    duplicate: bool
+
+
+class SetStageResponse(BaseModel):
+    company: CompanyOut
+    stage: StageWriteOut
+
+
+class DealOut(BaseModel):
+    id: str
+    name: str | None
+    amount: float | None
+    currency: str | None
+    stage: str | None
+    status: DealStatus
+    close_date: str | None
+    metadata: dict[str, Any]
+    updated_at: datetime
+
+
+class SetDealResponse(BaseModel):
+    company: CompanyOut
+    deal: DealOut
+    created: bool
+    changed: list[str] = Field(description="the fields this write changed")

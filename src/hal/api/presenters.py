@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from hal.db.models import Company, Contact
+from hal.db.models import Company, Contact, Deal, Event
+from hal.domain.crm import DealStatus, EventScope
 from hal.domain.stages import StageDecision, StageMode
-from hal.schemas import CompanyOut, ContactOut, StageWriteOut
+from hal.schemas import CompanyOut, ContactOut, DealOut, EventOut, StageWriteOut
 
 
 def contact_out(contact: Contact) -> ContactOut:
@@ -37,4 +38,32 @@ def stage_out(
         stage=company.stage if company is not None else None,
         mode=mode,
         reason=decision.reason,
+    )
+
+
+def event_out(event: Event, company: Company | None) -> EventOut:
+    return EventOut(
+        id=event.id,
+        name=event.name,
+        scope=EventScope(event.scope),
+        properties=event.properties,
+        occurred_at=event.occurred_at,
+        received_at=event.received_at,
+        event_id=event.event_key,
+        contact_id=event.contact_id,
+        company_id=company.external_id if company is not None else None,
+    )
+
+
+def deal_out(deal: Deal) -> DealOut:
+    return DealOut(
+        id=deal.external_id,
+        name=deal.name,
+        amount=float(deal.amount) if deal.amount is not None else None,
+        currency=deal.currency,
+        stage=deal.stage,
+        status=DealStatus(deal.status),
+        close_date=deal.close_date,
+        metadata=deal.metadata_,
+        updated_at=deal.updated_at,
     )

@@ -9,13 +9,20 @@ from fastapi import APIRouter
 from hal.api.body import StrictJSONRoute
 from hal.api.deps import CallerDep, DatabaseDep, SettingsDep
 from hal.api.errors import error_responses
-from hal.api.presenters import company_out, contact_out, stage_out
+from hal.api.presenters import company_out, contact_out, deal_out, event_out, stage_out
 from hal.schemas import (
     IdentifyRequest,
     IdentifyResponse,
+    SetDealRequest,
+    SetDealResponse,
     SetPropertiesRequest,
     SetPropertiesResponse,
+    SetStageRequest,
+    SetStageResponse,
+    TrackRequest,
+    TrackResponse,
 )
+from hal.services.crm import set_deal, set_stage, track
 from hal.services.identify import identify
 from hal.services.properties import set_properties
 
@@ -70,4 +77,62 @@ async def set_properties_route(
         visitor_id=result.visitor.visitor_key,
         contact=contact_out(result.contact) if result.contact else None,
         properties=result.visitor.properties,
+    )
+
+
+@router.post(
+    "/track",
+    response_model=TrackResponse,
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422),
+)
+async def track_route(
+    body: TrackRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
+) -> TrackResponse:
+    """Record a point-in-time milestone on the contact or its company."""
+    result = await db.transaction(
+        lambda session: track(
+            db=db, session=session, request=body, caller=caller, limits=settings.limits
+        )
+    )
+    return TrackResponse(event=event_out(result.event, result.company), duplicate=result.duplicate)
+
+
+@router.post(
+    "/set-stage",
+    response_model=SetStageResponse,
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422),
+)
+async def set_stage_route(
+    body: SetStageRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
+) -> SetStageResponse:
+    """Write the company's CRM stage under the stage mode."""
+    result = await db.transaction(
+        lambda session: set_stage(
+            db=db, session=session, request=body, caller=caller, limits=settings.limits
+        )
+    )
+    company = company_out(result.company)
+    stage = stage_out(result.decision, result.mode, result.company)
+    assert company is not None and stage is not None
+    return SetStageResponse(company=company, stage=stage)
+
+
+@router.post(
+    "/set-deal",
+    response_model=SetDealResponse,
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422),
+)
+async def set_deal_route(
+    body: SetDealRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
+) -> SetDealResponse:
+    """Create or update a deal of the company."""
+    result = await db.transaction(
+        lambda session: set_deal(
+            db=db, session=session, request=body, caller=caller, limits=settings.limits
+        )
+    )
+    company = company_out(result.company)
+    assert company is not None
+    return SetDealResponse(
+        company=company, deal=deal_out(result.deal), created=result.created, changed=result.changed
     )

@@ -133,7 +133,7 @@ class Deal(Base):
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(String(255))
-    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(20, 4))
     currency: Mapped[str | None] = mapped_column(String(3))
     stage: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(8), default="open")

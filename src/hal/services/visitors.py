@@ -8,8 +8,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hal.db.engine import Database, lock_key
 from hal.db.models import Contact, Project, Visitor
-from hal.db.queries import insert_ignoring_conflict, project_by_app_id, visitor_for_update
+from hal.db.queries import (
+    contact_for_update,
+    insert_ignoring_conflict,
+    project_by_app_id,
+    visitor_for_update,
+)
 from hal.domain.errors import Forbidden, NotFound, Unauthorized
 from hal.domain.limits import Limits
 from hal.domain.projects import origin_allowed
@@ -110,3 +116,34 @@ def new_session_token(
         now=now,
         ttl=ttl,
     )
+
+
+@dataclass(frozen=True)
+class WidgetCall:
+    """A widget call after the common checks: project, locked visitor, its contact if any."""
+
+    project: Project
+    visitor: Visitor
+    contact: Contact | None
+
+
+async def open_widget_call(
+    *,
+    db: Database,
+    session: AsyncSession,
+    project: Project,
+    visitor_id: str,
+    caller: Caller,
+    limits: Limits,
+    now: datetime,
+) -> WidgetCall:
+    """Lock and load the visitor and its contact, and enforce the session rule for verified
+    visitors. The project comes from `load_project`."""
+    check_identifier(visitor_id, field="visitor_id", limits=limits)
+    await db.lock(session, [lock_key(project.id, "visitor", visitor_id)])
+    visitor = await load_visitor(
+        session=session, project=project, visitor_id=visitor_id, limits=limits, now=now
+    )
+    contact = await contact_for_update(session, visitor.contact_id) if visitor.contact_id else None
+    require_session(project=project, visitor=visitor, bound=contact, caller=caller)
+    return WidgetCall(project=project, visitor=visitor, contact=contact)

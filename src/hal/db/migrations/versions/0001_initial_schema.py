@@ -134,7 +134,7 @@ def upgrade() -> None:
         ),
         sa.Column("external_id", sa.String(length=255), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=True),
-        sa.Column("amount", sa.Numeric(precision=18, scale=2), nullable=True),
+        sa.Column("amount", sa.Numeric(precision=20, scale=4), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=True),
         sa.Column("stage", sa.String(length=255), nullable=True),
         sa.Column("status", sa.String(length=8), nullable=False),
