@@ -192,7 +192,7 @@ class SetStageRequest(Input):
 class DealInput(Input):
     id: Id
     name: Name | None = None
-    amount: Annotated[StrictInt, Field(ge=0)] | Annotated[StrictFloat, Field(ge=0)] | None = None
+    amount: Annotated[float, Field(ge=0)] | None = None  # strict: integers pass, booleans not
     currency: Annotated[StrictStr, Field(min_length=3, max_length=3)] | None = Field(
         default=None, description="ISO 4217 code"
     )

@@ -12,7 +12,16 @@ from sqlalchemy import select
 from hal.app import create_app
 from hal.config import Settings
 from hal.db.engine import Database
-from hal.db.models import Company, Contact, ContactCompany, Project, StageChange, Visitor
+from hal.db.models import (
+    Company,
+    Contact,
+    ContactCompany,
+    Deal,
+    Event,
+    Project,
+    StageChange,
+    Visitor,
+)
 from tests.factories import TestProject, identify_payload, make_project
 
 
@@ -37,6 +46,14 @@ class WidgetClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         body = {"app_id": project.app_id, "visitor_id": visitor_id, "properties": properties}
         return await self.post("set-properties", body, **headers)
+
+    async def call(
+        self, route: str, project: TestProject, visitor_id: str, token: str | None = None, **body
+    ) -> httpx.Response:
+        """Any widget route: `app_id` and `visitor_id` added to `body`."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        payload = {"app_id": project.app_id, "visitor_id": visitor_id, **body}
+        return await self.post(route, payload, **headers)
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +123,21 @@ class Inspector:
             .join(Project, Project.id == Company.project_id)
             .where(Project.app_id == app_id, Company.external_id == company_id)
             .order_by(StageChange.id)
+        )
+
+    async def events(self, app_id: str, name: str | None = None) -> list[Any]:
+        query = select(Event).join(Project).where(Project.app_id == app_id).order_by(Event.id)
+        if name is not None:
+            query = query.where(Event.name == name)
+        return await self._rows(query)
+
+    async def deals(self, app_id: str) -> list[Any]:
+        return await self._rows(
+            select(Deal)
+            .join(Company, Company.id == Deal.company_id)
+            .join(Project, Project.id == Company.project_id)
+            .where(Project.app_id == app_id)
+            .order_by(Deal.id)
         )
 
 

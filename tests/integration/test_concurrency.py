@@ -76,3 +76,61 @@ async def test_concurrent_identifies_for_one_user_and_company_create_one_of_each
     acme = next(c for c in companies if c.external_id == "acme")
     assert acme.metadata_ == {f"c{i}": i for i in range(CONCURRENCY)}
     assert len(await inspect.links(project.app_id)) == 3
+
+
+async def test_concurrent_repeats_of_one_event_id_store_one_event(server, database, inspect):
+    project = await make_project(database)
+    visitor = unique("v")
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=server, limits=limits, timeout=60) as http:
+        identified = await http.post(
+            "/api/widget/identify",
+            json={"app_id": project.app_id, "visitor_id": visitor, "user_id": "u1"},
+        )
+        assert identified.status_code == 200
+        body = {
+            "app_id": project.app_id,
+            "visitor_id": visitor,
+            "event": "checkout-completed",
+            "event_id": "evt-once",
+        }
+        responses = await asyncio.gather(
+            *(http.post("/api/widget/track", json=body) for _ in range(CONCURRENCY))
+        )
+    assert [r.status_code for r in responses] == [200] * CONCURRENCY, responses[0].text
+    assert sorted(r.json()["duplicate"] for r in responses) == [False] + [True] * (CONCURRENCY - 1)
+    assert len({r.json()["event"]["id"] for r in responses}) == 1
+    assert len(await inspect.events(project.app_id, "checkout-completed")) == 1
+
+
+async def test_concurrent_writes_of_one_deal_create_one_deal(server, database, inspect):
+    project = await make_project(database)
+    visitors = [unique("v") for _ in range(CONCURRENCY)]
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=server, limits=limits, timeout=60) as http:
+        for visitor in visitors[:2]:
+            await http.post(
+                "/api/widget/identify",
+                json={
+                    "app_id": project.app_id,
+                    "visitor_id": visitor,
+                    "user_id": visitor,
+                    "company": {"id": "acme"},
+                },
+            )
+        responses = await asyncio.gather(
+            *(
+                http.post(
+                    "/api/widget/set-deal",
+                    json={
+                        "app_id": project.app_id,
+                        "visitor_id": visitors[i % 2],
+                        "deal": {"id": "big", "metadata": {f"k{i}": i}},
+                    },
+                )
+                for i in range(CONCURRENCY)
+            )
+        )
+    assert [r.status_code for r in responses] == [200] * CONCURRENCY, responses[0].text
+    [deal] = await inspect.deals(project.app_id)
+    assert deal.metadata_ == {f"k{i}": i for i in range(CONCURRENCY)}
