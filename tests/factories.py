@@ -9,7 +9,7 @@ from typing import Any
 from hal.db.engine import Database
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode, compute_user_hash
-from hal.services.projects import ProjectSettings, create_project
+from hal.services.projects import ProjectSettings, create_api_token, create_project
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,9 @@ def identify_payload(project: TestProject, **fields: Any) -> dict[str, Any]:
         value = payload.get("user_id") or payload["email"]
         payload["user_hash"] = project.hash(value)
     return payload
+
+
+async def make_token(database: Database, project: TestProject) -> str:
+    return await database.transaction(
+        lambda session: create_api_token(session=session, app_id=project.app_id)
+    )

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hal import __version__
-from hal.api import widget
+from hal.api import team, widget
 from hal.api.errors import install_error_handlers
 from hal.api.middleware import BodyLimitMiddleware, WidgetCORSMiddleware
 from hal.config import Settings
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.database = database
     install_error_handlers(app)
     app.include_router(widget.router)
+    app.include_router(team.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

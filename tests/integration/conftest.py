@@ -22,7 +22,7 @@ from hal.db.models import (
     StageChange,
     Visitor,
 )
-from tests.factories import TestProject, identify_payload, make_project
+from tests.factories import TestProject, identify_payload, make_project, make_token
 
 
 class WidgetClient:
@@ -144,3 +144,39 @@ class Inspector:
 @pytest.fixture(scope="session")
 def inspect(database: Database) -> Inspector:
     return Inspector(database)
+
+
+class TeamClient:
+    """The team API of one project, with its bearer token."""
+
+    def __init__(self, http: httpx.AsyncClient, project: TestProject, token: str) -> None:
+        self.http, self.project, self.token = http, project, token
+
+    def _headers(self, token: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.token}"}
+
+    async def get(self, path: str, token: str | None = None, **params: Any) -> httpx.Response:
+        url = f"/api/projects/{self.project.app_id}{path}"
+        clean = {k: v for k, v in params.items() if v is not None}
+        return await self.http.get(url, params=clean, headers=self._headers(token))
+
+    async def post(self, path: str, body: Any = None, token: str | None = None) -> httpx.Response:
+        url = f"/api/projects/{self.project.app_id}{path}"
+        return await self.http.post(url, json=body, headers=self._headers(token))
+
+    async def patch(self, path: str, body: Any, token: str | None = None) -> httpx.Response:
+        url = f"/api/projects/{self.project.app_id}{path}"
+        return await self.http.patch(url, json=body, headers=self._headers(token))
+
+
+@pytest.fixture
+async def team(widget: WidgetClient, database: Database, project: TestProject) -> TeamClient:
+    return TeamClient(widget.http, project, await make_token(database, project))
+
+
+@pytest.fixture
+def team_for(widget: WidgetClient, database: Database):
+    async def factory(project: TestProject) -> TeamClient:
+        return TeamClient(widget.http, project, await make_token(database, project))
+
+    return factory

@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from hal.domain.errors import NotFound
-from hal.services.projects import ProjectSettings, create_project, get_project
+from hal.services.projects import (
+    ProjectSettings,
+    create_api_token,
+    create_project,
+    get_project,
+)
 from tests.servers import running_server
 
 pytestmark = pytest.mark.server
@@ -26,22 +31,24 @@ CHECKS = ",".join(
 )
 
 
-async def _ensure_demo_project(database) -> None:
-    """The schema's examples use app_id "demo", so they reach the real identify path."""
+async def _ensure_demo_project(database) -> str:
+    """The schema's examples use app_id "demo", so they reach the real identify path; the
+    team API token lets the run past authentication."""
 
     async def work(session):
         try:
             await get_project(session=session, app_id="demo")
         except NotFound:
             await create_project(session=session, app_id="demo", settings=ProjectSettings())
+        return await create_api_token(session=session, app_id="demo")
 
-    await database.transaction(work)
+    return await database.transaction(work)
 
 
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     database, database_url, artifacts_dir: Path
 ):
-    await _ensure_demo_project(database)
+    token = await _ensure_demo_project(database)
     executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert executable, "schemathesis is a dev dependency; run through `make test`"
     log = artifacts_dir / f"schemathesis-{database.dialect}.log"
@@ -62,6 +69,8 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
                 "none",
                 "--request-timeout",
                 "10",
+                "--header",
+                f"Authorization: Bearer {token}",
             ],
             capture_output=True,
             text=True,

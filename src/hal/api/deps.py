@@ -8,6 +8,9 @@ from fastapi import Depends, Header, Request
 
 from hal.config import Settings
 from hal.db.engine import Database
+from hal.db.models import Project
+from hal.domain.errors import Forbidden, Unauthorized
+from hal.services.projects import project_for_api_token
 from hal.services.visitors import Caller
 
 
@@ -40,3 +43,31 @@ def get_caller(
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_team_project(
+    app_id: str,
+    db: DatabaseDep,
+    authorization: Annotated[
+        str | None, Header(description="`Bearer <token>` from `hal tokens create`")
+    ] = None,
+) -> Project:
+    """The project a team API token was made for; it must be the one in the path."""
+    token = bearer_token(authorization)
+    if token is None:
+        raise Unauthorized(
+            "missing_token", "send 'Authorization: Bearer <team API token>'", field="authorization"
+        )
+    project = await db.transaction(
+        lambda session: project_for_api_token(session=session, token=token)
+    )
+    if project is None:
+        raise Unauthorized("invalid_token", "this API token is not valid", field="authorization")
+    if project.app_id != app_id:
+        raise Forbidden(
+            "token_not_for_project", "this API token belongs to another project", field="app_id"
+        )
+    return project
+
+
+TeamProjectDep = Annotated[Project, Depends(get_team_project)]

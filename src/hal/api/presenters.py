@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from hal.db.models import Company, Contact, Deal, Event
+from hal.db.models import Company, Contact, Conversation, Deal, Event, Message
 from hal.domain.crm import DealStatus, EventScope
 from hal.domain.stages import StageDecision, StageMode
-from hal.schemas import CompanyOut, ContactOut, DealOut, EventOut, StageWriteOut
+from hal.schemas import (
+    CompanyBrief,
+    CompanyOut,
+    ContactOut,
+    ContactSummary,
+    ConversationOut,
+    ConversationSummaryOut,
+    DealOut,
+    EventOut,
+    MessageOut,
+    PersonOut,
+    StageWriteOut,
+)
+from hal.services.team import ConversationSummary
 
 
 def contact_out(contact: Contact) -> ContactOut:
@@ -67,3 +80,64 @@ def deal_out(deal: Deal) -> DealOut:
         metadata=deal.metadata_,
         updated_at=deal.updated_at,
     )
+
+
+def message_out(message: Message) -> MessageOut:
+    return MessageOut(
+        id=message.id,
+        author=message.author,  # type: ignore[arg-type]
+        author_name=message.author_name,
+        body=message.body,
+        sender_verified=message.sender_verified,
+        created_at=message.created_at,
+    )
+
+
+def conversation_out(conversation: Conversation, messages: list[Message]) -> ConversationOut:
+    return ConversationOut(
+        id=conversation.id,
+        status=conversation.status,  # type: ignore[arg-type]
+        created_at=conversation.created_at,
+        last_message_at=conversation.last_message_at,
+        messages=[message_out(m) for m in messages],
+    )
+
+
+def person_out(contact: Contact) -> PersonOut:
+    return PersonOut(
+        id=contact.id,
+        name=contact.name,
+        email=contact.email,
+        user_id=contact.user_id,
+        verified=contact.verified,
+    )
+
+
+def contact_summary(contact: Contact) -> ContactSummary:
+    return ContactSummary(
+        **contact_out(contact).model_dump(),
+        created_at=contact.created_at,
+        last_seen_at=contact.last_seen_at,
+    )
+
+
+def conversation_summary_out(summary: ConversationSummary) -> ConversationSummaryOut:
+    conversation, company = summary.conversation, summary.company
+    return ConversationSummaryOut(
+        id=conversation.id,
+        status=conversation.status,  # type: ignore[arg-type]
+        created_at=conversation.created_at,
+        last_message_at=conversation.last_message_at,
+        contact=person_out(summary.contact) if summary.contact else None,
+        company=CompanyBrief(id=company.external_id, name=company.name, stage=company.stage)
+        if company
+        else None,
+        last_message=message_out(summary.last_message) if summary.last_message else None,
+    )
+
+
+def company_events_out(events: list[Event], companies: dict[int, Company]) -> list[EventOut]:
+    return [
+        event_out(event, companies.get(event.company_id) if event.company_id else None)
+        for event in events
+    ]

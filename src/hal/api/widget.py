@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from hal.api.body import StrictJSONRoute
 from hal.api.deps import CallerDep, DatabaseDep, SettingsDep
 from hal.api.errors import error_responses
-from hal.api.presenters import company_out, contact_out, deal_out, event_out, stage_out
+from hal.api.presenters import (
+    company_out,
+    contact_out,
+    conversation_out,
+    deal_out,
+    event_out,
+    message_out,
+    stage_out,
+)
 from hal.schemas import (
     IdentifyRequest,
     IdentifyResponse,
@@ -21,7 +30,11 @@ from hal.schemas import (
     SetStageResponse,
     TrackRequest,
     TrackResponse,
+    WidgetMessageRequest,
+    WidgetMessageResponse,
+    WidgetMessagesResponse,
 )
+from hal.services.conversations import post_widget_message, read_widget_messages
 from hal.services.crm import set_deal, set_stage, track
 from hal.services.identify import identify
 from hal.services.properties import set_properties
@@ -135,4 +148,50 @@ async def set_deal_route(
     assert company is not None
     return SetDealResponse(
         company=company, deal=deal_out(result.deal), created=result.created, changed=result.changed
+    )
+
+
+@router.post(
+    "/messages",
+    response_model=WidgetMessageResponse,
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422),
+)
+async def post_message_route(
+    body: WidgetMessageRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
+) -> WidgetMessageResponse:
+    """Append a message to the visitor's open conversation (created on first message)."""
+    conversation, message = await db.transaction(
+        lambda session: post_widget_message(
+            db=db, session=session, request=body, caller=caller, limits=settings.limits
+        )
+    )
+    thread = conversation_out(conversation, [message])
+    return WidgetMessageResponse(conversation=thread, message=message_out(message))
+
+
+@router.get(
+    "/messages",
+    response_model=WidgetMessagesResponse,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def read_messages_route(
+    app_id: Annotated[str, Query(min_length=1, max_length=255)],
+    visitor_id: Annotated[str, Query(min_length=1, max_length=255)],
+    db: DatabaseDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+) -> WidgetMessagesResponse:
+    """The visitor's conversation with agent replies, and the others it may read."""
+    current, threads = await db.transaction(
+        lambda session: read_widget_messages(
+            session=session,
+            app_id=app_id,
+            visitor_id=visitor_id,
+            caller=caller,
+            limits=settings.limits,
+        )
+    )
+    return WidgetMessagesResponse(
+        conversation=conversation_out(current.conversation, current.messages) if current else None,
+        conversations=[conversation_out(t.conversation, t.messages) for t in threads],
     )

@@ -36,6 +36,7 @@ from hal.services.companies import (
     upsert_companies,
     write_stage,
 )
+from hal.services.conversations import attach_visitor_conversations, move_conversations
 from hal.services.projects import accepted_secrets
 from hal.services.visitors import (
     Caller,
@@ -156,6 +157,7 @@ async def _merge_lead(session: AsyncSession, *, lead: Contact, into: Contact) ->
     await session.execute(
         update(Visitor).where(Visitor.contact_id == lead.id).values(contact_id=into.id)
     )
+    await move_conversations(session, source=lead, target=into)
     lead_companies = await session.execute(
         select(ContactCompany.company_id).where(ContactCompany.contact_id == lead.id)
     )
@@ -217,6 +219,7 @@ async def _bind_visitor(
             .where(Event.visitor_id == visitor.id, Event.contact_id.is_(None))
             .values(contact_id=contact.id)
         )
+        await attach_visitor_conversations(session, visitor=visitor, contact=contact)
     elif visitor.contact_id != contact.id:
         visitor.active_company_id = None  # the previous user's company is not this user's
     visitor.contact_id = contact.id

@@ -1,4 +1,4 @@
-"""The wire contract: request and response bodies as strict Pydantic models.
+"""Widget routes: request and response bodies as strict Pydantic models.
 
 Strict types: `false` is not an integer and `1` is not a string. The limits documented here are
 the defaults; the domain checks enforce the configured ones.
@@ -262,3 +262,74 @@ class SetDealResponse(BaseModel):
     deal: DealOut
     created: bool
     changed: list[str] = Field(description="the fields this write changed")
+
+
+class WidgetMessageRequest(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"app_id": "demo", "visitor_id": "v_1", "body": "Hi, I need help"}]
+        }
+    )
+
+    app_id: Id
+    visitor_id: Id
+    body: Annotated[StrictStr, Field(min_length=1, max_length=10_000)]
+
+
+class MessageOut(BaseModel):
+    id: int
+    author: Literal["visitor", "agent"]
+    author_name: str | None
+    body: str
+    sender_verified: bool = Field(description="the visitor's identity was verified when sent")
+    created_at: datetime
+
+
+class ConversationOut(BaseModel):
+    id: int
+    status: Literal["open", "closed"]
+    created_at: datetime
+    last_message_at: datetime
+    messages: list[MessageOut]
+
+
+class WidgetMessageResponse(BaseModel):
+    conversation: ConversationOut
+    message: MessageOut
+
+
+class WidgetMessagesResponse(BaseModel):
+    conversation: ConversationOut | None = Field(
+        description="the visitor's open conversation (or its latest one)"
+    )
+    conversations: list[ConversationOut] = Field(
+        description="every conversation this visitor may read, newest first: the ones it "
+        "started, or all of its contact's once verified"
+    )
+
+
+__all__ = [
+    "CompanyInput",
+    "CompanyOut",
+    "ContactOut",
+    "ConversationOut",
+    "DealInput",
+    "DealOut",
+    "EventOut",
+    "IdentifyRequest",
+    "IdentifyResponse",
+    "MessageOut",
+    "RECOMMENDED_IDENTIFY",
+    "SetDealRequest",
+    "SetDealResponse",
+    "SetPropertiesRequest",
+    "SetPropertiesResponse",
+    "SetStageRequest",
+    "SetStageResponse",
+    "StageWriteOut",
+    "TrackRequest",
+    "TrackResponse",
+    "WidgetMessageRequest",
+    "WidgetMessageResponse",
+    "WidgetMessagesResponse",
+]

@@ -1,0 +1,244 @@
+"""Team API under /api/projects/{app_id}: bearer tokens from `hal tokens create`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from hal.api.body import StrictJSONRoute
+from hal.api.deps import DatabaseDep, TeamProjectDep
+from hal.api.errors import error_responses
+from hal.api.presenters import (
+    company_events_out,
+    company_out,
+    contact_summary,
+    conversation_summary_out,
+    deal_out,
+    message_out,
+    person_out,
+)
+from hal.schemas import (
+    CompanyDealOut,
+    CompanyDetailOut,
+    ContactDetailOut,
+    ContactPage,
+    ConversationPage,
+    EventPage,
+    LinkedCompanyOut,
+    MessageOut,
+    ReplyRequest,
+    StageChangeOut,
+    StagePatch,
+    StagePatchOut,
+    ThreadOut,
+)
+from hal.services import conversations, team
+
+router = APIRouter(
+    prefix="/api/projects/{app_id}",
+    tags=["team"],
+    route_class=StrictJSONRoute,
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422),
+)
+
+Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the last page")]
+Limit = Annotated[int, Query(ge=1, le=team.MAX_PAGE)]
+
+
+@router.get("/contacts", response_model=ContactPage)
+async def search_contacts(
+    project: TeamProjectDep,
+    db: DatabaseDep,
+    q: Annotated[str | None, Query(max_length=255, description="name, email or user_id")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> ContactPage:
+    """Contacts whose name, email or user_id starts with `q`, newest first."""
+    page = await db.transaction(
+        lambda s: team.search_contacts(session=s, project=project, q=q, cursor=cursor, limit=limit)
+    )
+    return ContactPage(items=[contact_summary(c) for c in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/contacts/{contact_id}", response_model=ContactDetailOut)
+async def contact_detail(
+    contact_id: int, project: TeamProjectDep, db: DatabaseDep
+) -> ContactDetailOut:
+    """A contact with its companies, active company, deals, latest events and conversations."""
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        detail = await team.contact_detail(session=session, project=project, contact_id=contact_id)
+        summaries = await team.summarize(session, detail.conversations)
+        return detail, summaries
+
+    detail, summaries = await db.transaction(work)
+    companies = {c.id: c for c in detail.companies}
+    active_id = detail.active_company.id if detail.active_company else None
+    return ContactDetailOut(
+        contact=contact_summary(detail.contact),
+        active_company=company_out(detail.active_company),
+        companies=[
+            LinkedCompanyOut(**company_out(c).model_dump(), active=c.id == active_id)  # type: ignore[union-attr]
+            for c in detail.companies
+        ],
+        deals=[
+            CompanyDealOut(**deal_out(d).model_dump(), company_id=c.external_id)
+            for c, d in detail.deals
+        ],
+        events=company_events_out(detail.events, companies),
+        conversations=[conversation_summary_out(s) for s in summaries],
+    )
+
+
+@router.get("/companies/{company_id}", response_model=CompanyDetailOut)
+async def company_detail(
+    company_id: str, project: TeamProjectDep, db: DatabaseDep
+) -> CompanyDetailOut:
+    """A company with its contacts, stage and stage history, deals and latest events."""
+    detail = await db.transaction(
+        lambda s: team.company_detail(session=s, project=project, company_id=company_id)
+    )
+    company = detail.company
+    return CompanyDetailOut(
+        company=company_out(company),  # type: ignore[arg-type]
+        stage_source=company.stage_source,
+        stage_updated_at=company.stage_updated_at,
+        stage_history=[
+            StageChangeOut(
+                value=h.value, previous=h.previous, source=h.source, created_at=h.created_at
+            )
+            for h in detail.history
+        ],
+        contacts=[person_out(c) for c in detail.contacts],
+        contact_count=detail.contact_count,
+        deals=[deal_out(d) for d in detail.deals],
+        events=company_events_out(detail.events, {company.id: company}),
+    )
+
+
+@router.patch("/companies/{company_id}", response_model=StagePatchOut)
+async def patch_company(
+    company_id: str, body: StagePatch, project: TeamProjectDep, db: DatabaseDep
+) -> StagePatchOut:
+    """An agent's stage write: always applied; `agent_wins` widget writes then yield to it."""
+    company, decision = await db.transaction(
+        lambda s: team.agent_set_stage(
+            session=s, project=project, company_id=company_id, stage=body.stage
+        )
+    )
+    return StagePatchOut(
+        company=company_out(company),  # type: ignore[arg-type]
+        applied=decision.applied,
+        previous=decision.previous,
+    )
+
+
+@router.get("/conversations", response_model=ConversationPage)
+async def list_conversations(
+    project: TeamProjectDep,
+    db: DatabaseDep,
+    status: Literal["open", "closed"] | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> ConversationPage:
+    """Conversations with each contact's name, email and company, and the last message."""
+    page = await db.transaction(
+        lambda s: team.list_conversations(
+            session=s, project=project, status=status, cursor=cursor, limit=limit
+        )
+    )
+    return ConversationPage(
+        items=[conversation_summary_out(s) for s in page.items], next_cursor=page.next_cursor
+    )
+
+
+async def _thread(session, project, conversation_id):  # type: ignore[no-untyped-def]
+    conversation = await conversations.get_conversation(
+        session=session, project=project, conversation_id=conversation_id
+    )
+    [summary] = await team.summarize(session, [conversation])
+    messages = (await conversations.messages_of(session, [conversation.id]))[conversation.id]
+    return ThreadOut(
+        conversation=conversation_summary_out(summary),
+        messages=[message_out(m) for m in messages],
+    )
+
+
+@router.get("/conversations/{conversation_id}", response_model=ThreadOut)
+async def get_thread(conversation_id: int, project: TeamProjectDep, db: DatabaseDep) -> ThreadOut:
+    """The thread with its contact and company."""
+    return await db.transaction(lambda s: _thread(s, project, conversation_id))
+
+
+@router.post("/conversations/{conversation_id}/messages", response_model=MessageOut)
+async def post_reply(
+    conversation_id: int, body: ReplyRequest, project: TeamProjectDep, db: DatabaseDep
+) -> MessageOut:
+    """Reply as the support team; the visitor sees it in GET /api/widget/messages."""
+    message = await db.transaction(
+        lambda s: conversations.reply(
+            session=s, project=project, conversation_id=conversation_id, body=body.body, agent=None
+        )
+    )
+    return message_out(message)
+
+
+@router.post("/conversations/{conversation_id}/close", response_model=ThreadOut)
+async def close_conversation(
+    conversation_id: int, project: TeamProjectDep, db: DatabaseDep
+) -> ThreadOut:
+    """Close the conversation; the visitor's next message starts a new one."""
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        await conversations.set_status(
+            session=session, project=project, conversation_id=conversation_id, status="closed"
+        )
+        return await _thread(session, project, conversation_id)
+
+    return await db.transaction(work)
+
+
+@router.post("/conversations/{conversation_id}/reopen", response_model=ThreadOut)
+async def reopen_conversation(
+    conversation_id: int, project: TeamProjectDep, db: DatabaseDep
+) -> ThreadOut:
+    """Reopen a closed conversation."""
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        await conversations.set_status(
+            session=session, project=project, conversation_id=conversation_id, status="open"
+        )
+        return await _thread(session, project, conversation_id)
+
+    return await db.transaction(work)
+
+
+@router.get("/events", response_model=EventPage)
+async def list_events(
+    project: TeamProjectDep,
+    db: DatabaseDep,
+    contact_id: int | None = None,
+    company_id: Annotated[str | None, Query(max_length=255)] = None,
+    name: Annotated[str | None, Query(max_length=128)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> EventPage:
+    """Events newest first, filtered by contact, company and name, paged by cursor."""
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        page = await team.list_events(
+            session=session,
+            project=project,
+            contact_id=contact_id,
+            company_id=company_id,
+            name=name,
+            cursor=cursor,
+            limit=limit,
+        )
+        companies = await team.companies_by_id(session, {e.company_id for e in page.items})
+        return EventPage(
+            items=company_events_out(page.items, companies), next_cursor=page.next_cursor
+        )
+
+    return await db.transaction(work)

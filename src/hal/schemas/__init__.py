@@ -1,0 +1,4 @@
+"""The wire contract: request and response bodies, widget side and team side."""
+
+from hal.schemas.team import *  # noqa: F403
+from hal.schemas.widget import *  # noqa: F403

@@ -1,0 +1,132 @@
+"""Team API bodies: what the support team reads about contacts, companies and conversations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from hal.schemas.widget import CompanyOut, ContactOut, DealOut, EventOut, MessageOut
+
+
+class ContactSummary(ContactOut):
+    created_at: datetime
+    last_seen_at: datetime
+
+
+class ContactPage(BaseModel):
+    items: list[ContactSummary]
+    next_cursor: str | None
+
+
+class LinkedCompanyOut(CompanyOut):
+    active: bool = Field(description="the active company of the contact's latest visitor")
+
+
+class CompanyDealOut(DealOut):
+    company_id: str
+
+
+class PersonOut(BaseModel):
+    id: int
+    name: str | None
+    email: str | None
+    user_id: str | None
+    verified: bool
+
+
+class CompanyBrief(BaseModel):
+    id: str
+    name: str | None
+    stage: str | None
+
+
+class ConversationSummaryOut(BaseModel):
+    id: int
+    status: Literal["open", "closed"]
+    created_at: datetime
+    last_message_at: datetime
+    contact: PersonOut | None
+    company: CompanyBrief | None
+    last_message: MessageOut | None
+
+
+class ContactDetailOut(BaseModel):
+    contact: ContactSummary
+    active_company: CompanyOut | None
+    companies: list[LinkedCompanyOut]
+    deals: list[CompanyDealOut]
+    events: list[EventOut]
+    conversations: list[ConversationSummaryOut]
+
+
+class StageChangeOut(BaseModel):
+    value: str
+    previous: str | None
+    source: str
+    created_at: datetime
+
+
+class CompanyDetailOut(BaseModel):
+    company: CompanyOut
+    stage_source: str | None
+    stage_updated_at: datetime | None
+    stage_history: list[StageChangeOut]
+    contacts: list[PersonOut]
+    contact_count: int
+    deals: list[DealOut]
+    events: list[EventOut]
+
+
+class TeamInput(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class StagePatch(TeamInput):
+    stage: Annotated[StrictStr, Field(min_length=1, max_length=255)]
+
+
+class StagePatchOut(BaseModel):
+    company: CompanyOut
+    applied: bool
+    previous: str | None
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationSummaryOut]
+    next_cursor: str | None
+
+
+class ThreadOut(BaseModel):
+    conversation: ConversationSummaryOut
+    messages: list[MessageOut]
+
+
+class ReplyRequest(TeamInput):
+    body: Annotated[StrictStr, Field(min_length=1, max_length=10_000)]
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None
+
+
+__all__ = [
+    "CompanyBrief",
+    "CompanyDealOut",
+    "CompanyDetailOut",
+    "ContactDetailOut",
+    "ContactPage",
+    "ContactSummary",
+    "ConversationPage",
+    "ConversationSummaryOut",
+    "EventPage",
+    "LinkedCompanyOut",
+    "PersonOut",
+    "ReplyRequest",
+    "StageChangeOut",
+    "StagePatch",
+    "StagePatchOut",
+    "ThreadOut",
+]

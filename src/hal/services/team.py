@@ -1,0 +1,338 @@
+"""What the support team reads and writes: contacts, companies, events (team API and inbox)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hal.db.models import (
+    Company,
+    Contact,
+    ContactCompany,
+    Conversation,
+    Deal,
+    Event,
+    Message,
+    Project,
+    StageChange,
+    Visitor,
+)
+from hal.db.queries import linked_companies
+from hal.db.types import utcnow
+from hal.domain.errors import InvalidInput, NotFound
+from hal.domain.stages import StageDecision, StageMode, StageSource
+from hal.domain.validation import check_text
+from hal.services.companies import company_for_update, write_stage
+
+MAX_PAGE = 200
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(
+            "invalid_cursor", "cursor is not one this API gave", field="cursor"
+        ) from None
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput("invalid_limit", f"limit must be 1-{MAX_PAGE}", field="limit")
+    return limit
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None
+
+
+def _page(rows: list[Any], limit: int) -> Page:
+    has_more = len(rows) > limit
+    items = rows[:limit]
+    return Page(items, encode_cursor(items[-1].id) if has_more and items else None)
+
+
+async def search_contacts(
+    *, session: AsyncSession, project: Project, q: str | None, cursor: str | None, limit: int
+) -> Page:
+    """Contacts whose name, email or user_id starts with `q` (case-insensitive), newest first."""
+    query = select(Contact).where(Contact.project_id == project.id)
+    if q and q.strip():
+        needle = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        prefix = f"{needle}%"
+        query = query.where(
+            or_(
+                func.lower(Contact.name).like(prefix, escape="\\"),
+                Contact.email_normalized.like(prefix, escape="\\"),
+                func.lower(Contact.user_id).like(prefix, escape="\\"),
+            )
+        )
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(Contact.id < after)
+    rows = (await session.execute(query.order_by(Contact.id.desc()).limit(limit + 1))).scalars()
+    return _page(list(rows), limit)
+
+
+async def get_contact(*, session: AsyncSession, project: Project, contact_id: int) -> Contact:
+    contact = await session.get(Contact, contact_id)
+    if contact is None or contact.project_id != project.id:
+        raise NotFound(
+            "unknown_contact", f"no contact {contact_id} in this project", field="contact_id"
+        )
+    return contact
+
+
+async def get_company(*, session: AsyncSession, project: Project, company_id: str) -> Company:
+    query = select(Company).where(
+        Company.project_id == project.id, Company.external_id == company_id
+    )
+    company = (await session.execute(query)).scalar_one_or_none()
+    if company is None:
+        raise NotFound(
+            "unknown_company", f"no company {company_id!r} in this project", field="company_id"
+        )
+    return company
+
+
+@dataclass(frozen=True)
+class ContactDetail:
+    contact: Contact
+    companies: list[Company]
+    active_company: Company | None
+    events: list[Event]
+    conversations: list[Conversation]
+    deals: list[tuple[Company, Deal]]
+
+
+async def contact_detail(
+    *, session: AsyncSession, project: Project, contact_id: int
+) -> ContactDetail:
+    """A contact with its companies (the active one of its latest visitor), recent events,
+    conversations and the deals of its companies."""
+    contact = await get_contact(session=session, project=project, contact_id=contact_id)
+    companies = await linked_companies(session, contact.id)
+    active_id = (
+        await session.execute(
+            select(Visitor.active_company_id)
+            .where(Visitor.contact_id == contact.id)
+            .order_by(Visitor.last_seen_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    by_id = {company.id: company for company in companies}
+    events = (
+        await session.execute(
+            select(Event).where(Event.contact_id == contact.id).order_by(Event.id.desc()).limit(20)
+        )
+    ).scalars()
+    conversations = (
+        await session.execute(
+            select(Conversation)
+            .where(Conversation.contact_id == contact.id)
+            .order_by(Conversation.last_message_at.desc())
+            .limit(20)
+        )
+    ).scalars()
+    deals = await deals_of(session, list(by_id))
+    return ContactDetail(
+        contact=contact,
+        companies=companies,
+        active_company=by_id.get(active_id) if active_id else None,
+        events=list(events),
+        conversations=list(conversations),
+        deals=[(by_id[deal.company_id], deal) for deal in deals],
+    )
+
+
+async def deals_of(session: AsyncSession, company_ids: list[int]) -> list[Deal]:
+    if not company_ids:
+        return []
+    query = select(Deal).where(Deal.company_id.in_(company_ids)).order_by(Deal.updated_at.desc())
+    return list((await session.execute(query)).scalars())
+
+
+@dataclass(frozen=True)
+class CompanyDetail:
+    company: Company
+    contacts: list[Contact]
+    contact_count: int
+    history: list[StageChange]
+    deals: list[Deal]
+    events: list[Event]
+
+
+async def company_detail(
+    *, session: AsyncSession, project: Project, company_id: str, contacts_limit: int = 100
+) -> CompanyDetail:
+    company = await get_company(session=session, project=project, company_id=company_id)
+    linked = select(ContactCompany.contact_id).where(ContactCompany.company_id == company.id)
+    contacts = (
+        await session.execute(
+            select(Contact)
+            .where(Contact.id.in_(linked))
+            .order_by(Contact.name, Contact.id)
+            .limit(contacts_limit)
+        )
+    ).scalars()
+    count = (
+        await session.execute(
+            select(func.count())
+            .select_from(ContactCompany)
+            .where(ContactCompany.company_id == company.id)
+        )
+    ).scalar_one()
+    history = (
+        await session.execute(
+            select(StageChange)
+            .where(StageChange.company_id == company.id)
+            .order_by(StageChange.id.desc())
+        )
+    ).scalars()
+    events = (
+        await session.execute(
+            select(Event).where(Event.company_id == company.id).order_by(Event.id.desc()).limit(20)
+        )
+    ).scalars()
+    return CompanyDetail(
+        company=company,
+        contacts=list(contacts),
+        contact_count=count,
+        history=list(history),
+        deals=await deals_of(session, [company.id]),
+        events=list(events),
+    )
+
+
+async def agent_set_stage(
+    *, session: AsyncSession, project: Project, company_id: str, stage: str
+) -> tuple[Company, StageDecision]:
+    """An agent's stage write: always applied, and remembered as the agent's (agent_wins)."""
+    check_text(stage, field="stage", max_length=255)
+    company = await get_company(session=session, project=project, company_id=company_id)
+    company = await company_for_update(session, company.id)
+    decision = await write_stage(
+        session=session,
+        project=project,
+        company=company,
+        stage=stage,
+        mode=StageMode.OVERWRITE,
+        source=StageSource.AGENT,
+        now=utcnow(),
+    )
+    return company, decision
+
+
+async def list_events(
+    *,
+    session: AsyncSession,
+    project: Project,
+    contact_id: int | None,
+    company_id: str | None,
+    name: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page:
+    """Events newest first, filtered, paged by cursor."""
+    query = select(Event).where(Event.project_id == project.id)
+    if contact_id is not None:
+        query = query.where(Event.contact_id == contact_id)
+    if company_id is not None:
+        company = await get_company(session=session, project=project, company_id=company_id)
+        query = query.where(Event.company_id == company.id)
+    if name is not None:
+        query = query.where(Event.name == name)
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(Event.id < after)
+    rows = (await session.execute(query.order_by(Event.id.desc()).limit(limit + 1))).scalars()
+    return _page(list(rows), limit)
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    conversation: Conversation
+    contact: Contact | None
+    company: Company | None
+    last_message: Message | None
+
+
+async def list_conversations(
+    *, session: AsyncSession, project: Project, status: str | None, cursor: str | None, limit: int
+) -> Page:
+    """Conversations, most recently active first, each with its contact, company and last
+    message."""
+    query = select(Conversation).where(Conversation.project_id == project.id)
+    if status is not None:
+        query = query.where(Conversation.status == status)
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(Conversation.id < after)
+    # Paged by id (stable under new messages); ordered by activity within the page.
+    rows = list(
+        (await session.execute(query.order_by(Conversation.id.desc()).limit(limit + 1))).scalars()
+    )
+    page = _page(rows, limit)
+    conversations: list[Conversation] = page.items
+    summaries = await summarize(session, conversations)
+    summaries.sort(key=lambda s: s.conversation.last_message_at, reverse=True)
+    return Page(summaries, page.next_cursor)
+
+
+async def summarize(
+    session: AsyncSession, conversations: list[Conversation]
+) -> list[ConversationSummary]:
+    contact_ids = {c.contact_id for c in conversations if c.contact_id}
+    company_ids = {c.company_id for c in conversations if c.company_id}
+    contacts = {
+        c.id: c
+        for c in (
+            await session.execute(select(Contact).where(Contact.id.in_(contact_ids)))
+        ).scalars()
+    }
+    companies = {
+        c.id: c
+        for c in (
+            await session.execute(select(Company).where(Company.id.in_(company_ids)))
+        ).scalars()
+    }
+    last_ids = (
+        select(func.max(Message.id))
+        .where(Message.conversation_id.in_([c.id for c in conversations]))
+        .group_by(Message.conversation_id)
+    )
+    last = {
+        m.conversation_id: m
+        for m in (await session.execute(select(Message).where(Message.id.in_(last_ids)))).scalars()
+    }
+    return [
+        ConversationSummary(
+            conversation=c,
+            contact=contacts.get(c.contact_id) if c.contact_id else None,
+            company=companies.get(c.company_id) if c.company_id else None,
+            last_message=last.get(c.id),
+        )
+        for c in conversations
+    ]
+
+
+async def companies_by_id(session: AsyncSession, ids: set[int | None]) -> dict[int, Company]:
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Company).where(Company.id.in_(wanted)))
+    return {company.id: company for company in rows.scalars()}
