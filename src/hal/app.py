@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from hal import __version__
-from hal.api import team, widget
+from hal.api import inbox, team, widget
 from hal.api.errors import install_error_handlers
-from hal.api.middleware import BodyLimitMiddleware, WidgetCORSMiddleware
+from hal.api.inbox_session import LoginRequired
+from hal.api.middleware import (
+    BodyLimitMiddleware,
+    InboxSecurityHeadersMiddleware,
+    WidgetCORSMiddleware,
+)
 from hal.config import Settings
 from hal.db.engine import Database
+
+WEB = Path(__file__).parent / "web"
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -38,6 +48,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     app.include_router(widget.router)
     app.include_router(team.router)
+    app.include_router(inbox.router)
+    app.add_exception_handler(LoginRequired, inbox.login_redirect)
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/inbox")
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
@@ -47,4 +64,5 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     # Outermost first: CORS must also decorate the 413 of the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(WidgetCORSMiddleware)
+    app.add_middleware(InboxSecurityHeadersMiddleware)
     return app

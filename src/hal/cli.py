@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
@@ -21,6 +22,7 @@ from hal.domain.errors import HalError
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode, compute_user_hash
 from hal.services import projects as project_service
+from hal.services.agents import create_agent
 
 T = TypeVar("T")
 
@@ -28,7 +30,9 @@ app = typer.Typer(help="HAL widget identification service.", no_args_is_help=Tru
 projects_app = typer.Typer(help="Create and configure projects.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Team API tokens.", no_args_is_help=True)
 app.add_typer(projects_app, name="projects")
+agents_app = typer.Typer(help="Inbox logins.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(agents_app, name="agents")
 
 DatabaseUrl = Annotated[
     str | None,
@@ -207,6 +211,31 @@ def tokens_create(
         return await project_service.create_api_token(session=session, app_id=app_id)
 
     _print({"token": _run(database_url, work), "app_id": app_id})
+
+
+@agents_app.command("create")
+def agents_create(
+    app_id: Annotated[str, typer.Option("--app-id")],
+    email: Annotated[str, typer.Option("--email")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+    name: Name = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Add an inbox login; the password comes from standard input, never the command line."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        agent = await create_agent(
+            session=session, app_id=app_id, email=email, password=password, name=name
+        )
+        return {"id": agent.id, "app_id": app_id, "email": agent.email, "name": agent.name}
+
+    _print(_run(database_url, work))
 
 
 DEMO_APP_ID = "demo"

@@ -1,0 +1,255 @@
+"""The web inbox for agents: server-rendered pages, a little JavaScript for live updates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from hal.api.deps import DatabaseDep
+from hal.api.inbox_session import (
+    AgentSession,
+    LoginRequired,
+    csrf_ok,
+    current_agent,
+    end_session,
+    start_session,
+)
+from hal.api.presenters import conversation_summary_out, message_out
+from hal.services import conversations, team
+from hal.services.agents import authenticate
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "web" / "templates")
+router = APIRouter(prefix="/inbox", include_in_schema=False)
+AgentDep = Annotated[AgentSession, Depends(current_agent)]
+CsrfField = Annotated[str | None, Form(alias="csrf_token")]
+
+
+def _page(
+    request: Request, template: str, session: AgentSession | None, **context: Any
+) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(request, template, {"session": session, **context})
+
+
+def _forbidden() -> HTMLResponse:
+    return HTMLResponse("The form expired; go back and try again.", status_code=403)
+
+
+@router.get("/login")
+async def login_form(request: Request) -> HTMLResponse:
+    return _page(request, "login.html", None, error=None, email="")
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    db: DatabaseDep,
+    email: Annotated[str, Form(max_length=255)],
+    password: Annotated[str, Form(max_length=1024)],
+    workspace: Annotated[str | None, Form(max_length=255)] = None,
+) -> Response:
+    found = await db.transaction(
+        lambda s: authenticate(session=s, email=email, password=password, app_id=workspace)
+    )
+    if found is None:
+        page = _page(request, "login.html", None, error="Wrong email or password.", email=email)
+        page.status_code = 401
+        return page
+    response = RedirectResponse("/inbox", status_code=303)
+    await start_session(request, response, found[0])
+    return response
+
+
+@router.post("/logout")
+async def logout(session: AgentDep, csrf: CsrfField = None) -> Response:
+    if not csrf_ok(session, csrf):
+        return _forbidden()
+    response = RedirectResponse("/inbox/login", status_code=303)
+    end_session(response)
+    return response
+
+
+async def _list(db: Any, session: AgentSession, status: str | None) -> list[Any]:
+    page = await db.transaction(
+        lambda s: team.list_conversations(
+            session=s, project=session.project, status=status, cursor=None, limit=100
+        )
+    )
+    return [conversation_summary_out(item) for item in page.items]
+
+
+def _status(value: str | None) -> str | None:
+    return value if value in {"open", "closed"} else None if value == "all" else "open"
+
+
+@router.get("")
+async def inbox(
+    request: Request, session: AgentDep, db: DatabaseDep, status: str | None = None
+) -> HTMLResponse:
+    chosen = _status(status)
+    return _page(
+        request,
+        "inbox.html",
+        session,
+        conversations=await _list(db, session, chosen),
+        status=chosen or "all",
+        thread=None,
+    )
+
+
+@router.get("/conversations.json")
+async def conversations_json(
+    session: AgentDep, db: DatabaseDep, status: str | None = None
+) -> JSONResponse:
+    items = await _list(db, session, _status(status))
+    return JSONResponse([item.model_dump(mode="json") for item in items])
+
+
+async def _thread_context(db: Any, session: AgentSession, conversation_id: int) -> dict[str, Any]:
+    async def work(s: Any) -> dict[str, Any]:
+        conversation = await conversations.get_conversation(
+            session=s, project=session.project, conversation_id=conversation_id
+        )
+        [summary] = await team.summarize(s, [conversation])
+        messages = (await conversations.messages_of(s, [conversation.id]))[conversation.id]
+        detail = (
+            await team.contact_detail(
+                session=s, project=session.project, contact_id=conversation.contact_id
+            )
+            if conversation.contact_id
+            else None
+        )
+        return {
+            "thread": conversation_summary_out(summary),
+            "messages": [message_out(m) for m in messages],
+            "detail": detail,
+        }
+
+    return await db.transaction(work)
+
+
+@router.get("/conversations/{conversation_id}")
+async def conversation_page(
+    request: Request,
+    conversation_id: int,
+    session: AgentDep,
+    db: DatabaseDep,
+    status: str | None = None,
+) -> HTMLResponse:
+    chosen = _status(status)
+    context = await _thread_context(db, session, conversation_id)
+    return _page(
+        request,
+        "inbox.html",
+        session,
+        conversations=await _list(db, session, chosen),
+        status=chosen or "all",
+        **context,
+    )
+
+
+@router.get("/conversations/{conversation_id}/messages.json")
+async def messages_json(
+    conversation_id: int, session: AgentDep, db: DatabaseDep, after: int = 0
+) -> JSONResponse:
+    async def work(s: Any) -> list[Any]:
+        conversation = await conversations.get_conversation(
+            session=s, project=session.project, conversation_id=conversation_id
+        )
+        messages = (await conversations.messages_of(s, [conversation.id]))[conversation.id]
+        return [message_out(m).model_dump(mode="json") for m in messages if m.id > after]
+
+    return JSONResponse(await db.transaction(work))
+
+
+@router.post("/conversations/{conversation_id}/reply")
+async def reply(
+    conversation_id: int,
+    session: AgentDep,
+    db: DatabaseDep,
+    body: Annotated[str, Form(max_length=10_000)],
+    csrf: CsrfField = None,
+) -> Response:
+    if not csrf_ok(session, csrf):
+        return _forbidden()
+    await db.transaction(
+        lambda s: conversations.reply(
+            session=s,
+            project=session.project,
+            conversation_id=conversation_id,
+            body=body,
+            agent=session.agent,
+        )
+    )
+    return RedirectResponse(f"/inbox/conversations/{conversation_id}", status_code=303)
+
+
+@router.post("/conversations/{conversation_id}/{action}")
+async def change_status(
+    conversation_id: int, action: str, session: AgentDep, db: DatabaseDep, csrf: CsrfField = None
+) -> Response:
+    if not csrf_ok(session, csrf) or action not in {"close", "reopen"}:
+        return _forbidden()
+    status = "closed" if action == "close" else "open"
+    await db.transaction(
+        lambda s: conversations.set_status(
+            session=s, project=session.project, conversation_id=conversation_id, status=status
+        )
+    )
+    return RedirectResponse(f"/inbox/conversations/{conversation_id}", status_code=303)
+
+
+@router.get("/contacts/{contact_id}")
+async def contact_page(
+    request: Request, contact_id: int, session: AgentDep, db: DatabaseDep
+) -> HTMLResponse:
+    async def work(s: Any) -> dict[str, Any]:
+        detail = await team.contact_detail(
+            session=s, project=session.project, contact_id=contact_id
+        )
+        summaries = await team.summarize(s, detail.conversations)
+        return {"detail": detail, "threads": [conversation_summary_out(x) for x in summaries]}
+
+    return _page(request, "contact.html", session, **await db.transaction(work))
+
+
+@router.get("/companies/{company_id}")
+async def company_page(
+    request: Request, company_id: str, session: AgentDep, db: DatabaseDep
+) -> HTMLResponse:
+    detail = await db.transaction(
+        lambda s: team.company_detail(
+            session=s, project=session.project, company_id=company_id, contacts_limit=500
+        )
+    )
+    return _page(request, "company.html", session, detail=detail, stages=session.project.stages)
+
+
+@router.post("/companies/{company_id}/stage")
+async def company_stage(
+    company_id: str,
+    session: AgentDep,
+    db: DatabaseDep,
+    stage: Annotated[str, Form(max_length=255)],
+    csrf: CsrfField = None,
+) -> Response:
+    if not csrf_ok(session, csrf):
+        return _forbidden()
+    await db.transaction(
+        lambda s: team.agent_set_stage(
+            session=s, project=session.project, company_id=company_id, stage=stage
+        )
+    )
+    return RedirectResponse(f"/inbox/companies/{company_id}", status_code=303)
+
+
+async def login_redirect(request: Request, exc: Exception) -> Response:
+    if request.url.path.endswith(".json"):
+        return JSONResponse({"error": {"code": "login_required", "message": "log in again"}}, 401)
+    return RedirectResponse("/inbox/login", status_code=303)
+
+
+__all__ = ["LoginRequired", "login_redirect", "router"]

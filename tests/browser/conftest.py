@@ -1,0 +1,106 @@
+"""Browser tests: real headless Chromium (Debian's package) driving a real `hal serve`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import chromium_path, require_or_skip
+from tests.servers import running_server
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def hal(database_url: str, *args: str, stdin: str | None = None) -> dict:
+    """Run the `hal` command line and parse its JSON output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "hal", *args, "--database-url", database_url],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(result.stdout)
+
+
+@dataclass(frozen=True)
+class Site:
+    url: str
+    database_url: str
+    app_id: str
+    secret: str
+    token: str
+    agent_email: str
+    agent_password: str
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[Site]:
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'hal.db'}"
+    project = hal(
+        database_url, "projects", "create", "--name", "Acme support", "--app-id", "acme-app"
+    )
+    password = "correct horse battery"
+    hal(
+        database_url,
+        "agents",
+        "create",
+        "--app-id",
+        "acme-app",
+        "--email",
+        "sam@acme.com",
+        "--name",
+        "Sam",
+        "--password-stdin",
+        stdin=password + "\n",
+    )
+    token = hal(database_url, "tokens", "create", "--app-id", "acme-app")["token"]
+    with running_server(database_url, log=artifacts_dir / "server-browser.log") as url:
+        yield Site(
+            url,
+            database_url,
+            "acme-app",
+            project["identity_secret"],
+            token,
+            "sam@acme.com",
+            password,
+        )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Module-scoped: sync Playwright runs an event loop of its own, which must be gone
+    before the asyncio tests of other folders run."""
+    executable = chromium_path()
+    if executable is None:
+        require_or_skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
