@@ -241,6 +241,9 @@ def agents_create(
 DEMO_APP_ID = "demo"
 
 
+DEMO_AGENT = ("agent@example.com", "demo-password")
+
+
 def _ensure_demo_project(database_url: str | None) -> dict[str, Any]:
     async def work(session: AsyncSession) -> dict[str, Any]:
         try:
@@ -250,6 +253,14 @@ def _ensure_demo_project(database_url: str | None) -> dict[str, Any]:
                 session=session,
                 app_id=DEMO_APP_ID,
                 settings=project_service.ProjectSettings(name="Demo project"),
+            )
+            email, password = DEMO_AGENT
+            await create_agent(
+                session=session,
+                app_id=DEMO_APP_ID,
+                email=email,
+                password=password,
+                name="Demo agent",
             )
         return project_service.describe_project(project, include_secret=True)
 
@@ -283,6 +294,7 @@ def _demo_banner(project: dict[str, Any], base_url: str) -> str:
             f"  HAL demo project ready: app_id={project['app_id']}",
             f"  identity secret (keep it on your backend): {project['identity_secret']}",
             f"  API docs: {base_url}/docs",
+            f"  Inbox: {base_url}/inbox  (log in as {DEMO_AGENT[0]} / {DEMO_AGENT[1]})",
             "  Try an identify:",
             "",
             f"  {curl}",
