@@ -28,9 +28,10 @@ def running_server(
     workers: int = 1,
     log: Path | None = None,
     env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[str]:
     """Start `hal serve` on a free loopback port; yield its base URL; stop it."""
-    port = free_port()
+    port = port or free_port()
     command = [
         sys.executable,
         "-m",

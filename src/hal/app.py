@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from hal import __version__
-from hal.api import inbox, team, widget
+from hal.api import demo, inbox, team, widget
 from hal.api.errors import install_error_handlers
 from hal.api.inbox_session import LoginRequired
 from hal.api.middleware import (
@@ -51,6 +51,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(inbox.router)
     app.add_exception_handler(LoginRequired, inbox.login_redirect)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+
+    @app.get("/widget.js", include_in_schema=False)
+    async def widget_js() -> FileResponse:
+        return FileResponse(WEB / "static" / "widget.js", media_type="text/javascript")
+
+    @app.get("/widget.d.ts", include_in_schema=False)
+    async def widget_types() -> FileResponse:
+        return FileResponse(WEB / "static" / "widget.d.ts", media_type="text/plain")
+
+    if settings.demo:
+        app.include_router(demo.router)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -295,6 +295,7 @@ def _demo_banner(project: dict[str, Any], base_url: str) -> str:
             f"  identity secret (keep it on your backend): {project['identity_secret']}",
             f"  API docs: {base_url}/docs",
             f"  Inbox: {base_url}/inbox  (log in as {DEMO_AGENT[0]} / {DEMO_AGENT[1]})",
+            f"  Demo customer app with the widget: {base_url}/demo",
             "  Try an identify:",
             "",
             f"  {curl}",
@@ -318,6 +319,7 @@ def serve(
     settings = _settings(database_url)
     os.environ["HAL_DATABASE_URL"] = settings.database_url  # for worker processes
     if demo:
+        os.environ["HAL_DEMO"] = "true"
         typer.echo(
             _demo_banner(_ensure_demo_project(settings.database_url), f"http://{host}:{port}")
         )

@@ -16,8 +16,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_metadata_keys: int = Field(default=100, ge=1)
     max_company_ids: int = Field(default=50, ge=1)
-    # When true, `X-Forwarded-*` from the proxy in front are trusted (see docs/operations.md).
-    behind_proxy: bool = False
+    # Serves the demo customer app at /demo for the `demo` project (`hal serve --demo`).
+    demo: bool = False
 
     @field_validator("database_url")
     @classmethod

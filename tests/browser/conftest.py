@@ -82,6 +82,51 @@ def site(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Itera
         )
 
 
+@dataclass(frozen=True)
+class DemoSite:
+    url: str
+    database_url: str
+    token: str
+    port: int
+    log: Path
+
+    def team(self, path: str, **params: object) -> dict:
+        import httpx
+
+        response = httpx.get(
+            f"{self.url}/api/projects/demo{path}",
+            params={k: v for k, v in params.items() if v is not None},
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def server(self):  # type: ignore[no-untyped-def]
+        """Start (or start again) the demo server on its port."""
+        return running_server(
+            self.database_url, log=self.log, env={"HAL_DEMO": "true"}, port=self.port
+        )
+
+
+def demo_site(tmp_path: Path, artifacts_dir: Path, name: str) -> DemoSite:
+    from tests.servers import free_port
+
+    database_url = f"sqlite:///{tmp_path / 'hal.db'}"
+    hal(database_url, "projects", "create", "--name", "Demo", "--app-id", "demo")
+    token = hal(database_url, "tokens", "create", "--app-id", "demo")["token"]
+    port = free_port()
+    return DemoSite(
+        f"http://127.0.0.1:{port}", database_url, token, port, artifacts_dir / f"server-{name}.log"
+    )
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[DemoSite]:
+    site = demo_site(tmp_path_factory.mktemp("demo"), artifacts_dir, "demo")
+    with site.server():
+        yield site
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """Module-scoped: sync Playwright runs an event loop of its own, which must be gone

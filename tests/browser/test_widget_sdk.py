@@ -1,0 +1,149 @@
+"""The widget SDK (window.HalWidget) and the demo app, in real Chromium, checked through the
+team API."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import demo_site
+
+pytestmark = pytest.mark.browser
+
+
+def open_demo(page, demo, **query):
+    suffix = "&".join(f"{k}={v}" for k, v in query.items())
+    page.goto(f"{demo.url}/demo?{suffix}")
+    page.wait_for_function("() => window.HalWidget && window.HalWidget.version")
+
+
+def sign_in(page, name):
+    page.get_by_role("button", name=name).click()
+    expect(page.locator("#log")).to_contain_text("identified")
+
+
+def contact_named(demo, q):
+    [contact] = demo.team("/contacts", q=q)["items"]
+    return demo.team(f"/contacts/{contact['id']}")
+
+
+def test_each_sdk_method_lands_in_the_crm(page, demo, artifacts_dir):
+    open_demo(page, demo, poll=500)
+    sign_in(page, "Alice Martin")
+    detail = contact_named(demo, "alice")
+    assert detail["contact"]["verified"] is True
+    assert detail["active_company"]["id"] == "acme"
+
+    page.get_by_role("button", name="Upgrade to Enterprise").click()
+    expect(page.locator("#log")).to_contain_text("upgraded acme")
+    company = demo.team("/companies/acme")
+    assert company["company"]["stage"] == "Customer"
+    assert [(d["id"], d["status"], d["amount"]) for d in company["deals"]] == [
+        ("upgrade-acme", "won", 12000.0)
+    ]
+    assert "plan-upgraded" in [e["name"] for e in company["events"]]
+    assert contact_named(demo, "alice")["contact"]["metadata"]["plan"] == "enterprise"
+
+    # Chat: the visitor writes, an agent answers through the team API, the bubble shows it.
+    page.get_by_role("button", name="Chat with support").click()
+    page.get_by_label("Message").fill("Does Enterprise include SSO?")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#hal-widget .msg.visitor")).to_have_text(["Does Enterprise include SSO?"])
+    [conversation] = demo.team("/conversations")["items"]
+    assert conversation["contact"]["email"] == "alice@acme.com"
+    assert conversation["company"]["id"] == "acme"
+    import httpx
+
+    httpx.post(
+        f"{demo.url}/api/projects/demo/conversations/{conversation['id']}/messages",
+        json={"body": "Yes, SAML and OIDC."},
+        headers={"Authorization": f"Bearer {demo.token}"},
+    ).raise_for_status()
+    expect(page.locator("#hal-widget .msg.agent")).to_have_text(["Yes, SAML and OIDC."])
+    page.screenshot(path=artifacts_dir / "widget-chat.png")
+
+    # Closed bubble: the next reply shows as an unread badge.
+    page.get_by_role("button", name="Close chat").click()
+    httpx.post(
+        f"{demo.url}/api/projects/demo/conversations/{conversation['id']}/messages",
+        json={"body": "Anything else?"},
+        headers={"Authorization": f"Bearer {demo.token}"},
+    ).raise_for_status()
+    expect(page.locator("#hal-widget .badge")).to_have_text("1")
+    page.screenshot(path=artifacts_dir / "widget-unread.png")
+
+
+def test_switching_company_changes_the_active_company(page, demo):
+    open_demo(page, demo)
+    sign_in(page, "Carol Diaz")
+    page.locator("#company").select_option("umbrella")
+    expect(page.locator("#log")).to_contain_text("active company: Umbrella Corp")
+    assert contact_named(demo, "carol")["active_company"]["id"] == "umbrella"
+
+
+def test_calls_before_the_script_loads_are_replayed_in_order(page, demo):
+    def slow_widget(route):
+        time.sleep(1.5)
+        route.continue_()
+
+    page.route("**/widget.js", slow_widget)
+    page.goto(f"{demo.url}/demo", wait_until="domcontentloaded")
+    assert page.evaluate("() => window.HalWidget.version") is None  # still the loader's stub
+    results = page.evaluate(
+        """async () => {
+            const calls = [
+                HalWidget.identify({user_id: "early-bird", email: "early@bird.com", name: "Early"}),
+                HalWidget.track("first"), HalWidget.track("second"), HalWidget.track("third"),
+            ];
+            const answers = await Promise.all(calls);
+            return {version: HalWidget.version, contact: answers[0].contact.user_id,
+                    events: answers.slice(1).map(a => a.event.id)};
+        }"""
+    )
+    assert results["version"] and results["contact"] == "early-bird"
+    events = results["events"]
+    assert events == sorted(events)  # stored in the order they were called
+    names = [e["name"] for e in demo.team("/events", limit=50)["items"] if e["id"] in events]
+    assert names == ["third", "second", "first"]  # newest first
+
+
+def test_a_4xx_is_not_retried_and_rejects_with_its_code(page, demo):
+    open_demo(page, demo)
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if "set-stage" in r.url else None)
+    code = page.evaluate(
+        "() => HalWidget.setStage('Customer').then(() => 'resolved', (e) => e.code)"
+    )
+    assert code == "not_identified"
+    assert len(requests) == 1
+
+
+def test_reset_starts_a_new_anonymous_visitor(page, demo):
+    open_demo(page, demo)
+    sign_in(page, "Bob Chen")
+    before = page.evaluate("() => HalWidget.getVisitorId()")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.locator("#signed-out")).to_be_visible()
+    after = page.evaluate("() => HalWidget.getVisitorId()")
+    assert after != before
+    stored = page.evaluate("() => localStorage.getItem('hal:demo:session_token')")
+    assert stored is None
+    answer = page.evaluate("() => HalWidget.setProperties({theme: 'dark'})")
+    assert answer["contact"] is None and answer["properties"] == {"theme": "dark"}
+
+
+def test_a_track_queued_while_the_server_is_down_lands_once(page, tmp_path, artifacts_dir):
+    site = demo_site(tmp_path, artifacts_dir, "restart")
+    with site.server():
+        open_demo(page, site)
+        sign_in(page, "Alice Martin")
+    # The server is down now: the call fails, waits and retries.
+    page.evaluate("() => { window.pending = HalWidget.track('offline-upgrade', {n: 1}); }")
+    time.sleep(1.5)
+    with site.server():
+        answer = page.evaluate("() => window.pending")
+        assert answer["duplicate"] is False
+        events = site.team("/events", name="offline-upgrade")["items"]
+        assert len(events) == 1
