@@ -147,3 +147,18 @@ def test_a_track_queued_while_the_server_is_down_lands_once(page, tmp_path, arti
         assert answer["duplicate"] is False
         events = site.team("/events", name="offline-upgrade")["items"]
         assert len(events) == 1
+
+
+def test_the_host_pages_css_cannot_reach_the_bubble(page, demo):
+    open_demo(page, demo)
+    page.add_style_tag(
+        content="button { background: rgb(255, 0, 0) !important; font-size: 40px !important; }"
+        " ol, li { display: none !important; }"
+    )
+    launcher = page.locator("#hal-widget .launcher")
+    expect(launcher).to_be_visible()
+    background = launcher.evaluate("b => getComputedStyle(b).backgroundColor")
+    assert background == "rgb(59, 91, 219)"
+    # And ours does not leak out: the host page's own buttons keep the host's styles.
+    host_button = page.get_by_role("button", name="Alice Martin")
+    assert host_button.evaluate("b => getComputedStyle(b).fontSize") == "40px"
