@@ -21,6 +21,7 @@ from hal.api.middleware import (
 )
 from hal.config import Settings
 from hal.db.engine import Database
+from hal.services.admission import Admission
 
 WEB = Path(__file__).parent / "web"
 
@@ -45,6 +46,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.admission = Admission(
+        storage_url=settings.rate_limit_storage,
+        per_project=settings.widget_rate_per_project,
+        per_visitor=settings.widget_rate_per_visitor,
+        new_visitors=settings.new_visitors_per_project,
+    )
     install_error_handlers(app)
     app.include_router(widget.router)
     app.include_router(team.router)

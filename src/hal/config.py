@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hal.domain.limits import Limits
+from hal.services.admission import parse_rate
 
 
 class Settings(BaseSettings):
@@ -16,6 +17,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_metadata_keys: int = Field(default=100, ge=1)
     max_company_ids: int = Field(default=50, ge=1)
+    # Abuse limits on the widget routes ("N/second|minute|hour", or "off"). Counted in this
+    # process ("memory://") or shared by every process ("redis://127.0.0.1:6379").
+    rate_limit_storage: str = "memory://"
+    widget_rate_per_project: str = "600/second"
+    widget_rate_per_visitor: str = "120/minute"
+    new_visitors_per_project: str = "1000/minute"
     # Serves the demo customer app at /demo for the `demo` project (`hal serve --demo`).
     demo: bool = False
 
@@ -24,6 +31,14 @@ class Settings(BaseSettings):
     def _supported_database(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql", "postgres")):
             raise ValueError("HAL_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @field_validator(
+        "widget_rate_per_project", "widget_rate_per_visitor", "new_visitors_per_project"
+    )
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        parse_rate(value)  # raises ValueError for a malformed rate
         return value
 
     @property

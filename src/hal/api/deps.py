@@ -31,13 +31,16 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def get_caller(
+    request: Request,
     origin: Annotated[str | None, Header(include_in_schema=False)] = None,
     authorization: Annotated[
         str | None,
         Header(description="`Bearer <session_token>` from identify, for verified visitors"),
     ] = None,
 ) -> Caller:
-    return Caller(origin=origin, bearer=bearer_token(authorization))
+    return Caller(
+        origin=origin, bearer=bearer_token(authorization), admission=request.app.state.admission
+    )
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -45,7 +45,7 @@ router = APIRouter(prefix="/api/widget", tags=["widget"], route_class=StrictJSON
 @router.post(
     "/identify",
     response_model=IdentifyResponse,
-    responses=error_responses(400, 401, 403, 404, 413, 415, 422),
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
 )
 async def identify_route(
     body: IdentifyRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
@@ -75,7 +75,7 @@ async def identify_route(
 @router.post(
     "/set-properties",
     response_model=SetPropertiesResponse,
-    responses=error_responses(400, 401, 403, 404, 413, 415, 422),
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
 )
 async def set_properties_route(
     body: SetPropertiesRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
@@ -96,7 +96,7 @@ async def set_properties_route(
 @router.post(
     "/track",
     response_model=TrackResponse,
-    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
 )
 async def track_route(
     body: TrackRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
@@ -113,7 +113,7 @@ async def track_route(
 @router.post(
     "/set-stage",
     response_model=SetStageResponse,
-    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
 )
 async def set_stage_route(
     body: SetStageRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
@@ -133,7 +133,7 @@ async def set_stage_route(
 @router.post(
     "/set-deal",
     response_model=SetDealResponse,
-    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
 )
 async def set_deal_route(
     body: SetDealRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
@@ -154,7 +154,7 @@ async def set_deal_route(
 @router.post(
     "/messages",
     response_model=WidgetMessageResponse,
-    responses=error_responses(400, 401, 403, 404, 413, 415, 422),
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
 )
 async def post_message_route(
     body: WidgetMessageRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
@@ -172,7 +172,7 @@ async def post_message_route(
 @router.get(
     "/messages",
     response_model=WidgetMessagesResponse,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422, 429),
 )
 async def read_messages_route(
     app_id: Annotated[str, Query(min_length=1, max_length=255)],

@@ -15,10 +15,11 @@ from hal.db.models import Base, Company, Contact, ContactCompany, Project, Visit
 
 async def insert_ignoring_conflict(
     session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]], keys: Sequence[str]
-) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: the race-free way to "create unless it exists"."""
+) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING: the race-free way to "create unless it exists".
+    Returns how many rows were inserted."""
     if not rows:
-        return
+        return 0
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     table = model.__table__
     full_rows = []
@@ -29,7 +30,8 @@ async def insert_ignoring_conflict(
                 full[column.key] = column.default.arg(None)
         full_rows.append(full)
     statement = insert(table).values(full_rows).on_conflict_do_nothing(index_elements=list(keys))
-    await session.execute(statement)
+    result = await session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def project_by_app_id(session: AsyncSession, app_id: str) -> Project | None:

@@ -120,6 +120,8 @@ async def read_widget_messages(
     to be a verified contact, all of that contact's."""
     project = await load_project(session=session, app_id=app_id, caller=caller)
     check_identifier(visitor_id, field="visitor_id", limits=limits)
+    if caller.admission is not None:
+        await caller.admission.visitor_call(project.app_id, visitor_id)
     visitor = (
         await session.execute(
             select(Visitor).where(

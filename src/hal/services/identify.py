@@ -288,7 +288,12 @@ async def identify(
     await db.lock(session, keys)
 
     visitor = await load_visitor(
-        session=session, project=project, visitor_id=request.visitor_id, limits=limits, now=now
+        session=session,
+        project=project,
+        visitor_id=request.visitor_id,
+        limits=limits,
+        now=now,
+        caller=caller,
     )
     bound = await session.get(Contact, visitor.contact_id) if visitor.contact_id else None
     vouched = require_session(

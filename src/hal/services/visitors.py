@@ -22,14 +22,17 @@ from hal.domain.projects import origin_allowed
 from hal.domain.sessions import issue_session_token, read_session_token
 from hal.domain.validation import check_identifier
 from hal.domain.verification import Proof, VerificationMode
+from hal.services.admission import Admission
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Where a widget call comes from: the browser's Origin and its bearer token, if any."""
+    """Where a widget call comes from (the browser's Origin, its bearer token) and the abuse
+    limits it is held to."""
 
     origin: str | None = None
     bearer: str | None = None
+    admission: Admission | None = None
 
 
 async def load_project(*, session: AsyncSession, app_id: str, caller: Caller) -> Project:
@@ -43,20 +46,32 @@ async def load_project(*, session: AsyncSession, app_id: str, caller: Caller) ->
             f"origin {caller.origin!r} is not an allowed origin of this project",
             field="origin",
         )
+    if caller.admission is not None:
+        await caller.admission.project_call(project.app_id)
     return project
 
 
 async def load_visitor(
-    *, session: AsyncSession, project: Project, visitor_id: str, limits: Limits, now: datetime
+    *,
+    session: AsyncSession,
+    project: Project,
+    visitor_id: str,
+    limits: Limits,
+    now: datetime,
+    caller: Caller,
 ) -> Visitor:
     """The visitor row, created on first sight and locked for this transaction."""
     check_identifier(visitor_id, field="visitor_id", limits=limits)
-    await insert_ignoring_conflict(
+    if caller.admission is not None:
+        await caller.admission.visitor_call(project.app_id, visitor_id)
+    created = await insert_ignoring_conflict(
         session,
         Visitor,
         [{"project_id": project.id, "visitor_key": visitor_id, "properties": {}}],
         ["project_id", "visitor_key"],
     )
+    if created and caller.admission is not None:
+        await caller.admission.new_visitor(project.app_id)
     visitor = await visitor_for_update(session, project.id, visitor_id)
     assert visitor is not None
     visitor.last_seen_at = now
@@ -142,7 +157,12 @@ async def open_widget_call(
     check_identifier(visitor_id, field="visitor_id", limits=limits)
     await db.lock(session, [lock_key(project.id, "visitor", visitor_id)])
     visitor = await load_visitor(
-        session=session, project=project, visitor_id=visitor_id, limits=limits, now=now
+        session=session,
+        project=project,
+        visitor_id=visitor_id,
+        limits=limits,
+        now=now,
+        caller=caller,
     )
     contact = await contact_for_update(session, visitor.contact_id) if visitor.contact_id else None
     require_session(project=project, visitor=visitor, bound=contact, caller=caller)

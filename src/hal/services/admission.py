@@ -1,0 +1,72 @@
+"""Abuse limits on the public widget routes: per project, per visitor, and new visitors per
+project, in-process by default or shared by every process through Redis."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from limits import RateLimitItem, parse
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
+
+from hal.domain.errors import RateLimited
+
+log = logging.getLogger("hal.admission")
+
+
+def parse_rate(rate: str | None) -> RateLimitItem | None:
+    """`"120/minute"`, `"10/second"`; empty or `"off"` disables the limit."""
+    if not rate or rate.strip().lower() in {"off", "0", "none"}:
+        return None
+    return parse(rate)
+
+
+class Admission:
+    """Counts widget calls and refuses them with 429 past a limit."""
+
+    def __init__(
+        self,
+        *,
+        storage_url: str,
+        per_project: str | None,
+        per_visitor: str | None,
+        new_visitors: str | None,
+    ) -> None:
+        scheme = storage_url.split("://", 1)[0]
+        async_url = storage_url if scheme.startswith("async+") else f"async+{storage_url}"
+        self.limiter = FixedWindowRateLimiter(storage_from_string(async_url))
+        self.per_project = parse_rate(per_project)
+        self.per_visitor = parse_rate(per_visitor)
+        self.new_visitors = parse_rate(new_visitors)
+
+    async def _hit(self, item: RateLimitItem | None, *keys: str, what: str) -> None:
+        if item is None:
+            return
+        try:
+            allowed = await self.limiter.hit(item, *keys)
+            if allowed:
+                return
+            stats = await self.limiter.get_window_stats(item, *keys)
+        except Exception:  # the limiter's store is down: serve rather than fail every call
+            log.warning("rate limit store unavailable; %s not counted", what, exc_info=True)
+            return
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise RateLimited(
+            "rate_limited",
+            f"too many {what}; retry in {retry_after} s",
+            retry_after=retry_after,
+            field="app_id" if what != "calls for this visitor" else "visitor_id",
+        )
+
+    async def project_call(self, app_id: str) -> None:
+        await self._hit(self.per_project, "project", app_id, what="calls for this project")
+
+    async def visitor_call(self, app_id: str, visitor_id: str) -> None:
+        await self._hit(
+            self.per_visitor, "visitor", app_id, visitor_id, what="calls for this visitor"
+        )
+
+    async def new_visitor(self, app_id: str) -> None:
+        await self._hit(self.new_visitors, "new-visitor", app_id, what="new visitors")
