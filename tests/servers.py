@@ -21,6 +21,77 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Server:
+    """One `hal serve` process on a loopback port."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        workers: int = 1,
+        log: Path | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.database_url, self.workers, self.log = database_url, workers, log
+        self.env = env or {}
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._output = None
+
+    def start(self) -> Server:
+        command = [
+            sys.executable, "-m", "hal", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            "--database-url", self.database_url, "--workers", str(self.workers),
+            "--log-level", "warning",
+        ]  # fmt: skip
+        self._output = open(self.log, "ab") if self.log else None  # noqa: SIM115
+        output = self._output or subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=output,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"hal serve exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("hal serve did not answer within 30 s")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown, no flushing, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._close_log()
+
+
 @contextmanager
 def running_server(
     database_url: str,
@@ -31,53 +102,8 @@ def running_server(
     port: int | None = None,
 ) -> Iterator[str]:
     """Start `hal serve` on a free loopback port; yield its base URL; stop it."""
-    port = port or free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "hal",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--database-url",
-        database_url,
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
-    output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen(
-        command,
-        stdout=output,
-        stderr=output,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
+    server = Server(database_url, workers=workers, log=log, env=env, port=port).start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"hal serve exited with {process.returncode}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("hal serve did not answer within 30 s")
-            time.sleep(0.1)
-        yield base_url
+        yield server.url
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        if log:
-            output.close()  # type: ignore[union-attr]
+        server.stop()

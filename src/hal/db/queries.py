@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.db.models import Base, Company, Contact, ContactCompany, Project, Visitor
+
+SelectT = TypeVar("SelectT", bound=Select[Any])
+
+
+def locked(query: SelectT) -> SelectT:
+    """Lock the selected rows for this transaction (PostgreSQL; SQLite has one writer).
+
+    FOR NO KEY UPDATE, not FOR UPDATE: inserting a link or an event takes a KEY SHARE lock on
+    the parent row, which FOR UPDATE conflicts with; two identifies linking one company would
+    then deadlock. Re-reads the row so a waiter sees the winner's write.
+    """
+    return query.with_for_update(key_share=True).execution_options(populate_existing=True)
 
 
 async def insert_ignoring_conflict(
@@ -44,7 +56,7 @@ async def contact_by_user_id(
 ) -> Contact | None:
     query = select(Contact).where(Contact.project_id == project_id, Contact.user_id == user_id)
     if for_update:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = locked(query)
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -55,26 +67,18 @@ async def contact_by_email(
         Contact.project_id == project_id, Contact.email_normalized == email_normalized
     )
     if for_update:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = locked(query)
     return (await session.execute(query)).scalar_one_or_none()
 
 
 async def contact_for_update(session: AsyncSession, contact_id: int) -> Contact | None:
-    query = (
-        select(Contact)
-        .where(Contact.id == contact_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    query = locked(select(Contact).where(Contact.id == contact_id))
     return (await session.execute(query)).scalar_one_or_none()
 
 
 async def visitor_for_update(session: AsyncSession, project_id: int, key: str) -> Visitor | None:
-    query = (
-        select(Visitor)
-        .where(Visitor.project_id == project_id, Visitor.visitor_key == key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    query = locked(
+        select(Visitor).where(Visitor.project_id == project_id, Visitor.visitor_key == key)
     )
     return (await session.execute(query)).scalar_one_or_none()
 

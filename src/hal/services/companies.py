@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.db.models import Company, ContactCompany, Event, Project, StageChange
-from hal.db.queries import insert_ignoring_conflict
+from hal.db.queries import insert_ignoring_conflict, locked
 from hal.domain.stages import StageDecision, StageMode, StageSource, decide_stage_write
 from hal.domain.validation import merge_metadata
 
@@ -37,12 +37,7 @@ async def upsert_companies(
 
 
 async def company_for_update(session: AsyncSession, company_id: int) -> Company:
-    query = (
-        select(Company)
-        .where(Company.id == company_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    query = locked(select(Company).where(Company.id == company_id))
     return (await session.execute(query)).scalar_one()
 
 
