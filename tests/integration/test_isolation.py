@@ -1,0 +1,123 @@
+"""Project A's credentials never reach project B's records, on any route (the route list is
+read from the service's own OpenAPI document, so a new route is covered when it lands)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hal.domain.sessions import issue_session_token
+from hal.services.projects import get_project
+
+WIDGET_BODIES = {
+    "/api/widget/identify": {"user_id": "victim", "email": "victim@example.com", "name": "X"},
+    "/api/widget/set-properties": {"properties": {"plan": "free"}},
+    "/api/widget/track": {"event": "pwned", "company_id": "b-co"},
+    "/api/widget/set-stage": {"stage": "Churned", "company_id": "b-co"},
+    "/api/widget/set-deal": {"deal": {"id": "b-deal", "amount": 0}, "company_id": "b-co"},
+    "/api/widget/messages": {"body": "hello"},
+}
+
+
+@pytest.fixture
+async def victim(widget, new_project, team_for):
+    """Project B with a verified contact, its visitor, company, deal, event and conversation."""
+    project = await new_project()
+    identified = await widget.identify(
+        project, visitor_id="b-visitor", user_id="victim", email="victim@example.com",
+        metadata={"secret": "b-only"}, company={"id": "b-co", "stage": "Customer"}, signed=True,
+    )  # fmt: skip
+    token = identified.json()["session_token"]
+    await widget.call("set-deal", project, "b-visitor", token=token, deal={"id": "b-deal"})
+    await widget.call("track", project, "b-visitor", token=token, event="b-event")
+    sent = await widget.call("messages", project, "b-visitor", token=token, body="b's secret")
+    team = await team_for(project)
+    return {
+        "project": project,
+        "team": team,
+        "contact_id": identified.json()["contact"]["id"],
+        "conversation_id": sent.json()["conversation"]["id"],
+    }
+
+
+async def snapshot(team):
+    contacts = (await team.get("/contacts")).json()["items"]
+    company = (await team.get("/companies/b-co")).json()
+    events = (await team.get("/events")).json()["items"]
+    threads = (await team.get("/conversations")).json()["items"]
+    return contacts, company, [e["id"] for e in events], [t["id"] for t in threads]
+
+
+def openapi_paths(widget, prefix):
+    schema = widget.http._transport.app.openapi()
+    return [(path, method) for path, ops in schema["paths"].items() if path.startswith(prefix)
+            for method in ops]  # fmt: skip
+
+
+async def test_every_widget_route_with_project_a_cannot_touch_project_b(widget, project, victim):
+    before = await snapshot(victim["team"])
+    routes = openapi_paths(widget, "/api/widget/")
+    assert {path for path, _ in routes} == set(WIDGET_BODIES)
+    for path, method in routes:
+        params = {"app_id": project.app_id, "visitor_id": "b-visitor"}
+        if method == "get":
+            response = await widget.http.get(path, params=params)
+            assert b"secret" not in response.content, path
+        else:
+            response = await widget.http.post(path, json={**params, **WIDGET_BODIES[path]})
+        assert response.status_code < 500, (path, response.text)
+        assert b"b-only" not in response.content and b"b's secret" not in response.content
+    assert await snapshot(victim["team"]) == before
+
+
+async def test_every_widget_route_on_project_b_without_its_credentials_is_refused(widget, victim):
+    b = victim["project"]
+    before = await snapshot(victim["team"])
+    for path, method in openapi_paths(widget, "/api/widget/"):
+        params = {"app_id": b.app_id, "visitor_id": "b-visitor"}  # a guessed visitor id
+        if method == "get":
+            response = await widget.http.get(path, params=params)
+        else:
+            response = await widget.http.post(path, json={**params, **WIDGET_BODIES[path]})
+        assert response.status_code in {401, 403}, (path, response.status_code, response.text)
+    assert await snapshot(victim["team"]) == before
+
+
+async def test_an_expired_session_token_is_refused(widget, database, victim):
+    b = victim["project"]
+    stored = await database.transaction(lambda s: get_project(session=s, app_id=b.app_id))
+    expired = issue_session_token(
+        secret=stored.session_secret, app_id=b.app_id, visitor_id="b-visitor",
+        contact_id=victim["contact_id"], now=datetime.now(UTC) - timedelta(days=30),
+        ttl=timedelta(days=7),
+    )  # fmt: skip
+    response = await widget.set_properties(b, "b-visitor", {"plan": "free"}, token=expired)
+    assert response.status_code == 401
+
+
+async def test_every_team_route_refuses_project_a_token_on_project_b(widget, team, victim):
+    b = victim["project"]
+    ids = {
+        "app_id": b.app_id,
+        "contact_id": victim["contact_id"],
+        "company_id": "b-co",
+        "conversation_id": victim["conversation_id"],
+    }
+    routes = openapi_paths(widget, "/api/projects/")
+    assert len(routes) >= 10
+    for path, method in routes:
+        url = path.format(**ids)
+        body = {"stage": "Churned"} if method == "patch" else {"body": "x"}
+        kwargs = {"json": body} if method in {"post", "patch"} else {}
+        response = await widget.http.request(
+            method, url, headers={"Authorization": f"Bearer {team.token}"}, **kwargs
+        )
+        assert response.status_code == 403, (method, url, response.text)
+        # The same record ids under project A's own path are not found.
+        own = await widget.http.request(
+            method, url.replace(b.app_id, team.project.app_id, 1),
+            headers={"Authorization": f"Bearer {team.token}"}, **kwargs,
+        )  # fmt: skip
+        assert own.status_code in {200, 404}, (method, url, own.text)
+        assert b"b-only" not in own.content and b"b's secret" not in own.content
