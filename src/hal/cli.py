@@ -23,6 +23,7 @@ from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode, compute_user_hash
 from hal.services import projects as project_service
 from hal.services.agents import create_agent
+from hal.services.seed import seed
 
 T = TypeVar("T")
 
@@ -239,6 +240,23 @@ def agents_create(
 
 
 DEMO_APP_ID = "demo"
+
+
+@app.command("seed")
+def seed_command(
+    app_id: Annotated[str, typer.Option("--app-id")],
+    contacts: Annotated[int, typer.Option("--contacts", min=0, help="Seeded contacts wanted")],
+    events_per_contact: Annotated[int, typer.Option("--events-per-contact", min=0)] = 10,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Bulk-load seeded contacts, companies and events (benchmarks; idempotent by count)."""
+
+    async def work(session: AsyncSession) -> dict[str, int]:
+        return await seed(
+            session=session, app_id=app_id, contacts=contacts, events_per_contact=events_per_contact
+        )
+
+    _print(_run(database_url, work))
 
 
 DEMO_AGENT = ("agent@example.com", "demo-password")

@@ -17,12 +17,15 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
 from hal.db.types import JSONDocument, UTCDateTime, utcnow
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+# Lower-cased search keys compared in byte order (PostgreSQL "C" collation, SQLite BINARY), so
+# a prefix search is an index range scan whatever the database's default collation.
+SearchKey = String(255).with_variant(String(255, collation="C"), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -52,18 +55,31 @@ class Contact(Base):
     __table_args__ = (
         UniqueConstraint("project_id", "user_id", name="uq_contacts_user_id"),
         UniqueConstraint("project_id", "email_normalized", name="uq_contacts_email"),
+        Index("ix_contacts_search_name", "project_id", "search_name"),
+        Index("ix_contacts_search_user_id", "project_id", "search_user_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     user_id: Mapped[str | None] = mapped_column(String(255))
     email: Mapped[str | None] = mapped_column(String(255))
-    email_normalized: Mapped[str | None] = mapped_column(String(255))
+    email_normalized: Mapped[str | None] = mapped_column(SearchKey)
     name: Mapped[str | None] = mapped_column(String(255))
+    search_name: Mapped[str | None] = mapped_column(SearchKey)
+    search_user_id: Mapped[str | None] = mapped_column(SearchKey)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @validates("name", "user_id")
+    def _keep_search_keys(self, key: str, value: str | None) -> str | None:
+        search = value.lower() if value is not None else None
+        if key == "name":
+            self.search_name = search
+        else:
+            self.search_user_id = search
+        return value
 
 
 class Company(Base):

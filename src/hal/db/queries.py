@@ -32,7 +32,7 @@ async def insert_ignoring_conflict(
     Returns how many rows were inserted."""
     if not rows:
         return 0
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     table = model.__table__
     full_rows = []
     for row in rows:

@@ -7,7 +7,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.db.models import (
@@ -69,16 +69,24 @@ def _page(rows: list[Any], limit: int) -> Page:
 async def search_contacts(
     *, session: AsyncSession, project: Project, q: str | None, cursor: str | None, limit: int
 ) -> Page:
-    """Contacts whose name, email or user_id starts with `q` (case-insensitive), newest first."""
+    """Contacts whose name, email or user_id starts with `q` (case-insensitive), newest first.
+
+    Each key is a lower-cased column compared in byte order, so a prefix is an index range
+    (`>= q` and `< q + U+10FFFF`) on any database collation.
+    """
     query = select(Contact).where(Contact.project_id == project.id)
     if q and q.strip():
-        needle = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        prefix = f"{needle}%"
+        low, high = q.strip().lower(), q.strip().lower() + "\U0010ffff"
         query = query.where(
             or_(
-                func.lower(Contact.name).like(prefix, escape="\\"),
-                Contact.email_normalized.like(prefix, escape="\\"),
-                func.lower(Contact.user_id).like(prefix, escape="\\"),
+                *(
+                    and_(column >= low, column < high)
+                    for column in (
+                        Contact.search_name,
+                        Contact.email_normalized,
+                        Contact.search_user_id,
+                    )
+                )
             )
         )
     after = decode_cursor(cursor)

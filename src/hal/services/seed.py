@@ -1,0 +1,152 @@
+"""Bulk seeding for benchmarks and load tests: many contacts, companies and events, fast
+(PostgreSQL COPY; batched inserts on SQLite). Never used by the service itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hal.db.models import Company, Contact, ContactCompany, Event
+from hal.db.types import utcnow
+from hal.services.projects import get_project
+
+EVENT_NAMES = ["page-viewed", "feature-used", "report-exported", "seat-added", "invite-sent"]
+BATCH = 20_000
+
+
+def seeded_user_id(i: int) -> str:
+    return f"seed-{i}"
+
+
+def seeded_email(i: int) -> str:
+    return f"seed-{i}@example.com"
+
+
+async def _bulk(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        columns = list(rows[0])
+        records = [
+            tuple(json.dumps(v) if isinstance(v, dict) else v for v in row.values()) for row in rows
+        ]
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            model.__tablename__, records=records, columns=columns
+        )
+    else:
+        await session.execute(insert(model.__table__), rows)
+
+
+def _chunks(start: int, stop: int) -> Iterator[range]:
+    for low in range(start, stop, BATCH):
+        yield range(low, min(stop, low + BATCH))
+
+
+async def seed(
+    *, session: AsyncSession, app_id: str, contacts: int, events_per_contact: int
+) -> dict[str, int]:
+    """Add seeded contacts until the project has `contacts` of them (one company per ten
+    contacts, each contact linked to its company, `events_per_contact` events each)."""
+    project = await get_project(session=session, app_id=app_id)
+    have = (
+        await session.execute(
+            select(func.count())
+            .select_from(Contact)
+            .where(Contact.project_id == project.id, Contact.search_user_id.like("seed-%"))
+        )
+    ).scalar_one()
+    now = utcnow()
+    for chunk in _chunks(have, contacts):
+        await _bulk(
+            session,
+            Contact,
+            [
+                {
+                    "project_id": project.id,
+                    "user_id": seeded_user_id(i),
+                    "email": seeded_email(i),
+                    "email_normalized": seeded_email(i),
+                    "name": f"Seed Person {i}",
+                    "search_name": f"seed person {i}",
+                    "search_user_id": seeded_user_id(i),
+                    "metadata": {"plan": "pro", "seats": i % 50},
+                    "verified": False,
+                    "created_at": now,
+                    "last_seen_at": now,
+                }
+                for i in chunk
+            ],
+        )
+        companies = range(chunk.start // 10, (chunk.stop + 9) // 10)
+        await _bulk(
+            session,
+            Company,
+            [
+                {
+                    "project_id": project.id,
+                    "external_id": f"seed-co-{c}",
+                    "name": f"Seed Company {c}",
+                    "metadata": {},
+                    "created_at": now,
+                }
+                for c in companies
+                if c * 10 >= have
+            ],
+        )
+        contact_ids = dict(
+            (
+                await session.execute(
+                    select(Contact.user_id, Contact.id).where(
+                        Contact.project_id == project.id,
+                        Contact.user_id.in_([seeded_user_id(i) for i in chunk]),
+                    )
+                )
+            ).all()
+        )
+        company_ids = dict(
+            (
+                await session.execute(
+                    select(Company.external_id, Company.id).where(
+                        Company.project_id == project.id,
+                        Company.external_id.in_([f"seed-co-{c}" for c in companies]),
+                    )
+                )
+            ).all()
+        )
+        await _bulk(
+            session,
+            ContactCompany,
+            [
+                {
+                    "contact_id": contact_ids[seeded_user_id(i)],
+                    "company_id": company_ids[f"seed-co-{i // 10}"],
+                    "created_at": now,
+                }
+                for i in chunk
+            ],
+        )
+        await _bulk(
+            session,
+            Event,
+            [
+                {
+                    "project_id": project.id,
+                    "contact_id": contact_ids[seeded_user_id(i)],
+                    "scope": "contact",
+                    "name": EVENT_NAMES[(i + n) % len(EVENT_NAMES)],
+                    "properties": {"n": n},
+                    "occurred_at": now - timedelta(minutes=n),
+                    "received_at": now,
+                }
+                for i in chunk
+                for n in range(events_per_contact)
+            ],
+        )
+    return {"contacts": max(have, contacts), "added": max(0, contacts - have)}
