@@ -33,8 +33,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     database = database or Database(settings.database_url)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.admission.close()
         if owns_database:
             await database.dispose()
 
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     if settings.demo:
         app.include_router(demo.router)
+    if settings.bench_echo:
+        app.include_router(widget.echo_router)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     widget_rate_per_project: str = "600/second"
     widget_rate_per_visitor: str = "120/minute"
     new_visitors_per_project: str = "1000/minute"
+    # Adds POST /api/widget/echo, the same stack without database work (benchmark ceiling).
+    bench_echo: bool = False
     # Serves the demo customer app at /demo for the `demo` project (`hal serve --demo`).
     demo: bool = False
 

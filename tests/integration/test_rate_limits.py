@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -16,10 +17,16 @@ from tests.factories import identify_payload, unique
 REDIS = "redis://127.0.0.1:6379"
 
 
-def client_for(database, **limits) -> httpx.AsyncClient:
+@asynccontextmanager
+async def client_for(database, **limits) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(database_url=database.url, **limits)
     app = create_app(settings, database=database)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hal.test")
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://hal.test") as http:
+            yield http
+    finally:
+        await app.state.admission.close()
 
 
 @pytest.fixture

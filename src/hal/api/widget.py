@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -195,3 +195,12 @@ async def read_messages_route(
         conversation=conversation_out(current.conversation, current.messages) if current else None,
         conversations=[conversation_out(t.conversation, t.messages) for t in threads],
     )
+
+
+echo_router = APIRouter(prefix="/api/widget", tags=["bench"], route_class=StrictJSONRoute)
+
+
+@echo_router.post("/echo", include_in_schema=False)
+async def echo_route(body: dict[str, Any]) -> dict[str, Any]:
+    """The benchmark ceiling: the same middleware, JSON parsing and validation, no database."""
+    return body

@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
+import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -22,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 T = TypeVar("T")
 
@@ -37,6 +41,27 @@ def to_async_url(url: str) -> str:
     if backend in {"postgresql", "postgres"}:
         return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     raise ValueError(f"unsupported database URL {parsed.drivername!r}: use sqlite or postgresql")
+
+
+class _InlineSQLiteConnection(aiosqlite.Connection):
+    """aiosqlite, but each call runs on the event loop's thread instead of a worker thread.
+
+    A SQLite call on an indexed table takes microseconds; the thread hand-off aiosqlite makes
+    for each call (cursor, execute, fetch, close) cost about 470 us per statement on our
+    2-core machines against 45 us inline (measured; see bench/RESULTS.md). The price: while
+    another process holds the write lock, this process's loop waits with it (busy_timeout),
+    which is why SQLite is the one-host default and PostgreSQL the multi-process store.
+    """
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+
+async def _connect_sqlite(path: str) -> aiosqlite.Connection:
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+
+    return await _InlineSQLiteConnection(connect, 64)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -81,8 +106,15 @@ class Database:
         if self.dialect == "sqlite":
             # One connection per process: requests queue for it instead of spinning on
             # SQLite's busy handler. Other processes still wait on busy_timeout.
+            path = make_url(self.url).database or ":memory:"
             self.engine = create_async_engine(
-                self.url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60
+                self.url,
+                echo=echo,
+                async_creator=partial(_connect_sqlite, path),
+                poolclass=AsyncAdaptedQueuePool,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=60,
             )
             _configure_sqlite(self.engine)
         else:

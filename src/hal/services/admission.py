@@ -3,6 +3,7 @@ project, in-process by default or shared by every process through Redis."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -59,6 +60,15 @@ class Admission:
             retry_after=retry_after,
             field="app_id" if what != "calls for this visitor" else "visitor_id",
         )
+
+    async def close(self) -> None:
+        """Close the connections to a shared store (Redis); nothing to do in memory."""
+        bridge = getattr(self.limiter.storage, "bridge", None)
+        pool = getattr(getattr(bridge, "storage", None), "connection_pool", None)
+        if pool is not None:
+            result = pool.disconnect()
+            if inspect.isawaitable(result):
+                await result
 
     async def project_call(self, app_id: str) -> None:
         await self._hit(self.per_project, "project", app_id, what="calls for this project")

@@ -1,0 +1,281 @@
+"""HAL benchmark: identify, track and set-properties against the same stack's JSON echo
+ceiling, and growth of identify, contact search and contact detail latency with the number of
+contacts. Real `hal serve`, real databases, loopback only, every run bounded in time.
+
+    uv run python bench/run.py [--backends sqlite,postgres] [--duration 10] [--sizes 10000,...]
+
+Prints a table and writes bench/RESULTS.md. Needs `wrk` (apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import Server  # noqa: E402
+
+from hal.domain.verification import compute_user_hash  # noqa: E402
+
+PG_BASE = os.environ.get("HAL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+THREADS = 2
+SERVER_ENV = {
+    "HAL_BENCH_ECHO": "true",
+    "HAL_WIDGET_RATE_PER_PROJECT": "off",
+    "HAL_WIDGET_RATE_PER_VISITOR": "off",
+    "HAL_NEW_VISITORS_PER_PROJECT": "off",
+}
+
+
+@dataclass
+class Run:
+    backend: str
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    connections: int
+    note: str = ""
+
+
+@dataclass
+class Report:
+    runs: list[Run] = field(default_factory=list)
+    rss_mb: dict[str, float] = field(default_factory=dict)
+    seeding_s: dict[str, float] = field(default_factory=dict)
+
+
+def hal(database_url: str, *args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "hal", *args, "--database-url", database_url],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout)
+
+
+def pg_admin(sql: str) -> None:
+    subprocess.run(
+        ["psql", PG_BASE.replace("postgresql+asyncpg", "postgresql"), "-qc", sql],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def new_database(backend: str, workdir: Path) -> tuple[str, str | None]:
+    if backend == "sqlite":
+        return f"sqlite:///{workdir / 'bench.db'}", None
+    name = f"hal_bench_{secrets.token_hex(4)}"
+    pg_admin(f'CREATE DATABASE "{name}"')
+    base = PG_BASE.rsplit("/", 1)[0]
+    return f"{base}/{name}", name
+
+
+def lua_data(path: Path, **values: object) -> Path:
+    def lua(value: object) -> str:
+        if isinstance(value, str):
+            return json.dumps(value)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return repr(value)
+        if isinstance(value, list | tuple):
+            return "{" + ",".join(lua(v) for v in value) + "}"
+        raise TypeError(value)
+
+    path.write_text("return {" + ",".join(f"{k}={lua(v)}" for k, v in values.items()) + "}\n")
+    return path
+
+
+def wrk(url: str, data: Path, *, duration: int, connections: int) -> dict:
+    out = subprocess.run(
+        ["wrk", f"-t{THREADS}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+         "-s", str(ROOT / "bench" / "widget.lua"), url],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "BENCH_DATA": str(data), "BENCH_THREADS": str(THREADS)},
+    )  # fmt: skip
+    line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH_RESULT "))
+    return json.loads(line.removeprefix("BENCH_RESULT "))
+
+
+def to_run(backend: str, name: str, result: dict, connections: int, note: str = "") -> Run:
+    seconds = result["duration_us"] / 1e6
+    errors = result["errors_status"] + result["errors_connect"] + result["errors_timeout"]
+    return Run(backend, name, result["requests"] / seconds, result["p50_us"] / 1000,
+               result["p99_us"] / 1000, errors, connections, note)  # fmt: skip
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def warm_visitors(url: str, app_id: str, count: int) -> list[str]:
+    """Unverified identifies (allowed under `enabled`) bind visitors for track/set-properties."""
+    visitors = [f"t-{i}" for i in range(count)]
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        for start in range(0, count, 64):
+            batch = visitors[start : start + 64]
+            responses = await asyncio.gather(*(
+                http.post("/api/widget/identify", json={
+                    "app_id": app_id, "visitor_id": v, "user_id": v, "company": {"id": "co-1"}})
+                for v in batch
+            ))  # fmt: skip
+            assert all(r.status_code == 200 for r in responses), responses[0].text
+    return visitors
+
+
+def contact_id_range(database_url: str) -> tuple[int, int]:
+    if database_url.startswith("sqlite"):
+        path = database_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as conn:
+            return conn.execute("SELECT min(id), max(id) FROM contacts").fetchone()
+    out = subprocess.run(
+        ["psql", database_url, "-Atc", "SELECT min(id), max(id) FROM contacts"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    low, high = out.stdout.strip().split("|")
+    return int(low), int(high)
+
+
+def bench_backend(backend: str, args: argparse.Namespace, report: Report, workdir: Path) -> None:
+    database_url, pg_name = new_database(backend, workdir)
+    try:
+        project = hal(database_url, "projects", "create", "--app-id", "bench")
+        token = hal(database_url, "tokens", "create", "--app-id", "bench")["token"]
+        secret = project["identity_secret"]
+        returning_n = 10_000
+        started = time.monotonic()
+        hal(database_url, "seed", "--app-id", "bench", "--contacts", str(returning_n))
+        report.seeding_s[f"{backend} {returning_n}"] = time.monotonic() - started
+
+        def users(ids: list[str]) -> list[tuple[str, str]]:
+            return [(i, compute_user_hash(secret, i)) for i in ids]
+
+        returning = users([f"seed-{i}" for i in random.sample(range(returning_n), 5000)])
+        fresh = users([f"new-{i}" for i in range(60_000)])
+        server = Server(database_url, env=SERVER_ENV, log=workdir / f"server-{backend}.log")
+        server.start()
+        try:
+            visitors = asyncio.run(warm_visitors(server.url, "bench", 1000))
+            common = {"app_id": "bench", "token": token, "returning_share": 0.5,
+                      "returning": returning, "fresh": fresh, "visitors": visitors}  # fmt: skip
+            for name in ["echo", "identify", "track", "set-properties"]:
+                data = lua_data(workdir / f"{name}.lua", route=name, **common)
+                result = wrk(server.url, data, duration=args.duration, connections=32)
+                note = "50% new / 50% returning users" if name == "identify" else ""
+                report.runs.append(to_run(backend, name, result, 32, note))
+                print(report.runs[-1], flush=True)
+                if name == "identify":  # new users were used up: start the next run afresh
+                    fresh = users([f"new2-{i}" for i in range(60_000)])
+                    common["fresh"] = fresh
+            report.rss_mb[f"{backend} throughput"] = peak_rss_mb(server.process.pid)
+
+            for size in args.sizes:
+                started = time.monotonic()
+                hal(database_url, "seed", "--app-id", "bench", "--contacts", str(size))
+                report.seeding_s[f"{backend} {size}"] = time.monotonic() - started
+                low, high = contact_id_range(database_url)
+                sample = users([f"seed-{i}" for i in random.sample(range(size), 5000)])
+                growth = {**common, "returning": sample, "returning_share": 1.0,
+                          "seeded": size, "min_id": low, "max_id": high}  # fmt: skip
+                for name, connections in [("identify", 32), ("search", 4), ("detail", 4)]:
+                    data = lua_data(workdir / f"g-{name}.lua", route=name, **growth)
+                    result = wrk(server.url, data, duration=args.growth_duration,
+                                 connections=connections)  # fmt: skip
+                    label = f"{name} @ {size:,} contacts"
+                    report.runs.append(to_run(backend, label, result, connections,
+                                              f"{size * 10:,} events"))  # fmt: skip
+                    print(report.runs[-1], flush=True)
+            report.rss_mb[f"{backend} end"] = peak_rss_mb(server.process.pid)
+        finally:
+            server.stop()
+    finally:
+        if pg_name:
+            pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+
+
+def versions() -> list[str]:
+    import fastapi
+    import sqlalchemy
+    import uvicorn
+
+    pg = subprocess.run(["psql", PG_BASE, "-Atc", "show server_version"],
+                        capture_output=True, text=True).stdout.strip()  # fmt: skip
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor())  # fmt: skip
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[:2]
+    return [
+        f"Machine: {os.cpu_count()} cores ({cpu}), "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM, "
+        f"{platform.system()} {platform.release()}",
+        f"Python {platform.python_version()}, FastAPI {fastapi.__version__}, "
+        f"SQLAlchemy {sqlalchemy.__version__}, uvicorn {uvicorn.__version__}, "
+        f"SQLite {sqlite3.sqlite_version}, PostgreSQL {pg}, {' '.join(wrk_version)}",
+        "Server: one `hal serve` process (one worker); load: wrk with 2 threads on the same "
+        "2 cores, loopback.",
+    ]
+
+
+def render(report: Report, args: argparse.Namespace) -> str:
+    lines = ["| backend | run | clients | req/s | p50 ms | p99 ms | errors | vs echo | note |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    echo = {r.backend: r.rps for r in report.runs if r.name == "echo"}
+    for r in report.runs:
+        ratio = f"{r.rps / echo[r.backend]:.0%}" if r.backend in echo and "@" not in r.name else ""
+        lines.append(f"| {r.backend} | {r.name} | {r.connections} | {r.rps:,.0f} | "
+                     f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {ratio} | {r.note} |")  # fmt: skip
+    lines.append("")
+    lines.append(
+        "Peak server RSS: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in report.rss_mb.items())
+    )
+    lines.append("Seeding time (hal seed, cumulative sizes): " + ", ".join(
+        f"{k}: {v:.0f} s" for k, v in report.seeding_s.items()))  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--growth-duration", type=int, default=5)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",") if s]
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    report = Report()
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in args.backends.split(","):
+            bench_backend(backend, args, report, Path(tmp))
+    table = render(report, args)
+    print(table)
+    command = "uv run python bench/run.py " + " ".join(sys.argv[1:])
+    header = "\n".join(["# Benchmark results", "", *versions(), "", f"Command: `{command.strip()}`",
+                        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""])  # fmt: skip
+    Path(args.out).write_text(header + "\n" + table + "\n")
+
+
+if __name__ == "__main__":
+    main()
