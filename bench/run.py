@@ -243,8 +243,10 @@ def render(report: Report, args: argparse.Namespace) -> str:
     echo = {r.backend: r.rps for r in report.runs if r.name == "echo"}
     for r in report.runs:
         ratio = f"{r.rps / echo[r.backend]:.0%}" if r.backend in echo and "@" not in r.name else ""
-        lines.append(f"| {r.backend} | {r.name} | {r.connections} | {r.rps:,.0f} | "
-                     f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {ratio} | {r.note} |")  # fmt: skip
+        lines.append(
+            f"| {r.backend} | {r.name} | {r.connections} | {r.rps:,.0f} | {r.p50_ms:.1f} | "
+            f"{r.p99_ms:.1f} | {r.errors} | {ratio} | {r.note} |"
+        )
     lines.append("")
     lines.append(
         "Peak server RSS: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in report.rss_mb.items())
@@ -272,8 +274,11 @@ def main() -> None:
     table = render(report, args)
     print(table)
     command = "uv run python bench/run.py " + " ".join(sys.argv[1:])
-    header = "\n".join(["# Benchmark results", "", *versions(), "", f"Command: `{command.strip()}`",
-                        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""])  # fmt: skip
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    header = "\n".join(
+        ["# Benchmark results", "", *versions(), "", f"Command: `{command.strip()}`",
+         f"Date: {date}", ""]
+    )  # fmt: skip
     Path(args.out).write_text(header + "\n" + table + "\n")
 
 

@@ -14,12 +14,12 @@ from hal.services.projects import project_for_api_token
 from hal.services.visitors import Caller
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -30,7 +30,7 @@ def bearer_token(authorization: str | None) -> str | None:
     return None
 
 
-def get_caller(
+async def get_caller(
     request: Request,
     origin: Annotated[str | None, Header(include_in_schema=False)] = None,
     authorization: Annotated[
