@@ -24,6 +24,12 @@ lint: install
 test: lint
 	$(UV) run pytest
 
+# Benchmarks against real servers on SQLite and PostgreSQL; writes bench/RESULTS.md.
+# BENCH_ARGS="--sizes 10000,100000 --duration 5" for a shorter run.
+bench: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(UV) run python bench/run.py $(BENCH_ARGS)
+
 format: install
 	$(UV) run ruff check --fix .
 	$(UV) run ruff format .

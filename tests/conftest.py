@@ -29,11 +29,11 @@ def require_or_skip(reason: str) -> None:
     pytest.skip(reason)
 
 
-async def _create_postgres_database(base_url: str) -> str:
+async def _admin(base_url: str, sql: str) -> None:
+    """Run one statement on the server's maintenance connection (CREATE/DROP DATABASE)."""
     import asyncpg
 
     url = make_url(base_url)
-    name = f"hal_test_{secrets.token_hex(4)}"
     conn = await asyncpg.connect(
         host=url.host,
         port=url.port or 5432,
@@ -43,30 +43,20 @@ async def _create_postgres_database(base_url: str) -> str:
         timeout=5,
     )
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(sql)
     finally:
         await conn.close()
-    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def _create_postgres_database(base_url: str) -> str:
+    name = f"hal_test_{secrets.token_hex(4)}"
+    await _admin(base_url, f'CREATE DATABASE "{name}"')
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
 
 
 async def _drop_postgres_database(base_url: str, url_to_drop: str) -> None:
-    import asyncpg
-
-    url = make_url(base_url)
-    conn = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database=url.database or "postgres",
-        timeout=5,
-    )
-    try:
-        await conn.execute(
-            f'DROP DATABASE IF EXISTS "{make_url(url_to_drop).database}" WITH (FORCE)'
-        )
-    finally:
-        await conn.close()
+    name = make_url(url_to_drop).database
+    await _admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from hal.db.migrate import migrate
 from hal.domain.errors import HalError
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode, compute_user_hash
+from hal.schemas import RECOMMENDED_IDENTIFY
 from hal.services import projects as project_service
 from hal.services.agents import create_agent
 from hal.services.seed import seed
@@ -286,22 +287,8 @@ def _ensure_demo_project(database_url: str | None) -> dict[str, Any]:
 
 
 def _demo_banner(project: dict[str, Any], base_url: str) -> str:
-    user_id = "user_456"
-    payload = {
-        "app_id": project["app_id"],
-        "visitor_id": "visitor_demo_1",
-        "user_id": user_id,
-        "email": "alice@acme.com",
-        "name": "Alice",
-        "metadata": {"plan": "enterprise", "role": "admin"},
-        "company": {
-            "id": "acme",
-            "name": "Acme Inc",
-            "stage": "Qualified",
-            "metadata": {"arr_band": "50k-100k", "crm_owner": "Sam"},
-        },
-        "user_hash": compute_user_hash(project["identity_secret"], user_id),
-    }
+    payload = {**RECOMMENDED_IDENTIFY, "app_id": project["app_id"]}
+    payload["user_hash"] = compute_user_hash(project["identity_secret"], payload["user_id"])
     curl = (
         f"curl -s -X POST {base_url}/api/widget/identify "
         f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(payload))}"

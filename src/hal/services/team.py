@@ -7,7 +7,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.db.models import (
@@ -71,25 +71,25 @@ async def search_contacts(
 ) -> Page:
     """Contacts whose name, email or user_id starts with `q` (case-insensitive), newest first.
 
-    Each key is a lower-cased column compared in byte order, so a prefix is an index range
-    (`>= q` and `< q + U+10FFFF`) on any database collation.
+    Each key is a lower-cased column compared in byte order, and each is searched on its own
+    index range (`>= q` and `< q + U+10FFFF`); the union of the three keeps the cost
+    proportional to the matches, not to the number of contacts (an OR over the three lets
+    the planner walk the whole table by id instead).
     """
     query = select(Contact).where(Contact.project_id == project.id)
+    after = decode_cursor(cursor)
     if q and q.strip():
         low, high = q.strip().lower(), q.strip().lower() + "\U0010ffff"
-        query = query.where(
-            or_(
-                *(
-                    and_(column >= low, column < high)
-                    for column in (
-                        Contact.search_name,
-                        Contact.email_normalized,
-                        Contact.search_user_id,
-                    )
-                )
+        matches = [
+            select(Contact.id).where(
+                Contact.project_id == project.id,
+                column >= low,
+                column < high,
+                *([Contact.id < after] if after is not None else []),
             )
-        )
-    after = decode_cursor(cursor)
+            for column in (Contact.search_name, Contact.email_normalized, Contact.search_user_id)
+        ]
+        query = query.where(Contact.id.in_(union(*matches)))
     if after is not None:
         query = query.where(Contact.id < after)
     rows = (await session.execute(query.order_by(Contact.id.desc()).limit(limit + 1))).scalars()

@@ -1,0 +1,96 @@
+"""The `hal` command line (SPEC "Command line"), run as a user would, on a SQLite file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from hal.cli import app, parse_duration
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db(tmp_path):
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def hal(db, *args, input=None, ok=True):
+    result = runner.invoke(app, [*args, "--database-url", db], input=input)
+    if ok:
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+    return result
+
+
+def test_projects_create_prints_the_project_with_its_secret_once(db):
+    created = hal(
+        db, "projects", "create", "--name", "Acme", "--app-id", "proj_123",
+        "--identity-verification", "enforced", "--stage-mode", "forward_only",
+        "--stages", "Lead,Trial,Customer", "--allowed-origin", "https://App.acme.com/",
+        "--protected-key", "plan",
+    )  # fmt: skip
+    assert created["app_id"] == "proj_123"
+    assert len(created["identity_secret"]) == 64
+    assert created["identity_verification"] == "enforced"
+    assert created["stages"] == ["Lead", "Trial", "Customer"]
+    assert created["allowed_origins"] == ["https://app.acme.com"]
+    assert created["protected_keys"] == ["plan"]
+    shown = hal(db, "projects", "show", "proj_123")
+    assert "identity_secret" not in shown
+    assert shown["stage_mode"] == "forward_only"
+
+
+def test_new_projects_default_to_enabled_verification_and_a_generated_app_id(db):
+    created = hal(db, "projects", "create", "--name", "Defaults")
+    assert created["app_id"].startswith("proj_")
+    assert created["identity_verification"] == "enabled"
+    assert created["stage_mode"] == "overwrite"
+
+
+def test_projects_update_changes_only_what_it_is_given(db):
+    hal(db, "projects", "create", "--app-id", "p1", "--stages", "A,B")
+    updated = hal(db, "projects", "update", "p1", "--stage-mode", "agent_wins")
+    assert (updated["stage_mode"], updated["stages"]) == ("agent_wins", ["A", "B"])
+    assert "identity_secret" not in updated
+
+
+def test_rotate_secret_prints_a_new_secret_and_the_grace_period(db):
+    first = hal(db, "projects", "create", "--app-id", "p1")
+    rotated = hal(db, "projects", "rotate-secret", "p1", "--grace", "24h")
+    assert rotated["identity_secret"] != first["identity_secret"]
+    assert "previous_secret_expires_at" in rotated
+
+
+def test_tokens_and_agents(db):
+    hal(db, "projects", "create", "--app-id", "p1")
+    token = hal(db, "tokens", "create", "--app-id", "p1")
+    assert token["token"].startswith("hal_")
+    agent = hal(
+        db, "agents", "create", "--app-id", "p1", "--email", "Sam@Acme.com", "--password-stdin",
+        input="a long enough password\n",
+    )  # fmt: skip
+    assert agent["email"] == "sam@acme.com"
+    weak = hal(
+        db, "agents", "create", "--app-id", "p1", "--email", "x@acme.com", "--password-stdin",
+        input="short\n", ok=False,
+    )  # fmt: skip
+    assert weak.exit_code == 1
+
+
+def test_errors_are_json_with_a_code_and_exit_1(db):
+    result = hal(db, "projects", "show", "nope", ok=False)
+    assert result.exit_code == 1
+    assert json.loads(result.stderr)["error"]["code"] == "unknown_app"
+    hal(db, "projects", "create", "--app-id", "p1")
+    taken = hal(db, "projects", "create", "--app-id", "p1", ok=False)
+    assert json.loads(taken.stderr)["error"]["code"] == "app_id_taken"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("24h", 86400), ("7d", 604800), ("0", 0)]
+)
+def test_durations(text, seconds):
+    assert parse_duration(text).total_seconds() == seconds
