@@ -76,9 +76,13 @@ async def search_contacts(
     proportional to the matches, not to the number of contacts (an OR over the three lets
     the planner walk the whole table by id instead).
     """
-    query = select(Contact).where(Contact.project_id == project.id)
     after = decode_cursor(cursor)
-    if q and q.strip():
+    query = select(Contact)
+    if not (q and q.strip()):
+        query = query.where(Contact.project_id == project.id)
+    else:
+        # The project is filtered inside each branch: filtering it again outside makes
+        # SQLite walk the project's index instead of looking the matches up by id.
         low, high = q.strip().lower(), q.strip().lower() + "\U0010ffff"
         matches = [
             select(Contact.id).where(
