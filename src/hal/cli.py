@@ -24,7 +24,7 @@ from hal.domain.verification import VerificationMode, compute_user_hash
 from hal.schemas import RECOMMENDED_IDENTIFY
 from hal.services import projects as project_service
 from hal.services.agents import create_agent
-from hal.services.seed import seed
+from hal.services.seed import refresh_statistics, seed
 
 T = TypeVar("T")
 
@@ -257,7 +257,9 @@ def seed_command(
             session=session, app_id=app_id, contacts=contacts, events_per_contact=events_per_contact
         )
 
-    _print(_run(database_url, work))
+    result = _run(database_url, work)
+    asyncio.run(refresh_statistics(_settings(database_url).database_url))
+    _print(result)
 
 
 DEMO_AGENT = ("agent@example.com", "demo-password")

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hal.db.engine import Database
 from hal.db.models import Company, Contact, ContactCompany, Event
 from hal.db.types import utcnow
 from hal.services.projects import get_project
@@ -150,3 +151,19 @@ async def seed(
             ],
         )
     return {"contacts": max(have, contacts), "added": max(0, contacts - have)}
+
+
+async def refresh_statistics(database_url: str) -> None:
+    """After a bulk load: fresh planner statistics, and (PostgreSQL) a vacuum, so that queries
+    get index plans at once and autovacuum does not start on the new rows under load."""
+    database = Database(database_url)
+    try:
+        async with database.engine.connect() as connection:
+            if database.is_postgres:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await autocommit.exec_driver_sql("VACUUM (ANALYZE)")
+            else:
+                await connection.exec_driver_sql("ANALYZE")
+                await connection.commit()
+    finally:
+        await database.dispose()
