@@ -70,7 +70,7 @@ def error_response(
 def _status_for(exc: errors.HalError) -> int:
     for kind in type(exc).__mro__:
         if kind in STATUS_BY_KIND:
-            return STATUS_BY_KIND[kind]  # type: ignore[index]
+            return STATUS_BY_KIND[kind]
     return 400
 
 

@@ -19,6 +19,7 @@ from hal.api.inbox_session import (
     start_session,
 )
 from hal.api.presenters import conversation_summary_out, message_out
+from hal.db.engine import Database
 from hal.services import conversations, team
 from hal.services.agents import authenticate
 
@@ -72,7 +73,7 @@ async def logout(session: AgentDep, csrf: CsrfField = None) -> Response:
     return response
 
 
-async def _list(db: Any, session: AgentSession, status: str | None) -> list[Any]:
+async def _list(db: Database, session: AgentSession, status: str | None) -> list[Any]:
     page = await db.transaction(
         lambda s: team.list_conversations(
             session=s, project=session.project, status=status, cursor=None, limit=100
@@ -108,7 +109,9 @@ async def conversations_json(
     return JSONResponse([item.model_dump(mode="json") for item in items])
 
 
-async def _thread_context(db: Any, session: AgentSession, conversation_id: int) -> dict[str, Any]:
+async def _thread_context(
+    db: Database, session: AgentSession, conversation_id: int
+) -> dict[str, Any]:
     async def work(s: Any) -> dict[str, Any]:
         conversation = await conversations.get_conversation(
             session=s, project=session.project, conversation_id=conversation_id

@@ -32,12 +32,14 @@ def contact_out(contact: Contact) -> ContactOut:
     )
 
 
-def company_out(company: Company | None) -> CompanyOut | None:
-    if company is None:
-        return None
+def company_out(company: Company) -> CompanyOut:
     return CompanyOut(
         id=company.external_id, name=company.name, stage=company.stage, metadata=company.metadata_
     )
+
+
+def optional_company_out(company: Company | None) -> CompanyOut | None:
+    return company_out(company) if company is not None else None
 
 
 def stage_out(
@@ -85,7 +87,7 @@ def deal_out(deal: Deal) -> DealOut:
 def message_out(message: Message) -> MessageOut:
     return MessageOut(
         id=message.id,
-        author=message.author,  # type: ignore[arg-type]
+        author=message.author,
         author_name=message.author_name,
         body=message.body,
         sender_verified=message.sender_verified,
@@ -96,7 +98,7 @@ def message_out(message: Message) -> MessageOut:
 def conversation_out(conversation: Conversation, messages: list[Message]) -> ConversationOut:
     return ConversationOut(
         id=conversation.id,
-        status=conversation.status,  # type: ignore[arg-type]
+        status=conversation.status,
         created_at=conversation.created_at,
         last_message_at=conversation.last_message_at,
         messages=[message_out(m) for m in messages],
@@ -125,7 +127,7 @@ def conversation_summary_out(summary: ConversationSummary) -> ConversationSummar
     conversation, company = summary.conversation, summary.company
     return ConversationSummaryOut(
         id=conversation.id,
-        status=conversation.status,  # type: ignore[arg-type]
+        status=conversation.status,
         created_at=conversation.created_at,
         last_message_at=conversation.last_message_at,
         contact=person_out(summary.contact) if summary.contact else None,

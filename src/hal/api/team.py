@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.api.body import StrictJSONRoute
 from hal.api.deps import DatabaseDep, TeamProjectDep
@@ -16,8 +17,10 @@ from hal.api.presenters import (
     conversation_summary_out,
     deal_out,
     message_out,
+    optional_company_out,
     person_out,
 )
+from hal.db.models import Project
 from hal.schemas import (
     CompanyDealOut,
     CompanyDetailOut,
@@ -67,7 +70,9 @@ async def contact_detail(
 ) -> ContactDetailOut:
     """A contact with its companies, active company, deals, latest events and conversations."""
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(
+        session: AsyncSession,
+    ) -> tuple[team.ContactDetail, list[team.ConversationSummary]]:
         detail = await team.contact_detail(session=session, project=project, contact_id=contact_id)
         summaries = await team.summarize(session, detail.conversations)
         return detail, summaries
@@ -77,9 +82,9 @@ async def contact_detail(
     active_id = detail.active_company.id if detail.active_company else None
     return ContactDetailOut(
         contact=contact_summary(detail.contact),
-        active_company=company_out(detail.active_company),
+        active_company=optional_company_out(detail.active_company),
         companies=[
-            LinkedCompanyOut(**company_out(c).model_dump(), active=c.id == active_id)  # type: ignore[union-attr]
+            LinkedCompanyOut(**company_out(c).model_dump(), active=c.id == active_id)
             for c in detail.companies
         ],
         deals=[
@@ -101,7 +106,7 @@ async def company_detail(
     )
     company = detail.company
     return CompanyDetailOut(
-        company=company_out(company),  # type: ignore[arg-type]
+        company=company_out(company),
         stage_source=company.stage_source,
         stage_updated_at=company.stage_updated_at,
         stage_history=[
@@ -128,7 +133,7 @@ async def patch_company(
         )
     )
     return StagePatchOut(
-        company=company_out(company),  # type: ignore[arg-type]
+        company=company_out(company),
         applied=decision.applied,
         previous=decision.previous,
     )
@@ -153,7 +158,7 @@ async def list_conversations(
     )
 
 
-async def _thread(session, project, conversation_id):  # type: ignore[no-untyped-def]
+async def _thread(session: AsyncSession, project: Project, conversation_id: int) -> ThreadOut:
     conversation = await conversations.get_conversation(
         session=session, project=project, conversation_id=conversation_id
     )
@@ -190,7 +195,7 @@ async def close_conversation(
 ) -> ThreadOut:
     """Close the conversation; the visitor's next message starts a new one."""
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> ThreadOut:
         await conversations.set_status(
             session=session, project=project, conversation_id=conversation_id, status="closed"
         )
@@ -205,7 +210,7 @@ async def reopen_conversation(
 ) -> ThreadOut:
     """Reopen a closed conversation."""
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> ThreadOut:
         await conversations.set_status(
             session=session, project=project, conversation_id=conversation_id, status="open"
         )
@@ -226,7 +231,7 @@ async def list_events(
 ) -> EventPage:
     """Events newest first, filtered by contact, company and name, paged by cursor."""
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> EventPage:
         page = await team.list_events(
             session=session,
             project=project,

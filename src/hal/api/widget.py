@@ -17,6 +17,7 @@ from hal.api.presenters import (
     deal_out,
     event_out,
     message_out,
+    optional_company_out,
     stage_out,
 )
 from hal.schemas import (
@@ -64,10 +65,10 @@ async def identify_route(
     return IdentifyResponse(
         visitor_id=result.visitor.visitor_key,
         contact=contact_out(result.contact),
-        active_company=company_out(result.active_company),
+        active_company=optional_company_out(result.active_company),
         company_ids=result.company_ids,
         session_token=result.session_token,
-        warnings=list(result.warnings),  # type: ignore[arg-type]
+        warnings=list(result.warnings),
         stage=stage_out(result.stage, result.stage_mode, result.active_company),
     )
 
@@ -124,10 +125,9 @@ async def set_stage_route(
             db=db, session=session, request=body, caller=caller, limits=settings.limits
         )
     )
-    company = company_out(result.company)
     stage = stage_out(result.decision, result.mode, result.company)
-    assert company is not None and stage is not None
-    return SetStageResponse(company=company, stage=stage)
+    assert stage is not None
+    return SetStageResponse(company=company_out(result.company), stage=stage)
 
 
 @router.post(
@@ -144,10 +144,11 @@ async def set_deal_route(
             db=db, session=session, request=body, caller=caller, limits=settings.limits
         )
     )
-    company = company_out(result.company)
-    assert company is not None
     return SetDealResponse(
-        company=company, deal=deal_out(result.deal), created=result.created, changed=result.changed
+        company=company_out(result.company),
+        deal=deal_out(result.deal),
+        created=result.created,
+        changed=result.changed,
     )
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.schema import CallableColumnDefault
 
 from hal.db.models import Base, Company, Contact, ContactCompany, Project, Visitor
 
@@ -33,13 +34,15 @@ async def insert_ignoring_conflict(
     if not rows:
         return 0
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    table = model.__table__
+    table = cast(Table, model.__table__)
     full_rows = []
     for row in rows:
         full = dict(row)
-        for column in table.columns:  # type: ignore[attr-defined]
-            if column.key not in full and column.default is not None and column.default.is_callable:
-                full[column.key] = column.default.arg(None)
+        for column in table.columns:
+            default = column.default
+            # A multi-row VALUES needs every column in every row: fill Python-side defaults.
+            if column.key not in full and isinstance(default, CallableColumnDefault):
+                full[column.key] = default.arg(cast(Any, None))  # no context needed
         full_rows.append(full)
     statement = insert(table).values(full_rows).on_conflict_do_nothing(index_elements=list(keys))
     result = await session.execute(statement)

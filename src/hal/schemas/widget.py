@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic.config import JsonDict
 
 from hal.domain.crm import DealStatus, EventScope
 from hal.domain.stages import StageMode
@@ -40,7 +41,7 @@ class CompanyInput(Input):
     metadata: Metadata | None = None
 
 
-RECOMMENDED_IDENTIFY = {
+RECOMMENDED_IDENTIFY: JsonDict = {
     "app_id": "demo",
     "visitor_id": "user_456",
     "user_id": "user_456",
