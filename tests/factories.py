@@ -67,7 +67,7 @@ def identify_payload(project: TestProject, **fields: Any) -> dict[str, Any]:
     return payload
 
 
-async def make_token(database: Database, project: TestProject) -> str:
+async def make_token(database: Database, project: TestProject, *, admin: bool = False) -> str:
     return await database.transaction(
-        lambda session: create_api_token(session=session, app_id=project.app_id)
+        lambda session: create_api_token(session=session, app_id=project.app_id, admin=admin)
     )

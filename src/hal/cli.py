@@ -205,14 +205,19 @@ def projects_rotate_secret(
 
 @tokens_app.command("create")
 def tokens_create(
-    app_id: Annotated[str, typer.Option("--app-id")], database_url: DatabaseUrl = None
+    app_id: Annotated[str, typer.Option("--app-id")],
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Also project settings and secrets (admin API)")
+    ] = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
-    """Create a team API token for one project and print it once."""
+    """Create an API token for one project and print it once."""
 
     async def work(session: AsyncSession) -> str:
-        return await project_service.create_api_token(session=session, app_id=app_id)
+        return await project_service.create_api_token(session=session, app_id=app_id, admin=admin)
 
-    _print({"token": _run(database_url, work), "app_id": app_id})
+    scope = "admin" if admin else "team"
+    _print({"token": _run(database_url, work), "app_id": app_id, "scope": scope})
 
 
 @agents_app.command("create")

@@ -49,6 +49,7 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 async def get_team_project(
+    request: Request,
     app_id: str,
     db: DatabaseDep,
     authorization: Annotated[
@@ -61,16 +62,30 @@ async def get_team_project(
         raise Unauthorized(
             "missing_token", "send 'Authorization: Bearer <team API token>'", field="authorization"
         )
-    project = await db.transaction(
+    found = await db.transaction(
         lambda session: project_for_api_token(session=session, token=token)
     )
-    if project is None:
+    if found is None:
         raise Unauthorized("invalid_token", "this API token is not valid", field="authorization")
+    project, scope = found
     if project.app_id != app_id:
         raise Forbidden(
             "token_not_for_project", "this API token belongs to another project", field="app_id"
+        )
+    request.state.token_scope = scope
+    return project
+
+
+async def get_admin_project(request: Request, project: TeamProjectDep) -> Project:
+    """As the team API, with a token made by `hal tokens create --admin`."""
+    if request.state.token_scope != "admin":
+        raise Forbidden(
+            "admin_token_required",
+            "project settings and secrets need an admin token (hal tokens create --admin)",
+            field="authorization",
         )
     return project
 
 
 TeamProjectDep = Annotated[Project, Depends(get_team_project)]
+AdminProjectDep = Annotated[Project, Depends(get_admin_project)]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.api.body import StrictJSONRoute
-from hal.api.deps import DatabaseDep, TeamProjectDep
+from hal.api.deps import DatabaseDep, SettingsDep, TeamProjectDep
 from hal.api.errors import error_responses
 from hal.api.presenters import (
     company_events_out,
@@ -26,6 +26,8 @@ from hal.schemas import (
     CompanyDetailOut,
     ContactDetailOut,
     ContactPage,
+    ContactPatch,
+    ContactSummary,
     ConversationPage,
     EventPage,
     LinkedCompanyOut,
@@ -94,6 +96,28 @@ async def contact_detail(
         events=company_events_out(detail.events, companies),
         conversations=[conversation_summary_out(s) for s in summaries],
     )
+
+
+@router.patch("/contacts/{contact_id}", response_model=ContactSummary)
+async def patch_contact(
+    contact_id: int,
+    body: ContactPatch,
+    project: TeamProjectDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> ContactSummary:
+    """The team's write to a contact's name and metadata (protected keys included)."""
+    contact = await db.transaction(
+        lambda s: team.update_contact(
+            session=s,
+            project=project,
+            contact_id=contact_id,
+            name=body.name,
+            metadata=body.metadata,
+            limits=settings.limits,
+        )
+    )
+    return contact_summary(contact)
 
 
 @router.get("/companies/{company_id}", response_model=CompanyDetailOut)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from hal.schemas.widget import CompanyOut, ContactOut, DealOut, EventOut, MessageOut
+from hal.domain.stages import StageMode
+from hal.domain.verification import VerificationMode
+from hal.schemas.widget import CompanyOut, ContactOut, DealOut, EventOut, MessageOut, Metadata
 
 
 class ContactSummary(ContactOut):
@@ -87,6 +89,55 @@ class StagePatch(TeamInput):
     stage: Annotated[StrictStr, Field(min_length=1, max_length=255)]
 
 
+class ContactPatch(TeamInput):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=255)] | None = None
+    metadata: Metadata | None = Field(
+        default=None, description="Merged key by key; null deletes; protected keys allowed"
+    )
+
+
+class ProjectOut(BaseModel):
+    app_id: str
+    name: str
+    identity_verification: VerificationMode
+    stage_mode: StageMode
+    stages: list[str]
+    allowed_origins: list[str]
+    protected_keys: list[str]
+    created_at: datetime
+
+
+class ProjectPatch(TeamInput):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=255)] | None = None
+    identity_verification: Annotated[VerificationMode, Field(strict=False)] | None = None
+    stage_mode: Annotated[StageMode, Field(strict=False)] | None = None
+    stages: (
+        Annotated[
+            list[Annotated[StrictStr, Field(min_length=1, max_length=255)]], Field(max_length=50)
+        ]
+        | None
+    ) = None
+    allowed_origins: (
+        Annotated[list[Annotated[StrictStr, Field(max_length=255)]], Field(max_length=50)] | None
+    ) = None
+    protected_keys: (
+        Annotated[
+            list[Annotated[StrictStr, Field(min_length=1, max_length=64)]], Field(max_length=100)
+        ]
+        | None
+    ) = None
+
+
+class RotateSecretRequest(TeamInput):
+    grace_seconds: Annotated[StrictInt, Field(ge=0, le=30 * 86400)] = 86400
+
+
+class RotatedSecretOut(BaseModel):
+    app_id: str
+    identity_secret: str = Field(description="shown once; the old secret verifies until then")
+    previous_secret_expires_at: datetime
+
+
 class StagePatchOut(BaseModel):
     company: CompanyOut
     applied: bool
@@ -113,6 +164,11 @@ class EventPage(BaseModel):
 
 
 __all__ = [
+    "ContactPatch",
+    "ProjectOut",
+    "ProjectPatch",
+    "RotateSecretRequest",
+    "RotatedSecretOut",
     "CompanyBrief",
     "CompanyDealOut",
     "CompanyDetailOut",

@@ -135,19 +135,29 @@ def hash_api_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_api_token(*, session: AsyncSession, app_id: str) -> str:
-    """A team API token for one project; only its hash is stored."""
+async def create_api_token(*, session: AsyncSession, app_id: str, admin: bool = False) -> str:
+    """An API token for one project (team, or admin: settings and secrets too); only its hash
+    is stored."""
     project = await get_project(session=session, app_id=app_id)
     token = f"hal_{secrets.token_urlsafe(32)}"
-    session.add(ApiToken(project_id=project.id, token_hash=hash_api_token(token), prefix=token[:8]))
+    session.add(
+        ApiToken(
+            project_id=project.id,
+            token_hash=hash_api_token(token),
+            prefix=token[:8],
+            scope="admin" if admin else "team",
+        )
+    )
     await session.flush()
     return token
 
 
-async def project_for_api_token(*, session: AsyncSession, token: str) -> Project | None:
+async def project_for_api_token(*, session: AsyncSession, token: str) -> tuple[Project, str] | None:
+    """The project a token was made for, and the token's scope."""
     query = (
-        select(Project)
+        select(Project, ApiToken.scope)
         .join(ApiToken, ApiToken.project_id == Project.id)
         .where(ApiToken.token_hash == hash_api_token(token), ApiToken.revoked_at.is_(None))
     )
-    return (await session.execute(query)).scalar_one_or_none()
+    row = (await session.execute(query)).first()
+    return (row[0], row[1]) if row else None

@@ -22,11 +22,12 @@ from hal.db.models import (
     StageChange,
     Visitor,
 )
-from hal.db.queries import linked_companies
+from hal.db.queries import contact_for_update, linked_companies
 from hal.db.types import utcnow
 from hal.domain.errors import InvalidInput, NotFound
+from hal.domain.limits import Limits
 from hal.domain.stages import StageDecision, StageMode, StageSource
-from hal.domain.validation import check_text
+from hal.domain.validation import check_metadata, check_text, merge_metadata
 from hal.services.companies import company_for_update, write_stage
 
 MAX_PAGE = 200
@@ -348,3 +349,26 @@ async def companies_by_id(session: AsyncSession, ids: set[int | None]) -> dict[i
         return {}
     rows = await session.execute(select(Company).where(Company.id.in_(wanted)))
     return {company.id: company for company in rows.scalars()}
+
+
+async def update_contact(
+    *,
+    session: AsyncSession,
+    project: Project,
+    contact_id: int,
+    name: str | None,
+    metadata: dict[str, Any] | None,
+    limits: Limits,
+) -> Contact:
+    """The team's write to a contact: name and metadata (null deletes). Protected keys may be
+    written here: the team API is trusted, the widget is not."""
+    contact = await get_contact(session=session, project=project, contact_id=contact_id)
+    locked_contact = await contact_for_update(session, contact.id)
+    assert locked_contact is not None
+    if name is not None:
+        locked_contact.name = check_text(name, field="name", max_length=limits.max_name_length)
+    if metadata:
+        checked = check_metadata(metadata, field="metadata", limits=limits)
+        locked_contact.metadata_ = merge_metadata(locked_contact.metadata_, checked)
+    await session.flush()
+    return locked_contact

@@ -80,6 +80,7 @@ def upgrade() -> None:
         ),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("prefix", sa.String(length=16), nullable=False),
+        sa.Column("scope", sa.String(length=8), server_default="team", nullable=False),
         sa.Column("created_at", hal.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", hal.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
