@@ -267,6 +267,21 @@ def seed_command(
     _print(result)
 
 
+@tokens_app.command("revoke")
+def tokens_revoke(
+    app_id: Annotated[str, typer.Option("--app-id")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke an API token, read from standard input so it stays out of shell history."""
+    token = sys.stdin.readline().strip()
+
+    async def work(session: AsyncSession) -> None:
+        await project_service.revoke_api_token(session=session, app_id=app_id, token=token)
+
+    _run(database_url, work)
+    _print({"revoked": True, "app_id": app_id})
+
+
 DEMO_AGENT = ("agent@example.com", "demo-password")
 
 

@@ -94,3 +94,27 @@ def test_errors_are_json_with_a_code_and_exit_1(db):
 )
 def test_durations(text, seconds):
     assert parse_duration(text).total_seconds() == seconds
+
+
+def test_a_revoked_token_is_refused(db):
+    import asyncio
+
+    from hal.db.engine import Database
+    from hal.services.projects import project_for_api_token
+
+    hal(db, "projects", "create", "--app-id", "p1")
+    token = hal(db, "tokens", "create", "--app-id", "p1")["token"]
+    assert hal(db, "tokens", "revoke", "--app-id", "p1", input=token + "\n")["revoked"] is True
+    again = hal(db, "tokens", "revoke", "--app-id", "p1", input=token + "\n", ok=False)
+    assert json.loads(again.stderr)["error"]["code"] == "unknown_token"
+
+    async def lookup():
+        database = Database(db)
+        try:
+            return await database.transaction(
+                lambda s: project_for_api_token(session=s, token=token)
+            )
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(lookup()) is None

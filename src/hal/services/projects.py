@@ -152,6 +152,21 @@ async def create_api_token(*, session: AsyncSession, app_id: str, admin: bool = 
     return token
 
 
+async def revoke_api_token(*, session: AsyncSession, app_id: str, token: str) -> None:
+    """Revoke a token of this project at once (it answers 401 from then on)."""
+    project = await get_project(session=session, app_id=app_id)
+    query = select(ApiToken).where(
+        ApiToken.project_id == project.id,
+        ApiToken.token_hash == hash_api_token(token),
+        ApiToken.revoked_at.is_(None),
+    )
+    found = (await session.execute(query)).scalar_one_or_none()
+    if found is None:
+        raise NotFound("unknown_token", "no active token like this in the project", field="token")
+    found.revoked_at = utcnow()
+    await session.flush()
+
+
 async def project_for_api_token(*, session: AsyncSession, token: str) -> tuple[Project, str] | None:
     """The project a token was made for, and the token's scope."""
     query = (
