@@ -78,8 +78,18 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+class _ParsedJSONRequest(Request):
+    """A request whose JSON body was already parsed (strictly) by the route: FastAPI's own
+    `request.json()` gets that document instead of parsing the body a second time."""
+
+    document: Any = None
+
+    async def json(self) -> Any:
+        return self.document
+
+
 class StrictJSONRoute(APIRoute):
-    """An APIRoute whose JSON body is checked by `parse_json_body` first."""
+    """An APIRoute whose JSON body is parsed once, by `parse_json_body`."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -87,6 +97,7 @@ class StrictJSONRoute(APIRoute):
 
         async def strict_handler(request: Request) -> Response:
             if has_body:
+                request = _ParsedJSONRequest(request.scope, request.receive)
                 body = await request.body()
                 if not _is_json(request.headers.get("content-type", "")):
                     raise UnsupportedMediaType(
@@ -96,7 +107,7 @@ class StrictJSONRoute(APIRoute):
                     )
                 if not body:
                     raise BadRequest("invalid_json", "the body is empty; send a JSON object")
-                parse_json_body(body)
+                request.document = parse_json_body(body)
             return await handler(request)
 
         return strict_handler

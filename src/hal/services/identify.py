@@ -74,6 +74,7 @@ class _Checked:
 
 
 def _check(request: IdentifyRequest, project: Project, limits: Limits, now: datetime) -> _Checked:
+    # Checked before the signature, so a malformed visitor_id is the error a client sees first.
     check_identifier(request.visitor_id, field="visitor_id", limits=limits)
     mode = VerificationMode(project.identity_verification)
     claims, proof = resolve_proof(

@@ -154,7 +154,6 @@ async def open_widget_call(
 ) -> WidgetCall:
     """Lock and load the visitor and its contact, and enforce the session rule for verified
     visitors. The project comes from `load_project`."""
-    check_identifier(visitor_id, field="visitor_id", limits=limits)
     await db.lock(session, [lock_key(project.id, "visitor", visitor_id)])
     visitor = await load_visitor(
         session=session,
