@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.api.deps import DatabaseDep
 from hal.api.inbox_session import (
@@ -37,6 +39,20 @@ def _page(
 
 def _forbidden() -> HTMLResponse:
     return HTMLResponse("The form expired; go back and try again.", status_code=403)
+
+
+async def _form_action(
+    db: Database,
+    session: AgentSession,
+    csrf: str | None,
+    work: Callable[[AsyncSession], Awaitable[object]],
+    then: str,
+) -> Response:
+    """A form post: CSRF token checked, the write in one transaction, then back to a page."""
+    if not csrf_ok(session, csrf):
+        return _forbidden()
+    await db.transaction(work)
+    return RedirectResponse(then, status_code=303)
 
 
 @router.get("/login")
@@ -176,33 +192,37 @@ async def reply(
     body: Annotated[str, Form(max_length=10_000)],
     csrf: CsrfField = None,
 ) -> Response:
-    if not csrf_ok(session, csrf):
-        return _forbidden()
-    await db.transaction(
+    return await _form_action(
+        db,
+        session,
+        csrf,
         lambda s: conversations.reply(
             session=s,
             project=session.project,
             conversation_id=conversation_id,
             body=body,
             agent=session.agent,
-        )
+        ),
+        f"/inbox/conversations/{conversation_id}",
     )
-    return RedirectResponse(f"/inbox/conversations/{conversation_id}", status_code=303)
 
 
 @router.post("/conversations/{conversation_id}/{action}")
 async def change_status(
     conversation_id: int, action: str, session: AgentDep, db: DatabaseDep, csrf: CsrfField = None
 ) -> Response:
-    if not csrf_ok(session, csrf) or action not in {"close", "reopen"}:
+    if action not in {"close", "reopen"}:
         return _forbidden()
     status = "closed" if action == "close" else "open"
-    await db.transaction(
+    return await _form_action(
+        db,
+        session,
+        csrf,
         lambda s: conversations.set_status(
             session=s, project=session.project, conversation_id=conversation_id, status=status
-        )
+        ),
+        f"/inbox/conversations/{conversation_id}",
     )
-    return RedirectResponse(f"/inbox/conversations/{conversation_id}", status_code=303)
 
 
 @router.get("/contacts/{contact_id}")
@@ -239,14 +259,15 @@ async def company_stage(
     stage: Annotated[str, Form(max_length=255)],
     csrf: CsrfField = None,
 ) -> Response:
-    if not csrf_ok(session, csrf):
-        return _forbidden()
-    await db.transaction(
+    return await _form_action(
+        db,
+        session,
+        csrf,
         lambda s: team.agent_set_stage(
             session=s, project=session.project, company_id=company_id, stage=stage
-        )
+        ),
+        f"/inbox/companies/{company_id}",
     )
-    return RedirectResponse(f"/inbox/companies/{company_id}", status_code=303)
 
 
 async def login_redirect(request: Request, exc: Exception) -> Response:

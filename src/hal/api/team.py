@@ -20,6 +20,7 @@ from hal.api.presenters import (
     optional_company_out,
     person_out,
 )
+from hal.db.engine import Database
 from hal.db.models import Project
 from hal.schemas import (
     CompanyDealOut,
@@ -213,19 +214,24 @@ async def post_reply(
     return message_out(message)
 
 
+async def _set_status(
+    db: Database, project: Project, conversation_id: int, status: str
+) -> ThreadOut:
+    async def work(session: AsyncSession) -> ThreadOut:
+        await conversations.set_status(
+            session=session, project=project, conversation_id=conversation_id, status=status
+        )
+        return await _thread(session, project, conversation_id)
+
+    return await db.transaction(work)
+
+
 @router.post("/conversations/{conversation_id}/close", response_model=ThreadOut)
 async def close_conversation(
     conversation_id: int, project: TeamProjectDep, db: DatabaseDep
 ) -> ThreadOut:
     """Close the conversation; the visitor's next message starts a new one."""
-
-    async def work(session: AsyncSession) -> ThreadOut:
-        await conversations.set_status(
-            session=session, project=project, conversation_id=conversation_id, status="closed"
-        )
-        return await _thread(session, project, conversation_id)
-
-    return await db.transaction(work)
+    return await _set_status(db, project, conversation_id, "closed")
 
 
 @router.post("/conversations/{conversation_id}/reopen", response_model=ThreadOut)
@@ -233,14 +239,7 @@ async def reopen_conversation(
     conversation_id: int, project: TeamProjectDep, db: DatabaseDep
 ) -> ThreadOut:
     """Reopen a closed conversation."""
-
-    async def work(session: AsyncSession) -> ThreadOut:
-        await conversations.set_status(
-            session=session, project=project, conversation_id=conversation_id, status="open"
-        )
-        return await _thread(session, project, conversation_id)
-
-    return await db.transaction(work)
+    return await _set_status(db, project, conversation_id, "open")
 
 
 @router.get("/events", response_model=EventPage)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel
 
 from hal.api.body import StrictJSONRoute
 from hal.api.deps import CallerDep, DatabaseDep, SettingsDep
@@ -20,6 +22,8 @@ from hal.api.presenters import (
     optional_company_out,
     stage_out,
 )
+from hal.config import Settings
+from hal.db.engine import Database
 from hal.schemas import (
     IdentifyRequest,
     IdentifyResponse,
@@ -39,8 +43,26 @@ from hal.services.conversations import post_widget_message, read_widget_messages
 from hal.services.crm import set_deal, set_stage, track
 from hal.services.identify import identify
 from hal.services.properties import set_properties
+from hal.services.visitors import Caller
 
 router = APIRouter(prefix="/api/widget", tags=["widget"], route_class=StrictJSONRoute)
+
+T = TypeVar("T")
+
+
+async def _in_transaction(
+    service: Callable[..., Awaitable[T]],
+    body: BaseModel,
+    db: Database,
+    settings: Settings,
+    caller: Caller,
+) -> T:
+    """Run a widget use case on its request in one transaction."""
+    return await db.transaction(
+        lambda session: service(
+            db=db, session=session, request=body, caller=caller, limits=settings.limits
+        )
+    )
 
 
 @router.post(
@@ -82,11 +104,7 @@ async def set_properties_route(
     body: SetPropertiesRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
 ) -> SetPropertiesResponse:
     """Merge properties into the visitor's contact (or keep them until identify)."""
-    result = await db.transaction(
-        lambda session: set_properties(
-            db=db, session=session, request=body, caller=caller, limits=settings.limits
-        )
-    )
+    result = await _in_transaction(set_properties, body, db, settings, caller)
     return SetPropertiesResponse(
         visitor_id=result.visitor.visitor_key,
         contact=contact_out(result.contact) if result.contact else None,
@@ -103,11 +121,7 @@ async def track_route(
     body: TrackRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
 ) -> TrackResponse:
     """Record a point-in-time milestone on the contact or its company."""
-    result = await db.transaction(
-        lambda session: track(
-            db=db, session=session, request=body, caller=caller, limits=settings.limits
-        )
-    )
+    result = await _in_transaction(track, body, db, settings, caller)
     return TrackResponse(event=event_out(result.event, result.company), duplicate=result.duplicate)
 
 
@@ -120,11 +134,7 @@ async def set_stage_route(
     body: SetStageRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
 ) -> SetStageResponse:
     """Write the company's CRM stage under the stage mode."""
-    result = await db.transaction(
-        lambda session: set_stage(
-            db=db, session=session, request=body, caller=caller, limits=settings.limits
-        )
-    )
+    result = await _in_transaction(set_stage, body, db, settings, caller)
     stage = stage_out(result.decision, result.mode, result.company)
     assert stage is not None
     return SetStageResponse(company=company_out(result.company), stage=stage)
@@ -139,11 +149,7 @@ async def set_deal_route(
     body: SetDealRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
 ) -> SetDealResponse:
     """Create or update a deal of the company."""
-    result = await db.transaction(
-        lambda session: set_deal(
-            db=db, session=session, request=body, caller=caller, limits=settings.limits
-        )
-    )
+    result = await _in_transaction(set_deal, body, db, settings, caller)
     return SetDealResponse(
         company=company_out(result.company),
         deal=deal_out(result.deal),
@@ -161,11 +167,7 @@ async def post_message_route(
     body: WidgetMessageRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
 ) -> WidgetMessageResponse:
     """Append a message to the visitor's open conversation (created on first message)."""
-    conversation, message = await db.transaction(
-        lambda session: post_widget_message(
-            db=db, session=session, request=body, caller=caller, limits=settings.limits
-        )
-    )
+    conversation, message = await _in_transaction(post_widget_message, body, db, settings, caller)
     thread = conversation_out(conversation, [message])
     return WidgetMessageResponse(conversation=thread, message=message_out(message))
 
