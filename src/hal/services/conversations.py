@@ -17,7 +17,7 @@ from hal.domain.limits import Limits
 from hal.domain.validation import check_identifier
 from hal.domain.verification import VerificationMode
 from hal.schemas import WidgetMessageRequest
-from hal.services.visitors import Caller, load_project, open_widget_call, require_session
+from hal.services.visitors import Caller, load_project, require_session, start_widget_call
 
 OPEN, CLOSED = "open", "closed"
 
@@ -57,16 +57,16 @@ async def post_widget_message(
     """Append to the visitor's open conversation, creating it; attach contact and company."""
     now = utcnow()
     body = check_body(request.body)
-    project = await load_project(session=session, app_id=request.app_id, caller=caller)
-    call = await open_widget_call(
+    call = await start_widget_call(
         db=db,
         session=session,
-        project=project,
+        app_id=request.app_id,
         visitor_id=request.visitor_id,
         caller=caller,
         limits=limits,
         now=now,
     )
+    project = call.project
     conversation = await _open_conversation(session, call.visitor)
     if conversation is None:
         conversation = Conversation(

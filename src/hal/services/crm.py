@@ -7,7 +7,6 @@ caller's one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -38,7 +37,7 @@ from hal.domain.validation import (
 )
 from hal.schemas import SetDealRequest, SetStageRequest, TrackRequest
 from hal.services.companies import company_for_update, write_stage
-from hal.services.visitors import Caller, WidgetCall, load_project, open_widget_call
+from hal.services.visitors import Caller, WidgetCall, start_widget_call
 
 
 async def _target_company(
@@ -67,27 +66,6 @@ def _require_contact(call: WidgetCall) -> Contact:
     return call.contact
 
 
-async def _open(
-    db: Database,
-    session: AsyncSession,
-    app_id: str,
-    visitor_id: str,
-    caller: Caller,
-    limits: Limits,
-    now: datetime,
-) -> WidgetCall:
-    project = await load_project(session=session, app_id=app_id, caller=caller)
-    return await open_widget_call(
-        db=db,
-        session=session,
-        project=project,
-        visitor_id=visitor_id,
-        caller=caller,
-        limits=limits,
-        now=now,
-    )
-
-
 @dataclass(frozen=True)
 class TrackResult:
     event: Event
@@ -112,7 +90,10 @@ async def track(
     )
     if request.event_id is not None:
         check_identifier(request.event_id, field="event_id", limits=limits)
-    call = await _open(db, session, request.app_id, request.visitor_id, caller, limits, received)
+    call = await start_widget_call(
+        db=db, session=session, app_id=request.app_id, visitor_id=request.visitor_id,
+        caller=caller, limits=limits, now=received,
+    )  # fmt: skip
     if request.event_id is not None:
         # Concurrent repeats of one event_id wait here; the first one stores, the rest find it.
         await db.lock(session, [lock_key(call.project.id, "event", request.event_id)])
@@ -162,7 +143,10 @@ async def set_stage(
     """Write the company's stage under the stage mode; a skipped write is not an error."""
     now = utcnow()
     check_text(request.stage, field="stage", max_length=limits.max_name_length)
-    call = await _open(db, session, request.app_id, request.visitor_id, caller, limits, now)
+    call = await start_widget_call(
+        db=db, session=session, app_id=request.app_id, visitor_id=request.visitor_id,
+        caller=caller, limits=limits, now=now,
+    )  # fmt: skip
     contact = _require_contact(call)
     company = await _target_company(session, call, request.company_id, limits)
     mode = request.stage_mode or StageMode(call.project.stage_mode)
@@ -223,7 +207,10 @@ async def set_deal(
         if request.deal.metadata
         else None
     )
-    call = await _open(db, session, request.app_id, request.visitor_id, caller, limits, now)
+    call = await start_widget_call(
+        db=db, session=session, app_id=request.app_id, visitor_id=request.visitor_id,
+        caller=caller, limits=limits, now=now,
+    )  # fmt: skip
     contact = _require_contact(call)
     company = await _target_company(session, call, request.company_id, limits)
     # The company row is locked, so one deal id is created once even under concurrency.

@@ -166,3 +166,26 @@ async def open_widget_call(
     contact = await contact_for_update(session, visitor.contact_id) if visitor.contact_id else None
     require_session(project=project, visitor=visitor, bound=contact, caller=caller)
     return WidgetCall(project=project, visitor=visitor, contact=contact)
+
+
+async def start_widget_call(
+    *,
+    db: Database,
+    session: AsyncSession,
+    app_id: str,
+    visitor_id: str,
+    caller: Caller,
+    limits: Limits,
+    now: datetime,
+) -> WidgetCall:
+    """`load_project`, then `open_widget_call`: the start of every visitor-scoped write."""
+    project = await load_project(session=session, app_id=app_id, caller=caller)
+    return await open_widget_call(
+        db=db,
+        session=session,
+        project=project,
+        visitor_id=visitor_id,
+        caller=caller,
+        limits=limits,
+        now=now,
+    )
