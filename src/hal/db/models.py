@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    false,
     BigInteger,
     Boolean,
     ForeignKey,
@@ -47,6 +48,9 @@ class Project(Base):
     stages: Mapped[list[str]] = mapped_column(default=list)
     allowed_origins: Mapped[list[str]] = mapped_column(default=list)
     protected_keys: Mapped[list[str]] = mapped_column(default=list)
+    # "open": the widget links and writes companies as any field; "signed": only companies an
+    # identity_token names in its company_ids claim.
+    company_claims: Mapped[str] = mapped_column(String(8), default="open", server_default="open")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -68,7 +72,10 @@ class Contact(Base):
     search_name: Mapped[str | None] = mapped_column(SearchKey)
     search_user_id: Mapped[str | None] = mapped_column(SearchKey)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # `verified` speaks for the user_id (or the email of a contact without one); the email is
+    # vouched for only once a proof signs it.
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -94,6 +101,9 @@ class Company(Base):
     stage_source: Mapped[str | None] = mapped_column(String(16))
     stage_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # Set once a verified contact is linked: unverified widget requests may then neither link,
+    # write nor read it.
+    guarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -125,6 +135,10 @@ class Visitor(Base):
         ForeignKey("companies.id", ondelete="SET NULL")
     )
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The binding to `contact_id` was made by a proof of that contact's identity.
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Company ids the last identity_token signed (projects with company_claims=signed).
+    signed_company_ids: Mapped[list[str] | None] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -163,7 +177,8 @@ class Deal(Base):
 class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
-        UniqueConstraint("project_id", "event_key", name="uq_events_key"),
+        # event_id is an idempotency key of its caller ("c<contact id>" or "v<visitor id>").
+        UniqueConstraint("project_id", "event_owner", "event_key", name="uq_events_owner_key"),
         Index("ix_events_contact", "contact_id", "id"),
         Index("ix_events_company", "company_id", "id"),
         Index("ix_events_visitor", "visitor_id", "id"),
@@ -179,6 +194,7 @@ class Event(Base):
     name: Mapped[str] = mapped_column(String(128))
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     event_key: Mapped[str | None] = mapped_column(String(255))
+    event_owner: Mapped[str | None] = mapped_column(String(32))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -210,6 +226,10 @@ class Conversation(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(8), default="open")
+    # The contact the starting visitor had proven to be; only its verified sessions read it.
+    verified_contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -240,6 +260,20 @@ class Agent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class AgentSession(Base):
+    """A signed-in inbox session; deleting the row ends it at once."""
+
+    __tablename__ = "agent_sessions"
+    __table_args__ = (Index("ix_agent_sessions_agent", "agent_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class InstanceSecret(Base):
     """Secrets of this installation (the inbox's cookie key), shared by every process."""
 
@@ -251,6 +285,7 @@ class InstanceSecret(Base):
 
 __all__ = [
     "Agent",
+    "AgentSession",
     "ApiToken",
     "Conversation",
     "InstanceSecret",
