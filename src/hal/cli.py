@@ -340,8 +340,8 @@ def serve(
     demo: Annotated[bool, typer.Option("--demo", help="Create and print a demo project")] = False,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
-    """Run migrations, then serve the API."""
-    import uvicorn
+    """Run migrations, then serve the API (uvicorn on uvloop and httptools)."""
+    from hal.server import run as run_server
 
     settings = _settings(database_url)
     os.environ["HAL_DATABASE_URL"] = settings.database_url  # for worker processes
@@ -352,15 +352,7 @@ def serve(
         )
     else:
         _run(settings.database_url, _noop)
-    uvicorn.run(
-        "hal.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-    )
+    run_server(settings, host=host, port=port, workers=workers, log_level=log_level)
 
 
 async def _noop(_: AsyncSession) -> None:

@@ -23,6 +23,14 @@ class Settings(BaseSettings):
     widget_rate_per_project: str = "600/second"
     widget_rate_per_visitor: str = "120/minute"
     new_visitors_per_project: str = "1000/minute"
+    # Slow clients are cut off with 408: a request's line and headers must arrive within
+    # header_timeout_seconds of its first byte (hal.server), its body within
+    # body_timeout_seconds of the headers (BodyLimitMiddleware).
+    header_timeout_seconds: float = Field(default=10, gt=0)
+    body_timeout_seconds: float = Field(default=10, gt=0)
+    # Proxies whose X-Forwarded-For/-Proto are believed (uvicorn's forwarded_allow_ips):
+    # comma-separated addresses or networks, "*" for any. Empty: no proxy headers are believed.
+    forwarded_allow_ips: str = ""
     # Adds POST /api/widget/echo, the same stack without database work (benchmark ceiling).
     bench_echo: bool = False
     # Serves the demo customer app at /demo for the `demo` project (`hal serve --demo`).

@@ -1,7 +1,8 @@
-"""Pure ASGI middleware: the body size limit, and CORS for the public widget routes."""
+"""Pure ASGI middleware: the body size and time limits, and CORS for the public widget routes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.middleware.cors import CORSMiddleware
@@ -11,26 +12,28 @@ WIDGET_PREFIX = "/api/widget/"
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over `max_bytes` with 413 before any route reads them."""
+    """Refuse bodies over `max_bytes` with 413, and bodies that take longer than
+    `timeout_seconds` to arrive with 408, before any route reads them.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    Without `timeout_seconds`, the app's `state.settings.body_timeout_seconds` applies.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, timeout_seconds: float | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
 
     async def _too_large(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "body_too_large",
-                    "message": f"the body is over {self.max_bytes} bytes",
-                    "field": "body",
-                }
-            }
-        ).encode()
+        await self._refuse(send, 413, "body_too_large", f"the body is over {self.max_bytes} bytes")
+
+    async def _refuse(self, send: Send, status: int, code: str, message: str) -> None:
+        body = json.dumps({"error": {"code": code, "message": message, "field": "body"}}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
@@ -54,21 +57,32 @@ class BodyLimitMiddleware:
                     await self._too_large(send)
                     return
         # Read the body up front (it is small by construction) so a body that lies about
-        # its length, or has none, is still held to the limit.
+        # its length, or has none, is still held to the limit, and one that trickles in is
+        # cut off (a slow client holds a connection and a task for as long as it likes).
+        timeout = self.timeout_seconds
+        if timeout is None:
+            timeout = float(scope["app"].state.settings.body_timeout_seconds)
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(timeout):
+                while size <= self.max_bytes:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await self._refuse(
+                send, 408, "request_timeout", f"the body did not arrive within {timeout:g} s"
+            )
+            return
+        if size > self.max_bytes:
+            await self._too_large(send)
+            return
         body = b"".join(chunks)
         replayed = False
 

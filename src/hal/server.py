@@ -1,0 +1,115 @@
+"""How `hal serve` runs uvicorn: uvloop, httptools, a header deadline, trusted proxies only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from functools import cache
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from hal.config import Settings
+
+_TIMEOUT_BODY = json.dumps(
+    {
+        "error": {
+            "code": "request_timeout",
+            "message": "the request line and headers did not arrive in time",
+            "field": "headers",
+        }
+    }
+).encode()
+
+
+@cache
+def header_timeout_seconds() -> float:
+    """Read once per process: `hal serve --workers N` starts N fresh interpreters."""
+    return Settings().header_timeout_seconds
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus a deadline on each request's line and headers.
+
+    uvicorn bounds idle keep-alive connections but not a request that trickles in. Here the
+    first byte of a request (`on_message_begin`) starts a timer that `on_headers_complete`
+    stops; if it fires, the client gets 408 and the connection is closed. A new connection
+    that sends nothing at all is closed, silently, after the same time.
+
+    Written for uvicorn 0.54 (pinned in pyproject.toml): it relies on those parser callbacks,
+    on `connection_made`/`connection_lost`, and on `transport`, `cycle` and `server_state`.
+    tests/integration/test_slow_clients.py fails if the hook stops applying.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout_seconds()
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def _start_header_timer(self, *, request_started: bool) -> None:
+        self._stop_header_timer()
+        self._header_timer = self.loop.call_later(
+            self.header_timeout, self._headers_timed_out, request_started
+        )
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_timed_out(self, request_started: bool) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request trickles in behind one still being answered: finish that
+            # answer, then close instead of waiting for the rest.
+            self.cycle.keep_alive = False
+            return
+        if request_started:
+            head = [b"HTTP/1.1 408 Request Timeout\r\n"]
+            head += [b"%s: %s\r\n" % header for header in self.server_state.default_headers]
+            head += [
+                b"content-type: application/json\r\n",
+                b"content-length: %d\r\n" % len(_TIMEOUT_BODY),
+                b"connection: close\r\n\r\n",
+            ]
+            self.transport.write(b"".join(head) + _TIMEOUT_BODY)
+        self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_header_timer(request_started=False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._start_header_timer(request_started=True)
+
+    def on_headers_complete(self) -> None:
+        self._stop_header_timer()
+        super().on_headers_complete()
+
+
+def run(settings: Settings, *, host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve `hal.app:create_app` until stopped (each worker builds its app from the env)."""
+    trusted_proxies = settings.forwarded_allow_ips.strip()
+    uvicorn.run(
+        "hal.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+        loop="uvloop",
+        http=HeaderTimeoutProtocol,
+        # X-Forwarded-For/-Proto are believed only from the listed proxies; none by default
+        # (uvicorn's own default trusts 127.0.0.1 and reads $FORWARDED_ALLOW_IPS).
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=trusted_proxies,
+    )
