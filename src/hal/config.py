@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     widget_rate_per_project: str = "600/second"
     widget_rate_per_visitor: str = "120/minute"
     new_visitors_per_project: str = "1000/minute"
+    # ...and per client address, so one client cannot spend the project's whole budget.
+    new_visitors_per_client: str = "300/minute"
     # Slow clients are cut off with 408: a request's line and headers must arrive within
     # header_timeout_seconds of its first byte (hal.server), its body within
     # body_timeout_seconds of the headers (BodyLimitMiddleware).
@@ -31,6 +33,9 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For/-Proto are believed (uvicorn's forwarded_allow_ips):
     # comma-separated addresses or networks, "*" for any. Empty: no proxy headers are believed.
     forwarded_allow_ips: str = ""
+    # Failed inbox logins allowed per email and per client address before 429 (same store).
+    login_failures_per_email: str = "10/15 minutes"
+    login_failures_per_client: str = "30/15 minutes"
     # Adds POST /api/widget/echo, the same stack without database work (benchmark ceiling).
     bench_echo: bool = False
     # Serves the demo customer app at /demo for the `demo` project (`hal serve --demo`).
@@ -44,7 +49,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "widget_rate_per_project", "widget_rate_per_visitor", "new_visitors_per_project"
+        "widget_rate_per_project",
+        "widget_rate_per_visitor",
+        "new_visitors_per_project",
+        "new_visitors_per_client",
+        "login_failures_per_email",
+        "login_failures_per_client",
     )
     @classmethod
     def _valid_rate(cls, value: str) -> str:

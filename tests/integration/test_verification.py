@@ -173,14 +173,19 @@ async def test_a_session_token_from_another_project_is_refused(widget, project, 
     assert response.status_code == 401
 
 
-async def test_account_switch_on_a_verified_visitor_needs_proof(widget, project):
+async def test_account_switch_on_a_verified_visitor_needs_the_session_and_a_proof(widget, project):
     visitor = unique("v")
     token = (await widget.identify(project, visitor_id=visitor, user_id="u1", signed=True)).json()[
         "session_token"
     ]
     blind = await widget.identify(project, visitor_id=visitor, user_id="u2")
     assert blind.status_code == 401
-    switched = await widget.identify(project, visitor_id=visitor, user_id="u2", token=token)
+    unproven = await widget.identify(project, visitor_id=visitor, user_id="u2", token=token)
+    assert unproven.status_code == 403
+    assert unproven.json()["error"]["code"] == "visitor_in_use"
+    switched = await widget.identify(
+        project, visitor_id=visitor, user_id="u2", signed=True, token=token
+    )
     assert switched.status_code == 200
     assert switched.json()["contact"]["user_id"] == "u2"
 

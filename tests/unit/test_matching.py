@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hal.domain.errors import Forbidden
-from hal.domain.matching import ContactRef, plan_identify
+from hal.domain.matching import Binding, ContactRef, plan_identify
 from hal.domain.verification import UNVERIFIED, Proof, VerificationMode
 
 ENABLED = VerificationMode.ENABLED
@@ -80,11 +80,70 @@ def test_a_proof_for_another_value_does_not_open_a_verified_contact():
         plan(user_id="u3", by_user_id=verified, proof=Proof(email="c@x.com"))
 
 
+VERIFIED = ContactRef(id=3, user_id="u3", email="c@x.com", verified=True)
+OTHER_VERIFIED = ContactRef(id=4, user_id="u4", email="d@x.com", verified=True)
+
+
+def session_of(contact, verified=True):
+    return Binding(contact=contact, verified=verified, session=True)
+
+
 def test_a_session_token_vouches_for_its_own_contact_only():
-    verified = ContactRef(id=3, user_id="u3", email="c@x.com", verified=True)
-    assert plan(user_id="u3", by_user_id=verified, session_contact_id=3).target == verified
+    assert plan(user_id="u3", by_user_id=VERIFIED, binding=session_of(VERIFIED)).target == VERIFIED
     with pytest.raises(Forbidden):
-        plan(user_id="u3", by_user_id=verified, session_contact_id=4)
+        plan(user_id="u3", by_user_id=VERIFIED, binding=session_of(OTHER_VERIFIED))
+
+
+def test_a_session_of_an_unverified_binding_does_not_open_a_verified_contact():
+    with pytest.raises(Forbidden) as refused:
+        plan(user_id="u3", by_user_id=VERIFIED, binding=session_of(VERIFIED, verified=False))
+    assert refused.value.code == "verification_required"
+
+
+def test_a_proof_of_another_identity_cannot_take_over_a_verified_visitor():
+    bound = Binding(contact=VERIFIED, verified=True, session=False)
+    with pytest.raises(Forbidden) as refused:
+        plan(user_id="u4", by_user_id=OTHER_VERIFIED, proof=Proof(user_id="u4"), binding=bound)
+    assert refused.value.code == "visitor_in_use"
+
+
+def test_an_account_switch_needs_the_session_and_a_proof_of_the_new_identity():
+    switched = plan(
+        user_id="u4", by_user_id=OTHER_VERIFIED, proof=Proof(user_id="u4"),
+        binding=session_of(VERIFIED),
+    )  # fmt: skip
+    assert switched.target == OTHER_VERIFIED and switched.binding_verified
+    with pytest.raises(Forbidden) as refused:
+        plan(user_id="u9", binding=session_of(VERIFIED))
+    assert refused.value.code == "visitor_in_use"
+
+
+def test_an_unverified_binding_may_be_switched_freely():
+    bound = Binding(contact=USER, verified=False, session=False)
+    assert plan(user_id="u9", binding=bound).target is None
+
+
+def test_a_proof_over_the_user_id_does_not_verify_an_unsigned_email():
+    claimed = plan(user_id="u9", email="a@x.com", by_email=LEAD)
+    assert claimed.target == LEAD and claimed.email_verified is None
+    lead_now = ContactRef(id=1, user_id="u9", email="a@x.com", verified=False)
+    verified = plan(user_id="u9", by_user_id=lead_now, proof=Proof(user_id="u9"))
+    assert verified.mark_verified and verified.email_verified is None
+    signed = plan(user_id="u9", email="a@x.com", by_user_id=lead_now, by_email=lead_now,
+                  proof=Proof(user_id="u9", email="a@x.com"))  # fmt: skip
+    assert signed.email_verified is True
+
+
+def test_a_new_email_is_verified_only_when_signed():
+    assert plan(user_id="u9", email="n@x.com", proof=Proof(user_id="u9")).email_verified is False
+    by_email = plan(email="n@x.com", proof=Proof(email="n@x.com"))
+    assert by_email.email_verified is True and by_email.mark_verified
+
+
+def test_the_binding_is_verified_by_a_proof_or_a_verified_session_of_the_same_contact():
+    assert plan(user_id="u3", by_user_id=VERIFIED, proof=Proof(user_id="u3")).binding_verified
+    assert plan(user_id="u3", by_user_id=VERIFIED, binding=session_of(VERIFIED)).binding_verified
+    assert not plan(user_id="u2", by_user_id=USER).binding_verified
 
 
 def test_disabled_verification_never_refuses_and_never_verifies():

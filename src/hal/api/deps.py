@@ -11,7 +11,7 @@ from hal.db.engine import Database
 from hal.db.models import Project
 from hal.domain.errors import Forbidden, Unauthorized
 from hal.services.projects import project_for_api_token
-from hal.services.visitors import Caller
+from hal.services.widget_call import Caller
 
 
 async def get_database(request: Request) -> Database:
@@ -39,7 +39,10 @@ async def get_caller(
     ] = None,
 ) -> Caller:
     return Caller(
-        origin=origin, bearer=bearer_token(authorization), admission=request.app.state.admission
+        origin=origin,
+        bearer=bearer_token(authorization),
+        client=request.client.host if request.client else None,
+        admission=request.app.state.admission,
     )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hal.db.models import Company, Contact, Conversation, Deal, Event, Message
+from hal.db.store.base import CompanyRow, ContactRow
 from hal.domain.crm import DealStatus, EventScope
 from hal.domain.stages import StageDecision, StageMode
 from hal.schemas import (
@@ -21,7 +24,7 @@ from hal.schemas import (
 from hal.services.team import ConversationSummary
 
 
-def contact_out(contact: Contact) -> ContactOut:
+def contact_out(contact: Contact | ContactRow) -> ContactOut:
     return ContactOut(
         id=contact.id,
         user_id=contact.user_id,
@@ -29,21 +32,27 @@ def contact_out(contact: Contact) -> ContactOut:
         name=contact.name,
         metadata=contact.metadata_,
         verified=contact.verified,
+        email_verified=contact.email_verified,
     )
 
 
-def company_out(company: Company) -> CompanyOut:
+def company_out(company: Company | CompanyRow, *, visible: bool = True) -> CompanyOut:
+    """The company; only its id when the caller may not learn the rest."""
+    if not visible:
+        return CompanyOut(id=company.external_id, name=None, stage=None, metadata={})
     return CompanyOut(
         id=company.external_id, name=company.name, stage=company.stage, metadata=company.metadata_
     )
 
 
-def optional_company_out(company: Company | None) -> CompanyOut | None:
-    return company_out(company) if company is not None else None
+def optional_company_out(
+    company: Company | CompanyRow | None, *, visible: bool = True
+) -> CompanyOut | None:
+    return company_out(company, visible=visible) if company is not None else None
 
 
 def stage_out(
-    decision: StageDecision | None, mode: StageMode | None, company: Company | None
+    decision: StageDecision | None, mode: StageMode | None, company: Company | CompanyRow | None
 ) -> StageWriteOut | None:
     if decision is None or mode is None:
         return None
@@ -70,7 +79,7 @@ def event_out(event: Event, company: Company | None) -> EventOut:
     )
 
 
-def deal_out(deal: Deal) -> DealOut:
+def deal_out(deal: Deal | Any) -> DealOut:
     return DealOut(
         id=deal.external_id,
         name=deal.name,
@@ -79,12 +88,12 @@ def deal_out(deal: Deal) -> DealOut:
         stage=deal.stage,
         status=DealStatus(deal.status),
         close_date=deal.close_date,
-        metadata=deal.metadata_,
+        metadata=deal.metadata_ if isinstance(deal, Deal) else deal.metadata,
         updated_at=deal.updated_at,
     )
 
 
-def message_out(message: Message) -> MessageOut:
+def message_out(message: Message | Any) -> MessageOut:
     return MessageOut(
         id=message.id,
         author=message.author,
@@ -95,7 +104,9 @@ def message_out(message: Message) -> MessageOut:
     )
 
 
-def conversation_out(conversation: Conversation, messages: list[Message]) -> ConversationOut:
+def conversation_out(
+    conversation: Conversation | Any, messages: list[Message] | list[Any]
+) -> ConversationOut:
     return ConversationOut(
         id=conversation.id,
         status=conversation.status,

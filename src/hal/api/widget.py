@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -17,14 +18,15 @@ from hal.api.presenters import (
     contact_out,
     conversation_out,
     deal_out,
-    event_out,
     message_out,
     optional_company_out,
     stage_out,
 )
 from hal.config import Settings
-from hal.db.engine import Database
+from hal.db.engine import Database, Tx
 from hal.schemas import (
+    EventOut,
+    EventRef,
     IdentifyRequest,
     IdentifyResponse,
     SetDealRequest,
@@ -39,11 +41,11 @@ from hal.schemas import (
     WidgetMessageResponse,
     WidgetMessagesResponse,
 )
-from hal.services.conversations import post_widget_message, read_widget_messages
 from hal.services.crm import set_deal, set_stage, track
 from hal.services.identify import identify
 from hal.services.properties import set_properties
-from hal.services.visitors import Caller
+from hal.services.widget_call import Caller
+from hal.services.widget_messages import post_widget_message, read_widget_messages
 
 router = APIRouter(prefix="/api/widget", tags=["widget"], route_class=StrictJSONRoute)
 
@@ -58,11 +60,7 @@ async def _in_transaction(
     caller: Caller,
 ) -> T:
     """Run a widget use case on its request in one transaction."""
-    return await db.transaction(
-        lambda session: service(
-            db=db, session=session, request=body, caller=caller, limits=settings.limits
-        )
-    )
+    return await db.run(lambda tx: service(tx, request=body, caller=caller, limits=settings.limits))
 
 
 @router.post(
@@ -74,20 +72,20 @@ async def identify_route(
     body: IdentifyRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
 ) -> IdentifyResponse:
     """Tell HAL who the visitor is; match or create the contact and link their company."""
-    result = await db.transaction(
-        lambda session: identify(
-            db=db,
-            session=session,
-            request=body,
-            caller=caller,
-            limits=settings.limits,
-            session_ttl=timedelta(seconds=settings.session_token_ttl_seconds),
+    ttl = timedelta(seconds=settings.session_token_ttl_seconds)
+
+    async def work(tx: Tx) -> Any:
+        return await identify(
+            tx, request=body, caller=caller, limits=settings.limits, session_ttl=ttl
         )
-    )
+
+    result = await db.run(work)
     return IdentifyResponse(
-        visitor_id=result.visitor.visitor_key,
+        visitor_id=result.visitor_key,
         contact=contact_out(result.contact),
-        active_company=optional_company_out(result.active_company),
+        active_company=optional_company_out(
+            result.active_company, visible=result.active_company_visible
+        ),
         company_ids=result.company_ids,
         session_token=result.session_token,
         warnings=list(result.warnings),
@@ -106,9 +104,9 @@ async def set_properties_route(
     """Merge properties into the visitor's contact (or keep them until identify)."""
     result = await _in_transaction(set_properties, body, db, settings, caller)
     return SetPropertiesResponse(
-        visitor_id=result.visitor.visitor_key,
+        visitor_id=result.visitor_key,
         contact=contact_out(result.contact) if result.contact else None,
-        properties=result.visitor.properties,
+        properties=result.properties,
     )
 
 
@@ -122,7 +120,9 @@ async def track_route(
 ) -> TrackResponse:
     """Record a point-in-time milestone on the contact or its company."""
     result = await _in_transaction(track, body, db, settings, caller)
-    return TrackResponse(event=event_out(result.event, result.company), duplicate=result.duplicate)
+    if result.event is None:
+        return TrackResponse(event=EventRef(id=result.event_row_id), duplicate=True)
+    return TrackResponse(event=EventOut(**asdict(result.event)), duplicate=False)
 
 
 @router.post(
@@ -185,13 +185,9 @@ async def read_messages_route(
     caller: CallerDep,
 ) -> WidgetMessagesResponse:
     """The visitor's conversation with agent replies, and the others it may read."""
-    current, threads = await db.transaction(
-        lambda session: read_widget_messages(
-            session=session,
-            app_id=app_id,
-            visitor_id=visitor_id,
-            caller=caller,
-            limits=settings.limits,
+    current, threads = await db.run(
+        lambda tx: read_widget_messages(
+            tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=settings.limits
         )
     )
     return WidgetMessagesResponse(

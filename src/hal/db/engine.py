@@ -1,8 +1,11 @@
 """Engine and transactions: SQLite (WAL, one writer) or PostgreSQL, one transaction per request.
 
-`Database.transaction(work)` runs `work(session)` in one transaction and retries it when a
-concurrent request won a race (a unique key taken meanwhile, a deadlock, a serialization
-failure): the work re-reads and decides again, so no duplicate is ever written.
+`Database.run(work)` runs `work(tx)` in one transaction and retries it when a concurrent
+request won a race (a unique key taken meanwhile, a deadlock, a serialization failure): the
+work re-reads and decides again, so no duplicate is ever written. `Database.transaction(work)`
+is the same for code that works through the ORM session.
+
+Engines never log or raise with SQL parameters (`hide_parameters`): they hold personal data.
 """
 
 from __future__ import annotations
@@ -11,21 +14,27 @@ import asyncio
 import hashlib
 import random
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
 import aiosqlite
-from sqlalchemy import event, text
+from sqlalchemy import CursorResult, Executable, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from hal.db.project_cache import ProjectCache
+from hal.db.types import utcnow
 
 T = TypeVar("T")
 
@@ -51,6 +60,10 @@ class _InlineSQLiteConnection(aiosqlite.Connection):
     2-core machines against 45 us inline (measured; see bench/RESULTS.md). The price: while
     another process holds the write lock, this process's loop waits with it (busy_timeout),
     which is why SQLite is the one-host default and PostgreSQL the multi-process store.
+
+    `_execute` is aiosqlite's private hook (0.20-0.22, where every call goes through it); the
+    dependency is pinned to that range and tests/integration/test_engine.py fails if a call
+    stops running on the loop's thread.
     """
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -96,6 +109,37 @@ def lock_key(*parts: object) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+_ADVISORY_LOCKS = text(
+    "SELECT count(pg_advisory_xact_lock(key)) FROM unnest(CAST(:keys AS bigint[])) AS key"
+)
+
+
+@dataclass
+class Tx:
+    """One request's transaction: Core statements on its connection, locks, and its `now`."""
+
+    connection: AsyncConnection
+    dialect: str
+    projects: ProjectCache
+    now: datetime = field(default_factory=utcnow)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    async def execute(
+        self, statement: Executable, params: Mapping[str, Any] | list[dict[str, Any]] | None = None
+    ) -> CursorResult[Any]:
+        return await self.connection.execute(statement, params)
+
+    async def lock(self, keys: Iterable[int]) -> None:
+        """Serialize transactions on business keys: PostgreSQL advisory locks taken in one
+        statement, in sorted order so two transactions never wait on each other. SQLite already
+        runs one writer at a time."""
+        if self.is_postgres:
+            await self.connection.execute(_ADVISORY_LOCKS, {"keys": sorted(set(keys))})
+
+
 class Database:
     """The engine, its session factory, and the per-request transaction helper."""
 
@@ -115,37 +159,52 @@ class Database:
                 pool_size=1,
                 max_overflow=0,
                 pool_timeout=60,
+                hide_parameters=True,
             )
             _configure_sqlite(self.engine)
         else:
             self.engine = create_async_engine(
-                self.url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+                self.url,
+                echo=echo,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                hide_parameters=True,
             )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.projects = ProjectCache()
 
     @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
-    async def transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Run `work` in one transaction, retrying it from scratch if it lost a race."""
+    async def _retrying(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(1, self.max_attempts + 1):
             try:
-                async with self.sessionmaker() as session, session.begin():
-                    return await work(session)
+                return await attempt_once()
             except DBAPIError as exc:
                 if attempt == self.max_attempts or not _is_retryable(exc):
                     raise
             await asyncio.sleep(random.uniform(0, 0.005 * attempt))
         raise AssertionError("unreachable")
 
-    async def lock(self, session: AsyncSession, keys: Iterable[int]) -> None:
-        """Serialize transactions on business keys (PostgreSQL advisory locks, sorted so two
-        transactions never wait on each other). SQLite already runs one writer at a time."""
-        if not self.is_postgres:
-            return
-        for key in sorted(set(keys)):
-            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    async def run(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run `work` on a fresh `Tx` in one transaction, from scratch if it lost a race."""
+
+        async def once() -> T:
+            async with self.engine.begin() as connection:
+                return await work(Tx(connection, self.dialect, self.projects))
+
+        return await self._retrying(once)
+
+    async def transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `work` on an ORM session in one transaction, retrying it if it lost a race."""
+
+        async def once() -> T:
+            async with self.sessionmaker() as session, session.begin():
+                return await work(session)
+
+        return await self._retrying(once)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

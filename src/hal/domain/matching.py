@@ -25,12 +25,23 @@ class ContactRef:
 
 
 @dataclass(frozen=True)
+class Binding:
+    """The visitor's binding as the request found it."""
+
+    contact: ContactRef | None = None  # the contact the visitor is bound to
+    verified: bool = False  # that binding was made by a proof of the contact's identity
+    session: bool = False  # the caller's session token vouches for that binding
+
+
+@dataclass(frozen=True)
 class IdentifyPlan:
     target: ContactRef | None  # None: create a new contact
     claim_user_id: bool  # the target is a lead that receives the request's user_id
     set_email: bool  # store the request's email on the target
+    email_verified: bool | None  # the target's new email_verified; None leaves it
     merge_lead: ContactRef | None  # a lead whose records move into the target, then goes
-    mark_verified: bool
+    mark_verified: bool  # the proof signs the target's key: the contact becomes verified
+    binding_verified: bool  # the visitor is bound by a proof (or a verified session) of it
     warnings: tuple[str, ...]
 
 
@@ -42,6 +53,15 @@ def _refuse_verified() -> Forbidden:
     )
 
 
+def _refuse_rebind() -> Forbidden:
+    return Forbidden(
+        "visitor_in_use",
+        "this visitor is bound to another verified contact: an account switch needs the "
+        "visitor's session token and a proof of the new identity",
+        field="visitor_id",
+    )
+
+
 def plan_identify(
     *,
     mode: VerificationMode,
@@ -50,27 +70,29 @@ def plan_identify(
     proof: Proof,
     by_user_id: ContactRef | None,
     by_email: ContactRef | None,
-    session_contact_id: int | None = None,
+    binding: Binding = Binding(),  # noqa: B008 (frozen)
 ) -> IdentifyPlan:
-    """Decide the target contact, lead claim or merge, and email change for one identify.
+    """Decide the target contact, lead claim or merge, email change and binding for one
+    identify.
 
-    `email` is normalized. `by_user_id` / `by_email` are the contacts owning those keys now.
-    `session_contact_id` is the contact a valid session token of this visitor vouches for.
+    `email` is normalized. `by_user_id` / `by_email` are the contacts owning those keys now;
+    `binding` is the visitor's current binding and whether the caller's session vouches for it.
     """
     if user_id is None and email is None:
         raise ValueError("identify needs a user_id or an email")
     enforce = mode is not VerificationMode.DISABLED
     # A request is "verified" only for the values its proof signs; a session token vouches
-    # for the one contact it was issued for.
+    # for the one contact it was issued for, and as strongly as that binding was made.
     signs_email = proof.signs_email(email)
     signs_key = proof.signs_user_id(user_id) if user_id is not None else signs_email
+    vouched = binding.contact.id if binding.session and binding.contact is not None else None
 
     def trusted(contact: ContactRef) -> bool:
-        return not enforce or signs_key or contact.id == session_contact_id
+        return not enforce or signs_key or (contact.id == vouched and binding.verified)
 
-    def may_take_lead(lead: ContactRef) -> bool | None:
+    def may_take_lead(lead: ContactRef) -> bool:
         """True: claim/merge; False: leave it (email_in_use); raises for a verified lead."""
-        if signs_email or lead.id == session_contact_id:
+        if signs_email or lead.id == vouched:
             return True
         if proof.verified:
             # Signed over the user_id only: the email is an unsigned field (SPEC).
@@ -94,6 +116,12 @@ def plan_identify(
     if target is not None and target.verified and not trusted(target):
         raise _refuse_verified()
 
+    bound = binding.contact
+    switching = bound is not None and (target is None or target.id != bound.id)
+    if enforce and switching and bound is not None and bound.verified:
+        if not (binding.session and signs_key):
+            raise _refuse_rebind()
+
     warnings: list[str] = []
     set_email = False
     merge_lead: ContactRef | None = None
@@ -108,11 +136,20 @@ def plan_identify(
         else:
             warnings.append(EMAIL_IN_USE)
 
+    email_verified: bool | None = None
+    if set_email:
+        email_verified = enforce and signs_email
+    elif enforce and signs_email and target is not None and target.email == email:
+        email_verified = True
+
+    same_verified_session = binding.verified and target is not None and target.id == vouched
     return IdentifyPlan(
         target=target,
         claim_user_id=claim,
         set_email=set_email,
+        email_verified=email_verified,
         merge_lead=merge_lead,
         mark_verified=enforce and signs_key,
+        binding_verified=enforce and (signs_key or same_verified_session),
         warnings=tuple(warnings),
     )

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 from hal.domain.errors import InvalidInput
+from hal.domain.stages import StageMode
+from hal.domain.verification import VerificationMode
 
 APP_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class CompanyClaims(StrEnum):
+    """Who may name companies through the widget: any request (`open`), or only an
+    identity_token's `company_ids` claim (`signed`)."""
+
+    OPEN = "open"
+    SIGNED = "signed"
 
 
 def check_app_id(app_id: str) -> str:
@@ -50,3 +63,46 @@ def check_stages(stages: Iterable[str]) -> list[str]:
     if len(set(cleaned)) != len(cleaned):
         raise InvalidInput("duplicate_stage", "stages must be distinct", field="stages")
     return cleaned
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """What a widget call needs to know of its project: settings and secrets, as plain data
+    (cached per process; see `hal.services.project_cache`)."""
+
+    id: int
+    app_id: str
+    identity_verification: VerificationMode
+    stage_mode: StageMode
+    stages: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
+    protected_keys: frozenset[str]
+    company_claims: CompanyClaims
+    identity_secret: str
+    previous_identity_secret: str | None
+    previous_secret_expires_at: datetime | None
+    session_secret: str
+
+    @property
+    def verifies(self) -> bool:
+        """Whether identities are checked at all (`enabled` or `enforced`)."""
+        return self.identity_verification is not VerificationMode.DISABLED
+
+    def accepted_secrets(self, now: datetime) -> list[str]:
+        """The identity secrets a hash or token may be signed with right now."""
+        return accepted_secrets(
+            self.identity_secret,
+            self.previous_identity_secret,
+            self.previous_secret_expires_at,
+            now,
+        )
+
+
+def accepted_secrets(
+    current: str, previous: str | None, previous_expires_at: datetime | None, now: datetime
+) -> list[str]:
+    """The current secret, and the previous one until its grace period ends."""
+    accepted = [current]
+    if previous and previous_expires_at is not None and previous_expires_at > now:
+        accepted.append(previous)
+    return accepted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,17 @@ def check_identifier(value: str, *, field: str, limits: Limits) -> str:
     accepting them would merge unrelated people into one record.
     """
     check_text(value, field=field, max_length=limits.max_id_length)
+    if value != value.strip():
+        # "u_victim " must not become a second, look-alike contact of "u_victim".
+        raise InvalidInput(
+            "invalid_id",
+            f"{field} has leading or trailing whitespace; ids are matched exactly",
+            field=field,
+        )
+    if value.strip(".") == "":
+        raise InvalidInput(
+            "invalid_id", f"{field} {value!r} is only dots, which URLs cannot address", field=field
+        )
     if value.strip().lower() in limits.placeholder_ids:
         raise InvalidInput(
             "placeholder_id",
@@ -52,16 +64,33 @@ def check_identifier(value: str, *, field: str, limits: Limits) -> str:
 
 
 def parse_email(value: str, *, field: str = "email", limits: Limits) -> Email:
-    """Check email syntax; keep the raw value (it is what `user_hash` signs)."""
+    """Check email syntax; keep the raw value (it is what `user_hash` signs).
+
+    The matching key is the address after Unicode NFKC normalization, trimming and
+    lower-casing, with the domain in its IDNA (punycode) form: a full-width letter or a
+    Unicode domain cannot make a second "alice@acme.com".
+    """
     display = value.strip()
     check_text(display, field=field, max_length=limits.max_id_length)
+    folded = unicodedata.normalize("NFKC", display).strip()
     try:
-        validate_email(display, check_deliverability=False)
+        checked = validate_email(folded, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidInput(
             "invalid_email", f"{field} is not a valid email: {exc}", field=field
         ) from None
-    return Email(raw=value, display=display, normalized=display.lower())
+    domain = checked.ascii_domain or checked.domain
+    normalized = f"{checked.local_part}@{domain}".lower()
+    return Email(raw=value, display=display, normalized=normalized)
+
+
+def normalize_email(value: str) -> str:
+    """The matching key of an email that may not be valid (a signed claim): as
+    `parse_email` when it parses, else NFKC, trimmed and lower-cased."""
+    try:
+        return parse_email(value, limits=Limits()).normalized
+    except InvalidInput:
+        return unicodedata.normalize("NFKC", value).strip().lower()
 
 
 def _check_scalar(value: Any, *, field: str, limits: Limits) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 import jwt
 
 from hal.domain.errors import Unauthorized
+from hal.domain.validation import normalize_email
 
 
 class VerificationMode(StrEnum):
@@ -33,6 +34,8 @@ class Proof:
     email: str | None = None  # normalized (trimmed, lower-case)
     name: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # The identity_token's `company_ids` claim; None when the token has none (or no token).
+    company_ids: frozenset[str] | None = None
 
     @property
     def verified(self) -> bool:
@@ -135,9 +138,10 @@ def resolve_proof(
             )
         proof = Proof(
             user_id=signed_user_id,
-            email=signed_email.strip().lower() if signed_email is not None else None,
+            email=normalize_email(signed_email) if signed_email is not None else None,
             name=signed_name,
             metadata=signed_metadata,
+            company_ids=_claim_ids(token, "company_ids"),
         )
 
     if user_hash is not None:
@@ -150,14 +154,10 @@ def resolve_proof(
                 field="user_hash",
             )
         if claims.user_id is not None:
-            proof = Proof(
-                user_id=claims.user_id, email=proof.email, name=proof.name, metadata=proof.metadata
-            )
+            proof = replace(proof, user_id=claims.user_id)
         else:
             assert claims.email is not None
-            proof = Proof(
-                email=claims.email.strip().lower(), name=proof.name, metadata=proof.metadata
-            )
+            proof = replace(proof, user_id=None, email=normalize_email(claims.email))
 
     if mode is VerificationMode.ENFORCED and not proof.verified:
         raise Unauthorized(
@@ -179,3 +179,16 @@ def _claim_str(token: Mapping[str, Any], key: str) -> str | None:
             field="identity_token",
         )
     return value
+
+
+def _claim_ids(token: Mapping[str, Any], key: str) -> frozenset[str] | None:
+    value = token.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise Unauthorized(
+            "invalid_identity_token",
+            f"identity_token claim {key!r} must be a list of strings",
+            field="identity_token",
+        )
+    return frozenset(value)

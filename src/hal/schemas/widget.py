@@ -103,14 +103,20 @@ class ContactOut(BaseModel):
     email: str | None
     name: str | None
     metadata: dict[str, Any]
-    verified: bool
+    verified: bool = Field(
+        description="a proof signed this contact's user_id (or its email, when it has no user_id)"
+    )
+    email_verified: bool = Field(description="a proof signed this contact's email")
 
 
 class CompanyOut(BaseModel):
     id: str
     name: str | None
     stage: str | None
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(
+        description="name, stage and metadata are withheld (null, {}) from unverified "
+        "visitors when the company has verified contacts"
+    )
 
 
 class StageWriteOut(BaseModel):
@@ -236,8 +242,14 @@ class EventOut(BaseModel):
     company_id: str | None
 
 
+class EventRef(BaseModel):
+    id: int
+
+
 class TrackResponse(BaseModel):
-    event: EventOut
+    event: EventOut | EventRef = Field(
+        description="the stored event; for a repeat of the caller's event_id, its id only"
+    )
     duplicate: bool
 
 
@@ -317,6 +329,7 @@ __all__ = [
     "DealInput",
     "DealOut",
     "EventOut",
+    "EventRef",
     "IdentifyRequest",
     "IdentifyResponse",
     "MessageOut",

@@ -34,6 +34,7 @@ class Admission:
         per_project: str | None,
         per_visitor: str | None,
         new_visitors: str | None,
+        new_visitors_per_client: str | None = None,
     ) -> None:
         scheme = storage_url.split("://", 1)[0]
         async_url = storage_url if scheme.startswith("async+") else f"async+{storage_url}"
@@ -41,6 +42,7 @@ class Admission:
         self.per_project = parse_rate(per_project)
         self.per_visitor = parse_rate(per_visitor)
         self.new_visitors = parse_rate(new_visitors)
+        self.new_visitors_per_client = parse_rate(new_visitors_per_client)
 
     async def _hit(self, item: RateLimitItem | None, *keys: str, what: str) -> None:
         if item is None:
@@ -78,5 +80,15 @@ class Admission:
             self.per_visitor, "visitor", app_id, visitor_id, what="calls for this visitor"
         )
 
-    async def new_visitor(self, app_id: str) -> None:
+    async def new_visitor(self, app_id: str, client: str | None) -> None:
+        """Count a visitor seen for the first time: per client address first, so one client
+        cannot spend the project's whole budget, then per project."""
+        if client is not None:
+            await self._hit(
+                self.new_visitors_per_client,
+                "new-visitor-client",
+                app_id,
+                client,
+                what="new visitors from this address",
+            )
         await self._hit(self.new_visitors, "new-visitor", app_id, what="new visitors")

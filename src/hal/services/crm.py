@@ -1,21 +1,27 @@
 """The widget's CRM writes: track, set-stage, set-deal (SPEC "track", "set-stage and set-deal").
 
-Each resolves its company with one rule (`hal.domain.crm.resolve_company`) and writes in the
-caller's one transaction.
+Each resolves its company with one rule (`hal.domain.crm.resolve_company`), may touch it only
+as `hal.domain.access` allows, and writes in the caller's one transaction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from hal.db.engine import Database, lock_key
-from hal.db.models import Company, Contact, Deal, Event, Project
-from hal.db.queries import linked_companies
-from hal.db.types import utcnow
+from hal.db.engine import Tx
+from hal.db.store.base import CompanyRow
+from hal.db.store.companies import (
+    add_event,
+    add_stage_change,
+    company_for_update,
+    deal_of,
+    linked_companies,
+    save_deal,
+    update_company,
+)
+from hal.db.store.timeline import event_owner, track_event
 from hal.domain.crm import (
     DealStatus,
     EventScope,
@@ -26,148 +32,153 @@ from hal.domain.crm import (
     event_time,
     resolve_company,
 )
-from hal.domain.errors import Conflict
 from hal.domain.limits import Limits
-from hal.domain.stages import StageDecision, StageMode, StageSource
-from hal.domain.validation import (
-    check_identifier,
-    check_metadata,
-    check_text,
-    merge_metadata,
-)
+from hal.domain.stages import StageDecision, StageMode, StageSource, decide_stage_write
+from hal.domain.validation import check_identifier, check_metadata, check_text, merge_metadata
 from hal.schemas import SetDealRequest, SetStageRequest, TrackRequest
-from hal.services.companies import company_for_update, write_stage
-from hal.services.visitors import Caller, WidgetCall, start_widget_call
+from hal.services.widget_call import Caller, WidgetCall, open_widget_call
 
 
 async def _target_company(
-    session: AsyncSession, call: WidgetCall, requested: str | None, limits: Limits
-) -> Company:
-    """The company a company-scoped call writes to, locked for this transaction."""
+    call: WidgetCall, requested: str | None, limits: Limits, *, lock: bool
+) -> CompanyRow:
+    """The company a company-scoped call writes to, if this call may touch it."""
     if requested is not None:
         check_identifier(requested, field="company_id", limits=limits)
-    contact_id = call.contact.id if call.contact is not None else None
-    companies = await linked_companies(session, contact_id) if contact_id is not None else []
-    company_id = resolve_company(
+    contact = call.contact
+    linked = await linked_companies(call.tx, contact.id) if contact is not None else []
+    row_id = resolve_company(
         requested=requested,
-        linked={company.external_id: company.id for company in companies},
+        linked={company.external_id: company.id for company in linked},
         active=call.visitor.active_company_id,
     )
-    return await company_for_update(session, company_id)
+    company = next(c for c in linked if c.id == row_id)
+    if lock:
+        company = await company_for_update(call.tx, company.id)
+    call.check_company(company)
+    return company
 
 
-def _require_contact(call: WidgetCall) -> Contact:
-    if call.contact is None:
-        raise Conflict(
-            "not_identified",
-            "this visitor is anonymous: call identify before writing CRM facts",
-            field="visitor_id",
-        )
-    return call.contact
+@dataclass(frozen=True)
+class TrackedEvent:
+    id: int
+    name: str
+    scope: EventScope
+    properties: dict[str, Any]
+    occurred_at: datetime
+    received_at: datetime
+    event_id: str | None
+    contact_id: int | None
+    company_id: str | None  # the customer's id
 
 
 @dataclass(frozen=True)
 class TrackResult:
-    event: Event
-    company: Company | None
+    event_row_id: int
+    event: TrackedEvent | None  # None for a repeat: its id only is answered
     duplicate: bool
 
 
-async def _stored_event(session: AsyncSession, project: Project, event_id: str) -> Event | None:
-    query = select(Event).where(Event.project_id == project.id, Event.event_key == event_id)
-    return (await session.execute(query)).scalar_one_or_none()
-
-
-async def track(
-    *, db: Database, session: AsyncSession, request: TrackRequest, caller: Caller, limits: Limits
-) -> TrackResult:
+async def track(tx: Tx, *, request: TrackRequest, caller: Caller, limits: Limits) -> TrackResult:
     """Record a milestone on the contact (or anonymous visitor) or on a company."""
-    received = utcnow()
+    call = await open_widget_call(
+        tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
+    )
     check_text(request.event, field="event", max_length=limits.max_event_name_length)
     properties = check_metadata(request.properties or {}, field="properties", limits=limits)
     occurred = event_time(
-        occurred_at=request.occurred_at, sent_at=request.sent_at, received_at=received
+        occurred_at=request.occurred_at, sent_at=request.sent_at, received_at=tx.now
     )
     if request.event_id is not None:
         check_identifier(request.event_id, field="event_id", limits=limits)
-    call = await start_widget_call(
-        db=db, session=session, app_id=request.app_id, visitor_id=request.visitor_id,
-        caller=caller, limits=limits, now=received,
-    )  # fmt: skip
-    if request.event_id is not None:
-        # Concurrent repeats of one event_id wait here; the first one stores, the rest find it.
-        await db.lock(session, [lock_key(call.project.id, "event", request.event_id)])
-        stored = await _stored_event(session, call.project, request.event_id)
-        if stored is not None:
-            company = await session.get(Company, stored.company_id) if stored.company_id else None
-            return TrackResult(event=stored, company=company, duplicate=True)
-
     scope = request.scope or (
         EventScope.COMPANY if request.company_id is not None else EventScope.CONTACT
     )
     company = None
     if scope is EventScope.COMPANY:
-        company = await _target_company(session, call, request.company_id, limits)
-    event = Event(
-        project_id=call.project.id,
-        contact_id=call.contact.id if call.contact is not None else None,
-        visitor_id=call.visitor.id,
-        company_id=company.id if company is not None else None,
-        scope=scope.value,
+        company = await _target_company(call, request.company_id, limits, lock=False)
+    else:
+        call.check_contact_write()
+    contact_id = call.contact.id if call.contact is not None else None
+    values = {
+        "project_id": call.project.id,
+        "contact_id": contact_id,
+        "visitor_id": call.visitor.id,
+        "company_id": company.id if company is not None else None,
+        "scope": scope.value,
+        "name": request.event,
+        "properties": properties,
+        "event_key": request.event_id,
+        "event_owner": event_owner(call.visitor) if request.event_id is not None else None,
+        "occurred_at": occurred,
+    }
+    event_row_id, duplicate = await track_event(tx, values)
+    if duplicate:
+        return TrackResult(event_row_id, None, True)
+    event = TrackedEvent(
+        id=event_row_id,
         name=request.event,
+        scope=scope,
         properties=properties,
-        event_key=request.event_id,
         occurred_at=occurred,
-        received_at=received,
+        received_at=tx.now,
+        event_id=request.event_id,
+        contact_id=contact_id,
+        company_id=company.external_id if company is not None else None,
     )
-    session.add(event)
-    await session.flush()
-    return TrackResult(event=event, company=company, duplicate=False)
+    return TrackResult(event_row_id, event, False)
 
 
 @dataclass(frozen=True)
 class SetStageResult:
-    company: Company
+    company: CompanyRow
     decision: StageDecision
     mode: StageMode
 
 
 async def set_stage(
-    *,
-    db: Database,
-    session: AsyncSession,
-    request: SetStageRequest,
-    caller: Caller,
-    limits: Limits,
+    tx: Tx, *, request: SetStageRequest, caller: Caller, limits: Limits
 ) -> SetStageResult:
     """Write the company's stage under the stage mode; a skipped write is not an error."""
-    now = utcnow()
-    check_text(request.stage, field="stage", max_length=limits.max_name_length)
-    call = await start_widget_call(
-        db=db, session=session, app_id=request.app_id, visitor_id=request.visitor_id,
-        caller=caller, limits=limits, now=now,
-    )  # fmt: skip
-    contact = _require_contact(call)
-    company = await _target_company(session, call, request.company_id, limits)
-    mode = request.stage_mode or StageMode(call.project.stage_mode)
-    decision = await write_stage(
-        session=session,
-        project=call.project,
-        company=company,
-        stage=request.stage,
-        mode=mode,
-        source=StageSource.WIDGET,
-        now=now,
-        contact_id=contact.id,
+    call = await open_widget_call(
+        tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
     )
-    await session.flush()
+    check_text(request.stage, field="stage", max_length=limits.max_name_length)
+    contact = call.require_contact()
+    company = await _target_company(call, request.company_id, limits, lock=True)
+    mode = request.stage_mode or call.project.stage_mode
+    decision = decide_stage_write(
+        mode=mode,
+        current=company.stage,
+        current_source=StageSource(company.stage_source) if company.stage_source else None,
+        new=request.stage,
+        pipeline=call.project.stages,
+    )
+    if decision.applied:
+        source = StageSource.WIDGET.value
+        await update_company(
+            tx,
+            company.id,
+            {"stage": request.stage, "stage_source": source, "stage_updated_at": tx.now},
+        )
+        await add_stage_change(
+            tx,
+            project_id=call.project.id,
+            company_id=company.id,
+            contact_id=contact.id,
+            stage=request.stage,
+            previous=decision.previous,
+            source=source,
+            mode=mode.value,
+        )
+        company = replace(company, stage=request.stage, stage_source=source)
     return SetStageResult(company=company, decision=decision, mode=mode)
 
 
 @dataclass(frozen=True)
 class SetDealResult:
-    company: Company
-    deal: Deal
+    company: CompanyRow
+    deal: Any  # the deal row as stored
     created: bool
     changed: list[str]
 
@@ -191,15 +202,12 @@ def _deal_values(request: SetDealRequest) -> dict[str, Any]:
 
 
 async def set_deal(
-    *,
-    db: Database,
-    session: AsyncSession,
-    request: SetDealRequest,
-    caller: Caller,
-    limits: Limits,
+    tx: Tx, *, request: SetDealRequest, caller: Caller, limits: Limits
 ) -> SetDealResult:
     """Create or update a deal of the company by its id; each change appends `deal-updated`."""
-    now = utcnow()
+    call = await open_widget_call(
+        tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
+    )
     check_identifier(request.deal.id, field="deal.id", limits=limits)
     values = _deal_values(request)
     metadata = (
@@ -207,54 +215,48 @@ async def set_deal(
         if request.deal.metadata
         else None
     )
-    call = await start_widget_call(
-        db=db, session=session, app_id=request.app_id, visitor_id=request.visitor_id,
-        caller=caller, limits=limits, now=now,
-    )  # fmt: skip
-    contact = _require_contact(call)
-    company = await _target_company(session, call, request.company_id, limits)
+    contact = call.require_contact()
+    company = await _target_company(call, request.company_id, limits, lock=True)
     # The company row is locked, so one deal id is created once even under concurrency.
-    query = select(Deal).where(Deal.company_id == company.id, Deal.external_id == request.deal.id)
-    deal = (await session.execute(query)).scalar_one_or_none()
-    created = deal is None
-    if deal is None:
-        deal = Deal(
-            company_id=company.id,
-            external_id=request.deal.id,
-            status=DealStatus.OPEN.value,
-            metadata_={},
-            created_at=now,
-        )
-        session.add(deal)
-    current = {key: getattr(deal, key) for key in values}
-    changed = changed_fields(current, values)
-    for key in changed:
-        setattr(deal, key, values[key])
+    current = await deal_of(tx, company_id=company.id, deal_id=request.deal.id)
+    created = current is None
+    before = {key: getattr(current, key) if current is not None else None for key in values}
+    if current is None:
+        before["status"] = DealStatus.OPEN.value  # a new deal is open unless told otherwise
+    changed = changed_fields(before, values)
+    writes = {key: values[key] for key in changed}
     if metadata:
-        merged = merge_metadata(deal.metadata_, metadata)
-        if merged != deal.metadata_:
-            deal.metadata_ = merged
+        stored = current.metadata if current is not None else {}
+        merged = merge_metadata(stored, metadata)
+        if merged != stored:
+            writes["metadata"] = merged
             changed.append("metadata")
+    deal = current
     if created or changed:
-        deal.updated_at = now
-        session.add(
-            Event(
-                project_id=call.project.id,
-                contact_id=contact.id,
-                visitor_id=call.visitor.id,
-                company_id=company.id,
-                scope=EventScope.COMPANY.value,
-                name="deal-updated",
-                properties={
+        writes["updated_at"] = tx.now
+        deal = await save_deal(
+            tx,
+            company_id=company.id,
+            deal_id=request.deal.id,
+            row_id=current.id if current is not None else None,
+            values=writes,
+        )
+        await add_event(
+            tx,
+            {
+                "project_id": call.project.id,
+                "contact_id": contact.id,
+                "visitor_id": call.visitor.id,
+                "company_id": company.id,
+                "scope": EventScope.COMPANY.value,
+                "name": "deal-updated",
+                "properties": {
                     "deal_id": request.deal.id,
                     "created": created,
                     "changed": changed,
-                    "stage": values.get("stage", deal.stage),
-                    "status": values.get("status", deal.status),
+                    "stage": deal.stage,
+                    "status": deal.status,
                 },
-                occurred_at=now,
-                received_at=now,
-            )
+            },
         )
-    await session.flush()
     return SetDealResult(company=company, deal=deal, created=created, changed=changed)

@@ -1,23 +1,39 @@
 """POST /api/widget/identify: match or create the contact, merge, bind the visitor, link the
-company, all in the caller's one transaction (SPEC "Matching", steps 1-6)."""
+companies, in the caller's one transaction (SPEC "Matching", steps 1-6), as a handful of
+set-based statements: the visitor upsert, one locked read of every candidate contact, one
+contact write, one company upsert, one link insert and one read of the linked companies.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from hal.db.engine import Database, lock_key
-from hal.db.models import Company, Contact, ContactCompany, Event, Project, Visitor
-from hal.db.queries import contact_by_email, contact_by_user_id, linked_company_ids
-from hal.db.types import utcnow
+from hal.db.engine import Tx
+from hal.db.store.base import CompanyRow, ContactRow
+from hal.db.store.companies import (
+    add_stage_change,
+    guard,
+    guard_linked,
+    link,
+    linked_companies,
+    update_company,
+    upsert_companies,
+)
+from hal.db.store.people import (
+    carry_over,
+    insert_contact,
+    merge_lead,
+    update_contact,
+    update_visitor,
+)
+from hal.domain.access import check_company_access, company_visible
 from hal.domain.errors import InvalidInput
 from hal.domain.limits import Limits
-from hal.domain.matching import ContactRef, IdentifyPlan, plan_identify
-from hal.domain.stages import StageDecision, StageMode, StageSource
+from hal.domain.matching import Binding, ContactRef, IdentifyPlan, plan_identify
+from hal.domain.projects import ProjectConfig
+from hal.domain.stages import StageDecision, StageMode, StageSource, decide_stage_write
 from hal.domain.validation import (
     Email,
     check_identifier,
@@ -27,31 +43,23 @@ from hal.domain.validation import (
     merge_metadata,
     parse_email,
 )
-from hal.domain.verification import Claims, Proof, VerificationMode, resolve_proof
+from hal.domain.verification import Claims, resolve_proof
 from hal.schemas import CompanyInput, IdentifyRequest
-from hal.services.companies import (
-    company_for_update,
-    link_contact,
-    update_company,
-    upsert_companies,
-    write_stage,
-)
-from hal.services.conversations import attach_visitor_conversations, move_conversations
-from hal.services.projects import accepted_secrets
-from hal.services.visitors import (
+from hal.services.widget_call import (
     Caller,
-    load_project,
-    load_visitor,
+    Identity,
+    WidgetCall,
     new_session_token,
-    require_session,
+    open_widget_call,
 )
 
 
 @dataclass(frozen=True)
 class IdentifyResult:
-    visitor: Visitor
-    contact: Contact
-    active_company: Company | None
+    visitor_key: str
+    contact: ContactRow
+    active_company: CompanyRow | None
+    active_company_visible: bool
     company_ids: list[str]
     session_token: str
     warnings: tuple[str, ...]
@@ -60,12 +68,10 @@ class IdentifyResult:
 
 
 @dataclass(frozen=True)
-class _Checked:
+class _Checked(Identity):
     """The request after every limit and signature check, before any read or write."""
 
     claims: Claims
-    proof: Proof
-    user_id: str | None
     email: Email | None
     metadata: dict[str, Any] | None
     company: CompanyInput | None
@@ -73,13 +79,10 @@ class _Checked:
     stage_mode: StageMode
 
 
-def _check(request: IdentifyRequest, project: Project, limits: Limits, now: datetime) -> _Checked:
-    # Checked before the signature, so a malformed visitor_id is the error a client sees first.
-    check_identifier(request.visitor_id, field="visitor_id", limits=limits)
-    mode = VerificationMode(project.identity_verification)
+def _check(request: IdentifyRequest, project: ProjectConfig, limits: Limits, tx: Tx) -> _Checked:
     claims, proof = resolve_proof(
-        mode=mode,
-        secrets=accepted_secrets(project, now),
+        mode=project.identity_verification,
+        secrets=project.accepted_secrets(tx.now),
         user_id=request.user_id,
         email=request.email,
         name=request.name,
@@ -90,20 +93,18 @@ def _check(request: IdentifyRequest, project: Project, limits: Limits, now: date
         raise InvalidInput(
             "missing_identity", "identify needs a user_id or an email (or both)", field="user_id"
         )
-    user_id = (
+    if claims.user_id is not None:
         check_identifier(claims.user_id, field="user_id", limits=limits)
-        if claims.user_id is not None
-        else None
-    )
     email = parse_email(claims.email, limits=limits) if claims.email is not None else None
     if claims.name is not None:
         check_text(claims.name, field="name", max_length=limits.max_name_length)
 
-    protected = frozenset(project.protected_keys)
     metadata = None
     if request.metadata:
         metadata = check_metadata(request.metadata, field="metadata", limits=limits)
-        check_protected_keys(metadata, protected=protected, signed=proof.metadata, field="metadata")
+        check_protected_keys(
+            metadata, protected=project.protected_keys, signed=proof.metadata, field="metadata"
+        )
     if proof.metadata:
         metadata = {
             **(metadata or {}),
@@ -115,7 +116,10 @@ def _check(request: IdentifyRequest, project: Project, limits: Limits, now: date
         if company.metadata:
             check_metadata(company.metadata, field="company.metadata", limits=limits)
             check_protected_keys(
-                company.metadata, protected=protected, signed={}, field="company.metadata"
+                company.metadata,
+                protected=project.protected_keys,
+                signed={},
+                field="company.metadata",
             )
     company_ids = list(request.company_ids or [])
     if len(company_ids) > limits.max_company_ids:
@@ -127,18 +131,19 @@ def _check(request: IdentifyRequest, project: Project, limits: Limits, now: date
     for index, company_id in enumerate(company_ids):
         check_identifier(company_id, field=f"company_ids[{index}]", limits=limits)
     return _Checked(
-        claims=claims,
         proof=proof,
-        user_id=user_id,
+        user_id=claims.user_id,
+        email_key=email.normalized if email is not None else None,
+        claims=claims,
         email=email,
         metadata=metadata,
         company=company,
         company_ids=company_ids,
-        stage_mode=request.stage_mode or StageMode(project.stage_mode),
+        stage_mode=request.stage_mode or project.stage_mode,
     )
 
 
-def _ref(contact: Contact | None) -> ContactRef | None:
+def _ref(contact: ContactRow | None) -> ContactRef | None:
     if contact is None:
         return None
     return ContactRef(
@@ -149,201 +154,250 @@ def _ref(contact: Contact | None) -> ContactRef | None:
     )
 
 
-async def _merge_lead(session: AsyncSession, *, lead: Contact, into: Contact) -> None:
-    """Move a lead's timeline, links and visitors to `into`, keep its metadata where `into`
-    has none, and delete it."""
-    await session.execute(
-        update(Event).where(Event.contact_id == lead.id).values(contact_id=into.id)
+def _plan(call: WidgetCall, checked: _Checked) -> IdentifyPlan:
+    by_user_id = next((c for c in call.candidates if c.user_id == checked.user_id), None)
+    by_email = next((c for c in call.candidates if c.email_normalized == checked.email_key), None)
+    return plan_identify(
+        mode=call.project.identity_verification,
+        user_id=checked.user_id,
+        email=checked.email_key,
+        proof=checked.proof,
+        by_user_id=_ref(by_user_id) if checked.user_id is not None else None,
+        by_email=_ref(by_email) if checked.email_key is not None else None,
+        binding=Binding(
+            contact=_ref(call.contact), verified=call.visitor.verified, session=call.session
+        ),
     )
-    await session.execute(
-        update(Visitor).where(Visitor.contact_id == lead.id).values(contact_id=into.id)
+
+
+async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan) -> ContactRow:
+    """Create or update the target contact as the plan says; merge the lead into it; carry
+    over what the visitor collected while anonymous. Returns the contact as stored."""
+    tx, visitor = call.tx, call.visitor
+    candidates = {c.id: c for c in call.candidates}
+    target = candidates[plan.target.id] if plan.target is not None else None
+    lead = candidates[plan.merge_lead.id] if plan.merge_lead is not None else None
+
+    current = target or ContactRow(
+        id=0,
+        user_id=checked.user_id,
+        email=None,
+        email_normalized=None,
+        name=None,
+        metadata_={},
+        verified=False,
+        email_verified=False,
     )
-    await move_conversations(session, source=lead, target=into)
-    lead_companies = await session.execute(
-        select(ContactCompany.company_id).where(ContactCompany.contact_id == lead.id)
-    )
-    await link_contact(session=session, contact_id=into.id, company_ids=lead_companies.scalars())
-    into.metadata_ = {**lead.metadata_, **into.metadata_}
-    into.name = into.name or lead.name
-    into.verified = into.verified or lead.verified
-    await session.execute(delete(ContactCompany).where(ContactCompany.contact_id == lead.id))
-    await session.delete(lead)
-    await session.flush()  # frees the lead's email before `into` takes it
-
-
-async def _apply_plan(
-    session: AsyncSession,
-    *,
-    project: Project,
-    plan: IdentifyPlan,
-    checked: _Checked,
-    by_email: Contact | None,
-    now: datetime,
-) -> Contact:
-    contact: Contact
-    if plan.target is None:
-        contact = Contact(project_id=project.id, metadata_={}, verified=False, created_at=now)
-        session.add(contact)
-    else:
-        found = await session.get(Contact, plan.target.id)
-        assert found is not None
-        contact = found
-    if plan.claim_user_id or plan.target is None:
-        contact.user_id = checked.user_id
-    if plan.merge_lead is not None:
-        assert by_email is not None and by_email.id == plan.merge_lead.id
-        if plan.target is None:
-            await session.flush()  # the new contact needs its id before records move to it
-        await _merge_lead(session, lead=by_email, into=contact)
-    if plan.set_email and checked.email is not None:
-        contact.email = checked.email.display
-        contact.email_normalized = checked.email.normalized
-    if plan.mark_verified:
-        contact.verified = True
-    if checked.claims.name is not None:
-        contact.name = checked.claims.name
-    contact.last_seen_at = now
-    await session.flush()
-    return contact
-
-
-async def _bind_visitor(
-    session: AsyncSession, *, visitor: Visitor, contact: Contact, metadata: dict[str, Any] | None
-) -> None:
-    """Bind the visitor. An anonymous visitor's properties and events move to the contact; a
-    visitor bound to someone else is re-bound and nothing moves (account switch)."""
+    metadata = current.metadata_
+    name, verified = current.name, current.verified or plan.mark_verified
+    if lead is not None:
+        metadata = {**lead.metadata_, **metadata}
+        name = name or lead.name
+        verified = verified or lead.verified
     if visitor.contact_id is None:
-        contact.metadata_ = merge_metadata(contact.metadata_, visitor.properties)
-        visitor.properties = {}
-        await session.execute(
-            update(Event)
-            .where(Event.visitor_id == visitor.id, Event.contact_id.is_(None))
-            .values(contact_id=contact.id)
+        metadata = merge_metadata(metadata, visitor.properties)
+    if checked.metadata:
+        metadata = merge_metadata(metadata, checked.metadata)
+    if checked.claims.name is not None:
+        name = checked.claims.name
+    stored = replace(
+        current,
+        user_id=checked.user_id if plan.claim_user_id else current.user_id,
+        name=name,
+        metadata_=metadata,
+        verified=verified,
+    )
+    if plan.set_email and checked.email is not None:
+        stored = replace(stored, email=checked.email.display, email_normalized=checked.email_key)
+    if plan.email_verified is not None:
+        stored = replace(stored, email_verified=plan.email_verified)
+
+    changed = _changed(target, stored)
+    if target is None:
+        # A lead being merged holds the email until it is gone.
+        later = {"email", "email_normalized"} if lead is not None else set()
+        created = {k: v for k, v in changed.items() if k not in later}
+        stored = replace(
+            stored, id=await insert_contact(tx, project_id=call.project.id, values=created)
         )
-        await attach_visitor_conversations(session, visitor=visitor, contact=contact)
-    elif visitor.contact_id != contact.id:
-        visitor.active_company_id = None  # the previous user's company is not this user's
-    visitor.contact_id = contact.id
-    if metadata:
-        contact.metadata_ = merge_metadata(contact.metadata_, metadata)
+        changed = {k: v for k, v in changed.items() if k in later}
+    else:
+        changed["last_seen_at"] = tx.now
+    if lead is not None:
+        await merge_lead(tx, lead_id=lead.id, into_id=stored.id)
+    if visitor.contact_id is None and not visitor.created:
+        await carry_over(tx, visitor_id=visitor.id, contact_id=stored.id)
+    await update_contact(tx, stored.id, changed)
+    return stored
 
 
-async def _apply_companies(
-    session: AsyncSession,
-    *,
-    project: Project,
-    request: IdentifyRequest,
+_CONTACT_FIELDS = {
+    "user_id": "user_id",
+    "email": "email",
+    "email_normalized": "email_normalized",
+    "name": "name",
+    "metadata": "metadata_",
+    "verified": "verified",
+    "email_verified": "email_verified",
+}
+
+
+def _changed(before: ContactRow | None, after: ContactRow) -> dict[str, Any]:
+    """Column values of `after` that differ from `before` (every set one for a new contact)."""
+    changed = {}
+    for column, attribute in _CONTACT_FIELDS.items():
+        value = getattr(after, attribute)
+        if before is None or getattr(before, attribute) != value:
+            changed[column] = value
+    return changed
+
+
+async def _write_companies(
+    call: WidgetCall,
     checked: _Checked,
-    visitor: Visitor,
-    contact: Contact,
-    now: datetime,
+    plan: IdentifyPlan,
+    contact: ContactRow,
+    newly_verified: bool,
 ) -> StageDecision | None:
-    company_input = checked.company
-    ids = list(checked.company_ids)
-    if company_input is not None:
-        ids.append(company_input.id)
-    row_ids = await upsert_companies(session=session, project=project, external_ids=ids)
-    await link_contact(session=session, contact_id=contact.id, company_ids=row_ids.values())
+    """Upsert and link the named companies, write `company`'s metadata and stage, and guard
+    them once a verified contact is linked. An unverified request may not touch a guarded
+    company (the whole request rolls back)."""
+    tx, project = call.tx, call.project
+    names: dict[str, str | None] = dict.fromkeys(checked.company_ids)
+    if checked.company is not None:
+        names[checked.company.id] = checked.company.name
+    rows = await upsert_companies(tx, project_id=project.id, names=names)
+    signed = checked.proof.company_ids
+    if signed is None and call.session:
+        signed = call.signed_company_ids()
+    for external_id, row in rows.items():
+        named_as_company = checked.company is not None and external_id == checked.company.id
+        check_company_access(
+            project=project,
+            company_id=external_id,
+            guarded=row.guarded,
+            verified_call=plan.binding_verified,
+            signed_company_ids=signed,
+            field="company.id" if named_as_company else "company_ids",
+        )
+    await link(tx, contact_id=contact.id, company_ids=[row.id for row in rows.values()])
+    if contact.verified and project.verifies:
+        await guard(tx, [row.id for row in rows.values() if not row.guarded])
+        if newly_verified:
+            await guard_linked(tx, contact.id)
+    if checked.company is None:
+        return None
+    return await _write_company(call, checked, rows[checked.company.id], contact)
+
+
+async def _write_company(
+    call: WidgetCall, checked: _Checked, company: CompanyRow, contact: ContactRow
+) -> StageDecision | None:
+    """Merge `company.metadata` and apply `company.stage` under the stage mode."""
+    tx, given = call.tx, checked.company
+    assert given is not None
+    values: dict[str, Any] = {}
+    if given.metadata:
+        merged = merge_metadata(company.metadata_, given.metadata)
+        if merged != company.metadata_:
+            values["metadata"] = merged
     decision = None
-    if company_input is not None:
-        company = await company_for_update(session, row_ids[company_input.id])
-        update_company(company, name=company_input.name, metadata=company_input.metadata)
-        if company_input.stage is not None:
-            decision = await write_stage(
-                session=session,
-                project=project,
-                company=company,
-                stage=company_input.stage,
-                mode=checked.stage_mode,
-                source=StageSource.WIDGET,
-                now=now,
-                contact_id=contact.id,
-                field="company.stage",
+    if given.stage is not None:
+        decision = decide_stage_write(
+            mode=checked.stage_mode,
+            current=company.stage,
+            current_source=StageSource(company.stage_source) if company.stage_source else None,
+            new=given.stage,
+            pipeline=call.project.stages,
+            field="company.stage",
+        )
+        if decision.applied:
+            values.update(
+                stage=given.stage, stage_source=StageSource.WIDGET.value, stage_updated_at=tx.now
             )
-        visitor.active_company_id = company.id
-    elif "company" in request.model_fields_set:
-        visitor.active_company_id = None  # "company": null clears the active company
+            await add_stage_change(
+                tx,
+                project_id=call.project.id,
+                company_id=company.id,
+                contact_id=contact.id,
+                stage=given.stage,
+                previous=decision.previous,
+                source=StageSource.WIDGET.value,
+                mode=checked.stage_mode.value,
+            )
+    await update_company(tx, company.id, values)
     return decision
 
 
 async def identify(
+    tx: Tx,
     *,
-    db: Database,
-    session: AsyncSession,
     request: IdentifyRequest,
     caller: Caller,
     limits: Limits,
     session_ttl: timedelta,
 ) -> IdentifyResult:
     """Identify the visitor as a contact, in one race-safe transaction."""
-    now = utcnow()
-    project = await load_project(session=session, app_id=request.app_id, caller=caller)
-    checked = _check(request, project, limits, now)
-
-    # Serialize identifies that touch the same person (PostgreSQL; SQLite has one writer).
-    keys = [lock_key(project.id, "visitor", request.visitor_id)]
-    if checked.user_id is not None:
-        keys.append(lock_key(project.id, "user_id", checked.user_id))
-    if checked.email is not None:
-        keys.append(lock_key(project.id, "email", checked.email.normalized))
-    await db.lock(session, keys)
-
-    visitor = await load_visitor(
-        session=session,
-        project=project,
+    call = await open_widget_call(
+        tx,
+        app_id=request.app_id,
         visitor_id=request.visitor_id,
-        limits=limits,
-        now=now,
         caller=caller,
+        limits=limits,
+        identify=lambda project: _check(request, project, limits, tx),
     )
-    bound = await session.get(Contact, visitor.contact_id) if visitor.contact_id else None
-    vouched = require_session(
-        project=project, visitor=visitor, bound=bound, caller=caller, proof=checked.proof
+    checked = call.identity
+    assert isinstance(checked, _Checked)
+    plan = _plan(call, checked)
+    contact = await _write_contact(call, checked, plan)
+    target_was_verified = plan.target is not None and plan.target.verified
+    decision = await _write_companies(
+        call,
+        checked,
+        plan,
+        contact,
+        newly_verified=contact.verified and not target_was_verified,
     )
 
-    by_user_id = (
-        await contact_by_user_id(session, project.id, checked.user_id, for_update=True)
-        if checked.user_id is not None
-        else None
-    )
-    by_email = (
-        await contact_by_email(session, project.id, checked.email.normalized, for_update=True)
-        if checked.email is not None
-        else None
-    )
-    plan = plan_identify(
-        mode=VerificationMode(project.identity_verification),
-        user_id=checked.user_id,
-        email=checked.email.normalized if checked.email else None,
-        proof=checked.proof,
-        by_user_id=_ref(by_user_id),
-        by_email=_ref(by_email),
-        session_contact_id=vouched,
-    )
-    contact = await _apply_plan(
-        session, project=project, plan=plan, checked=checked, by_email=by_email, now=now
-    )
-    await _bind_visitor(session, visitor=visitor, contact=contact, metadata=checked.metadata)
-    decision = await _apply_companies(
-        session,
-        project=project,
-        request=request,
-        checked=checked,
-        visitor=visitor,
-        contact=contact,
-        now=now,
-    )
-    await session.flush()
-    active = (
-        await session.get(Company, visitor.active_company_id) if visitor.active_company_id else None
-    )
+    visitor = call.visitor
+    switched = visitor.contact_id is not None and visitor.contact_id != contact.id
+    active_id = visitor.active_company_id
+    if switched or ("company" in request.model_fields_set and checked.company is None):
+        active_id = None  # the previous user's company is not this user's; null clears it
+    linked = await linked_companies(tx, contact.id)
+    if checked.company is not None:
+        active_id = next(c.id for c in linked if c.external_id == checked.company.id)
+    visitor_changes: dict[str, Any] = {}
+    if visitor.contact_id != contact.id:
+        visitor_changes["contact_id"] = contact.id
+    if visitor.contact_id is None and visitor.properties:
+        visitor_changes["properties"] = {}
+    if visitor.verified != plan.binding_verified:
+        visitor_changes["verified"] = plan.binding_verified
+    if active_id != visitor.active_company_id:
+        visitor_changes["active_company_id"] = active_id
+    signed = sorted(checked.proof.company_ids) if checked.proof.company_ids is not None else None
+    if signed is not None or switched:
+        if signed != visitor.signed_company_ids:
+            visitor_changes["signed_company_ids"] = signed
+    await update_visitor(tx, visitor.id, **visitor_changes)
+
+    active = next((c for c in linked if c.id == active_id), None)
     return IdentifyResult(
-        visitor=visitor,
+        visitor_key=visitor.visitor_key,
         contact=contact,
         active_company=active,
-        company_ids=await linked_company_ids(session, contact.id),
+        active_company_visible=active is not None
+        and company_visible(
+            project=call.project, guarded=active.guarded, verified_call=plan.binding_verified
+        ),
+        company_ids=[c.external_id for c in linked],
         session_token=new_session_token(
-            project=project, visitor=visitor, contact=contact, now=now, ttl=session_ttl
+            project=call.project,
+            visitor_key=visitor.visitor_key,
+            contact_id=contact.id,
+            tx=tx,
+            ttl=session_ttl,
         ),
         warnings=plan.warnings,
         stage=decision,

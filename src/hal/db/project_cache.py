@@ -1,0 +1,100 @@
+"""Project settings cached per process, never older than `MAX_AGE_SECONDS`.
+
+Every widget call needs its project's settings and secrets; reading them once a second
+instead of on every call saves a statement per request. A change made by another process
+(`hal projects update`, `rotate-secret --grace 0`, the admin API of another server) takes
+effect here within `MAX_AGE_SECONDS`; a change committed through this process's ORM clears the
+cache at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import bindparam, event, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Session
+
+from hal.db.models import Project
+from hal.domain.projects import CompanyClaims, ProjectConfig
+from hal.domain.stages import StageMode
+from hal.domain.verification import VerificationMode
+
+MAX_AGE_SECONDS = 1.0  # the contract is "never older than 2 s on any process"
+
+_generation = 0  # bumped by every commit that changed a project through this process's ORM
+
+
+@event.listens_for(Session, "before_flush")
+def _note_project_change(session: Session, _context: Any, _instances: Any) -> None:
+    if any(isinstance(obj, Project) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.info["projects_changed"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _clear_on_commit(session: Session) -> None:
+    global _generation
+    if session.info.pop("projects_changed", False):
+        _generation += 1
+
+
+_SELECT = select(
+    Project.id,
+    Project.app_id,
+    Project.identity_verification,
+    Project.stage_mode,
+    Project.stages,
+    Project.allowed_origins,
+    Project.protected_keys,
+    Project.company_claims,
+    Project.identity_secret,
+    Project.previous_identity_secret,
+    Project.previous_secret_expires_at,
+    Project.session_secret,
+)
+_BY_APP_ID = _SELECT.where(Project.app_id == bindparam("app_id"))
+
+
+def config_of(row: Any) -> ProjectConfig:
+    return ProjectConfig(
+        id=row.id,
+        app_id=row.app_id,
+        identity_verification=VerificationMode(row.identity_verification),
+        stage_mode=StageMode(row.stage_mode),
+        stages=tuple(row.stages),
+        allowed_origins=tuple(row.allowed_origins),
+        protected_keys=frozenset(row.protected_keys),
+        company_claims=CompanyClaims(row.company_claims),
+        identity_secret=row.identity_secret,
+        previous_identity_secret=row.previous_identity_secret,
+        previous_secret_expires_at=row.previous_secret_expires_at,
+        session_secret=row.session_secret,
+    )
+
+
+class ProjectCache:
+    """app_id -> ProjectConfig (or None for an unknown app_id), per process."""
+
+    def __init__(
+        self,
+        *,
+        max_age: float = MAX_AGE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_age, self.clock = max_age, clock
+        self._entries: dict[str, tuple[float, int, ProjectConfig | None]] = {}
+
+    async def get(self, connection: AsyncConnection, app_id: str) -> ProjectConfig | None:
+        now = self.clock()
+        entry = self._entries.get(app_id)
+        if entry is not None and now - entry[0] < self.max_age and entry[1] == _generation:
+            return entry[2]
+        generation = _generation
+        row = (await connection.execute(_BY_APP_ID, {"app_id": app_id})).first()
+        config = config_of(row) if row is not None else None
+        if len(self._entries) > 10_000:  # unknown app_ids must not grow memory without bound
+            self._entries.clear()
+        self._entries[app_id] = (now, generation, config)
+        return config

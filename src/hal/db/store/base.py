@@ -1,0 +1,121 @@
+"""Table handles, row types and the dialect-specific INSERT shared by the store modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from hal.db.engine import Tx
+from hal.db.models import (
+    Company,
+    Contact,
+    ContactCompany,
+    Conversation,
+    Deal,
+    Event,
+    Message,
+    StageChange,
+    Visitor,
+)
+
+VISITORS = cast(Table, Visitor.__table__)
+CONTACTS = cast(Table, Contact.__table__)
+COMPANIES = cast(Table, Company.__table__)
+LINKS = cast(Table, ContactCompany.__table__)
+EVENTS = cast(Table, Event.__table__)
+STAGE_CHANGES = cast(Table, StageChange.__table__)
+DEALS = cast(Table, Deal.__table__)
+CONVERSATIONS = cast(Table, Conversation.__table__)
+MESSAGES = cast(Table, Message.__table__)
+
+
+def insert(tx: Tx, table: Table) -> PgInsert | SqliteInsert:
+    """INSERT with the dialect's ON CONFLICT clause available."""
+    return pg_insert(table) if tx.is_postgres else sqlite_insert(table)
+
+
+@dataclass(frozen=True)
+class VisitorRow:
+    id: int
+    visitor_key: str
+    contact_id: int | None
+    active_company_id: int | None
+    properties: dict[str, Any]
+    verified: bool  # the binding to contact_id was made by a proof of that contact
+    signed_company_ids: list[str] | None
+    created: bool  # created by this call
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    id: int
+    user_id: str | None
+    email: str | None
+    email_normalized: str | None
+    name: str | None
+    metadata_: dict[str, Any]
+    verified: bool
+    email_verified: bool
+
+    @classmethod
+    def of(cls, row: Any) -> ContactRow:
+        return cls(
+            id=row.id,
+            user_id=row.user_id,
+            email=row.email,
+            email_normalized=row.email_normalized,
+            name=row.name,
+            metadata_=row.metadata,
+            verified=row.verified,
+            email_verified=row.email_verified,
+        )
+
+
+@dataclass(frozen=True)
+class CompanyRow:
+    id: int
+    external_id: str
+    name: str | None
+    stage: str | None
+    stage_source: str | None
+    metadata_: dict[str, Any]
+    guarded: bool
+
+    @classmethod
+    def of(cls, row: Any) -> CompanyRow:
+        return cls(
+            id=row.id,
+            external_id=row.external_id,
+            name=row.name,
+            stage=row.stage,
+            stage_source=row.stage_source,
+            metadata_=row.metadata,
+            guarded=row.guarded,
+        )
+
+
+CONTACT_COLUMNS = (
+    CONTACTS.c.id,
+    CONTACTS.c.user_id,
+    CONTACTS.c.email,
+    CONTACTS.c.email_normalized,
+    CONTACTS.c.name,
+    CONTACTS.c.metadata,
+    CONTACTS.c.verified,
+    CONTACTS.c.email_verified,
+)
+COMPANY_COLUMNS = (
+    COMPANIES.c.id,
+    COMPANIES.c.external_id,
+    COMPANIES.c.name,
+    COMPANIES.c.stage,
+    COMPANIES.c.stage_source,
+    COMPANIES.c.metadata,
+    COMPANIES.c.guarded,
+)

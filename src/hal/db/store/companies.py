@@ -1,0 +1,203 @@
+"""Companies, their links to contacts, guards, stage history and deals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, true, update
+
+from hal.db.engine import Tx
+from hal.db.store.base import (
+    COMPANIES,
+    COMPANY_COLUMNS,
+    DEALS,
+    EVENTS,
+    LINKS,
+    STAGE_CHANGES,
+    CompanyRow,
+    insert,
+)
+
+
+async def upsert_companies(
+    tx: Tx, *, project_id: int, names: Mapping[str, str | None]
+) -> dict[str, CompanyRow]:
+    """Create or name every company in `names` (external id -> name, None keeps the name), in
+    one statement, in id order so two transactions lock them in the same order. The conflict
+    update takes each row's lock on PostgreSQL (NO KEY UPDATE: no key column changes)."""
+    if not names:
+        return {}
+    rows: list[dict[str, Any]] = [
+        {
+            "project_id": project_id,
+            "external_id": external_id,
+            "name": names[external_id],
+            "metadata": {},
+            "guarded": False,
+            "created_at": tx.now,
+        }
+        for external_id in sorted(names)
+    ]
+    statement = insert(tx, COMPANIES).values(rows)
+    upsert = statement.on_conflict_do_update(
+        index_elements=[COMPANIES.c.project_id, COMPANIES.c.external_id],
+        set_={"name": func.coalesce(statement.excluded.name, COMPANIES.c.name)},
+    ).returning(*COMPANY_COLUMNS)
+    found = [CompanyRow.of(row) for row in await tx.execute(upsert)]
+    return {company.external_id: company for company in found}
+
+
+_COMPANY_FOR_UPDATE = (
+    select(*COMPANY_COLUMNS)
+    .where(COMPANIES.c.id == bindparam("company_row_id"))
+    .with_for_update(key_share=True)
+)
+
+
+async def company_for_update(tx: Tx, company_id: int) -> CompanyRow:
+    row = (await tx.execute(_COMPANY_FOR_UPDATE, {"company_row_id": company_id})).one()
+    return CompanyRow.of(row)
+
+
+_UPDATE_COMPANY = update(COMPANIES).where(COMPANIES.c.id == bindparam("company_row_id"))
+
+
+async def update_company(tx: Tx, company_id: int, values: Mapping[str, Any]) -> None:
+    if values:
+        await tx.execute(_UPDATE_COMPANY, {"company_row_id": company_id, **values})
+
+
+async def link(tx: Tx, *, contact_id: int, company_ids: Iterable[int]) -> None:
+    rows = [
+        {"contact_id": contact_id, "company_id": company_id, "created_at": tx.now}
+        for company_id in sorted(set(company_ids))
+    ]
+    if rows:
+        statement = (
+            insert(tx, LINKS)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=[LINKS.c.contact_id, LINKS.c.company_id])
+        )
+        await tx.execute(statement)
+
+
+_LINKED = (
+    select(*COMPANY_COLUMNS)
+    .join(LINKS, LINKS.c.company_id == COMPANIES.c.id)
+    .where(LINKS.c.contact_id == bindparam("contact_id"))
+    .order_by(COMPANIES.c.external_id)
+)
+
+
+async def linked_companies(tx: Tx, contact_id: int) -> list[CompanyRow]:
+    """Every company linked to the contact, by external id."""
+    return [CompanyRow.of(row) for row in await tx.execute(_LINKED, {"contact_id": contact_id})]
+
+
+async def guard(tx: Tx, company_ids: Iterable[int]) -> None:
+    """Mark companies as having a verified contact."""
+    ids = sorted(set(company_ids))
+    if ids:
+        await tx.execute(
+            update(COMPANIES)
+            .where(COMPANIES.c.id.in_(ids), COMPANIES.c.guarded.is_(False))
+            .values(guarded=true())
+        )
+
+
+async def guard_linked(tx: Tx, contact_id: int) -> None:
+    """Mark every company of a contact that has just become verified."""
+    linked = select(LINKS.c.company_id).where(LINKS.c.contact_id == contact_id)
+    await tx.execute(
+        update(COMPANIES)
+        .where(COMPANIES.c.id.in_(linked), COMPANIES.c.guarded.is_(False))
+        .values(guarded=true())
+    )
+
+
+async def add_event(tx: Tx, values: Mapping[str, Any]) -> int:
+    """Append to the timeline; returns the event's id."""
+    row = {"properties": {}, "occurred_at": tx.now, "received_at": tx.now, **values}
+    statement = insert(tx, EVENTS).returning(EVENTS.c.id)
+    return int((await tx.execute(statement, row)).scalar_one())
+
+
+async def add_stage_change(
+    tx: Tx,
+    *,
+    project_id: int,
+    company_id: int,
+    contact_id: int | None,
+    stage: str,
+    previous: str | None,
+    source: str,
+    mode: str,
+) -> None:
+    """Keep an applied stage write in the history and on the company's timeline."""
+    await tx.execute(
+        insert(tx, STAGE_CHANGES),
+        {
+            "company_id": company_id,
+            "value": stage,
+            "previous": previous,
+            "source": source,
+            "mode": mode,
+            "created_at": tx.now,
+        },
+    )
+    await add_event(
+        tx,
+        {
+            "project_id": project_id,
+            "company_id": company_id,
+            "contact_id": contact_id,
+            "scope": "company",
+            "name": "stage-changed",
+            "properties": {"stage": stage, "previous": previous, "source": source},
+        },
+    )
+
+
+_DEAL_COLUMNS = (
+    DEALS.c.id,
+    DEALS.c.external_id,
+    DEALS.c.name,
+    DEALS.c.amount,
+    DEALS.c.currency,
+    DEALS.c.stage,
+    DEALS.c.status,
+    DEALS.c.close_date,
+    DEALS.c.metadata,
+    DEALS.c.updated_at,
+)
+_DEAL = select(*_DEAL_COLUMNS).where(
+    DEALS.c.company_id == bindparam("company_row_id"),
+    DEALS.c.external_id == bindparam("deal_id"),
+)
+
+
+async def deal_of(tx: Tx, *, company_id: int, deal_id: str) -> Any | None:
+    """The deal row (its company is locked by the caller)."""
+    params = {"company_row_id": company_id, "deal_id": deal_id}
+    return (await tx.execute(_DEAL, params)).first()
+
+
+async def save_deal(
+    tx: Tx, *, company_id: int, deal_id: str, row_id: int | None, values: Mapping[str, Any]
+) -> Any:
+    """Insert or update a deal; returns the row as stored."""
+    if row_id is None:
+        created = insert(tx, DEALS).returning(*_DEAL_COLUMNS)
+        params = {
+            "company_id": company_id,
+            "external_id": deal_id,
+            "status": "open",
+            "metadata": {},
+            "created_at": tx.now,
+            "updated_at": tx.now,
+            **values,
+        }
+        return (await tx.execute(created, params)).one()
+    statement = update(DEALS).where(DEALS.c.id == row_id).values(**values)
+    return (await tx.execute(statement.returning(*_DEAL_COLUMNS))).one()

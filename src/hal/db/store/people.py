@@ -1,0 +1,187 @@
+"""Visitors and contacts: upsert, look up by key, write, bind, carry over, merge a lead."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, and_, bindparam, cast, delete, or_, select, update
+
+from hal.db.engine import Tx
+from hal.db.store.base import (
+    CONTACT_COLUMNS,
+    CONTACTS,
+    CONVERSATIONS,
+    EVENTS,
+    LINKS,
+    VISITORS,
+    ContactRow,
+    VisitorRow,
+    insert,
+)
+from hal.db.store.timeline import move_events
+
+_VISITOR_COLUMNS = (
+    VISITORS.c.id,
+    VISITORS.c.visitor_key,
+    VISITORS.c.contact_id,
+    VISITORS.c.active_company_id,
+    VISITORS.c.properties,
+    VISITORS.c.verified,
+    VISITORS.c.signed_company_ids,
+    VISITORS.c.created_at,
+)
+
+
+def _visitor(row: Any, now: datetime | None) -> VisitorRow:
+    return VisitorRow(
+        id=row.id,
+        visitor_key=row.visitor_key,
+        contact_id=row.contact_id,
+        active_company_id=row.active_company_id,
+        properties=row.properties,
+        verified=row.verified,
+        signed_company_ids=row.signed_company_ids,
+        created=now is not None and row.created_at == now,
+    )
+
+
+async def upsert_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> VisitorRow:
+    """The visitor, created on first sight, seen now, and locked for this transaction (one
+    statement: the conflict update takes the row lock on PostgreSQL)."""
+    statement = insert(tx, VISITORS)
+    upsert = statement.on_conflict_do_update(
+        index_elements=[VISITORS.c.project_id, VISITORS.c.visitor_key],
+        set_={"last_seen_at": statement.excluded.last_seen_at},
+    ).returning(*_VISITOR_COLUMNS)
+    values = {
+        "project_id": project_id,
+        "visitor_key": visitor_key,
+        "properties": {},
+        "verified": False,
+        "created_at": tx.now,
+        "last_seen_at": tx.now,
+    }
+    row = (await tx.execute(upsert, values)).one()
+    return _visitor(row, tx.now)
+
+
+_FIND_VISITOR = select(*_VISITOR_COLUMNS).where(
+    VISITORS.c.project_id == bindparam("project_id"),
+    VISITORS.c.visitor_key == bindparam("visitor_key"),
+)
+
+
+async def find_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> VisitorRow | None:
+    """The visitor if it exists (read-only calls never create one)."""
+    params = {"project_id": project_id, "visitor_key": visitor_key}
+    row = (await tx.execute(_FIND_VISITOR, params)).first()
+    return _visitor(row, None) if row is not None else None
+
+
+_UPDATE_VISITOR = update(VISITORS).where(VISITORS.c.id == bindparam("visitor_row_id"))
+
+
+async def update_visitor(tx: Tx, visitor_id: int, **values: Any) -> None:
+    if values:
+        await tx.execute(_UPDATE_VISITOR, {"visitor_row_id": visitor_id, **values})
+
+
+_CONTACT_BY_ID = select(*CONTACT_COLUMNS).where(CONTACTS.c.id == bindparam("contact_id"))
+
+
+async def contact_by_id(tx: Tx, contact_id: int, *, lock: bool = True) -> ContactRow | None:
+    query = _CONTACT_BY_ID.with_for_update(key_share=True) if lock else _CONTACT_BY_ID
+    row = (await tx.execute(query, {"contact_id": contact_id})).first()
+    return ContactRow.of(row) if row is not None else None
+
+
+async def contacts_by_keys(
+    tx: Tx,
+    *,
+    project_id: int,
+    user_id: str | None,
+    email_normalized: str | None,
+    contact_id: int | None,
+) -> list[ContactRow]:
+    """In one locked read: the contacts owning the user_id and the email, and the visitor's
+    bound contact. FOR NO KEY UPDATE on PostgreSQL, so a link insert's KEY SHARE lock on a
+    contact never deadlocks with it."""
+    keys = []
+    if user_id is not None:
+        keys.append(CONTACTS.c.user_id == user_id)
+    if email_normalized is not None:
+        keys.append(CONTACTS.c.email_normalized == email_normalized)
+    if contact_id is not None:
+        keys.append(CONTACTS.c.id == contact_id)
+    query = (
+        select(*CONTACT_COLUMNS)
+        .where(CONTACTS.c.project_id == project_id, or_(*keys))
+        .with_for_update(key_share=True)
+    )
+    return [ContactRow.of(row) for row in await tx.execute(query)]
+
+
+def search_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """The lower-cased search columns that follow `name` and `user_id`."""
+    keys = {}
+    if "name" in values:
+        keys["search_name"] = values["name"].lower() if values["name"] is not None else None
+    if "user_id" in values:
+        user_id = values["user_id"]
+        keys["search_user_id"] = user_id.lower() if user_id is not None else None
+    return {**values, **keys}
+
+
+async def insert_contact(tx: Tx, *, project_id: int, values: dict[str, Any]) -> int:
+    row = {
+        "project_id": project_id,
+        "metadata": {},
+        "verified": False,
+        "email_verified": False,
+        "created_at": tx.now,
+        "last_seen_at": tx.now,
+        **search_keys(values),
+    }
+    statement = insert(tx, CONTACTS).returning(CONTACTS.c.id)
+    return int((await tx.execute(statement, row)).scalar_one())
+
+
+_UPDATE_CONTACT = update(CONTACTS).where(CONTACTS.c.id == bindparam("contact_row_id"))
+
+
+async def update_contact(tx: Tx, contact_id: int, values: dict[str, Any]) -> None:
+    if values:
+        await tx.execute(_UPDATE_CONTACT, {"contact_row_id": contact_id, **search_keys(values)})
+
+
+async def carry_over(tx: Tx, *, visitor_id: int, contact_id: int) -> None:
+    """What an anonymous visitor collected (events, conversations) now belongs to the contact."""
+    anonymous = and_(EVENTS.c.visitor_id == visitor_id, EVENTS.c.contact_id.is_(None))
+    await move_events(tx, where=anonymous, contact_id=contact_id)
+    await tx.execute(
+        update(CONVERSATIONS)
+        .where(CONVERSATIONS.c.visitor_id == visitor_id, CONVERSATIONS.c.contact_id.is_(None))
+        .values(contact_id=contact_id)
+    )
+
+
+async def merge_lead(tx: Tx, *, lead_id: int, into_id: int) -> None:
+    """Move a lead's timeline, visitors, conversations and links to `into`, then delete it
+    (which frees its email for `into`)."""
+    await move_events(tx, where=EVENTS.c.contact_id == lead_id, contact_id=into_id)
+    for table in (VISITORS, CONVERSATIONS):
+        await tx.execute(
+            update(table).where(table.c.contact_id == lead_id).values(contact_id=into_id)
+        )
+    moved = select(
+        cast(bindparam("into_id"), BigInteger), LINKS.c.company_id, LINKS.c.created_at
+    ).where(LINKS.c.contact_id == bindparam("lead_id"))
+    statement = (
+        insert(tx, LINKS)
+        .from_select(["contact_id", "company_id", "created_at"], moved)
+        .on_conflict_do_nothing(index_elements=[LINKS.c.contact_id, LINKS.c.company_id])
+    )
+    await tx.execute(statement, {"into_id": into_id, "lead_id": lead_id})
+    await tx.execute(delete(LINKS).where(LINKS.c.contact_id == lead_id))
+    await tx.execute(delete(CONTACTS).where(CONTACTS.c.id == lead_id))

@@ -1,0 +1,239 @@
+"""The one way every widget call starts: its project (cached), the caller's origin, limits and
+session, the visitor (created on first sight and locked) and its contact (SPEC "Widget
+routes", "Identity verification").
+
+`open_widget_call(tx, ...)` is the first line of identify, set-properties, track, set-stage,
+set-deal and messages; `find_widget_call` is the same for the read-only message routes, which
+never create a visitor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from hal.db.engine import Tx, lock_key
+from hal.db.store.base import CompanyRow, ContactRow, VisitorRow
+from hal.db.store.people import contact_by_id, contacts_by_keys, find_visitor, upsert_visitor
+from hal.domain.access import check_company_access, company_visible, require_session
+from hal.domain.errors import Conflict, Forbidden, NotFound
+from hal.domain.limits import Limits
+from hal.domain.projects import ProjectConfig, origin_allowed
+from hal.domain.sessions import issue_session_token, read_session_token
+from hal.domain.validation import check_identifier
+from hal.domain.verification import Proof
+from hal.services.admission import Admission
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Where a widget call comes from (the browser's Origin, its bearer token, its address)
+    and the abuse limits it is held to."""
+
+    origin: str | None = None
+    bearer: str | None = None
+    client: str | None = None
+    admission: Admission | None = None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What identify proves and matches by, checked against the project before any row is
+    read: the proof, and the user_id and normalized email to lock and look up."""
+
+    proof: Proof
+    user_id: str | None
+    email_key: str | None
+
+
+@dataclass(frozen=True)
+class WidgetCall:
+    """A widget call after the common checks."""
+
+    tx: Tx
+    project: ProjectConfig
+    visitor: VisitorRow
+    contact: ContactRow | None  # the visitor's bound contact, locked
+    session: bool  # the caller's session token vouches for this visitor's binding
+    # identify only: its checked identity, and the contacts owning its user_id or email
+    identity: Identity | None = None
+    candidates: list[ContactRow] = field(default_factory=list)
+
+    @property
+    def verified(self) -> bool:
+        """The call acts as its contact, proven: a verified binding and its session."""
+        return (
+            self.project.verifies
+            and self.contact is not None
+            and self.contact.verified
+            and self.visitor.verified
+            and self.session
+        )
+
+    def require_contact(self) -> ContactRow:
+        if self.contact is None:
+            raise Conflict(
+                "not_identified",
+                "this visitor is anonymous: call identify before writing CRM facts",
+                field="visitor_id",
+            )
+        return self.contact
+
+    def check_contact_write(self) -> None:
+        """An unverified call never writes a verified contact (a session of a binding made
+        without proof does not count)."""
+        if self.project.verifies and self.contact is not None and self.contact.verified:
+            if not self.verified:
+                raise Forbidden(
+                    "verification_required",
+                    "this contact is verified but this visitor was bound to it without proof: "
+                    "identify with a valid user_hash or identity_token first",
+                    field="user_hash",
+                )
+
+    def signed_company_ids(self) -> frozenset[str] | None:
+        ids = self.visitor.signed_company_ids
+        return frozenset(ids) if ids is not None else None
+
+    def check_company(self, company: CompanyRow, *, field: str = "company_id") -> None:
+        """Refuse a company this call may not write (guarded, or not signed)."""
+        check_company_access(
+            project=self.project,
+            company_id=company.external_id,
+            guarded=company.guarded,
+            verified_call=self.verified,
+            signed_company_ids=self.signed_company_ids(),
+            field=field,
+        )
+
+    def shows(self, company: CompanyRow) -> bool:
+        """Whether an answer to this call may show the company's details."""
+        return company_visible(
+            project=self.project, guarded=company.guarded, verified_call=self.verified
+        )
+
+
+async def _admit(
+    tx: Tx, *, app_id: str, visitor_id: str, caller: Caller, limits: Limits
+) -> ProjectConfig:
+    check_identifier(visitor_id, field="visitor_id", limits=limits)
+    project = await tx.projects.get(tx.connection, app_id)
+    if project is None:
+        raise NotFound("unknown_app", f"no project with app_id {app_id!r}", field="app_id")
+    if not origin_allowed(caller.origin, project.allowed_origins):
+        raise Forbidden(
+            "origin_not_allowed",
+            f"origin {caller.origin!r} is not an allowed origin of this project",
+            field="origin",
+        )
+    if caller.admission is not None:
+        await caller.admission.project_call(project.app_id)
+        await caller.admission.visitor_call(project.app_id, visitor_id)
+    return project
+
+
+def _vouches(project: ProjectConfig, visitor: VisitorRow, caller: Caller) -> bool:
+    """Whether the caller's session token was issued for this visitor's current binding."""
+    if not caller.bearer or visitor.contact_id is None:
+        return False
+    contact_id = read_session_token(
+        secret=project.session_secret,
+        token=caller.bearer,
+        app_id=project.app_id,
+        visitor_id=visitor.visitor_key,
+    )
+    return contact_id == visitor.contact_id
+
+
+async def open_widget_call(
+    tx: Tx,
+    *,
+    app_id: str,
+    visitor_id: str,
+    caller: Caller,
+    limits: Limits,
+    identify: Callable[[ProjectConfig], Identity] | None = None,
+) -> WidgetCall:
+    """Check the caller, then load (creating it on first sight) and lock the visitor and its
+    contact. A visitor bound to a verified contact needs its session token or a proof.
+
+    identify passes a check of its request against the project: the identity's user_id and
+    email are locked (PostgreSQL advisory locks, before any row) and their contacts read with
+    the bound one in one statement.
+    """
+    project = await _admit(tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits)
+    identity = identify(project) if identify is not None else None
+    keys: list[int] = []
+    if identity is not None:
+        if identity.user_id is not None:
+            keys.append(lock_key(project.id, "user_id", identity.user_id))
+        if identity.email_key is not None:
+            keys.append(lock_key(project.id, "email", identity.email_key))
+        await tx.lock(keys)
+    visitor = await upsert_visitor(tx, project_id=project.id, visitor_key=visitor_id)
+    if visitor.created and caller.admission is not None:
+        await caller.admission.new_visitor(project.app_id, caller.client)
+    candidates: list[ContactRow] = []
+    contact = None
+    if identity is not None:
+        candidates = await contacts_by_keys(
+            tx,
+            project_id=project.id,
+            user_id=identity.user_id,
+            email_normalized=identity.email_key,
+            contact_id=visitor.contact_id,
+        )
+        contact = next((c for c in candidates if c.id == visitor.contact_id), None)
+    elif visitor.contact_id is not None:
+        contact = await contact_by_id(tx, visitor.contact_id)
+    return _checked(tx, project, visitor, contact, caller, identity, candidates)
+
+
+def _checked(
+    tx: Tx,
+    project: ProjectConfig,
+    visitor: VisitorRow,
+    contact: ContactRow | None,
+    caller: Caller,
+    identity: Identity | None,
+    candidates: list[ContactRow],
+) -> WidgetCall:
+    session = _vouches(project, visitor, caller)
+    require_session(
+        project=project,
+        bound_verified=contact is not None and contact.verified,
+        session=session,
+        proven=identity is not None and identity.proof.verified,
+        bearer=caller.bearer is not None,
+    )
+    return WidgetCall(tx, project, visitor, contact, session, identity, candidates)
+
+
+async def find_widget_call(
+    tx: Tx, *, app_id: str, visitor_id: str, caller: Caller, limits: Limits
+) -> WidgetCall | None:
+    """As `open_widget_call` for a read: None when the visitor was never seen."""
+    project = await _admit(tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits)
+    visitor = await find_visitor(tx, project_id=project.id, visitor_key=visitor_id)
+    if visitor is None:
+        return None
+    contact = (
+        await contact_by_id(tx, visitor.contact_id, lock=False)
+        if visitor.contact_id is not None
+        else None
+    )
+    return _checked(tx, project, visitor, contact, caller, None, [])
+
+
+def new_session_token(
+    *, project: ProjectConfig, visitor_key: str, contact_id: int, tx: Tx, ttl: timedelta
+) -> str:
+    return issue_session_token(
+        secret=project.session_secret,
+        app_id=project.app_id,
+        visitor_id=visitor_key,
+        contact_id=contact_id,
+        now=tx.now,
+        ttl=ttl,
+    )

@@ -1,0 +1,92 @@
+"""The widget's chat: a visitor writes into its open conversation and reads the ones it may
+(SPEC "Widget messages" and "A conversation belongs to the contact it was started under")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hal.db.engine import Tx
+from hal.db.store.timeline import (
+    add_message,
+    messages_of,
+    open_conversation,
+    readable_conversations,
+    start_conversation,
+    touch_conversation,
+)
+from hal.domain.limits import Limits
+from hal.schemas import WidgetMessageRequest
+from hal.services.conversations import OPEN, check_body
+from hal.services.widget_call import Caller, find_widget_call, open_widget_call
+
+
+@dataclass(frozen=True)
+class Thread:
+    conversation: Any  # conversation row
+    messages: list[Any]  # message rows
+
+
+async def post_widget_message(
+    tx: Tx, *, request: WidgetMessageRequest, caller: Caller, limits: Limits
+) -> tuple[Any, Any]:
+    """Append to the visitor's open conversation under its current contact, creating it with
+    the contact, the active company and whether the visitor had proven to be that contact."""
+    call = await open_widget_call(
+        tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
+    )
+    body = check_body(request.body)
+    visitor, contact = call.visitor, call.contact
+    conversation = await open_conversation(tx, visitor)
+    active = visitor.active_company_id
+    if conversation is None:
+        conversation = await start_conversation(
+            tx,
+            {
+                "project_id": call.project.id,
+                "visitor_id": visitor.id,
+                "contact_id": visitor.contact_id,
+                "company_id": active,
+                "verified_contact_id": visitor.contact_id if call.verified else None,
+            },
+        )
+    else:
+        changes = {"company_id": active} if active is not None else {}
+        conversation = await touch_conversation(tx, conversation.id, changes)
+    message = await add_message(
+        tx,
+        {
+            "conversation_id": conversation.id,
+            "author": "visitor",
+            "author_name": contact.name if contact is not None else None,
+            "body": body,
+            "sender_verified": call.verified,
+        },
+    )
+    return conversation, message
+
+
+async def read_widget_messages(
+    tx: Tx, *, app_id: str, visitor_id: str, caller: Caller, limits: Limits
+) -> tuple[Thread | None, list[Thread]]:
+    """The conversations this visitor may read: the ones it started under its current
+    contact, and, once its binding is verified, those of the contact started by visitors
+    verified as that contact. Nothing an unverified request attached becomes readable."""
+    call = await find_widget_call(
+        tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits
+    )
+    if call is None:
+        return None, []
+    conversations = await readable_conversations(
+        tx, project_id=call.project.id, visitor=call.visitor, verified=call.verified
+    )
+    grouped = await messages_of(tx, [c.id for c in conversations])
+    threads = [Thread(c, grouped[c.id]) for c in conversations]
+    own = [
+        t
+        for t in threads
+        if t.conversation.visitor_id == call.visitor.id
+        and t.conversation.contact_id == call.visitor.contact_id
+    ]
+    current = next((t for t in own if t.conversation.status == OPEN), own[0] if own else None)
+    return current, threads
