@@ -101,3 +101,25 @@ async def test_limits_are_shared_between_processes_through_redis(database, proje
 async def test_a_malformed_rate_is_refused_at_start():
     with pytest.raises(ValueError):
         Settings(widget_rate_per_visitor="lots")
+
+
+async def test_one_client_cannot_spend_the_projects_whole_new_visitor_budget(database, project):
+    settings = Settings(
+        database_url=database.url,
+        new_visitors_per_project="10/minute",
+        new_visitors_per_client="3/minute",
+        widget_rate_per_project="off",
+    )
+    app = create_app(settings, database=database)
+
+    def client(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://hal.test")
+
+    try:
+        async with client("203.0.113.7") as greedy, client("198.51.100.2") as real:
+            spent = [(await identify(greedy, project, unique("v"))).status_code for _ in range(6)]
+            assert spent == [200, 200, 200, 429, 429, 429]
+            assert (await identify(real, project, unique("v"))).status_code == 200
+    finally:
+        await app.state.admission.close()

@@ -11,6 +11,7 @@ from hal.api.body import StrictJSONRoute
 from hal.api.deps import AdminProjectDep, DatabaseDep
 from hal.api.errors import error_responses
 from hal.db.models import Project
+from hal.domain.projects import CompanyClaims
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode
 from hal.schemas import ProjectOut, ProjectPatch, RotatedSecretOut, RotateSecretRequest
@@ -33,6 +34,7 @@ def project_out(project: Project) -> ProjectOut:
         stages=project.stages,
         allowed_origins=project.allowed_origins,
         protected_keys=project.protected_keys,
+        company_claims=CompanyClaims(project.company_claims),
         created_at=project.created_at,
     )
 
@@ -62,7 +64,10 @@ async def rotate_secret(
     """Issue a new identity secret; the old one verifies until the grace period ends."""
     rotated = await db.transaction(
         lambda s: projects.rotate_secret(
-            session=s, app_id=project.app_id, grace=timedelta(seconds=body.grace_seconds)
+            session=s,
+            app_id=project.app_id,
+            grace=timedelta(seconds=body.grace_seconds),
+            revoke_sessions=body.revoke_sessions,
         )
     )
     assert rotated.previous_secret_expires_at is not None

@@ -123,6 +123,7 @@ def person_out(contact: Contact) -> PersonOut:
         email=contact.email,
         user_id=contact.user_id,
         verified=contact.verified,
+        email_verified=contact.email_verified,
     )
 
 

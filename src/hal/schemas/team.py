@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from hal.domain.projects import CompanyClaims
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode
 from hal.schemas.widget import CompanyOut, ContactOut, DealOut, EventOut, MessageOut, Metadata
@@ -36,6 +37,7 @@ class PersonOut(BaseModel):
     email: str | None
     user_id: str | None
     verified: bool
+    email_verified: bool
 
 
 class CompanyBrief(BaseModel):
@@ -104,6 +106,7 @@ class ProjectOut(BaseModel):
     stages: list[str]
     allowed_origins: list[str]
     protected_keys: list[str]
+    company_claims: CompanyClaims
     created_at: datetime
 
 
@@ -126,10 +129,14 @@ class ProjectPatch(TeamInput):
         ]
         | None
     ) = None
+    company_claims: Annotated[CompanyClaims, Field(strict=False)] | None = None
 
 
 class RotateSecretRequest(TeamInput):
     grace_seconds: Annotated[StrictInt, Field(ge=0, le=30 * 86400)] = 86400
+    revoke_sessions: StrictBool = Field(
+        default=False, description="also end every widget session token of the project at once"
+    )
 
 
 class RotatedSecretOut(BaseModel):

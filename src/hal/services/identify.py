@@ -356,7 +356,10 @@ async def identify(
         checked,
         plan,
         contact,
-        newly_verified=contact.verified and not target_was_verified,
+        # A new contact's links are the ones just made (and a merged lead's, if any).
+        newly_verified=contact.verified
+        and not target_was_verified
+        and (plan.target is not None or plan.merge_lead is not None),
     )
 
     visitor = call.visitor

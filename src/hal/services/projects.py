@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -15,7 +15,7 @@ from hal.db.models import ApiToken, Project
 from hal.db.queries import project_by_app_id
 from hal.db.types import utcnow
 from hal.domain.errors import Conflict, NotFound
-from hal.domain.projects import check_app_id, check_stages, normalize_origin
+from hal.domain.projects import CompanyClaims, check_app_id, check_stages, normalize_origin
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode
 
@@ -32,6 +32,7 @@ class ProjectSettings:
     stages: list[str] | None = None
     allowed_origins: list[str] | None = None
     protected_keys: list[str] | None = None
+    company_claims: CompanyClaims | None = None
 
 
 def _apply(project: Project, changes: ProjectSettings) -> None:
@@ -47,6 +48,8 @@ def _apply(project: Project, changes: ProjectSettings) -> None:
         project.allowed_origins = sorted({normalize_origin(o) for o in changes.allowed_origins})
     if changes.protected_keys is not None:
         project.protected_keys = sorted({key.strip() for key in changes.protected_keys if key})
+    if changes.company_claims is not None:
+        project.company_claims = changes.company_claims.value
 
 
 def new_secret() -> str:
@@ -94,23 +97,20 @@ async def update_project(
     return project
 
 
-async def rotate_secret(*, session: AsyncSession, app_id: str, grace: timedelta) -> Project:
-    """Issue a new identity secret; the old one keeps verifying until the grace period ends."""
+async def rotate_secret(
+    *, session: AsyncSession, app_id: str, grace: timedelta, revoke_sessions: bool = False
+) -> Project:
+    """Issue a new identity secret; the old one keeps verifying until the grace period ends.
+    `revoke_sessions` also ends every widget session token of the project (they are signed
+    with a session secret that is replaced)."""
     project = await get_project(session=session, app_id=app_id)
     project.previous_identity_secret = project.identity_secret
     project.previous_secret_expires_at = utcnow() + grace
     project.identity_secret = new_secret()
+    if revoke_sessions:
+        project.session_secret = new_secret()
     await session.flush()
     return project
-
-
-def accepted_secrets(project: Project, now: datetime) -> list[str]:
-    """The identity secrets a hash or token may be signed with right now."""
-    accepted = [project.identity_secret]
-    expires = project.previous_secret_expires_at
-    if project.previous_identity_secret and expires is not None and expires > now:
-        accepted.append(project.previous_identity_secret)
-    return accepted
 
 
 def describe_project(project: Project, *, include_secret: bool) -> dict[str, Any]:
@@ -122,6 +122,7 @@ def describe_project(project: Project, *, include_secret: bool) -> dict[str, Any
         "stages": project.stages,
         "allowed_origins": project.allowed_origins,
         "protected_keys": project.protected_keys,
+        "company_claims": project.company_claims,
         "created_at": project.created_at.isoformat(),
     }
     if include_secret:
