@@ -22,6 +22,7 @@ from hal.api.middleware import (
 from hal.config import Settings
 from hal.db.engine import Database
 from hal.services.admission import Admission
+from hal.services.login_throttle import LoginThrottle
 
 WEB = Path(__file__).parent / "web"
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await app.state.admission.close()
+        await app.state.login_throttle.close()
         if owns_database:
             await database.dispose()
 
@@ -52,6 +54,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         per_project=settings.widget_rate_per_project,
         per_visitor=settings.widget_rate_per_visitor,
         new_visitors=settings.new_visitors_per_project,
+    )
+    app.state.login_throttle = LoginThrottle(
+        storage_url=settings.rate_limit_storage,
+        per_email=settings.login_failures_per_email,
+        per_client=settings.login_failures_per_client,
     )
     install_error_handlers(app)
     app.include_router(widget.router)

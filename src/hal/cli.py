@@ -23,7 +23,7 @@ from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode, compute_user_hash
 from hal.schemas import RECOMMENDED_IDENTIFY
 from hal.services import projects as project_service
-from hal.services.agents import create_agent
+from hal.services.agents import create_agent, remove_agent, set_password
 from hal.services.seed import refresh_statistics, seed
 
 T = TypeVar("T")
@@ -241,6 +241,43 @@ def agents_create(
             session=session, app_id=app_id, email=email, password=password, name=name
         )
         return {"id": agent.id, "app_id": app_id, "email": agent.email, "name": agent.name}
+
+    _print(_run(database_url, work))
+
+
+@agents_app.command("remove")
+def agents_remove(
+    app_id: Annotated[str, typer.Option("--app-id")],
+    email: Annotated[str, typer.Option("--email")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Remove an inbox login; its sessions end at once."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        agent = await remove_agent(session=session, app_id=app_id, email=email)
+        return {"removed": True, "app_id": app_id, "email": agent.email}
+
+    _print(_run(database_url, work))
+
+
+@agents_app.command("set-password")
+def agents_set_password(
+    app_id: Annotated[str, typer.Option("--app-id")],
+    email: Annotated[str, typer.Option("--email")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Give an agent a new password (from standard input); its sessions end at once."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        agent = await set_password(session=session, app_id=app_id, email=email, password=password)
+        return {"app_id": app_id, "email": agent.email, "sessions_ended": True}
 
     _print(_run(database_url, work))
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,11 +25,22 @@ from hal.api.presenters import conversation_summary_out, message_out
 from hal.db.engine import Database
 from hal.services import conversations, team
 from hal.services.agents import authenticate
+from hal.services.login_throttle import LoginThrottle
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "web" / "templates")
+TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent.parent / "web" / "templates")
 router = APIRouter(prefix="/inbox", include_in_schema=False)
 AgentDep = Annotated[AgentSession, Depends(current_agent)]
 CsrfField = Annotated[str | None, Form(alias="csrf_token")]
+# Ids the database can hold: a larger or non-positive one is a 422 naming the field, not a 500.
+RowId = Annotated[int, Path(ge=1, le=team.MAX_ID)]
+
+
+def segment(value: object) -> str:
+    """One URL path segment: a company id such as `../contacts/1` cannot lead elsewhere."""
+    return quote(str(value), safe="")
+
+
+TEMPLATES.env.filters["segment"] = segment
 
 
 def _page(
@@ -68,24 +80,33 @@ async def login(
     password: Annotated[str, Form(max_length=1024)],
     workspace: Annotated[str | None, Form(max_length=255)] = None,
 ) -> Response:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else "unknown"
+    wait = await throttle.attempt(email=email, client=client)
+    if wait is not None:
+        error = f"Too many failed logins. Try again in {-(-wait // 60)} min."
+        page = _page(request, "login.html", None, error=error, email=email)
+        page.status_code = 429
+        page.headers["Retry-After"] = str(wait)
+        return page
     found = await db.transaction(
         lambda s: authenticate(session=s, email=email, password=password, app_id=workspace)
     )
-    if found is None:
+    response = RedirectResponse("/inbox", status_code=303)
+    if found is None or not await start_session(request, response, found[0]):
         page = _page(request, "login.html", None, error="Wrong email or password.", email=email)
         page.status_code = 401
         return page
-    response = RedirectResponse("/inbox", status_code=303)
-    await start_session(request, response, found[0])
+    await throttle.succeeded(email=email, client=client)
     return response
 
 
 @router.post("/logout")
-async def logout(session: AgentDep, csrf: CsrfField = None) -> Response:
+async def logout(request: Request, session: AgentDep, csrf: CsrfField = None) -> Response:
     if not csrf_ok(session, csrf):
         return _forbidden()
     response = RedirectResponse("/inbox/login", status_code=303)
-    end_session(response)
+    await end_session(request, response, session)
     return response
 
 
@@ -153,7 +174,7 @@ async def _thread_context(
 @router.get("/conversations/{conversation_id}")
 async def conversation_page(
     request: Request,
-    conversation_id: int,
+    conversation_id: RowId,
     session: AgentDep,
     db: DatabaseDep,
     status: str | None = None,
@@ -172,7 +193,10 @@ async def conversation_page(
 
 @router.get("/conversations/{conversation_id}/messages.json")
 async def messages_json(
-    conversation_id: int, session: AgentDep, db: DatabaseDep, after: int = 0
+    conversation_id: RowId,
+    session: AgentDep,
+    db: DatabaseDep,
+    after: Annotated[int, Query(ge=0, le=team.MAX_ID)] = 0,
 ) -> JSONResponse:
     async def work(s: Any) -> list[Any]:
         conversation = await conversations.get_conversation(
@@ -186,7 +210,7 @@ async def messages_json(
 
 @router.post("/conversations/{conversation_id}/reply")
 async def reply(
-    conversation_id: int,
+    conversation_id: RowId,
     session: AgentDep,
     db: DatabaseDep,
     body: Annotated[str, Form(max_length=10_000)],
@@ -209,7 +233,11 @@ async def reply(
 
 @router.post("/conversations/{conversation_id}/{action}")
 async def change_status(
-    conversation_id: int, action: str, session: AgentDep, db: DatabaseDep, csrf: CsrfField = None
+    conversation_id: RowId,
+    action: str,
+    session: AgentDep,
+    db: DatabaseDep,
+    csrf: CsrfField = None,
 ) -> Response:
     if action not in {"close", "reopen"}:
         return _forbidden()
@@ -227,7 +255,7 @@ async def change_status(
 
 @router.get("/contacts/{contact_id}")
 async def contact_page(
-    request: Request, contact_id: int, session: AgentDep, db: DatabaseDep
+    request: Request, contact_id: RowId, session: AgentDep, db: DatabaseDep
 ) -> HTMLResponse:
     async def work(s: Any) -> dict[str, Any]:
         detail = await team.contact_detail(
@@ -239,7 +267,7 @@ async def contact_page(
     return _page(request, "contact.html", session, **await db.transaction(work))
 
 
-@router.get("/companies/{company_id}")
+@router.get("/companies/{company_id:path}")
 async def company_page(
     request: Request, company_id: str, session: AgentDep, db: DatabaseDep
 ) -> HTMLResponse:
@@ -251,7 +279,7 @@ async def company_page(
     return _page(request, "company.html", session, detail=detail, stages=session.project.stages)
 
 
-@router.post("/companies/{company_id}/stage")
+@router.post("/companies/{company_id:path}/stage")
 async def company_stage(
     company_id: str,
     session: AgentDep,
@@ -266,7 +294,7 @@ async def company_stage(
         lambda s: team.agent_set_stage(
             session=s, project=session.project, company_id=company_id, stage=stage
         ),
-        f"/inbox/companies/{company_id}",
+        f"/inbox/companies/{segment(company_id)}",
     )
 
 

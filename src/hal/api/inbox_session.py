@@ -1,76 +1,76 @@
-"""The inbox's login session: a signed, expiring, HttpOnly cookie and a CSRF token per session."""
+"""The inbox's login session: an HttpOnly cookie holding a random token whose session lives on
+the server (logging out, removing the agent or a new password ends it at once), with a CSRF
+token per session."""
 
 from __future__ import annotations
 
 import hmac
-import secrets
-from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import Request, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from hal.db.engine import Database
-from hal.db.models import Agent, Project
-from hal.services.agents import agent_by_id, instance_secret
+from hal.db.models import Agent
+from hal.services import agents
+from hal.services.agents import SignedIn as AgentSession
 
 COOKIE = "hal_inbox"
 MAX_AGE = 12 * 3600
-
-
-@dataclass(frozen=True)
-class AgentSession:
-    agent: Agent
-    project: Project
-    csrf_token: str
+MAX_TOKEN_LENGTH = 128
 
 
 class LoginRequired(Exception):
     """Raised by `current_agent`; answered with a redirect to the login page."""
 
 
-async def _serializer(request: Request) -> URLSafeTimedSerializer:
-    state = request.app.state
-    if getattr(state, "inbox_serializer", None) is None:
-        database: Database = state.database
-        key = await database.transaction(lambda s: instance_secret(s, "inbox_cookie_key"))
-        state.inbox_serializer = URLSafeTimedSerializer(key, salt="hal-inbox")
-    serializer: URLSafeTimedSerializer = state.inbox_serializer
-    return serializer
-
-
-async def start_session(request: Request, response: Response, agent: Agent) -> None:
-    serializer = await _serializer(request)
-    value = serializer.dumps({"agent": agent.id, "csrf": secrets.token_urlsafe(24)})
+async def start_session(request: Request, response: Response, agent: Agent) -> bool:
+    """Set the cookie of a new session; False when the agent changed since its login check."""
+    database: Database = request.app.state.database
+    token = await database.transaction(
+        lambda s: agents.start_session(session=s, agent=agent, ttl=timedelta(seconds=MAX_AGE))
+    )
+    if token is None:
+        return False
     response.set_cookie(
         COOKIE,
-        value,
+        token,
         max_age=MAX_AGE,
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
         path="/inbox",
     )
+    return True
 
 
-def end_session(response: Response) -> None:
+async def end_session(request: Request, response: Response, session: AgentSession) -> None:
+    database: Database = request.app.state.database
+    await database.transaction(lambda s: agents.end_session(session=s, session_id=session.id))
     response.delete_cookie(COOKIE, path="/inbox")
 
 
 async def current_agent(request: Request) -> AgentSession:
-    raw = request.cookies.get(COOKIE)
-    if not raw:
+    token = request.cookies.get(COOKIE)
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         raise LoginRequired
-    serializer = await _serializer(request)
-    try:
-        data = serializer.loads(raw, max_age=MAX_AGE)
-    except BadSignature:
-        raise LoginRequired from None
     database: Database = request.app.state.database
-    found = await database.transaction(lambda s: agent_by_id(s, int(data["agent"])))
+    found = await database.transaction(lambda s: agents.session_for_token(session=s, token=token))
     if found is None:
         raise LoginRequired
-    return AgentSession(agent=found[0], project=found[1], csrf_token=str(data["csrf"]))
+    return found
 
 
 def csrf_ok(session: AgentSession, submitted: str | None) -> bool:
-    return submitted is not None and hmac.compare_digest(session.csrf_token, submitted)
+    if submitted is None:
+        return False
+    return hmac.compare_digest(session.csrf_token.encode(), submitted.encode())
+
+
+__all__ = [
+    "AgentSession",
+    "LoginRequired",
+    "csrf_ok",
+    "current_agent",
+    "end_session",
+    "start_session",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.api.body import StrictJSONRoute
@@ -50,6 +50,8 @@ router = APIRouter(
 
 Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the last page")]
 Limit = Annotated[int, Query(ge=1, le=team.MAX_PAGE)]
+# Ids the database can hold: a larger or non-positive one is a 422 naming the field, not a 500.
+RowId = Annotated[int, Path(ge=1, le=team.MAX_ID)]
 
 
 @router.get("/contacts", response_model=ContactPage)
@@ -69,7 +71,7 @@ async def search_contacts(
 
 @router.get("/contacts/{contact_id}", response_model=ContactDetailOut)
 async def contact_detail(
-    contact_id: int, project: TeamProjectDep, db: DatabaseDep
+    contact_id: RowId, project: TeamProjectDep, db: DatabaseDep
 ) -> ContactDetailOut:
     """A contact with its companies, active company, deals, latest events and conversations."""
 
@@ -101,7 +103,7 @@ async def contact_detail(
 
 @router.patch("/contacts/{contact_id}", response_model=ContactSummary)
 async def patch_contact(
-    contact_id: int,
+    contact_id: RowId,
     body: ContactPatch,
     project: TeamProjectDep,
     db: DatabaseDep,
@@ -121,7 +123,7 @@ async def patch_contact(
     return contact_summary(contact)
 
 
-@router.get("/companies/{company_id}", response_model=CompanyDetailOut)
+@router.get("/companies/{company_id:path}", response_model=CompanyDetailOut)
 async def company_detail(
     company_id: str, project: TeamProjectDep, db: DatabaseDep
 ) -> CompanyDetailOut:
@@ -147,7 +149,7 @@ async def company_detail(
     )
 
 
-@router.patch("/companies/{company_id}", response_model=StagePatchOut)
+@router.patch("/companies/{company_id:path}", response_model=StagePatchOut)
 async def patch_company(
     company_id: str, body: StagePatch, project: TeamProjectDep, db: DatabaseDep
 ) -> StagePatchOut:
@@ -196,14 +198,14 @@ async def _thread(session: AsyncSession, project: Project, conversation_id: int)
 
 
 @router.get("/conversations/{conversation_id}", response_model=ThreadOut)
-async def get_thread(conversation_id: int, project: TeamProjectDep, db: DatabaseDep) -> ThreadOut:
+async def get_thread(conversation_id: RowId, project: TeamProjectDep, db: DatabaseDep) -> ThreadOut:
     """The thread with its contact and company."""
     return await db.transaction(lambda s: _thread(s, project, conversation_id))
 
 
 @router.post("/conversations/{conversation_id}/messages", response_model=MessageOut)
 async def post_reply(
-    conversation_id: int, body: ReplyRequest, project: TeamProjectDep, db: DatabaseDep
+    conversation_id: RowId, body: ReplyRequest, project: TeamProjectDep, db: DatabaseDep
 ) -> MessageOut:
     """Reply as the support team; the visitor sees it in GET /api/widget/messages."""
     message = await db.transaction(
@@ -228,7 +230,7 @@ async def _set_status(
 
 @router.post("/conversations/{conversation_id}/close", response_model=ThreadOut)
 async def close_conversation(
-    conversation_id: int, project: TeamProjectDep, db: DatabaseDep
+    conversation_id: RowId, project: TeamProjectDep, db: DatabaseDep
 ) -> ThreadOut:
     """Close the conversation; the visitor's next message starts a new one."""
     return await _set_status(db, project, conversation_id, "closed")
@@ -236,7 +238,7 @@ async def close_conversation(
 
 @router.post("/conversations/{conversation_id}/reopen", response_model=ThreadOut)
 async def reopen_conversation(
-    conversation_id: int, project: TeamProjectDep, db: DatabaseDep
+    conversation_id: RowId, project: TeamProjectDep, db: DatabaseDep
 ) -> ThreadOut:
     """Reopen a closed conversation."""
     return await _set_status(db, project, conversation_id, "open")
@@ -246,7 +248,7 @@ async def reopen_conversation(
 async def list_events(
     project: TeamProjectDep,
     db: DatabaseDep,
-    contact_id: int | None = None,
+    contact_id: Annotated[int | None, Query(ge=1, le=team.MAX_ID)] = None,
     company_id: Annotated[str | None, Query(max_length=255)] = None,
     name: Annotated[str | None, Query(max_length=128)] = None,
     cursor: Cursor = None,

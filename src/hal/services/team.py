@@ -31,6 +31,7 @@ from hal.domain.validation import check_metadata, check_text, merge_metadata
 from hal.services.companies import company_for_update, write_stage
 
 MAX_PAGE = 200
+MAX_ID = 2**63 - 1  # ids are signed 64-bit in the database; a larger one cannot be bound
 
 
 def encode_cursor(last_id: int) -> str:
@@ -42,11 +43,12 @@ def decode_cursor(cursor: str | None) -> int | None:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+        last_id = int(base64.urlsafe_b64decode(padded.encode()).decode())
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(
-            "invalid_cursor", "cursor is not one this API gave", field="cursor"
-        ) from None
+        last_id = 0
+    if not 1 <= last_id <= MAX_ID:
+        raise InvalidInput("invalid_cursor", "cursor is not one this API gave", field="cursor")
+    return last_id
 
 
 def check_limit(limit: int) -> int:
