@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         per_project=settings.widget_rate_per_project,
         per_visitor=settings.widget_rate_per_visitor,
         new_visitors=settings.new_visitors_per_project,
+        new_visitors_per_client=settings.new_visitors_per_client,
     )
     app.state.login_throttle = LoginThrottle(
         storage_url=settings.rate_limit_storage,

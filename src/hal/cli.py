@@ -19,6 +19,7 @@ from hal.config import Settings
 from hal.db.engine import Database
 from hal.db.migrate import migrate
 from hal.domain.errors import HalError
+from hal.domain.projects import CompanyClaims
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode, compute_user_hash
 from hal.schemas import RECOMMENDED_IDENTIFY
@@ -102,6 +103,13 @@ ProtectedKeys = Annotated[
     list[str] | None,
     typer.Option("--protected-key", help="Metadata key only signed claims or the team API write"),
 ]
+Claims = Annotated[
+    CompanyClaims | None,
+    typer.Option(
+        "--company-claims",
+        help="open (default) or signed: link companies only from an identity_token's claim",
+    ),
+]
 
 
 def _project_settings(
@@ -111,6 +119,7 @@ def _project_settings(
     stages: str | None,
     origins: list[str] | None,
     protected: list[str] | None,
+    company_claims: CompanyClaims | None,
 ) -> project_service.ProjectSettings:
     return project_service.ProjectSettings(
         name=name,
@@ -119,6 +128,7 @@ def _project_settings(
         stages=_split([stages]) if stages is not None else None,
         allowed_origins=_split(origins),
         protected_keys=_split(protected),
+        company_claims=company_claims,
     )
 
 
@@ -131,12 +141,14 @@ def projects_create(
     stages: Stages = None,
     allowed_origin: Origins = None,
     protected_key: ProtectedKeys = None,
+    company_claims: Claims = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a project and print it, identity_secret included (shown this once)."""
     changes = _project_settings(
-        name, identity_verification, stage_mode, stages, allowed_origin, protected_key
-    )
+        name, identity_verification, stage_mode, stages, allowed_origin, protected_key,
+        company_claims,
+    )  # fmt: skip
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         project = await project_service.create_project(
@@ -156,12 +168,14 @@ def projects_update(
     stages: Stages = None,
     allowed_origin: Origins = None,
     protected_key: ProtectedKeys = None,
+    company_claims: Claims = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Change a project's settings and print it."""
     changes = _project_settings(
-        name, identity_verification, stage_mode, stages, allowed_origin, protected_key
-    )
+        name, identity_verification, stage_mode, stages, allowed_origin, protected_key,
+        company_claims,
+    )  # fmt: skip
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         project = await project_service.update_project(
@@ -189,6 +203,10 @@ def projects_rotate_secret(
     grace: Annotated[
         str, typer.Option("--grace", help="How long the old secret keeps verifying")
     ] = "24h",
+    revoke_sessions: Annotated[
+        bool,
+        typer.Option("--revoke-sessions", help="Also end every widget session token at once"),
+    ] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Issue a new identity secret; print it once."""
@@ -196,7 +214,7 @@ def projects_rotate_secret(
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         project = await project_service.rotate_secret(
-            session=session, app_id=app_id, grace=grace_period
+            session=session, app_id=app_id, grace=grace_period, revoke_sessions=revoke_sessions
         )
         return project_service.describe_project(project, include_secret=True)
 
