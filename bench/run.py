@@ -41,12 +41,26 @@ SERVER_ENV = {
     "HAL_WIDGET_RATE_PER_PROJECT": "off",
     "HAL_WIDGET_RATE_PER_VISITOR": "off",
     "HAL_NEW_VISITORS_PER_PROJECT": "off",
+    "HAL_NEW_VISITORS_PER_CLIENT": "off",
 }
+THROUGHPUT_ROUTES = ["echo", "identify", "track", "set-properties"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running the service: this tree or a baseline commit, and how it is served."""
+
+    label: str
+    python: str = sys.executable
+    command: tuple[str, ...] | None = None  # None: `hal serve`; "{port}" is replaced
+    workers: int = 1
+    routes: tuple[str, ...] = tuple(THROUGHPUT_ROUTES)
 
 
 @dataclass
 class Run:
     backend: str
+    server: str
     name: str
     rps: float
     p50_ms: float
@@ -63,9 +77,9 @@ class Report:
     seeding_s: dict[str, float] = field(default_factory=dict)
 
 
-def hal(database_url: str, *args: str) -> dict:
+def hal(database_url: str, *args: str, python: str = sys.executable) -> dict:
     out = subprocess.run(
-        [sys.executable, "-m", "hal", *args, "--database-url", database_url],
+        [python, "-m", "hal", *args, "--database-url", database_url],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(out.stdout)
@@ -80,7 +94,7 @@ def pg_admin(sql: str) -> None:
 
 def new_database(backend: str, workdir: Path) -> tuple[str, str | None]:
     if backend == "sqlite":
-        return f"sqlite:///{workdir / 'bench.db'}", None
+        return f"sqlite:///{workdir / f'bench-{secrets.token_hex(4)}.db'}", None
     name = f"hal_bench_{secrets.token_hex(4)}"
     pg_admin(f'CREATE DATABASE "{name}"')
     base = PG_BASE.rsplit("/", 1)[0]
@@ -114,10 +128,12 @@ def wrk(url: str, data: Path, *, duration: int, connections: int) -> dict:
     return json.loads(line.removeprefix("BENCH_RESULT "))
 
 
-def to_run(backend: str, name: str, result: dict, connections: int, note: str = "") -> Run:
+def to_run(
+    backend: str, server: str, name: str, result: dict, connections: int, note: str = ""
+) -> Run:
     seconds = result["duration_us"] / 1e6
     errors = result["errors_status"] + result["errors_connect"] + result["errors_timeout"]
-    return Run(backend, name, result["requests"] / seconds, result["p50_us"] / 1000,
+    return Run(backend, server, name, result["requests"] / seconds, result["p50_us"] / 1000,
                result["p99_us"] / 1000, errors, connections, note)  # fmt: skip
 
 
@@ -157,61 +173,146 @@ def contact_id_range(database_url: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
-def bench_backend(backend: str, args: argparse.Namespace, report: Report, workdir: Path) -> None:
+def baseline(ref: str, workdir: Path) -> str:
+    """Check out `ref` beside this tree with its own virtualenv; returns its Python."""
+    tree, venv = workdir / "baseline", workdir / "baseline-venv"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref],
+                   check=True, capture_output=True)  # fmt: skip
+    uv = shutil.which("uv") or "uv"
+    subprocess.run([uv, "sync", "--frozen", "--no-dev", "--quiet"], cwd=tree, check=True,
+                   env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)})  # fmt: skip
+    return str(venv / "bin" / "python")
+
+
+def drop_baseline(workdir: Path) -> None:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                    str(workdir / "baseline")], capture_output=True)  # fmt: skip
+
+
+@dataclass
+class Setup:
+    """A fresh database with the bench project, 10k seeded contacts and signed users."""
+
+    database_url: str
+    pg_name: str | None
+    token: str
+    returning: list[tuple[str, str]]
+    fresh: list[tuple[str, str]]
+    users: object
+
+
+def setup(backend: str, variant: Variant, report: Report, workdir: Path) -> Setup:
     database_url, pg_name = new_database(backend, workdir)
+    py = variant.python
+    project = hal(database_url, "projects", "create", "--app-id", "bench", python=py)
+    token = hal(database_url, "tokens", "create", "--app-id", "bench", python=py)["token"]
+    secret = project["identity_secret"]
+    started = time.monotonic()
+    hal(database_url, "seed", "--app-id", "bench", "--contacts", "10000", python=py)
+    report.seeding_s[f"{backend} 10000"] = time.monotonic() - started
+
+    def users(ids: list[str]) -> list[tuple[str, str]]:
+        return [(i, compute_user_hash(secret, i)) for i in ids]
+
+    returning = users([f"seed-{i}" for i in random.sample(range(10_000), 5000)])
+    fresh = users([f"new-{i}" for i in range(60_000)])
+    return Setup(database_url, pg_name, token, returning, fresh, users)
+
+
+def serve(variant: Variant, database_url: str, log: Path) -> Server:
+    env = {**SERVER_ENV, "HAL_DATABASE_URL": database_url}
+    command = list(variant.command) if variant.command else None
+    return Server(database_url, env=env, log=log, python=variant.python, command=command,
+                  workers=variant.workers).start()  # fmt: skip
+
+
+def throughput(
+    backend: str, variant: Variant, args: argparse.Namespace, report: Report, workdir: Path
+) -> Setup:
+    """Echo, identify, track and set-properties at 32 clients on one server variant."""
+    ready = setup(backend, variant, report, workdir)
+    server = serve(variant, ready.database_url, workdir / f"server-{backend}.log")
     try:
-        project = hal(database_url, "projects", "create", "--app-id", "bench")
-        token = hal(database_url, "tokens", "create", "--app-id", "bench")["token"]
-        secret = project["identity_secret"]
-        returning_n = 10_000
-        started = time.monotonic()
-        hal(database_url, "seed", "--app-id", "bench", "--contacts", str(returning_n))
-        report.seeding_s[f"{backend} {returning_n}"] = time.monotonic() - started
-
-        def users(ids: list[str]) -> list[tuple[str, str]]:
-            return [(i, compute_user_hash(secret, i)) for i in ids]
-
-        returning = users([f"seed-{i}" for i in random.sample(range(returning_n), 5000)])
-        fresh = users([f"new-{i}" for i in range(60_000)])
-        server = Server(database_url, env=SERVER_ENV, log=workdir / f"server-{backend}.log")
-        server.start()
-        try:
-            visitors = asyncio.run(warm_visitors(server.url, "bench", 1000))
-            common = {"app_id": "bench", "token": token, "returning_share": 0.5,
-                      "returning": returning, "fresh": fresh, "visitors": visitors}  # fmt: skip
-            for name in ["echo", "identify", "track", "set-properties"]:
-                data = lua_data(workdir / f"{name}.lua", route=name, **common)
-                result = wrk(server.url, data, duration=args.duration, connections=32)
-                note = "50% new / 50% returning users" if name == "identify" else ""
-                report.runs.append(to_run(backend, name, result, 32, note))
-                print(report.runs[-1], flush=True)
-                if name == "identify":  # new users were used up: start the next run afresh
-                    fresh = users([f"new2-{i}" for i in range(60_000)])
-                    common["fresh"] = fresh
-            report.rss_mb[f"{backend} throughput"] = peak_rss_mb(server.process.pid)
-
-            for size in args.sizes:
-                started = time.monotonic()
-                hal(database_url, "seed", "--app-id", "bench", "--contacts", str(size))
-                report.seeding_s[f"{backend} {size}"] = time.monotonic() - started
-                low, high = contact_id_range(database_url)
-                sample = users([f"seed-{i}" for i in random.sample(range(size), 5000)])
-                growth = {**common, "returning": sample, "returning_share": 1.0,
-                          "seeded": size, "min_id": low, "max_id": high}  # fmt: skip
-                for name, connections in [("identify", 32), ("search", 4), ("detail", 4)]:
-                    data = lua_data(workdir / f"g-{name}.lua", route=name, **growth)
-                    result = wrk(server.url, data, duration=args.growth_duration,
-                                 connections=connections)  # fmt: skip
-                    label = f"{name} @ {size:,} contacts"
-                    report.runs.append(to_run(backend, label, result, connections,
-                                              f"{size * 10:,} events"))  # fmt: skip
-                    print(report.runs[-1], flush=True)
-            report.rss_mb[f"{backend} end"] = peak_rss_mb(server.process.pid)
-        finally:
-            server.stop()
+        visitors = asyncio.run(warm_visitors(server.url, "bench", 1000))
+        common = {"app_id": "bench", "token": ready.token, "returning_share": 0.5,
+                  "returning": ready.returning, "fresh": ready.fresh,
+                  "visitors": visitors}  # fmt: skip
+        for index, name in enumerate(variant.routes):
+            data = lua_data(workdir / f"{name}.lua", route=name, **common)
+            result = wrk(server.url, data, duration=args.duration, connections=32)
+            note = "50% new / 50% returning users" if name == "identify" else ""
+            report.runs.append(to_run(backend, variant.label, name, result, 32, note))
+            print(report.runs[-1], flush=True)
+            if name == "identify":  # new users were used up: start the next run afresh
+                common["fresh"] = ready.users([f"new{index}-{i}" for i in range(60_000)])
+        report.rss_mb[f"{backend} {variant.label}"] = peak_rss_mb(server.process.pid)
     finally:
-        if pg_name:
-            pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+        server.stop()
+    return ready
+
+
+def growth(backend: str, ready: Setup, args: argparse.Namespace, report: Report,
+           workdir: Path) -> None:  # fmt: skip
+    """Identify, contact search and contact detail as the project grows to 1M contacts."""
+    variant = Variant("uvloop + httptools")
+    server = serve(variant, ready.database_url, workdir / f"growth-{backend}.log")
+    try:
+        for size in args.sizes:
+            started = time.monotonic()
+            hal(ready.database_url, "seed", "--app-id", "bench", "--contacts", str(size))
+            report.seeding_s[f"{backend} {size}"] = time.monotonic() - started
+            low, high = contact_id_range(ready.database_url)
+            sample = ready.users([f"seed-{i}" for i in random.sample(range(size), 5000)])
+            data_args = {"app_id": "bench", "token": ready.token, "returning": sample,
+                         "returning_share": 1.0, "fresh": ready.fresh, "visitors": ["x"],
+                         "seeded": size, "min_id": low, "max_id": high}  # fmt: skip
+            for name, connections in [("identify", 32), ("search", 4), ("detail", 4)]:
+                data = lua_data(workdir / f"g-{name}.lua", route=name, **data_args)
+                result = wrk(server.url, data, duration=args.growth_duration,
+                             connections=connections)  # fmt: skip
+                label = f"{name} @ {size:,} contacts"
+                run = to_run(backend, variant.label, label, result, connections,
+                             f"{size * 10:,} events")  # fmt: skip
+                report.runs.append(run)
+                print(report.runs[-1], flush=True)
+        report.rss_mb[f"{backend} growth end"] = peak_rss_mb(server.process.pid)
+    finally:
+        server.stop()
+
+
+def variants(backend: str, baseline_python: str | None, ref: str) -> list[Variant]:
+    """The servers measured side by side, in one run: the baseline commit, this tree on
+    asyncio + h11, this tree as `hal serve` runs it, and (PostgreSQL) two workers."""
+    found = []
+    if baseline_python:
+        found.append(Variant(f"before ({ref})", python=baseline_python))
+    found.append(Variant("asyncio + h11", command=(
+        sys.executable, "-m", "uvicorn", "hal.app:create_app", "--factory", "--host",
+        "127.0.0.1", "--port", "{port}", "--loop", "asyncio", "--http", "h11",
+        "--log-level", "warning")))  # fmt: skip
+    found.append(Variant("uvloop + httptools"))
+    if backend == "postgres":
+        found.append(Variant("uvloop + httptools, --workers 2", workers=2,
+                             routes=("echo", "identify")))  # fmt: skip
+    return found
+
+
+def bench_backend(
+    backend: str, args: argparse.Namespace, report: Report, workdir: Path,
+    baseline_python: str | None,
+) -> None:  # fmt: skip
+    ready = None
+    try:
+        for variant in variants(backend, baseline_python, args.baseline):
+            previous, ready = ready, throughput(backend, variant, args, report, workdir)
+            if previous is not None and previous.pg_name:
+                pg_admin(f'DROP DATABASE IF EXISTS "{previous.pg_name}" WITH (FORCE)')
+        assert ready is not None
+        if args.sizes:
+            growth(backend, ready, args, report, workdir)
+    finally:
+        if ready is not None and ready.pg_name:
+            pg_admin(f'DROP DATABASE IF EXISTS "{ready.pg_name}" WITH (FORCE)')
 
 
 def versions() -> list[str]:
@@ -232,20 +333,21 @@ def versions() -> list[str]:
         f"Python {platform.python_version()}, FastAPI {fastapi.__version__}, "
         f"SQLAlchemy {sqlalchemy.__version__}, uvicorn {uvicorn.__version__}, "
         f"SQLite {sqlite3.sqlite_version}, PostgreSQL {pg}, {' '.join(wrk_version)}",
-        "Server: one `hal serve` process (one worker); load: wrk with 2 threads on the same "
-        "2 cores, loopback.",
+        "Server: one process (one worker) unless the server column says otherwise; load: wrk "
+        "with 2 threads on the same 2 cores, loopback.",
     ]
 
 
 def render(report: Report, args: argparse.Namespace) -> str:
-    lines = ["| backend | run | clients | req/s | p50 ms | p99 ms | errors | vs echo | note |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    echo = {r.backend: r.rps for r in report.runs if r.name == "echo"}
+    lines = ["| backend | server | run | clients | req/s | p50 ms | p99 ms | errors | vs echo "
+             "| note |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    echo = {(r.backend, r.server): r.rps for r in report.runs if r.name == "echo"}
     for r in report.runs:
-        ratio = f"{r.rps / echo[r.backend]:.0%}" if r.backend in echo and "@" not in r.name else ""
+        key = (r.backend, r.server)
+        ratio = f"{r.rps / echo[key]:.0%}" if key in echo and "@" not in r.name else ""
         lines.append(
-            f"| {r.backend} | {r.name} | {r.connections} | {r.rps:,.0f} | {r.p50_ms:.1f} | "
-            f"{r.p99_ms:.1f} | {r.errors} | {ratio} | {r.note} |"
+            f"| {r.backend} | {r.server} | {r.name} | {r.connections} | {r.rps:,.0f} | "
+            f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {ratio} | {r.note} |"
         )
     lines.append("")
     lines.append(
@@ -263,14 +365,20 @@ def main() -> None:
     parser.add_argument("--growth-duration", type=int, default=5)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    parser.add_argument("--baseline", default="", help="a commit to measure side by side")
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     report = Report()
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in args.backends.split(","):
-            bench_backend(backend, args, report, Path(tmp))
+        baseline_python = baseline(args.baseline, Path(tmp)) if args.baseline else None
+        try:
+            for backend in args.backends.split(","):
+                bench_backend(backend, args, report, Path(tmp), baseline_python)
+        finally:
+            if args.baseline:
+                drop_baseline(Path(tmp))
     table = render(report, args)
     print(table)
     command = "uv run python bench/run.py " + " ".join(sys.argv[1:])

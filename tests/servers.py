@@ -32,8 +32,13 @@ class Server:
         log: Path | None = None,
         env: dict[str, str] | None = None,
         port: int | None = None,
+        python: str = sys.executable,
+        command: list[str] | None = None,
     ) -> None:
+        """`command` replaces `hal serve` (benchmarks run other servers); `{port}` in it is
+        replaced by the port."""
         self.database_url, self.workers, self.log = database_url, workers, log
+        self.python, self.custom_command = python, command
         self.env = env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -42,10 +47,12 @@ class Server:
 
     def start(self) -> Server:
         command = [
-            sys.executable, "-m", "hal", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            self.python, "-m", "hal", "serve", "--host", "127.0.0.1", "--port", str(self.port),
             "--database-url", self.database_url, "--workers", str(self.workers),
             "--log-level", "warning",
         ]  # fmt: skip
+        if self.custom_command is not None:
+            command = [part.replace("{port}", str(self.port)) for part in self.custom_command]
         self._output = open(self.log, "ab") if self.log else None  # noqa: SIM115
         output = self._output or subprocess.DEVNULL
         self.process = subprocess.Popen(
