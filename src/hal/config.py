@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -61,7 +63,7 @@ class Settings(BaseSettings):
         parse_rate(value)  # raises ValueError for a malformed rate
         return value
 
-    @property
+    @cached_property
     def limits(self) -> Limits:
         return Limits(
             max_body_bytes=self.max_body_bytes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -49,6 +50,36 @@ async def get_caller(
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+@dataclass(frozen=True)
+class Widget:
+    """What a widget route needs, resolved as one dependency (each one costs per request)."""
+
+    db: Database
+    settings: Settings
+    caller: Caller
+
+
+async def get_widget(
+    request: Request,
+    origin: Annotated[str | None, Header(include_in_schema=False)] = None,
+    authorization: Annotated[
+        str | None,
+        Header(description="`Bearer <session_token>` from identify, for verified visitors"),
+    ] = None,
+) -> Widget:
+    state = request.app.state
+    caller = Caller(
+        origin=origin,
+        bearer=bearer_token(authorization),
+        client=request.client.host if request.client else None,
+        admission=state.admission,
+    )
+    return Widget(db=state.database, settings=state.settings, caller=caller)
+
+
+WidgetDep = Annotated[Widget, Depends(get_widget)]
 
 
 async def get_team_project(

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from hal.api.body import StrictJSONRoute
-from hal.api.deps import CallerDep, DatabaseDep, SettingsDep
+from hal.api.deps import Widget, WidgetDep
 from hal.api.errors import error_responses
 from hal.api.presenters import (
     company_out,
@@ -22,8 +22,7 @@ from hal.api.presenters import (
     optional_company_out,
     stage_out,
 )
-from hal.config import Settings
-from hal.db.engine import Database, Tx
+from hal.db.engine import Tx
 from hal.schemas import (
     EventOut,
     EventRef,
@@ -44,7 +43,6 @@ from hal.schemas import (
 from hal.services.crm import set_deal, set_stage, track
 from hal.services.identify import identify
 from hal.services.properties import set_properties
-from hal.services.widget_call import Caller
 from hal.services.widget_messages import post_widget_message, read_widget_messages
 
 router = APIRouter(prefix="/api/widget", tags=["widget"], route_class=StrictJSONRoute)
@@ -53,14 +51,13 @@ T = TypeVar("T")
 
 
 async def _in_transaction(
-    service: Callable[..., Awaitable[T]],
-    body: BaseModel,
-    db: Database,
-    settings: Settings,
-    caller: Caller,
+    service: Callable[..., Awaitable[T]], body: BaseModel, widget: Widget
 ) -> T:
     """Run a widget use case on its request in one transaction."""
-    return await db.run(lambda tx: service(tx, request=body, caller=caller, limits=settings.limits))
+    limits = widget.settings.limits
+    return await widget.db.run(
+        lambda tx: service(tx, request=body, caller=widget.caller, limits=limits)
+    )
 
 
 @router.post(
@@ -68,18 +65,17 @@ async def _in_transaction(
     response_model=IdentifyResponse,
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
 )
-async def identify_route(
-    body: IdentifyRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
-) -> IdentifyResponse:
+async def identify_route(body: IdentifyRequest, widget: WidgetDep) -> IdentifyResponse:
     """Tell HAL who the visitor is; match or create the contact and link their company."""
+    settings = widget.settings
     ttl = timedelta(seconds=settings.session_token_ttl_seconds)
 
     async def work(tx: Tx) -> Any:
         return await identify(
-            tx, request=body, caller=caller, limits=settings.limits, session_ttl=ttl
+            tx, request=body, caller=widget.caller, limits=settings.limits, session_ttl=ttl
         )
 
-    result = await db.run(work)
+    result = await widget.db.run(work)
     return IdentifyResponse(
         visitor_id=result.visitor_key,
         contact=contact_out(result.contact),
@@ -99,10 +95,10 @@ async def identify_route(
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
 )
 async def set_properties_route(
-    body: SetPropertiesRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
+    body: SetPropertiesRequest, widget: WidgetDep
 ) -> SetPropertiesResponse:
     """Merge properties into the visitor's contact (or keep them until identify)."""
-    result = await _in_transaction(set_properties, body, db, settings, caller)
+    result = await _in_transaction(set_properties, body, widget)
     return SetPropertiesResponse(
         visitor_id=result.visitor_key,
         contact=contact_out(result.contact) if result.contact else None,
@@ -115,11 +111,9 @@ async def set_properties_route(
     response_model=TrackResponse,
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
 )
-async def track_route(
-    body: TrackRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
-) -> TrackResponse:
+async def track_route(body: TrackRequest, widget: WidgetDep) -> TrackResponse:
     """Record a point-in-time milestone on the contact or its company."""
-    result = await _in_transaction(track, body, db, settings, caller)
+    result = await _in_transaction(track, body, widget)
     if result.event is None:
         return TrackResponse(event=EventRef(id=result.event_row_id), duplicate=True)
     return TrackResponse(event=EventOut(**asdict(result.event)), duplicate=False)
@@ -130,11 +124,9 @@ async def track_route(
     response_model=SetStageResponse,
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
 )
-async def set_stage_route(
-    body: SetStageRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
-) -> SetStageResponse:
+async def set_stage_route(body: SetStageRequest, widget: WidgetDep) -> SetStageResponse:
     """Write the company's CRM stage under the stage mode."""
-    result = await _in_transaction(set_stage, body, db, settings, caller)
+    result = await _in_transaction(set_stage, body, widget)
     stage = stage_out(result.decision, result.mode, result.company)
     assert stage is not None
     return SetStageResponse(company=company_out(result.company), stage=stage)
@@ -145,11 +137,9 @@ async def set_stage_route(
     response_model=SetDealResponse,
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
 )
-async def set_deal_route(
-    body: SetDealRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
-) -> SetDealResponse:
+async def set_deal_route(body: SetDealRequest, widget: WidgetDep) -> SetDealResponse:
     """Create or update a deal of the company."""
-    result = await _in_transaction(set_deal, body, db, settings, caller)
+    result = await _in_transaction(set_deal, body, widget)
     return SetDealResponse(
         company=company_out(result.company),
         deal=deal_out(result.deal),
@@ -164,10 +154,10 @@ async def set_deal_route(
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
 )
 async def post_message_route(
-    body: WidgetMessageRequest, db: DatabaseDep, settings: SettingsDep, caller: CallerDep
+    body: WidgetMessageRequest, widget: WidgetDep
 ) -> WidgetMessageResponse:
     """Append a message to the visitor's open conversation (created on first message)."""
-    conversation, message = await _in_transaction(post_widget_message, body, db, settings, caller)
+    conversation, message = await _in_transaction(post_widget_message, body, widget)
     thread = conversation_out(conversation, [message])
     return WidgetMessageResponse(conversation=thread, message=message_out(message))
 
@@ -180,14 +170,13 @@ async def post_message_route(
 async def read_messages_route(
     app_id: Annotated[str, Query(min_length=1, max_length=255)],
     visitor_id: Annotated[str, Query(min_length=1, max_length=255)],
-    db: DatabaseDep,
-    settings: SettingsDep,
-    caller: CallerDep,
+    widget: WidgetDep,
 ) -> WidgetMessagesResponse:
     """The visitor's conversation with agent replies, and the others it may read."""
-    current, threads = await db.run(
+    limits = widget.settings.limits
+    current, threads = await widget.db.run(
         lambda tx: read_widget_messages(
-            tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=settings.limits
+            tx, app_id=app_id, visitor_id=visitor_id, caller=widget.caller, limits=limits
         )
     )
     return WidgetMessagesResponse(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import unicodedata
 from collections.abc import Mapping
@@ -63,6 +64,7 @@ def check_identifier(value: str, *, field: str, limits: Limits) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=16_384)  # returning users send the same addresses again and again
 def parse_email(value: str, *, field: str = "email", limits: Limits) -> Email:
     """Check email syntax; keep the raw value (it is what `user_hash` signs).
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
@@ -38,6 +39,24 @@ MESSAGES = cast(Table, Message.__table__)
 def insert(tx: Tx, table: Table) -> PgInsert | SqliteInsert:
     """INSERT with the dialect's ON CONFLICT clause available."""
     return pg_insert(table) if tx.is_postgres else sqlite_insert(table)
+
+
+S = TypeVar("S")
+
+
+def per_dialect(
+    build: Callable[[Callable[[Table], PgInsert | SqliteInsert]], S],
+) -> Callable[[Tx], S]:
+    """A statement built once per dialect (building an upsert costs more than running it),
+    with its values passed as parameters so SQLAlchemy's compiled cache always hits."""
+    built: dict[bool, S] = {}
+
+    def statement(tx: Tx) -> S:
+        if tx.is_postgres not in built:
+            built[tx.is_postgres] = build(pg_insert if tx.is_postgres else sqlite_insert)
+        return built[tx.is_postgres]
+
+    return statement
 
 
 @dataclass(frozen=True)

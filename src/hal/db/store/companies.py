@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, true, update
+from sqlalchemy import Table, bindparam, func, select, true, update
 
 from hal.db.engine import Tx
 from hal.db.store.base import (
@@ -17,7 +17,17 @@ from hal.db.store.base import (
     STAGE_CHANGES,
     CompanyRow,
     insert,
+    per_dialect,
 )
+
+
+@per_dialect
+def _upsert_companies(insert: Callable[[Table], Any]) -> Any:
+    statement = insert(COMPANIES)
+    return statement.on_conflict_do_update(
+        index_elements=[COMPANIES.c.project_id, COMPANIES.c.external_id],
+        set_={"name": func.coalesce(statement.excluded.name, COMPANIES.c.name)},
+    ).returning(*COMPANY_COLUMNS, sort_by_parameter_order=True)
 
 
 async def upsert_companies(
@@ -39,12 +49,7 @@ async def upsert_companies(
         }
         for external_id in sorted(names)
     ]
-    statement = insert(tx, COMPANIES).values(rows)
-    upsert = statement.on_conflict_do_update(
-        index_elements=[COMPANIES.c.project_id, COMPANIES.c.external_id],
-        set_={"name": func.coalesce(statement.excluded.name, COMPANIES.c.name)},
-    ).returning(*COMPANY_COLUMNS)
-    found = [CompanyRow.of(row) for row in await tx.execute(upsert)]
+    found = [CompanyRow.of(row) for row in await tx.execute(_upsert_companies(tx), rows)]
     return {company.external_id: company for company in found}
 
 
@@ -68,18 +73,20 @@ async def update_company(tx: Tx, company_id: int, values: Mapping[str, Any]) -> 
         await tx.execute(_UPDATE_COMPANY, {"company_row_id": company_id, **values})
 
 
+@per_dialect
+def _insert_links(insert: Callable[[Table], Any]) -> Any:
+    return insert(LINKS).on_conflict_do_nothing(
+        index_elements=[LINKS.c.contact_id, LINKS.c.company_id]
+    )
+
+
 async def link(tx: Tx, *, contact_id: int, company_ids: Iterable[int]) -> None:
     rows = [
         {"contact_id": contact_id, "company_id": company_id, "created_at": tx.now}
         for company_id in sorted(set(company_ids))
     ]
     if rows:
-        statement = (
-            insert(tx, LINKS)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=[LINKS.c.contact_id, LINKS.c.company_id])
-        )
-        await tx.execute(statement)
+        await tx.execute(_insert_links(tx), rows)
 
 
 _LINKED = (
@@ -95,25 +102,33 @@ async def linked_companies(tx: Tx, contact_id: int) -> list[CompanyRow]:
     return [CompanyRow.of(row) for row in await tx.execute(_LINKED, {"contact_id": contact_id})]
 
 
+_GUARD = (
+    update(COMPANIES)
+    .where(COMPANIES.c.id.in_(bindparam("ids", expanding=True)), COMPANIES.c.guarded.is_(False))
+    .values(guarded=true())
+)
+_GUARD_LINKED = (
+    update(COMPANIES)
+    .where(
+        COMPANIES.c.id.in_(
+            select(LINKS.c.company_id).where(LINKS.c.contact_id == bindparam("contact_id"))
+        ),
+        COMPANIES.c.guarded.is_(False),
+    )
+    .values(guarded=true())
+)
+
+
 async def guard(tx: Tx, company_ids: Iterable[int]) -> None:
     """Mark companies as having a verified contact."""
     ids = sorted(set(company_ids))
     if ids:
-        await tx.execute(
-            update(COMPANIES)
-            .where(COMPANIES.c.id.in_(ids), COMPANIES.c.guarded.is_(False))
-            .values(guarded=true())
-        )
+        await tx.execute(_GUARD, {"ids": ids})
 
 
 async def guard_linked(tx: Tx, contact_id: int) -> None:
     """Mark every company of a contact that has just become verified."""
-    linked = select(LINKS.c.company_id).where(LINKS.c.contact_id == contact_id)
-    await tx.execute(
-        update(COMPANIES)
-        .where(COMPANIES.c.id.in_(linked), COMPANIES.c.guarded.is_(False))
-        .values(guarded=true())
-    )
+    await tx.execute(_GUARD_LINKED, {"contact_id": contact_id})
 
 
 async def add_event(tx: Tx, values: Mapping[str, Any]) -> int:

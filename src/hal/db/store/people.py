@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, bindparam, cast, delete, or_, select, update
+from sqlalchemy import BigInteger, Table, and_, bindparam, cast, delete, or_, select, update
 
 from hal.db.engine import Tx
 from hal.db.store.base import (
@@ -18,6 +20,7 @@ from hal.db.store.base import (
     ContactRow,
     VisitorRow,
     insert,
+    per_dialect,
 )
 from hal.db.store.timeline import move_events
 
@@ -46,14 +49,18 @@ def _visitor(row: Any, now: datetime | None) -> VisitorRow:
     )
 
 
-async def upsert_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> VisitorRow:
-    """The visitor, created on first sight, seen now, and locked for this transaction (one
-    statement: the conflict update takes the row lock on PostgreSQL)."""
-    statement = insert(tx, VISITORS)
-    upsert = statement.on_conflict_do_update(
+@per_dialect
+def _upsert_visitor(insert: Callable[[Table], Any]) -> Any:
+    statement = insert(VISITORS)
+    return statement.on_conflict_do_update(
         index_elements=[VISITORS.c.project_id, VISITORS.c.visitor_key],
         set_={"last_seen_at": statement.excluded.last_seen_at},
     ).returning(*_VISITOR_COLUMNS)
+
+
+async def upsert_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> VisitorRow:
+    """The visitor, created on first sight, seen now, and locked for this transaction (one
+    statement: the conflict update takes the row lock on PostgreSQL)."""
     values = {
         "project_id": project_id,
         "visitor_key": visitor_key,
@@ -62,7 +69,7 @@ async def upsert_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> Visito
         "created_at": tx.now,
         "last_seen_at": tx.now,
     }
-    row = (await tx.execute(upsert, values)).one()
+    row = (await tx.execute(_upsert_visitor(tx), values)).one()
     return _visitor(row, tx.now)
 
 
@@ -96,6 +103,22 @@ async def contact_by_id(tx: Tx, contact_id: int, *, lock: bool = True) -> Contac
     return ContactRow.of(row) if row is not None else None
 
 
+@functools.cache
+def _contacts_by_keys(by_user_id: bool, by_email: bool, by_id: bool) -> Any:
+    keys = []
+    if by_user_id:
+        keys.append(CONTACTS.c.user_id == bindparam("user_id"))
+    if by_email:
+        keys.append(CONTACTS.c.email_normalized == bindparam("email_normalized"))
+    if by_id:
+        keys.append(CONTACTS.c.id == bindparam("contact_id"))
+    return (
+        select(*CONTACT_COLUMNS)
+        .where(CONTACTS.c.project_id == bindparam("project_id"), or_(*keys))
+        .with_for_update(key_share=True)
+    )
+
+
 async def contacts_by_keys(
     tx: Tx,
     *,
@@ -107,19 +130,16 @@ async def contacts_by_keys(
     """In one locked read: the contacts owning the user_id and the email, and the visitor's
     bound contact. FOR NO KEY UPDATE on PostgreSQL, so a link insert's KEY SHARE lock on a
     contact never deadlocks with it."""
-    keys = []
-    if user_id is not None:
-        keys.append(CONTACTS.c.user_id == user_id)
-    if email_normalized is not None:
-        keys.append(CONTACTS.c.email_normalized == email_normalized)
-    if contact_id is not None:
-        keys.append(CONTACTS.c.id == contact_id)
-    query = (
-        select(*CONTACT_COLUMNS)
-        .where(CONTACTS.c.project_id == project_id, or_(*keys))
-        .with_for_update(key_share=True)
+    query = _contacts_by_keys(
+        user_id is not None, email_normalized is not None, contact_id is not None
     )
-    return [ContactRow.of(row) for row in await tx.execute(query)]
+    params = {
+        "project_id": project_id,
+        "user_id": user_id,
+        "email_normalized": email_normalized,
+        "contact_id": contact_id,
+    }
+    return [ContactRow.of(row) for row in await tx.execute(query, params)]
 
 
 def search_keys(values: dict[str, Any]) -> dict[str, Any]:
