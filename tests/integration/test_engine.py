@@ -40,3 +40,26 @@ async def test_sqlite_statements_run_on_the_event_loops_thread(tmp_path):
     finally:
         await database.dispose()
     assert seen == [threading.get_ident()]
+
+
+async def test_a_request_after_the_server_dropped_pooled_connections_succeeds(
+    database: Database, widget, project
+):
+    if not database.is_postgres:
+        pytest.skip("SQLite has no server connections to drop")
+    assert (await widget.identify(project, user_id="before")).status_code == 200
+    url = database.engine.url
+    import asyncpg
+
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database=url.database
+    )
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    after = await widget.identify(project, user_id="after")
+    assert after.status_code == 200, after.text

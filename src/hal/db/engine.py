@@ -97,7 +97,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
-    if isinstance(exc, IntegrityError):
+    if isinstance(exc, IntegrityError) or exc.connection_invalidated:
+        # A lost race, or a pooled connection found dead on first use (the server restarted):
+        # the transaction did nothing, so running it again on a fresh connection is safe.
         return True
     sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     return sqlstate in RETRYABLE_SQLSTATES
@@ -168,7 +170,9 @@ class Database:
                 echo=echo,
                 pool_size=10,
                 max_overflow=10,
-                pool_pre_ping=True,
+                # No pre-ping (a round trip per transaction): a dead pooled connection fails
+                # its first statement, is invalidated, and the transaction is retried.
+                pool_recycle=3600,
                 hide_parameters=True,
             )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
