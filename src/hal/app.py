@@ -92,7 +92,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         return {"status": "ok"}
 
     # Outermost first: CORS must also decorate the 413 of the body limit.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout_seconds=settings.body_timeout_seconds,
+    )
     app.add_middleware(WidgetCORSMiddleware)
     app.add_middleware(InboxSecurityHeadersMiddleware)
     return app

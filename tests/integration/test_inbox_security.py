@@ -216,9 +216,10 @@ async def test_an_unknown_email_runs_the_same_argon2_verification(
     monkeypatch.setattr(agents, "_hasher", hasher)
 
     async def attempt(who):
-        return await database.transaction(
-            lambda s: agents.authenticate(session=s, email=who, password="guess", app_id=None)
+        candidates = await database.transaction(
+            lambda s: agents.login_candidates(session=s, email=who, app_id=None)
         )
+        return await agents.authenticate(candidates, "guess")
 
     assert await attempt(email) is None
     [real] = hasher.verified
@@ -322,3 +323,20 @@ async def test_a_company_id_cannot_lead_a_link_to_another_page(
         evil,
         "Customer",
     )
+
+
+async def test_the_inbox_shows_an_email_no_proof_signed_as_unverified(
+    inbox, agent, widget, project
+):
+    user, lead_email = unique("u"), unique_email("lead")
+    await widget.identify(project, email=lead_email)
+    await widget.identify(project, user_id=user, email=lead_email)  # an unsigned lead claim
+    answer = await widget.identify(project, user_id=user, signed=True)
+    contact = answer.json()["contact"]
+    assert contact["verified"] and not contact["email_verified"]
+    await log_in(inbox, *agent)
+    page = (await inbox.get(f"/inbox/contacts/{contact['id']}")).text
+    assert "unverified email" in page and ">Verified<" in page
+    signed = await widget.identify(project, email=unique_email(), signed=True)
+    page = (await inbox.get(f"/inbox/contacts/{signed.json()['contact']['id']}")).text
+    assert "verified email" in page and "unverified email" not in page

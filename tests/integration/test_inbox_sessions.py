@@ -200,9 +200,10 @@ async def test_a_login_checked_just_before_a_password_change_gets_no_session(
 ):
     # The attacker's old password passes its check; the new password lands before the
     # session is written: the session must not outlive the change.
-    found = await database.transaction(
-        lambda s: agents.authenticate(session=s, email=agent, password=PASSWORD, app_id=None)
+    candidates = await database.transaction(
+        lambda s: agents.login_candidates(session=s, email=agent, app_id=None)
     )
+    found = await agents.authenticate(candidates, PASSWORD)
     assert found is not None
     await database.transaction(
         lambda s: agents.set_password(

@@ -24,7 +24,7 @@ from hal.api.inbox_session import (
 from hal.api.presenters import conversation_summary_out, message_out
 from hal.db.engine import Database
 from hal.services import conversations, team
-from hal.services.agents import authenticate
+from hal.services.agents import authenticate, login_candidates
 from hal.services.login_throttle import LoginThrottle
 
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent.parent / "web" / "templates")
@@ -89,9 +89,10 @@ async def login(
         page.status_code = 429
         page.headers["Retry-After"] = str(wait)
         return page
-    found = await db.transaction(
-        lambda s: authenticate(session=s, email=email, password=password, app_id=workspace)
+    candidates = await db.transaction(
+        lambda s: login_candidates(session=s, email=email, app_id=workspace)
     )
+    found = await authenticate(candidates, password)
     response = RedirectResponse("/inbox", status_code=303)
     if found is None or not await start_session(request, response, found[0]):
         page = _page(request, "login.html", None, error="Wrong email or password.", email=email)

@@ -13,14 +13,9 @@ WIDGET_PREFIX = "/api/widget/"
 
 class BodyLimitMiddleware:
     """Refuse bodies over `max_bytes` with 413, and bodies that take longer than
-    `timeout_seconds` to arrive with 408, before any route reads them.
+    `timeout_seconds` to arrive with 408, before any route reads them."""
 
-    Without `timeout_seconds`, the app's `state.settings.body_timeout_seconds` applies.
-    """
-
-    def __init__(
-        self, app: ASGIApp, *, max_bytes: int, timeout_seconds: float | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_seconds: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_seconds = timeout_seconds
@@ -60,8 +55,6 @@ class BodyLimitMiddleware:
         # its length, or has none, is still held to the limit, and one that trickles in is
         # cut off (a slow client holds a connection and a task for as long as it likes).
         timeout = self.timeout_seconds
-        if timeout is None:
-            timeout = float(scope["app"].state.settings.body_timeout_seconds)
         chunks: list[bytes] = []
         size = 0
         try:

@@ -3,6 +3,7 @@ kept on the server so that logging out, removing an agent or a new password ends
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -69,10 +70,10 @@ async def create_agent(
     return agent
 
 
-async def authenticate(
-    *, session: AsyncSession, email: str, password: str, app_id: str | None
-) -> tuple[Agent, Project] | None:
-    """The agent with this email and password (in `app_id` when the email is in several)."""
+async def login_candidates(
+    *, session: AsyncSession, email: str, app_id: str | None
+) -> list[tuple[Agent, Project]]:
+    """The agents with this email (in `app_id` when given), for `authenticate`."""
     query = (
         select(Agent, Project)
         .join(Project, Project.id == Agent.project_id)
@@ -80,13 +81,24 @@ async def authenticate(
     )
     if app_id:
         query = query.where(Project.app_id == app_id.strip())
-    candidates = [(agent, project) for agent, project in await session.execute(query)]
+    return [(agent, project) for agent, project in await session.execute(query)]
+
+
+async def authenticate(
+    candidates: list[tuple[Agent, Project]], password: str
+) -> tuple[Agent, Project] | None:
+    """The one candidate whose password this is. Argon2 runs in a worker thread, outside any
+    transaction (it takes ~100 ms: no connection or event loop waits for it)."""
     if not candidates:
         # An unknown email runs the same argon2 verification as a wrong password, so the
         # time of the answer does not tell which emails are agents.
-        _password_matches(_dummy_hash(), password)
+        await asyncio.to_thread(_password_matches, _dummy_hash(), password)
         return None
-    matches = [(a, p) for a, p in candidates if _password_matches(a.password_hash, password)]
+    matches = [
+        (agent, project)
+        for agent, project in candidates
+        if await asyncio.to_thread(_password_matches, agent.password_hash, password)
+    ]
     return matches[0] if len(matches) == 1 else None
 
 
