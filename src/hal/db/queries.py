@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.schema import CallableColumnDefault
 
-from hal.db.models import Base, Company, Contact, ContactCompany, Project, Visitor
+from hal.db.models import Base, Company, Contact, ContactCompany, Project
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
@@ -54,47 +54,9 @@ async def project_by_app_id(session: AsyncSession, app_id: str) -> Project | Non
     return result.scalar_one_or_none()
 
 
-async def contact_by_user_id(
-    session: AsyncSession, project_id: int, user_id: str, *, for_update: bool = False
-) -> Contact | None:
-    query = select(Contact).where(Contact.project_id == project_id, Contact.user_id == user_id)
-    if for_update:
-        query = locked(query)
-    return (await session.execute(query)).scalar_one_or_none()
-
-
-async def contact_by_email(
-    session: AsyncSession, project_id: int, email_normalized: str, *, for_update: bool = False
-) -> Contact | None:
-    query = select(Contact).where(
-        Contact.project_id == project_id, Contact.email_normalized == email_normalized
-    )
-    if for_update:
-        query = locked(query)
-    return (await session.execute(query)).scalar_one_or_none()
-
-
 async def contact_for_update(session: AsyncSession, contact_id: int) -> Contact | None:
     query = locked(select(Contact).where(Contact.id == contact_id))
     return (await session.execute(query)).scalar_one_or_none()
-
-
-async def visitor_for_update(session: AsyncSession, project_id: int, key: str) -> Visitor | None:
-    query = locked(
-        select(Visitor).where(Visitor.project_id == project_id, Visitor.visitor_key == key)
-    )
-    return (await session.execute(query)).scalar_one_or_none()
-
-
-async def linked_company_ids(session: AsyncSession, contact_id: int) -> list[str]:
-    """The customer's ids of every company linked to the contact, sorted."""
-    query = (
-        select(Company.external_id)
-        .join(ContactCompany, ContactCompany.company_id == Company.id)
-        .where(ContactCompany.contact_id == contact_id)
-        .order_by(Company.external_id)
-    )
-    return list((await session.execute(query)).scalars())
 
 
 async def linked_companies(session: AsyncSession, contact_id: int) -> list[Company]:

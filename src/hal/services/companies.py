@@ -1,64 +1,20 @@
-"""Companies, their links to contacts, and stage writes under a stage mode."""
+"""The team side's stage writes: an agent's stage under a stage mode, kept in the history."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hal.db.models import Company, ContactCompany, Event, Project, StageChange
-from hal.db.queries import insert_ignoring_conflict, locked
+from hal.db.models import Company, Event, Project, StageChange
+from hal.db.queries import locked
 from hal.domain.stages import StageDecision, StageMode, StageSource, decide_stage_write
-from hal.domain.validation import merge_metadata
-
-
-async def upsert_companies(
-    *, session: AsyncSession, project: Project, external_ids: Iterable[str]
-) -> dict[str, int]:
-    """Create the companies that do not exist yet (bare) and return every row id by its id."""
-    wanted = sorted(set(external_ids))
-    if not wanted:
-        return {}
-    await insert_ignoring_conflict(
-        session,
-        Company,
-        [{"project_id": project.id, "external_id": eid, "metadata": {}} for eid in wanted],
-        ["project_id", "external_id"],
-    )
-    rows = await session.execute(
-        select(Company.external_id, Company.id).where(
-            Company.project_id == project.id, Company.external_id.in_(wanted)
-        )
-    )
-    return {external_id: row_id for external_id, row_id in rows}  # noqa: C416
 
 
 async def company_for_update(session: AsyncSession, company_id: int) -> Company:
     query = locked(select(Company).where(Company.id == company_id))
     return (await session.execute(query)).scalar_one()
-
-
-def update_company(
-    company: Company, *, name: str | None, metadata: Mapping[str, Any] | None
-) -> None:
-    if name is not None:
-        company.name = name
-    if metadata:
-        company.metadata_ = merge_metadata(company.metadata_, metadata)
-
-
-async def link_contact(
-    *, session: AsyncSession, contact_id: int, company_ids: Iterable[int]
-) -> None:
-    await insert_ignoring_conflict(
-        session,
-        ContactCompany,
-        [{"contact_id": contact_id, "company_id": cid} for cid in sorted(set(company_ids))],
-        ["contact_id", "company_id"],
-    )
 
 
 async def write_stage(
