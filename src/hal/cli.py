@@ -238,21 +238,28 @@ def tokens_create(
     _print({"token": _run(database_url, work), "app_id": app_id, "scope": scope})
 
 
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input")
+]
+
+
+def _read_password(from_stdin: bool) -> str:
+    """From standard input (scripts), else a hidden prompt; never from the command line."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
 @agents_app.command("create")
 def agents_create(
     app_id: Annotated[str, typer.Option("--app-id")],
     email: Annotated[str, typer.Option("--email")],
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input")
-    ] = False,
+    password_stdin: PasswordStdin = False,
     name: Name = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Add an inbox login; the password comes from standard input, never the command line."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         agent = await create_agent(
@@ -282,16 +289,11 @@ def agents_remove(
 def agents_set_password(
     app_id: Annotated[str, typer.Option("--app-id")],
     email: Annotated[str, typer.Option("--email")],
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input")
-    ] = False,
+    password_stdin: PasswordStdin = False,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Give an agent a new password (from standard input); its sessions end at once."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         agent = await set_password(session=session, app_id=app_id, email=email, password=password)

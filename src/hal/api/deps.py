@@ -31,25 +31,8 @@ def bearer_token(authorization: str | None) -> str | None:
     return None
 
 
-async def get_caller(
-    request: Request,
-    origin: Annotated[str | None, Header(include_in_schema=False)] = None,
-    authorization: Annotated[
-        str | None,
-        Header(description="`Bearer <session_token>` from identify, for verified visitors"),
-    ] = None,
-) -> Caller:
-    return Caller(
-        origin=origin,
-        bearer=bearer_token(authorization),
-        client=request.client.host if request.client else None,
-        admission=request.app.state.admission,
-    )
-
-
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 @dataclass(frozen=True)
