@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from hal.db.changelog import PendingChange, write_changes
 from hal.db.project_cache import ProjectCache
 from hal.db.types import utcnow
 
@@ -124,6 +125,7 @@ class Tx:
     dialect: str
     projects: ProjectCache
     now: datetime = field(default_factory=utcnow)
+    changes: list[PendingChange] = field(default_factory=list)
 
     @property
     def is_postgres(self) -> bool:
@@ -133,6 +135,10 @@ class Tx:
         self, statement: Executable, params: Mapping[str, Any] | list[dict[str, Any]] | None = None
     ) -> CursorResult[Any]:
         return await self.connection.execute(statement, params)
+
+    def record(self, project_id: int, type: str, data: dict[str, Any]) -> None:
+        """A change for the change log, written with this transaction (or not at all)."""
+        self.changes.append(PendingChange(project_id, type, data))
 
     async def lock(self, keys: Iterable[int]) -> None:
         """Serialize transactions on business keys: PostgreSQL advisory locks taken in one
@@ -197,7 +203,10 @@ class Database:
 
         async def once() -> T:
             async with self.engine.begin() as connection:
-                return await work(Tx(connection, self.dialect, self.projects))
+                tx = Tx(connection, self.dialect, self.projects)
+                result = await work(tx)
+                await write_changes(connection, tx.changes, tx.now)
+                return result
 
         return await self._retrying(once)
 
@@ -206,7 +215,12 @@ class Database:
 
         async def once() -> T:
             async with self.sessionmaker() as session, session.begin():
-                return await work(session)
+                result = await work(session)
+                pending = session.info.pop("changes", [])
+                if pending:
+                    await session.flush()
+                    await write_changes(await session.connection(), pending)
+                return result
 
         return await self._retrying(once)
 

@@ -51,6 +51,9 @@ class Project(Base):
     # "open": the widget links and writes companies as any field; "signed": only companies an
     # identity_token names in its company_ids claim.
     company_claims: Mapped[str] = mapped_column(String(8), default="open", server_default="open")
+    # The id of the project's latest change: taken by a committing transaction as its last
+    # statement, so change ids grow in commit order within a project.
+    last_change_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -76,6 +79,8 @@ class Contact(Base):
     # vouched for only once a proof signs it.
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Grows with every change of the contact: a change's receiver drops a stale copy by it.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -104,6 +109,7 @@ class Company(Base):
     # Set once a verified contact is linked: unverified widget requests may then neither link,
     # write nor read it.
     guarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -274,6 +280,74 @@ class AgentSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class Change(Base):
+    """One committed change, written in the transaction that made it (SPEC "One change log"):
+    what webhooks deliver and streams replay. `id` counts per project, in commit order."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_created", "created_at"),)
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookEndpoint(Base):
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_project", "project_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(default=list)  # empty: every type but event.tracked
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(255))
+    secret: Mapped[str] = mapped_column(String(128))
+    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last change of the project turned into messages for this endpoint.
+    change_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookMessage(Base):
+    """One change (or test) to deliver to one endpoint; `id` is its `webhook-id`."""
+
+    __tablename__ = "webhook_messages"
+    __table_args__ = (
+        Index("ix_webhook_messages_due", "status", "next_attempt_at"),
+        Index("ix_webhook_messages_endpoint", "endpoint_id", "id"),
+        UniqueConstraint("endpoint_id", "change_id", name="uq_webhook_messages_change"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    change_id: Mapped[int | None] = mapped_column(BigInteger)  # None for webhook.test
+    type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column()  # {"type", "timestamp", "data"}
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_message", "message_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("webhook_messages.id", ondelete="CASCADE"))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(255))
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class InstanceSecret(Base):
     """Secrets of this installation (the inbox's cookie key), shared by every process."""
 
@@ -291,6 +365,7 @@ __all__ = [
     "InstanceSecret",
     "Message",
     "Base",
+    "Change",
     "Company",
     "Contact",
     "ContactCompany",
@@ -299,4 +374,7 @@ __all__ = [
     "Project",
     "StageChange",
     "Visitor",
+    "WebhookAttempt",
+    "WebhookEndpoint",
+    "WebhookMessage",
 ]
