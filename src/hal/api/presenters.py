@@ -6,7 +6,7 @@ from typing import Any
 
 from hal.db.models import Company, Contact, Conversation, Deal, Event, Message
 from hal.db.store.base import CompanyRow, ContactRow
-from hal.domain.crm import DealStatus, EventScope
+from hal.domain.crm import EventScope
 from hal.domain.stages import StageDecision, StageMode
 from hal.schemas import (
     CompanyBrief,
@@ -21,6 +21,7 @@ from hal.schemas import (
     PersonOut,
     StageWriteOut,
 )
+from hal.services.change_data import deal_view
 from hal.services.team import ConversationSummary
 
 
@@ -80,17 +81,7 @@ def event_out(event: Event, company: Company | None) -> EventOut:
 
 
 def deal_out(deal: Deal | Any) -> DealOut:
-    return DealOut(
-        id=deal.external_id,
-        name=deal.name,
-        amount=float(deal.amount) if deal.amount is not None else None,
-        currency=deal.currency,
-        stage=deal.stage,
-        status=DealStatus(deal.status),
-        close_date=deal.close_date,
-        metadata=deal.metadata_ if isinstance(deal, Deal) else deal.metadata,
-        updated_at=deal.updated_at,
-    )
+    return deal_view(deal)
 
 
 def message_out(message: Message | Any) -> MessageOut:

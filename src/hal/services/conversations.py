@@ -9,9 +9,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hal.db.changelog import record
 from hal.db.models import Agent, Conversation, Message, Project
 from hal.db.types import utcnow
 from hal.domain.errors import InvalidInput, NotFound
+from hal.services.change_data import conversation_data, message_data
 
 OPEN, CLOSED = "open", "closed"
 
@@ -68,6 +70,7 @@ async def reply(
     conversation = await get_conversation(
         session=session, project=project, conversation_id=conversation_id
     )
+    reopened = conversation.status != OPEN
     conversation.status = OPEN
     conversation.last_message_at = now
     message = Message(
@@ -81,15 +84,22 @@ async def reply(
     )
     session.add(message)
     await session.flush()
+    if reopened:
+        record(session, project.id, "conversation.reopened", conversation_data(conversation))
+    record(session, project.id, "message.created", message_data(conversation, message))
     return message
 
 
 async def set_status(
     *, session: AsyncSession, project: Project, conversation_id: int, status: str
 ) -> Conversation:
+    """Close or reopen a conversation; a change only when its status changes."""
     conversation = await get_conversation(
         session=session, project=project, conversation_id=conversation_id
     )
-    conversation.status = status
-    await session.flush()
+    if conversation.status != status:
+        conversation.status = status
+        await session.flush()
+        kind = "conversation.closed" if status == CLOSED else "conversation.reopened"
+        record(session, project.id, kind, conversation_data(conversation))
     return conversation

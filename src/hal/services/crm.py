@@ -6,7 +6,7 @@ as `hal.domain.access` allows, and writes in the caller's one transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,8 @@ from hal.domain.crm import (
 from hal.domain.limits import Limits
 from hal.domain.stages import StageDecision, StageMode, StageSource, decide_stage_write
 from hal.domain.validation import check_identifier, check_metadata, check_text, merge_metadata
-from hal.schemas import SetDealRequest, SetStageRequest, TrackRequest
+from hal.schemas import EventOut, SetDealRequest, SetStageRequest, TrackRequest
+from hal.services.change_data import deal_view, stage_change_data
 from hal.services.widget_call import Caller, WidgetCall, open_widget_call
 
 
@@ -126,6 +127,7 @@ async def track(tx: Tx, *, request: TrackRequest, caller: Caller, limits: Limits
         contact_id=contact_id,
         company_id=company.external_id if company is not None else None,
     )
+    tx.record(call.project.id, "event.tracked", EventOut(**asdict(event)).model_dump(mode="json"))
     return TrackResult(event_row_id, event, False)
 
 
@@ -155,12 +157,9 @@ async def set_stage(
         pipeline=call.project.stages,
     )
     if decision.applied:
-        source = StageSource.WIDGET.value
-        await update_company(
-            tx,
-            company.id,
-            {"stage": request.stage, "stage_source": source, "stage_updated_at": tx.now},
-        )
+        source, version = StageSource.WIDGET.value, company.version + 1
+        written = {"stage": request.stage, "stage_source": source, "stage_updated_at": tx.now}
+        await update_company(tx, company.id, {**written, "version": version})
         await add_stage_change(
             tx,
             project_id=call.project.id,
@@ -171,7 +170,9 @@ async def set_stage(
             source=source,
             mode=mode.value,
         )
-        company = replace(company, stage=request.stage, stage_source=source)
+        company = replace(company, stage=request.stage, stage_source=source, version=version)
+        changed = stage_change_data(company, decision, mode=mode, source=StageSource.WIDGET)
+        tx.record(call.project.id, "company.stage_changed", changed)
     return SetStageResult(company=company, decision=decision, mode=mode)
 
 
@@ -259,4 +260,11 @@ async def set_deal(
                 },
             },
         )
+        shown = deal_view(deal).model_dump(mode="json")
+        tx.record(
+            call.project.id,
+            "deal.updated",
+            {"company_id": company.external_id, "deal": shown, "created": created,
+             "changed": changed},
+        )  # fmt: skip
     return SetDealResult(company=company, deal=deal, created=created, changed=changed)

@@ -29,6 +29,7 @@ from hal.db.store.people import (
     update_visitor,
 )
 from hal.domain.access import check_company_access, company_visible
+from hal.domain.changes import changed_values
 from hal.domain.errors import InvalidInput
 from hal.domain.limits import Limits
 from hal.domain.matching import Binding, ContactRef, IdentifyPlan, plan_identify
@@ -45,6 +46,12 @@ from hal.domain.validation import (
 )
 from hal.domain.verification import Claims, resolve_proof
 from hal.schemas import CompanyInput, IdentifyRequest
+from hal.services.change_data import (
+    CONTACT_FIELDS,
+    company_data,
+    contact_data,
+    stage_change_data,
+)
 from hal.services.widget_call import (
     Caller,
     Identity,
@@ -187,6 +194,9 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
         metadata_={},
         verified=False,
         email_verified=False,
+        created_at=tx.now,
+        last_seen_at=tx.now,
+        version=1,
     )
     metadata = current.metadata_
     name, verified = current.name, current.verified or plan.mark_verified
@@ -213,6 +223,7 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
         stored = replace(stored, email_verified=plan.email_verified)
 
     changed = _changed(target, stored)
+    shown_changes = changed_values(_shown(current), _shown(stored), CONTACT_FIELDS)
     if target is None:
         # A lead being merged holds the email until it is gone.
         later = {"email", "email_normalized"} if lead is not None else set()
@@ -222,13 +233,35 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
         )
         changed = {k: v for k, v in changed.items() if k in later}
     else:
+        stored = replace(stored, last_seen_at=tx.now)
         changed["last_seen_at"] = tx.now
+        if shown_changes:
+            stored = replace(stored, version=current.version + 1)
+            changed["version"] = stored.version
     if lead is not None:
         await merge_lead(tx, lead_id=lead.id, into_id=stored.id)
+        tx.record(call.project.id, "contact.merged", {"from": lead.id, "into": stored.id})
     if visitor.contact_id is None and not visitor.created:
         await carry_over(tx, visitor_id=visitor.id, contact_id=stored.id)
     await update_contact(tx, stored.id, changed)
+    if target is None:
+        tx.record(call.project.id, "contact.created", contact_data(stored))
+    elif shown_changes:
+        changes = {**contact_data(stored), "changed": shown_changes}
+        tx.record(call.project.id, "contact.updated", changes)
     return stored
+
+
+def _shown(contact: ContactRow) -> dict[str, Any]:
+    """The fields a contact change reports (last_seen_at moves on every call: not a change)."""
+    return {
+        "user_id": contact.user_id,
+        "email": contact.email,
+        "name": contact.name,
+        "metadata": contact.metadata_,
+        "verified": contact.verified,
+        "email_verified": contact.email_verified,
+    }
 
 
 _CONTACT_FIELDS = {
@@ -280,7 +313,14 @@ async def _write_companies(
             signed_company_ids=signed,
             field="company.id" if named_as_company else "company_ids",
         )
-    await link(tx, contact_id=contact.id, company_ids=[row.id for row in rows.values()])
+    linked = await link(tx, contact_id=contact.id, company_ids=[r.id for r in rows.values()])
+    for external_id, row in rows.items():
+        created = row.created_at == tx.now
+        if created and (checked.company is None or external_id != checked.company.id):
+            tx.record(project.id, "company.created", company_data(row))
+        if row.id in linked:
+            link_data = {"contact_id": contact.id, "company_id": external_id}
+            tx.record(project.id, "contact.company_linked", link_data)
     if contact.verified and project.verifies:
         await guard(tx, [row.id for row in rows.values() if not row.guarded])
         if newly_verified:
@@ -293,10 +333,14 @@ async def _write_companies(
 async def _write_company(
     call: WidgetCall, checked: _Checked, company: CompanyRow, contact: ContactRow
 ) -> StageDecision | None:
-    """Merge `company.metadata` and apply `company.stage` under the stage mode."""
-    tx, given = call.tx, checked.company
+    """Name it, merge `company.metadata` and apply `company.stage` under the stage mode; one
+    change says what happened (created, updated, stage_changed)."""
+    tx, given, project_id = call.tx, checked.company, call.project.id
     assert given is not None
+    created = company.created_at == tx.now
     values: dict[str, Any] = {}
+    if given.name is not None and given.name != company.name:
+        values["name"] = given.name
     if given.metadata:
         merged = merge_metadata(company.metadata_, given.metadata)
         if merged != company.metadata_:
@@ -325,8 +369,33 @@ async def _write_company(
                 source=StageSource.WIDGET.value,
                 mode=checked.stage_mode.value,
             )
+    if values and not created:
+        values["version"] = company.version + 1
     await update_company(tx, company.id, values)
+    after = replace(
+        company,
+        name=values.get("name", company.name),
+        metadata_=values.get("metadata", company.metadata_),
+        stage=values.get("stage", company.stage),
+        version=values.get("version", company.version),
+    )
+    if created:
+        tx.record(project_id, "company.created", company_data(after))
+    else:
+        shown = changed_values(_company_shown(company), _company_shown(after), ("name", "metadata"))
+        if shown:
+            tx.record(project_id, "company.updated", {**company_data(after), "changed": shown})
+    if decision is not None and decision.applied:
+        tx.record(
+            project_id,
+            "company.stage_changed",
+            stage_change_data(after, decision, mode=checked.stage_mode, source=StageSource.WIDGET),
+        )
     return decision
+
+
+def _company_shown(company: CompanyRow) -> dict[str, Any]:
+    return {"name": company.name, "metadata": company.metadata_}
 
 
 async def identify(

@@ -9,9 +9,11 @@ from typing import Any
 from hal.db.engine import Tx
 from hal.db.store.base import ContactRow
 from hal.db.store.people import update_contact, update_visitor
+from hal.domain.changes import changed_values
 from hal.domain.limits import Limits
 from hal.domain.validation import check_metadata, check_protected_keys, merge_metadata
 from hal.schemas import SetPropertiesRequest
+from hal.services.change_data import contact_data
 from hal.services.widget_call import Caller, open_widget_call
 
 
@@ -39,6 +41,18 @@ async def set_properties(
         await update_visitor(tx, visitor.id, properties=kept)
         return PropertiesResult(visitor.visitor_key, None, kept)
     call.check_contact_write()
-    contact = replace(contact, metadata_=merge_metadata(contact.metadata_, properties))
-    await update_contact(tx, contact.id, {"metadata": contact.metadata_, "last_seen_at": tx.now})
+    merged = merge_metadata(contact.metadata_, properties)
+    changed = changed_values({"metadata": contact.metadata_}, {"metadata": merged}, ["metadata"])
+    values: dict[str, Any] = {"last_seen_at": tx.now}
+    if changed:
+        values.update(metadata=merged, version=contact.version + 1)
+    contact = replace(
+        contact,
+        metadata_=merged,
+        last_seen_at=tx.now,
+        version=values.get("version", contact.version),
+    )
+    await update_contact(tx, contact.id, values)
+    if changed:
+        tx.record(call.project.id, "contact.updated", {**contact_data(contact), "changed": changed})
     return PropertiesResult(visitor.visitor_key, contact, visitor.properties)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hal.db.changelog import record
 from hal.db.models import (
     Company,
     Contact,
@@ -24,10 +25,12 @@ from hal.db.models import (
 )
 from hal.db.queries import contact_for_update, linked_companies
 from hal.db.types import utcnow
+from hal.domain.changes import changed_values
 from hal.domain.errors import InvalidInput, NotFound
 from hal.domain.limits import Limits
 from hal.domain.stages import StageDecision, StageMode, StageSource
 from hal.domain.validation import check_metadata, check_text, merge_metadata
+from hal.services.change_data import contact_data, stage_change_data
 from hal.services.companies import company_for_update, write_stage
 
 MAX_PAGE = 200
@@ -249,6 +252,13 @@ async def agent_set_stage(
         source=StageSource.AGENT,
         now=utcnow(),
     )
+    if decision.applied:
+        company.version += 1
+        await session.flush()
+        changed = stage_change_data(
+            company, decision, mode=StageMode.OVERWRITE, source=StageSource.AGENT
+        )
+        record(session, project.id, "company.stage_changed", changed)
     return company, decision
 
 
@@ -367,10 +377,18 @@ async def update_contact(
     contact = await get_contact(session=session, project=project, contact_id=contact_id)
     locked_contact = await contact_for_update(session, contact.id)
     assert locked_contact is not None
+    before = {"name": locked_contact.name, "metadata": locked_contact.metadata_}
     if name is not None:
         locked_contact.name = check_text(name, field="name", max_length=limits.max_name_length)
     if metadata:
         checked = check_metadata(metadata, field="metadata", limits=limits)
         locked_contact.metadata_ = merge_metadata(locked_contact.metadata_, checked)
+    after = {"name": locked_contact.name, "metadata": locked_contact.metadata_}
+    changed = changed_values(before, after, ["name", "metadata"])
+    if changed:
+        locked_contact.version += 1
     await session.flush()
+    if changed:
+        data = {**contact_data(locked_contact), "changed": changed}
+        record(session, project.id, "contact.updated", data)
     return locked_contact

@@ -17,6 +17,7 @@ from hal.db.store.timeline import (
 )
 from hal.domain.limits import Limits
 from hal.schemas import WidgetMessageRequest
+from hal.services.change_data import conversation_data, message_data
 from hal.services.conversations import OPEN, check_body
 from hal.services.widget_call import Caller, find_widget_call, open_widget_call
 
@@ -39,6 +40,7 @@ async def post_widget_message(
     visitor, contact = call.visitor, call.contact
     conversation = await open_conversation(tx, visitor)
     active = visitor.active_company_id
+    started = conversation is None
     if conversation is None:
         conversation = await start_conversation(
             tx,
@@ -63,6 +65,9 @@ async def post_widget_message(
             "sender_verified": call.verified,
         },
     )
+    if started:
+        tx.record(call.project.id, "conversation.created", conversation_data(conversation))
+    tx.record(call.project.id, "message.created", message_data(conversation, message))
     return conversation, message
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table
@@ -81,6 +82,9 @@ class ContactRow:
     metadata_: dict[str, Any]
     verified: bool
     email_verified: bool
+    created_at: datetime
+    last_seen_at: datetime
+    version: int
 
     @classmethod
     def of(cls, row: Any) -> ContactRow:
@@ -93,6 +97,9 @@ class ContactRow:
             metadata_=row.metadata,
             verified=row.verified,
             email_verified=row.email_verified,
+            created_at=row.created_at,
+            last_seen_at=row.last_seen_at,
+            version=row.version,
         )
 
 
@@ -105,6 +112,8 @@ class CompanyRow:
     stage_source: str | None
     metadata_: dict[str, Any]
     guarded: bool
+    version: int
+    created_at: datetime
 
     @classmethod
     def of(cls, row: Any) -> CompanyRow:
@@ -116,6 +125,8 @@ class CompanyRow:
             stage_source=row.stage_source,
             metadata_=row.metadata,
             guarded=row.guarded,
+            version=row.version,
+            created_at=row.created_at,
         )
 
 
@@ -128,6 +139,9 @@ CONTACT_COLUMNS = (
     CONTACTS.c.metadata,
     CONTACTS.c.verified,
     CONTACTS.c.email_verified,
+    CONTACTS.c.created_at,
+    CONTACTS.c.last_seen_at,
+    CONTACTS.c.version,
 )
 COMPANY_COLUMNS = (
     COMPANIES.c.id,
@@ -137,4 +151,6 @@ COMPANY_COLUMNS = (
     COMPANIES.c.stage_source,
     COMPANIES.c.metadata,
     COMPANIES.c.guarded,
+    COMPANIES.c.version,
+    COMPANIES.c.created_at,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, true, update
+from sqlalchemy import Table, bindparam, select, true, update
 
 from hal.db.engine import Tx
 from hal.db.store.base import (
@@ -26,16 +26,18 @@ def _upsert_companies(insert: Callable[[Table], Any]) -> Any:
     statement = insert(COMPANIES)
     return statement.on_conflict_do_update(
         index_elements=[COMPANIES.c.project_id, COMPANIES.c.external_id],
-        set_={"name": func.coalesce(statement.excluded.name, COMPANIES.c.name)},
+        set_={"name": COMPANIES.c.name},
     ).returning(*COMPANY_COLUMNS, sort_by_parameter_order=True)
 
 
 async def upsert_companies(
     tx: Tx, *, project_id: int, names: Mapping[str, str | None]
 ) -> dict[str, CompanyRow]:
-    """Create or name every company in `names` (external id -> name, None keeps the name), in
-    one statement, in id order so two transactions lock them in the same order. The conflict
-    update takes each row's lock on PostgreSQL (NO KEY UPDATE: no key column changes)."""
+    """Create every company in `names` (external id -> the name a new one gets) and return
+    them all, in one statement, in id order so two transactions lock them in the same order.
+    The no-op conflict update returns existing rows as they are and takes each row's lock on
+    PostgreSQL (NO KEY UPDATE: no key column changes). A row created here has `created_at`
+    equal to the transaction's `now`."""
     if not names:
         return {}
     rows: list[dict[str, Any]] = [
@@ -75,18 +77,22 @@ async def update_company(tx: Tx, company_id: int, values: Mapping[str, Any]) -> 
 
 @per_dialect
 def _insert_links(insert: Callable[[Table], Any]) -> Any:
-    return insert(LINKS).on_conflict_do_nothing(
-        index_elements=[LINKS.c.contact_id, LINKS.c.company_id]
+    return (
+        insert(LINKS)
+        .on_conflict_do_nothing(index_elements=[LINKS.c.contact_id, LINKS.c.company_id])
+        .returning(LINKS.c.company_id)
     )
 
 
-async def link(tx: Tx, *, contact_id: int, company_ids: Iterable[int]) -> None:
+async def link(tx: Tx, *, contact_id: int, company_ids: Iterable[int]) -> set[int]:
+    """Link the contact to the companies; returns the ones that were not linked yet."""
     rows = [
         {"contact_id": contact_id, "company_id": company_id, "created_at": tx.now}
         for company_id in sorted(set(company_ids))
     ]
-    if rows:
-        await tx.execute(_insert_links(tx), rows)
+    if not rows:
+        return set()
+    return {int(row.company_id) for row in await tx.execute(_insert_links(tx), rows)}
 
 
 _LINKED = (

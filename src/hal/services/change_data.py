@@ -1,0 +1,90 @@
+"""The `data` of a change: the object as the team API shows it, plus its `version`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hal.db.models import Company, Contact, Conversation, Deal, Message
+from hal.db.store.base import CompanyRow, ContactRow
+from hal.domain.crm import DealStatus
+from hal.domain.stages import StageDecision, StageMode, StageSource
+from hal.schemas import CompanyOut, ContactSummary, DealOut, MessageOut
+
+CONTACT_FIELDS = ("user_id", "email", "name", "metadata", "verified", "email_verified")
+COMPANY_FIELDS = ("name", "stage", "metadata")
+
+
+def contact_data(contact: Contact | ContactRow) -> dict[str, Any]:
+    shown = ContactSummary(
+        id=contact.id,
+        user_id=contact.user_id,
+        email=contact.email,
+        name=contact.name,
+        metadata=contact.metadata_,
+        verified=contact.verified,
+        email_verified=contact.email_verified,
+        created_at=contact.created_at,
+        last_seen_at=contact.last_seen_at,
+    )
+    return {**shown.model_dump(mode="json"), "version": contact.version}
+
+
+def company_data(company: Company | CompanyRow) -> dict[str, Any]:
+    shown = CompanyOut(
+        id=company.external_id, name=company.name, stage=company.stage, metadata=company.metadata_
+    )
+    return {**shown.model_dump(mode="json"), "version": company.version}
+
+
+def stage_change_data(
+    company: Company | CompanyRow, decision: StageDecision, *, mode: StageMode, source: StageSource
+) -> dict[str, Any]:
+    """`company.stage_changed`: the company after the write, and what the write was."""
+    return {
+        **company_data(company),
+        "stage": company.stage,
+        "previous": decision.previous,
+        "source": source.value,
+        "mode": mode.value,
+    }
+
+
+def deal_view(deal: Deal | Any) -> DealOut:
+    """A deal as the team API shows it (an ORM row or a Core row)."""
+    return DealOut(
+        id=deal.external_id,
+        name=deal.name,
+        amount=float(deal.amount) if deal.amount is not None else None,
+        currency=deal.currency,
+        stage=deal.stage,
+        status=DealStatus(deal.status),
+        close_date=deal.close_date,
+        metadata=deal.metadata_ if isinstance(deal, Deal) else deal.metadata,
+        updated_at=deal.updated_at,
+    )
+
+
+def conversation_data(conversation: Conversation | Any) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "contact_id": conversation.contact_id,
+        "status": conversation.status,
+        "created_at": conversation.created_at.isoformat(),
+        "last_message_at": conversation.last_message_at.isoformat(),
+    }
+
+
+def message_data(conversation: Conversation | Any, message: Message | Any) -> dict[str, Any]:
+    shown = MessageOut(
+        id=message.id,
+        author=message.author,
+        author_name=message.author_name,
+        body=message.body,
+        sender_verified=message.sender_verified,
+        created_at=message.created_at,
+    )
+    return {
+        **shown.model_dump(mode="json"),
+        "conversation_id": conversation.id,
+        "contact_id": conversation.contact_id,
+    }

@@ -1,0 +1,119 @@
+"""SPEC "One change log, two consumers": every committed change has its change, written in
+the same transaction; a refused request writes none; ids grow per project."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from hal.db.models import Change, Project
+from tests.factories import unique, unique_email
+
+
+async def changes(database, project, after: int = 0) -> list[Change]:
+    async with database.sessionmaker() as session:
+        rows = await session.execute(
+            select(Change)
+            .join(Project, Project.id == Change.project_id)
+            .where(Project.app_id == project.app_id, Change.id > after)
+            .order_by(Change.id)
+        )
+        return list(rows.scalars())
+
+
+async def last_id(database, project) -> int:
+    found = await changes(database, project)
+    return found[-1].id if found else 0
+
+
+async def test_a_new_contact_with_a_company_is_created_linked_and_staged(widget, project, database):
+    user = unique("u")
+    answer = await widget.identify(
+        project, user_id=user, email=unique_email(), signed=True,
+        company={"id": "acme", "name": "Acme", "stage": "Trial", "metadata": {"arr": 5}},
+    )  # fmt: skip
+    assert answer.status_code == 200
+    found = await changes(database, project)
+    assert [c.type for c in found] == [
+        "contact.created", "contact.company_linked", "company.created", "company.stage_changed"
+    ]  # fmt: skip
+    assert [c.id for c in found] == [1, 2, 3, 4]
+    created = found[0].data
+    assert created["id"] == answer.json()["contact"]["id"] and created["version"] == 1
+    assert created["user_id"] == user and created["verified"] is True
+    assert found[1].data == {"contact_id": created["id"], "company_id": "acme"}
+    assert found[2].data["name"] == "Acme" and found[2].data["metadata"] == {"arr": 5}
+    stage = found[3].data
+    assert (stage["stage"], stage["previous"], stage["source"], stage["mode"]) == (
+        "Trial", None, "widget", "overwrite"
+    )  # fmt: skip
+
+
+async def test_a_returning_user_without_news_writes_no_change(widget, project, database):
+    fields = {"user_id": unique("u"), "metadata": {"plan": "pro"}, "company": {"id": "acme"}}
+    await widget.identify(project, **fields)
+    before = await last_id(database, project)
+    again = await widget.identify(project, **fields)
+    assert again.status_code == 200
+    assert await changes(database, project, before) == []
+
+
+async def test_an_update_names_what_changed_and_bumps_the_version(widget, project, database):
+    visitor, user = unique("v"), unique("u")
+    await widget.identify(project, visitor_id=visitor, user_id=user, metadata={"plan": "pro"})
+    before = await last_id(database, project)
+    await widget.identify(
+        project, visitor_id=visitor, user_id=user, name="Ann", metadata={"plan": "team", "x": None}
+    )
+    await widget.set_properties(project, visitor, {"seats": 3})
+    [renamed, seats] = await changes(database, project, before)
+    assert renamed.type == "contact.updated" and renamed.data["version"] == 2
+    assert renamed.data["changed"] == {
+        "name": {"old": None, "new": "Ann"},
+        "metadata.plan": {"old": "pro", "new": "team"},
+    }
+    assert seats.data["version"] == 3
+    assert seats.data["changed"] == {"metadata.seats": {"old": None, "new": 3}}
+
+
+async def test_a_refused_request_writes_no_change(widget, project, database):
+    user = unique("u")
+    await widget.identify(project, user_id=user, signed=True)
+    before = await last_id(database, project)
+    refused = await widget.identify(project, user_id=user, name="Mallory")  # unsigned
+    assert refused.status_code == 403
+    assert await changes(database, project, before) == []
+
+
+async def test_track_deal_stage_and_chat_each_leave_their_change(widget, project, team, database):
+    visitor = unique("v")
+    token = (
+        await widget.identify(
+            project, visitor_id=visitor, user_id=unique("u"), company={"id": "c1"}
+        )
+    ).json()["session_token"]
+    before = await last_id(database, project)
+    await widget.call("track", project, visitor, token, event="paid", event_id="e1")
+    await widget.call("track", project, visitor, token, event="paid", event_id="e1")  # repeat
+    await widget.call("set-stage", project, visitor, token, stage="Customer")
+    await widget.call("set-stage", project, visitor, token, stage="Customer")  # unchanged
+    await widget.call("set-deal", project, visitor, token, deal={"id": "d1", "amount": 10})
+    posted = await widget.call("messages", project, visitor, token, body="hello")
+    conversation_id = posted.json()["conversation"]["id"]
+    await team.post(f"/conversations/{conversation_id}/messages", {"body": "hi there"})
+    found = await changes(database, project, before)
+    assert [c.type for c in found] == [
+        "event.tracked", "company.stage_changed", "deal.updated", "conversation.created",
+        "message.created", "message.created",
+    ]  # fmt: skip
+    assert found[0].data["name"] == "paid" and found[0].data["event_id"] == "e1"
+    assert found[1].data["stage"] == "Customer" and found[1].data["version"] == 2
+    assert found[2].data["deal"]["id"] == "d1" and found[2].data["created"] is True
+    assert [found[4].data["author"], found[5].data["author"]] == ["visitor", "agent"]
+
+
+async def test_ids_grow_without_gaps_under_concurrent_writers(widget, project, database):
+    await asyncio.gather(*(widget.identify(project, user_id=unique("u")) for _ in range(20)))
+    ids = [c.id for c in await changes(database, project)]
+    assert ids == list(range(1, len(ids) + 1)) and len(ids) == 20
