@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from hal import __version__
-from hal.api import admin, demo, inbox, team, widget
+from hal.api import admin, demo, inbox, stream, team, widget
 from hal.api.errors import install_error_handlers
 from hal.api.inbox_session import LoginRequired
 from hal.api.middleware import (
@@ -22,6 +22,7 @@ from hal.api.middleware import (
 from hal.config import Settings
 from hal.db.engine import Database
 from hal.services.admission import Admission
+from hal.services.change_feed import ChangeFeed
 from hal.services.login_throttle import LoginThrottle
 
 WEB = Path(__file__).parent / "web"
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.change_feed.stop()
         await app.state.admission.close()
         await app.state.login_throttle.close()
         if owns_database:
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         new_visitors=settings.new_visitors_per_project,
         new_visitors_per_client=settings.new_visitors_per_client,
     )
+    app.state.change_feed = ChangeFeed(database, retention=settings.stream_retention)
     app.state.login_throttle = LoginThrottle(
         storage_url=settings.rate_limit_storage,
         per_email=settings.login_failures_per_email,
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(widget.router)
     app.include_router(team.router)
     app.include_router(admin.router)
+    app.include_router(stream.router)
     app.include_router(inbox.router)
     app.add_exception_handler(LoginRequired, inbox.login_redirect)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")

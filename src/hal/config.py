@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 
 from pydantic import Field, field_validator
@@ -38,6 +39,9 @@ class Settings(BaseSettings):
     # Failed inbox logins allowed per email and per client address before 429 (same store).
     login_failures_per_email: str = "10/15 minutes"
     login_failures_per_client: str = "30/15 minutes"
+    # How long the change log keeps changes for streams to replay (seconds, or ISO 8601
+    # like PT72H); older ones are purged in bounded batches.
+    stream_retention: timedelta = timedelta(hours=72)
     # Adds POST /api/widget/echo, the same stack without database work (benchmark ceiling).
     bench_echo: bool = False
     # Serves the demo customer app at /demo for the `demo` project (`hal serve --demo`).

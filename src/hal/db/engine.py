@@ -183,6 +183,8 @@ class Database:
             )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.projects = ProjectCache()
+        # Called after a transaction that wrote changes has committed (the live stream wakes).
+        self.commit_listeners: list[Callable[[], None]] = []
 
     @property
     def is_postgres(self) -> bool:
@@ -206,9 +208,15 @@ class Database:
                 tx = Tx(connection, self.dialect, self.projects)
                 result = await work(tx)
                 await write_changes(connection, tx.changes, tx.now)
-                return result
+            if tx.changes:
+                self._committed()
+            return result
 
         return await self._retrying(once)
+
+    def _committed(self) -> None:
+        for listener in self.commit_listeners:
+            listener()
 
     async def transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run `work` on an ORM session in one transaction, retrying it if it lost a race."""
@@ -220,7 +228,9 @@ class Database:
                 if pending:
                     await session.flush()
                     await write_changes(await session.connection(), pending)
-                return result
+            if pending:
+                self._committed()
+            return result
 
         return await self._retrying(once)
 

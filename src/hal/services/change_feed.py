@@ -1,0 +1,190 @@
+"""The live side of the change log (SPEC "Live stream"): every open stream of this process is
+fed by one reader per project, which polls the log every `poll_seconds` and at once after a
+commit in this process. Several processes share nothing but the database: a change committed
+anywhere is read by every process's reader within a poll.
+
+Streams hold no database connection while idle: the reader's queries are short transactions,
+and each stream only waits on its own bounded queue. A stream whose client reads too slowly
+overflows its queue and is closed; the client reconnects with Last-Event-ID and replays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, select, tuple_
+
+from hal.db.engine import Database, Tx
+from hal.db.models import Change, Project
+from hal.db.types import utcnow
+
+log = logging.getLogger("hal.stream")
+
+PAGE = 500
+
+
+@dataclass(frozen=True)
+class ChangeView:
+    id: int
+    type: str
+    timestamp: str
+    data: dict[str, Any]
+
+
+def view(row: Any) -> ChangeView:
+    return ChangeView(row.id, row.type, row.created_at.isoformat(), row.data)
+
+
+_AFTER = (
+    select(Change.id, Change.type, Change.created_at, Change.data)
+    .where(Change.project_id == bindparam("project_id"), Change.id > bindparam("after"))
+    .order_by(Change.id)
+    .limit(PAGE)
+)
+_UP_TO = _AFTER.where(Change.id <= bindparam("up_to"))
+_LAST = select(Project.last_change_id).where(Project.id == bindparam("project_id"))
+_OLDEST = select(func.min(Change.id)).where(Change.project_id == bindparam("project_id"))
+
+
+async def changes_after(
+    tx: Tx, *, project_id: int, after: int, up_to: int | None = None
+) -> list[Any]:
+    """One page of the project's changes after `after` (and up to `up_to`), in id order."""
+    if up_to is None:
+        params = {"project_id": project_id, "after": after}
+        return list(await tx.execute(_AFTER, params))
+    params = {"project_id": project_id, "after": after, "up_to": up_to}
+    return list(await tx.execute(_UP_TO, params))
+
+
+async def last_change_id(tx: Tx, *, project_id: int) -> int:
+    return int((await tx.execute(_LAST, {"project_id": project_id})).scalar_one())
+
+
+async def replay_start(tx: Tx, *, project_id: int, after: int) -> bool:
+    """Whether changes after `after` were already purged (the client must resync)."""
+    oldest = (await tx.execute(_OLDEST, {"project_id": project_id})).scalar_one_or_none()
+    last = (await tx.execute(_LAST, {"project_id": project_id})).scalar_one()
+    if oldest is None:
+        return bool(last > after)
+    return bool(oldest > after + 1)
+
+
+@dataclass(eq=False)
+class Subscription:
+    project_id: int
+    cursor: int  # the last change id the feed had read when this stream subscribed
+    queue: asyncio.Queue[ChangeView | None] = field(default_factory=lambda: asyncio.Queue(1000))
+
+
+class ChangeFeed:
+    """One process's readers of the change log, for its open streams."""
+
+    def __init__(
+        self, database: Database, *, poll_seconds: float = 0.25, retention: timedelta
+    ) -> None:
+        self.database, self.poll_seconds, self.retention = database, poll_seconds, retention
+        self._subscribers: dict[int, set[Subscription]] = {}
+        self._cursors: dict[int, int] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        database.commit_listeners.append(self._wake.set)
+
+    @property
+    def open_streams(self) -> int:
+        return sum(len(subs) for subs in self._subscribers.values())
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, project_id: int) -> AsyncIterator[Subscription]:
+        if project_id not in self._cursors:
+            last = await self.database.run(lambda tx: tx.execute(_LAST, {"project_id": project_id}))
+            self._cursors[project_id] = int(last.scalar_one())
+        subscription = Subscription(project_id, self._cursors[project_id])
+        self._subscribers.setdefault(project_id, set()).add(subscription)
+        self._ensure_running()
+        try:
+            yield subscription
+        finally:
+            subscribers = self._subscribers.get(project_id, set())
+            subscribers.discard(subscription)
+            if not subscribers:
+                self._subscribers.pop(project_id, None)
+                self._cursors.pop(project_id, None)
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="hal-change-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        last_purge = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+            try:
+                for project_id in list(self._subscribers):
+                    await self._read(project_id)
+                if loop.time() - last_purge > 60:
+                    last_purge = loop.time()
+                    await purge_changes(self.database, self.retention)
+            except Exception:  # a database hiccup must not end every stream of the process
+                log.warning("change feed read failed; retrying", exc_info=True)
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _read(self, project_id: int) -> None:
+        start = self._cursors.get(project_id)
+        if start is None:
+            return
+        cursor: int = start
+        while True:
+            rows = await self.database.run(
+                partial(changes_after, project_id=project_id, after=cursor)
+            )
+            for row in rows:
+                change = view(row)
+                for subscription in list(self._subscribers.get(project_id, ())):
+                    try:
+                        subscription.queue.put_nowait(change)
+                    except asyncio.QueueFull:  # a slow client: close it, it will replay
+                        self._subscribers[project_id].discard(subscription)
+                        with contextlib.suppress(asyncio.QueueEmpty):
+                            subscription.queue.get_nowait()
+                        subscription.queue.put_nowait(None)
+                cursor = change.id
+            if project_id in self._cursors:
+                self._cursors[project_id] = cursor
+            if len(rows) < PAGE:
+                return
+
+
+async def purge_changes(database: Database, retention: timedelta, batch: int = 1000) -> int:
+    """Delete changes older than the retention period, in bounded batches; returns how many."""
+    cutoff = utcnow() - retention
+    old = select(Change.project_id, Change.id).where(Change.created_at < cutoff).limit(batch)
+
+    async def one_batch(tx: Tx) -> int:
+        keys = [(row.project_id, row.id) for row in await tx.execute(old)]
+        if keys:
+            await tx.execute(delete(Change).where(tuple_(Change.project_id, Change.id).in_(keys)))
+        return len(keys)
+
+    deleted = 0
+    while True:
+        removed = await database.run(one_batch)
+        deleted += removed
+        if removed < batch:
+            return deleted

@@ -1,0 +1,123 @@
+"""SPEC "Live stream": real `hal serve` processes, real SSE clients, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from hal.services.change_feed import purge_changes
+from tests.factories import make_project, make_token, unique
+from tests.servers import running_server
+from tests.sse import Event, events
+
+pytestmark = pytest.mark.server
+
+WAIT = 10  # seconds a test waits for an event before failing (a bound, not a measurement)
+
+
+@asynccontextmanager
+async def stream(url: str, app_id: str, token: str, **headers: str) -> AsyncIterator[
+    AsyncIterator[Event]
+]:  # fmt: skip
+    async with httpx.AsyncClient(timeout=httpx.Timeout(WAIT, read=WAIT)) as http:
+        request_headers = {"Authorization": f"Bearer {token}", **headers}
+        async with http.stream(
+            "GET", f"{url}/api/projects/{app_id}/stream", headers=request_headers
+        ) as response:
+            assert response.status_code == 200, await response.aread()
+            assert response.headers["content-type"].startswith("text/event-stream")
+            yield events(response)
+
+
+async def next_events(source: AsyncIterator[Event], count: int) -> list[Event]:
+    received = []
+    async with asyncio.timeout(WAIT):
+        async for event in source:
+            received.append(event)
+            if len(received) == count:
+                return received
+    return received
+
+
+async def identify(url: str, app_id: str, **fields) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=WAIT) as http:
+        body = {"app_id": app_id, "visitor_id": unique("v"), **fields}
+        return await http.post(f"{url}/api/widget/identify", json=body)
+
+
+async def test_a_change_reaches_an_open_stream(database_url, database):
+    project = await make_project(database)
+    token = await make_token(database, project)
+    with running_server(database_url) as url:
+        async with stream(url, project.app_id, token) as source:
+            user = unique("u")
+            waiting = asyncio.create_task(next_events(source, 1))
+            await asyncio.sleep(0.2)
+            assert (await identify(url, project.app_id, user_id=user)).status_code == 200
+            [created] = await waiting
+    assert created.event == "contact.created"
+    document = created.json()
+    assert created.id == str(document["id"])
+    assert document["type"] == "contact.created" and document["data"]["user_id"] == user
+    assert document["timestamp"]
+
+
+async def test_a_reconnect_replays_what_it_missed_in_order_then_goes_live(database_url, database):
+    project = await make_project(database)
+    token = await make_token(database, project)
+    with running_server(database_url) as url:
+        for _ in range(3):
+            await identify(url, project.app_id, user_id=unique("u"))  # ids 1, 2, 3
+        async with stream(url, project.app_id, token, **{"Last-Event-ID": "1"}) as source:
+            replayed = await next_events(source, 2)
+            assert [e.id for e in replayed] == ["2", "3"]
+            waiting = asyncio.create_task(next_events(source, 1))
+            await identify(url, project.app_id, user_id=unique("u"))
+            assert [e.id for e in await waiting] == ["4"]
+
+
+async def test_an_id_older_than_what_is_kept_gets_resync_first(database_url, database):
+    project = await make_project(database)
+    token = await make_token(database, project)
+    with running_server(database_url) as url:
+        await identify(url, project.app_id, user_id=unique("u"))
+        await identify(url, project.app_id, user_id=unique("u"))
+        await purge_changes(database, timedelta(0))
+        await identify(url, project.app_id, user_id=unique("u"))  # id 3 is kept
+        async with stream(url, project.app_id, token, **{"Last-Event-ID": "1"}) as source:
+            resync, kept = await next_events(source, 2)
+    assert resync.event == "resync"
+    assert kept.id == "3"
+
+
+async def test_a_token_never_opens_another_projects_stream(database_url, database):
+    project, other = await make_project(database), await make_project(database)
+    token = await make_token(database, other)
+    with running_server(database_url) as url:
+        async with httpx.AsyncClient(timeout=WAIT) as http:
+            refused = await http.get(
+                f"{url}/api/projects/{project.app_id}/stream",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            missing = await http.get(f"{url}/api/projects/{project.app_id}/stream")
+    assert refused.status_code == 403
+    assert missing.status_code == 401
+
+
+async def test_a_change_on_one_server_reaches_a_stream_on_another(database_url, database):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several server processes share PostgreSQL, not SQLite")
+    project = await make_project(database)
+    token = await make_token(database, project)
+    with running_server(database_url) as first, running_server(database_url) as second:
+        async with stream(first, project.app_id, token) as source:
+            waiting = asyncio.create_task(next_events(source, 1))
+            await asyncio.sleep(0.2)
+            assert (await identify(second, project.app_id, user_id="elsewhere")).status_code == 200
+            [created] = await waiting
+    assert created.json()["data"]["user_id"] == "elsewhere"
