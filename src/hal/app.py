@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(team.router)
     app.include_router(admin.router)
     app.include_router(stream.router)
+    app.include_router(stream.widget_router)
     app.include_router(inbox.router)
     app.add_exception_handler(LoginRequired, inbox.login_redirect)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")

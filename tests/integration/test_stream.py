@@ -121,3 +121,56 @@ async def test_a_change_on_one_server_reaches_a_stream_on_another(database_url, 
             assert (await identify(second, project.app_id, user_id="elsewhere")).status_code == 200
             [created] = await waiting
     assert created.json()["data"]["user_id"] == "elsewhere"
+
+
+async def widget_call(url, route, body, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(timeout=WAIT) as http:
+        return await http.post(f"{url}/api/widget/{route}", json=body, headers=headers)
+
+
+async def team_reply(url, app_id, token, conversation_id, body):
+    async with httpx.AsyncClient(timeout=WAIT) as http:
+        return await http.post(
+            f"{url}/api/projects/{app_id}/conversations/{conversation_id}/messages",
+            json={"body": body},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+
+async def test_a_visitors_stream_carries_its_replies_and_never_anothers(database_url, database):
+    project = await make_project(database)
+    team_token = await make_token(database, project)
+    with running_server(database_url) as url:
+        conversations, tokens = {}, {}
+        for name in ("alice", "bob"):
+            visitor = unique(name)
+            signed = await widget_call(url, "identify", {
+                "app_id": project.app_id, "visitor_id": visitor, "user_id": visitor,
+                "user_hash": project.hash(visitor)})  # fmt: skip
+            tokens[name] = (visitor, signed.json()["session_token"])
+            posted = await widget_call(
+                url, "messages",
+                {"app_id": project.app_id, "visitor_id": visitor, "body": f"{name} asks"},
+                tokens[name][1],
+            )  # fmt: skip
+            conversations[name] = posted.json()["conversation"]["id"]
+        alice, alice_token = tokens["alice"]
+        query = {"app_id": project.app_id, "visitor_id": alice, "session_token": alice_token}
+        async with httpx.AsyncClient(timeout=httpx.Timeout(WAIT, read=WAIT)) as http:
+            refused = await http.get(
+                f"{url}/api/widget/stream", params={**query, "session_token": "forged"}
+            )
+            assert refused.status_code == 401
+            async with http.stream("GET", f"{url}/api/widget/stream", params=query) as response:
+                assert response.status_code == 200
+                waiting = asyncio.create_task(next_events(events(response), 1))
+                await asyncio.sleep(0.2)
+                await team_reply(url, project.app_id, team_token, conversations["bob"], "to bob")
+                await team_reply(
+                    url, project.app_id, team_token, conversations["alice"], "to alice"
+                )
+                [reply] = await waiting
+    assert reply.event == "message.created"
+    assert reply.json()["data"]["body"] == "to alice"
+    assert reply.json()["data"]["author"] == "agent"

@@ -4,17 +4,20 @@ per change, replay after Last-Event-ID, `resync` when the id is older than what 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from hal.api.deps import DatabaseDep, TeamProjectDep
+from hal.api.deps import DatabaseDep, TeamProjectDep, WidgetDep
 from hal.api.errors import error_responses
-from hal.domain.errors import InvalidInput
+from hal.db.engine import Database
+from hal.domain.errors import InvalidInput, NotFound
 from hal.services.change_feed import ChangeFeed, ChangeView, changes_after, replay_start, view
+from hal.services.widget_messages import open_visitor_stream
 
 router = APIRouter(prefix="/api/projects/{app_id}", tags=["stream"])
 
@@ -40,22 +43,17 @@ def _last_event_id(header: str | None, query: int | None) -> int | None:
     return int(header)
 
 
-@router.get(
-    "/stream",
-    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(401, 403, 422)},
-)
-async def stream(
-    request: Request,
-    project: TeamProjectDep,
-    db: DatabaseDep,
-    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    last_event_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+def _changes(
+    db: Database,
+    feed: ChangeFeed,
+    project_id: int,
+    after: int | None,
+    carries: Callable[[ChangeView], Awaitable[bool]] | None = None,
 ) -> EventSourceResponse:
-    """Every change of the project as it commits; with Last-Event-ID, first every change after
-    it (a `resync` event first when some were already purged)."""
-    after = _last_event_id(last_event_id_header, last_event_id)
-    feed: ChangeFeed = request.app.state.change_feed
-    project_id = project.id
+    """Replay after `after`, then live changes; only those `carries` accepts."""
+
+    async def wanted(change: ChangeView) -> bool:
+        return carries is None or await carries(change)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         async with feed.subscribe(project_id) as subscription:
@@ -76,14 +74,77 @@ async def stream(
                     if not rows:
                         break
                     for row in rows:
-                        yield _event(view(row))
+                        change = view(row)
+                        if await wanted(change):
+                            yield _event(change)
                         last = row.id
             while True:
-                change = await subscription.queue.get()
-                if change is None:  # this client fell too far behind: it reconnects and replays
+                live = await subscription.queue.get()
+                if live is None:  # this client fell too far behind: it reconnects and replays
                     return
-                if change.id > last:
-                    yield _event(change)
-                    last = change.id
+                if live.id > last:
+                    if await wanted(live):
+                        yield _event(live)
+                    last = live.id
 
     return EventSourceResponse(events(), ping=KEEP_ALIVE_SECONDS)
+
+
+LastEventIdHeader = Annotated[str | None, Header(alias="Last-Event-ID")]
+LastEventIdQuery = Annotated[int | None, Query(ge=0, le=MAX_ID)]
+
+
+@router.get(
+    "/stream",
+    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(401, 403, 422)},
+)
+async def stream(
+    request: Request,
+    project: TeamProjectDep,
+    db: DatabaseDep,
+    last_event_id_header: LastEventIdHeader = None,
+    last_event_id: LastEventIdQuery = None,
+) -> EventSourceResponse:
+    """Every change of the project as it commits; with Last-Event-ID, first every change after
+    it (a `resync` event first when some were already purged)."""
+    after = _last_event_id(last_event_id_header, last_event_id)
+    return _changes(db, request.app.state.change_feed, project.id, after)
+
+
+widget_router = APIRouter(prefix="/api/widget", tags=["widget"])
+
+
+@widget_router.get(
+    "/stream",
+    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(401, 403, 404, 422)},
+)
+async def widget_stream(
+    request: Request,
+    widget: WidgetDep,
+    app_id: Annotated[str, Query(min_length=1, max_length=255)],
+    visitor_id: Annotated[str, Query(min_length=1, max_length=255)],
+    session_token: Annotated[str | None, Query(max_length=4096)] = None,
+    last_event_id_header: LastEventIdHeader = None,
+    last_event_id: LastEventIdQuery = None,
+) -> EventSourceResponse:
+    """The visitor's own conversations' messages as they are written (the rules of
+    `GET /api/widget/messages`; EventSource sends no headers, so the session token may come
+    as `?session_token=`)."""
+    after = _last_event_id(last_event_id_header, last_event_id)
+    caller = replace(widget.caller, bearer=session_token or widget.caller.bearer)
+    limits = widget.settings.limits
+    visitor_stream = await widget.db.run(
+        partial(
+            open_visitor_stream, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits
+        )
+    )
+    if visitor_stream is None:
+        raise NotFound(
+            "unknown_visitor", "this visitor has no conversation yet", field="visitor_id"
+        )
+
+    async def carries(change: ChangeView) -> bool:
+        return await visitor_stream.carries(widget.db, change.type, change.data)
+
+    project_id = visitor_stream.call.project.id
+    return _changes(widget.db, request.app.state.change_feed, project_id, after, carries)

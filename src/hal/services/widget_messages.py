@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from hal.db.engine import Tx
+from hal.db.engine import Database, Tx
 from hal.db.store.timeline import (
     add_message,
+    is_readable,
     messages_of,
     open_conversation,
     readable_conversations,
@@ -19,7 +21,7 @@ from hal.domain.limits import Limits
 from hal.schemas import WidgetMessageRequest
 from hal.services.change_data import conversation_data, message_data
 from hal.services.conversations import OPEN, check_body
-from hal.services.widget_call import Caller, find_widget_call, open_widget_call
+from hal.services.widget_call import Caller, WidgetCall, find_widget_call, open_widget_call
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,55 @@ async def read_widget_messages(
     ]
     current = next((t for t in own if t.conversation.status == OPEN), own[0] if own else None)
     return current, threads
+
+
+CHAT_CHANGES = {"message.created", "conversation.closed", "conversation.reopened"}
+
+
+@dataclass
+class VisitorStream:
+    """What a visitor's stream may carry: changes of the conversations it may read (as
+    `GET /api/widget/messages` decides, at the time the stream opened)."""
+
+    call: WidgetCall
+    readable: set[int]
+    refused: set[int]
+
+    async def carries(self, database: Database, change_type: str, data: dict[str, Any]) -> bool:
+        if change_type not in CHAT_CHANGES:
+            return False
+        conversation_id = data.get("conversation_id", data.get("id"))
+        if not isinstance(conversation_id, int) or conversation_id in self.refused:
+            return False
+        if conversation_id in self.readable:
+            return True
+        if data.get("contact_id") != self.call.visitor.contact_id:
+            self.refused.add(conversation_id)
+            return False
+        call = self.call
+        readable = await database.run(
+            partial(
+                is_readable,
+                project_id=call.project.id,
+                visitor=call.visitor,
+                verified=call.verified,
+                conversation_id=conversation_id,
+            )
+        )
+        (self.readable if readable else self.refused).add(conversation_id)
+        return readable
+
+
+async def open_visitor_stream(
+    tx: Tx, *, app_id: str, visitor_id: str, caller: Caller, limits: Limits
+) -> VisitorStream | None:
+    """The checks of `GET /api/widget/messages`, for a stream; None for an unknown visitor."""
+    call = await find_widget_call(
+        tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits
+    )
+    if call is None:
+        return None
+    conversations = await readable_conversations(
+        tx, project_id=call.project.id, visitor=call.visitor, verified=call.verified, limit=500
+    )
+    return VisitorStream(call, {c.id for c in conversations}, set())

@@ -121,11 +121,9 @@ async def add_message(tx: Tx, values: Mapping[str, Any]) -> Any:
     return (await tx.execute(statement, {"created_at": tx.now, **values})).one()
 
 
-async def readable_conversations(
-    tx: Tx, *, project_id: int, visitor: VisitorRow, verified: bool, limit: int = 50
-) -> list[Any]:
-    """The visitor's own conversations and, when its binding is verified, those its contact
-    started from other visitors verified as the same contact. Newest first."""
+def readable_by(visitor: VisitorRow, *, verified: bool) -> Any:
+    """The conversations a visitor may read: its own, and, when its binding is verified,
+    those its contact started from other visitors verified as the same contact."""
     readable = own_conversations(visitor)
     if verified and visitor.contact_id is not None:
         readable = or_(
@@ -135,13 +133,31 @@ async def readable_conversations(
                 CONVERSATIONS.c.verified_contact_id == visitor.contact_id,
             ),
         )
+    return readable
+
+
+async def readable_conversations(
+    tx: Tx, *, project_id: int, visitor: VisitorRow, verified: bool, limit: int = 50
+) -> list[Any]:
+    """The conversations the visitor may read (`readable_by`), newest first."""
     query = (
         select(*CONVERSATION_COLUMNS)
-        .where(CONVERSATIONS.c.project_id == project_id, readable)
+        .where(CONVERSATIONS.c.project_id == project_id, readable_by(visitor, verified=verified))
         .order_by(CONVERSATIONS.c.last_message_at.desc(), CONVERSATIONS.c.id.desc())
         .limit(limit)
     )
     return list(await tx.execute(query))
+
+
+async def is_readable(
+    tx: Tx, *, project_id: int, visitor: VisitorRow, verified: bool, conversation_id: int
+) -> bool:
+    query = select(CONVERSATIONS.c.id).where(
+        CONVERSATIONS.c.id == conversation_id,
+        CONVERSATIONS.c.project_id == project_id,
+        readable_by(visitor, verified=verified),
+    )
+    return (await tx.execute(query)).first() is not None
 
 
 async def messages_of(tx: Tx, conversation_ids: Sequence[int]) -> dict[int, list[Any]]:
