@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from hal.domain.verification import compute_user_hash
 from tests.factories import unique
+from tests.proxy import CuttableProxy
 
 pytestmark = pytest.mark.browser
 
@@ -174,3 +175,58 @@ def test_contact_and_company_pages(page, site, artifacts_dir):
             headers={"Authorization": f"Bearer {site.token}"},
         ).json()
     assert (company["company"]["stage"], company["stage_source"]) == ("Customer", "agent")
+
+
+def send_widget_message(site, visitor, token, body):
+    with httpx.Client(base_url=site.url) as http:
+        http.post(
+            "/api/widget/messages",
+            json={"app_id": site.app_id, "visitor_id": visitor, "body": body},
+            headers={"Authorization": f"Bearer {token}"},
+        ).raise_for_status()
+
+
+def test_the_inbox_updates_from_the_stream_and_does_not_poll(page, site, artifacts_dir):
+    visitor, token, conversation_id = identify_and_write(
+        site, name="Erin Stone", email="erin@vandelay.com", company="Vandelay", stage="Trial",
+        body="Hello?",
+    )  # fmt: skip
+    log_in(page, site)
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    page.goto(f"{site.url}/inbox/conversations/{conversation_id}")
+    expect(page.locator(".message.visitor .body")).to_have_text(["Hello?"])
+    page.wait_for_timeout(1_000)  # the stream is open (and caught up once)
+    assert any(url.endswith("/inbox/stream") for url in fetched)
+    fetched.clear()
+    page.wait_for_timeout(4_000)  # longer than the fallback poll period
+    assert not [url for url in fetched if ".json" in url], fetched
+    send_widget_message(site, visitor, token, "Are you there?")
+    expect(page.locator(".message.visitor .body").last).to_have_text("Are you there?")
+    expect(page.locator(f'.conversation[data-id="{conversation_id}"]')).to_contain_text(
+        "Are you there?"
+    )
+
+
+def test_a_message_sent_while_the_stream_was_cut_appears_after_the_reconnect(
+    page, site, artifacts_dir
+):
+    visitor, token, conversation_id = identify_and_write(
+        site, name="Finn Park", email="finn@kramerica.com", company="Kramerica",
+        stage="Lead", body="First",
+    )  # fmt: skip
+    port = int(site.url.rsplit(":", 1)[1])
+    with CuttableProxy(port) as proxy:
+        page.goto(f"{proxy.url}/inbox/login")
+        page.get_by_label("Email").fill(site.agent_email)
+        page.get_by_label("Password").fill(site.agent_password)
+        page.get_by_role("button", name="Log in").click()
+        page.goto(f"{proxy.url}/inbox/conversations/{conversation_id}")
+        expect(page.locator(".message.visitor .body")).to_have_text(["First"])
+        page.wait_for_timeout(1_000)  # the stream is open
+        proxy.cut()  # the network drops the stream; the browser reconnects by itself
+        send_widget_message(site, visitor, token, "Sent while the stream was down")
+        expect(page.locator(".message.visitor .body").last).to_have_text(
+            "Sent while the stream was down", timeout=15_000
+        )
+    page.screenshot(path=artifacts_dir / "inbox-after-reconnect.png")

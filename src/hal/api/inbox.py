@@ -7,7 +7,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,7 @@ from hal.api.inbox_session import (
     start_session,
 )
 from hal.api.presenters import conversation_summary_out, message_out
+from hal.api.stream import change_stream, last_event_id_of
 from hal.db.engine import Database
 from hal.services import conversations, team
 from hal.services.agents import authenticate, login_candidates
@@ -137,6 +138,18 @@ async def inbox(
         status=chosen or "all",
         thread=None,
     )
+
+
+@router.get("/stream")
+async def stream(
+    request: Request,
+    session: AgentDep,
+    db: DatabaseDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> Response:
+    """The project's changes for the open inbox page (the browser resumes with Last-Event-ID)."""
+    after = last_event_id_of(last_event_id, None)
+    return change_stream(db, request.app.state.change_feed, session.project.id, after)
 
 
 @router.get("/conversations.json")

@@ -31,7 +31,7 @@ def _event(change: ChangeView) -> ServerSentEvent:
     return ServerSentEvent(data=json.dumps(document), event=change.type, id=str(change.id))
 
 
-def _last_event_id(header: str | None, query: int | None) -> int | None:
+def last_event_id_of(header: str | None, query: int | None) -> int | None:
     if query is not None:
         return query
     if header is None or not header.strip():
@@ -43,7 +43,7 @@ def _last_event_id(header: str | None, query: int | None) -> int | None:
     return int(header)
 
 
-def _changes(
+def change_stream(
     db: Database,
     feed: ChangeFeed,
     project_id: int,
@@ -107,8 +107,8 @@ async def stream(
 ) -> EventSourceResponse:
     """Every change of the project as it commits; with Last-Event-ID, first every change after
     it (a `resync` event first when some were already purged)."""
-    after = _last_event_id(last_event_id_header, last_event_id)
-    return _changes(db, request.app.state.change_feed, project.id, after)
+    after = last_event_id_of(last_event_id_header, last_event_id)
+    return change_stream(db, request.app.state.change_feed, project.id, after)
 
 
 widget_router = APIRouter(prefix="/api/widget", tags=["widget"])
@@ -130,7 +130,7 @@ async def widget_stream(
     """The visitor's own conversations' messages as they are written (the rules of
     `GET /api/widget/messages`; EventSource sends no headers, so the session token may come
     as `?session_token=`)."""
-    after = _last_event_id(last_event_id_header, last_event_id)
+    after = last_event_id_of(last_event_id_header, last_event_id)
     caller = replace(widget.caller, bearer=session_token or widget.caller.bearer)
     limits = widget.settings.limits
     visitor_stream = await widget.db.run(
@@ -147,4 +147,4 @@ async def widget_stream(
         return await visitor_stream.carries(widget.db, change.type, change.data)
 
     project_id = visitor_stream.call.project.id
-    return _changes(widget.db, request.app.state.change_feed, project_id, after, carries)
+    return change_stream(widget.db, request.app.state.change_feed, project_id, after, carries)

@@ -1,9 +1,10 @@
-// HAL inbox: live updates by polling, and keyboard shortcuts. No dependencies, no build step.
+// HAL inbox: live updates from the project's change stream (polling only while it is down),
+// and keyboard shortcuts. No dependencies, no build step.
 "use strict";
 
 (function () {
-  const POLL_THREAD_MS = 2000;
-  const POLL_LIST_MS = 5000;
+  const POLL_MS = 3000; // only while the stream is disconnected
+  const CHAT_CHANGES = ["message.created", "conversation.created", "conversation.closed", "conversation.reopened"];
 
   function formatTime(iso) {
     const date = new Date(iso);
@@ -33,21 +34,22 @@
     return item;
   }
 
-  async function pollThread(list) {
+  async function refreshThread(list) {
     const id = list.dataset.conversation;
     try {
       const response = await fetch(`/inbox/conversations/${id}/messages.json?after=${list.dataset.last || 0}`, { credentials: "same-origin" });
-      if (response.ok) {
-        const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-        for (const message of await response.json()) {
-          if (list.querySelector(`[data-id="${message.id}"]`)) continue;
-          list.appendChild(renderMessage(message));
-          list.dataset.last = message.id;
-        }
-        if (nearBottom) list.scrollTop = list.scrollHeight;
+      if (!response.ok) return false;
+      const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+      for (const message of await response.json()) {
+        if (list.querySelector(`[data-id="${message.id}"]`)) continue;
+        list.appendChild(renderMessage(message));
+        list.dataset.last = message.id;
       }
-    } catch (error) { /* offline for a moment: try again on the next tick */ }
-    setTimeout(() => pollThread(list), POLL_THREAD_MS);
+      if (nearBottom) list.scrollTop = list.scrollHeight;
+      return true;
+    } catch (error) {
+      return false; // offline for a moment: the poll retries
+    }
   }
 
   function renderSummary(item, status, selected) {
@@ -67,18 +69,19 @@
     return li;
   }
 
-  async function pollList(list, status) {
+  async function refreshList(list, status) {
     try {
       const response = await fetch(`/inbox/conversations.json?status=${status}`, { credentials: "same-origin" });
-      if (response.ok) {
-        const items = await response.json();
-        if (items.length) {
-          const selected = list.dataset.selected;
-          list.replaceChildren(...items.map((item) => renderSummary(item, status, selected)));
-        }
+      if (!response.ok) return false;
+      const items = await response.json();
+      if (items.length) {
+        const selected = list.dataset.selected;
+        list.replaceChildren(...items.map((item) => renderSummary(item, status, selected)));
       }
-    } catch (error) { /* try again later */ }
-    setTimeout(() => pollList(list, status), POLL_LIST_MS);
+      return true;
+    } catch (error) {
+      return false; // the poll retries
+    }
   }
 
   function moveSelection(step) {
@@ -108,14 +111,40 @@
     }
   });
 
+  function live(thread, list, status) {
+    let connected = false;
+    let stale = false; // a refresh failed: the poll retries even while the stream is up
+    const refresh = async (conversationId) => {
+      const done = [];
+      if (list) done.push(refreshList(list, status));
+      if (thread && (conversationId === undefined || String(conversationId) === thread.dataset.conversation)) {
+        done.push(refreshThread(thread));
+      }
+      stale = (await Promise.all(done)).includes(false);
+    };
+    // The browser reconnects by itself and sends Last-Event-ID: the server replays what the
+    // page missed. While it is down, the page polls.
+    const source = new EventSource("/inbox/stream");
+    source.onopen = () => { connected = true; refresh(); };
+    source.onerror = () => { connected = false; };
+    for (const type of CHAT_CHANGES) {
+      source.addEventListener(type, (event) => {
+        const change = JSON.parse(event.data);
+        refresh(change.data.conversation_id ?? change.data.id);
+      });
+    }
+    const poll = () => {
+      if (!connected || stale) refresh();
+      setTimeout(poll, POLL_MS);
+    };
+    setTimeout(poll, POLL_MS);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     const thread = document.getElementById("messages");
-    if (thread) {
-      thread.scrollTop = thread.scrollHeight;
-      setTimeout(() => pollThread(thread), POLL_THREAD_MS);
-    }
+    if (thread) thread.scrollTop = thread.scrollHeight;
     const list = document.getElementById("conversation-list");
     const inbox = document.querySelector(".inbox");
-    if (list && inbox) setTimeout(() => pollList(list, inbox.dataset.status), POLL_LIST_MS);
+    if (thread || (list && inbox)) live(thread, list, inbox ? inbox.dataset.status : "open");
   });
 })();
