@@ -162,3 +162,26 @@ def test_the_host_pages_css_cannot_reach_the_bubble(page, demo):
     # And ours does not leak out: the host page's own buttons keep the host's styles.
     host_button = page.get_by_role("button", name="Alice Martin")
     assert host_button.evaluate("b => getComputedStyle(b).fontSize") == "40px"
+
+
+def test_an_agent_reply_reaches_the_widget_through_its_stream(page, demo, artifacts_dir):
+    import httpx
+
+    open_demo(page, demo, poll=3_600_000)  # no polling: only the stream can bring the reply
+    sign_in(page, "Alice Martin")
+    page.get_by_role("button", name="Chat with support").click()
+    page.get_by_label("Message").fill("Is the stream live?")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#hal-widget .msg.visitor").last).to_have_text("Is the stream live?")
+    conversation = next(
+        c for c in demo.team("/conversations")["items"]
+        if c["last_message"]["body"] == "Is the stream live?"
+    )  # fmt: skip
+    page.wait_for_timeout(1_000)  # the stream opens after the first message
+    httpx.post(
+        f"{demo.url}/api/projects/demo/conversations/{conversation['id']}/messages",
+        json={"body": "Yes, live."},
+        headers={"Authorization": f"Bearer {demo.token}"},
+    ).raise_for_status()
+    expect(page.locator("#hal-widget .msg.agent").last).to_have_text("Yes, live.")
+    page.screenshot(path=artifacts_dir / "widget-stream.png")

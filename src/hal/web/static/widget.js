@@ -22,6 +22,8 @@
   var seenMessageIds = {};
   var lastReadId = 0;
   var pollTimer = null;
+  var stream = null; // the EventSource of this visitor's replies; polling only while it is down
+  var streamOpen = false;
 
   function storageKey(name) { return "hal:" + config.app_id + ":" + name; }
 
@@ -152,6 +154,7 @@
           sessionToken = answer.session_token;
           store("session_token", sessionToken);
           emit("identify", answer);
+          connectStream(); // the new session may read more (or other) conversations
           return answer;
         });
       });
@@ -213,6 +216,7 @@
         store("visitor_id", visitorId);
         sessionToken = null;
         store("session_token", null);
+        closeStream();
         seenMessageIds = {};
         lastReadId = 0;
         if (ui) { ui.list.textContent = ""; updateBadge(0); }
@@ -238,6 +242,7 @@
         requireBoot();
         return request("POST", "/api/widget/messages", base({ body: body })).then(function (answer) {
           renderMessages([answer.message]);
+          if (!stream) connectStream(); // the visitor has a conversation now
           return answer;
         });
       });
@@ -310,6 +315,7 @@
     ui.input.addEventListener("keydown", function (event) {
       if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); ui.form.requestSubmit(); }
     });
+    connectStream();
     schedulePoll();
   }
 
@@ -358,9 +364,41 @@
     if (pollTimer) clearTimeout(pollTimer);
     var wait = delay !== undefined ? delay : (ui && ui.open ? POLL_OPEN_MS : POLL_CLOSED_MS);
     pollTimer = setTimeout(function () {
-      if (!config.app_id || document.hidden) { schedulePoll(); return; }
-      api.fetchMessages().catch(function () { /* next tick */ }).then(function () { schedulePoll(); });
+      if (!config.app_id || document.hidden || streamOpen) { schedulePoll(); return; }
+      api.fetchMessages().catch(function () { /* next tick */ }).then(function () {
+        if (!stream) connectStream();
+        schedulePoll();
+      });
     }, wait);
+  }
+
+  // Agent replies arrive as they are written; the browser reconnects by itself and resumes
+  // with Last-Event-ID. A stream the server refuses (no conversation yet) is retried later.
+  function connectStream() {
+    closeStream();
+    if (!config.app_id || !window.EventSource || !ui) return;
+    var url = config.api_base + "/api/widget/stream?app_id=" + encodeURIComponent(config.app_id) +
+      "&visitor_id=" + encodeURIComponent(visitorId) +
+      (sessionToken ? "&session_token=" + encodeURIComponent(sessionToken) : "");
+    var source = new window.EventSource(url);
+    stream = source;
+    source.onopen = function () {
+      streamOpen = true;
+      api.fetchMessages().catch(function () { /* the stream carries what follows */ });
+    };
+    source.onerror = function () {
+      streamOpen = false;
+      if (source.readyState === 2 && stream === source) stream = null; // refused: poll, retry
+    };
+    source.addEventListener("message.created", function (event) {
+      try { renderMessages([JSON.parse(event.data).data]); } catch (e) { /* ignore a bad event */ }
+    });
+  }
+
+  function closeStream() {
+    if (stream) stream.close();
+    stream = null;
+    streamOpen = false;
   }
 
   // ---- replay what the loader snippet queued before this script arrived ---------------------
