@@ -366,6 +366,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     parser.add_argument("--baseline", default="", help="a commit to measure side by side")
+    parser.add_argument("--streams", type=int, default=1000, help="idle live streams to hold")
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     if shutil.which("wrk") is None:
@@ -380,6 +381,16 @@ def main() -> None:
             if args.baseline:
                 drop_baseline(Path(tmp))
     table = render(report, args)
+    if args.streams:
+        streams = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "streams.py"), "--streams", str(args.streams)],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        table += (
+            "\n\n## Live streams\n\n"
+            "| load | changes delivered | commit to client p50 | p99 | server RSS, idle |\n"
+            "|---|---|---|---|---|\n" + streams + "\n"
+        )
     print(table)
     command = "uv run python bench/run.py " + " ".join(sys.argv[1:])
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
