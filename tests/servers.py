@@ -114,3 +114,41 @@ def running_server(
         yield server.url
     finally:
         server.stop()
+
+
+class Worker:
+    """One `hal worker` process (webhook delivery, no HTTP)."""
+
+    def __init__(
+        self, database_url: str, *, log: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        self.database_url, self.log, self.env = database_url, log, env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self._output = None
+
+    def start(self) -> Worker:
+        command = [sys.executable, "-m", "hal", "worker", "--database-url", self.database_url]
+        self._output = open(self.log, "ab") if self.log else None  # noqa: SIM115
+        output = self._output or subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=output,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
+        return self
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after 10 s; the exit code."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+        return self.process.returncode if self.process else None

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from hal import __version__
-from hal.api import admin, demo, inbox, stream, team, widget
+from hal.api import admin, demo, inbox, stream, team, webhooks, widget
 from hal.api.errors import install_error_handlers
 from hal.api.inbox_session import LoginRequired
 from hal.api.middleware import (
@@ -23,6 +23,7 @@ from hal.config import Settings
 from hal.db.engine import Database
 from hal.services.admission import Admission
 from hal.services.change_feed import ChangeFeed
+from hal.services.delivery import DeliveryWorker
 from hal.services.login_throttle import LoginThrottle
 
 WEB = Path(__file__).parent / "web"
@@ -36,8 +37,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Webhook delivery in the background of this process (`hal worker` does it elsewhere).
+        delivery = DeliveryWorker(database, settings).start() if settings.webhook_worker else None
         yield
         await app.state.change_feed.stop()
+        if delivery is not None:
+            await delivery.stop()
         await app.state.admission.close()
         await app.state.login_throttle.close()
         if owns_database:
@@ -68,6 +73,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(widget.router)
     app.include_router(team.router)
     app.include_router(admin.router)
+    app.include_router(webhooks.router)
     app.include_router(stream.router)
     app.include_router(stream.widget_router)
     app.include_router(inbox.router)

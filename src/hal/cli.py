@@ -423,5 +423,70 @@ def migrate_command(database_url: DatabaseUrl = None) -> None:
     typer.echo("schema is up to date")
 
 
+webhooks_app = typer.Typer(
+    help="Webhook endpoints (the admin API has the rest).", no_args_is_help=True
+)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    app_id: Annotated[str, typer.Option("--app-id")],
+    url: Annotated[str, typer.Option("--url", help="http(s) URL that receives the POSTs")],
+    event: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event", help="Change type to deliver (repeat); none: all but event.tracked"
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Add a webhook endpoint and print it as JSON, its secret included (shown this once)."""
+    from hal.services import webhooks
+
+    settings = _settings(database_url)
+
+    async def main() -> dict[str, Any]:
+        database = Database(settings.database_url)
+        try:
+            await migrate(database)
+            project = await database.transaction(
+                lambda s: project_service.get_project(session=s, app_id=app_id)
+            )
+            endpoint = await webhooks.create_endpoint(
+                db=database,
+                project_id=project.id,
+                url=url,
+                events=_split(event) or [],
+                allow_private=settings.webhooks_allow_private,
+            )
+            return webhooks.describe_endpoint(endpoint, include_secret=True)
+        finally:
+            await database.dispose()
+
+    try:
+        _print(asyncio.run(main()))
+    except HalError as exc:
+        typer.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}), err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("worker")
+def worker_command(
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Deliver webhooks in this process (no HTTP); run as many as needed beside `hal serve`."""
+    import logging
+
+    from hal.services.delivery import run_worker
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request, URL included
+    settings = _settings(database_url)
+    _run(settings.database_url, _noop)
+    asyncio.run(run_worker(settings))
+
+
 def main() -> None:
     app()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cached_property
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hal.domain.limits import Limits
+from hal.domain.webhooks import check_retry_schedule
 from hal.services.admission import parse_rate
 
 
@@ -42,6 +44,17 @@ class Settings(BaseSettings):
     # How long the change log keeps changes for streams to replay (seconds, or ISO 8601
     # like PT72H); older ones are purged in bounded batches.
     stream_retention: timedelta = timedelta(hours=72)
+    # Webhooks (SPEC "Webhooks"). Delivery runs inside `hal serve` unless webhook_worker is
+    # false (then `hal worker` processes do it). Seconds before each attempt, the first one
+    # included; private and loopback receivers only for development and tests.
+    webhook_worker: bool = True
+    webhook_retry_schedule: Annotated[str, AfterValidator(check_retry_schedule)] = (
+        "0,5,300,1800,7200,18000,36000,36000"
+    )
+    webhooks_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=15, gt=0)
+    webhook_poll_seconds: float = Field(default=0.5, gt=0)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
     # Adds POST /api/widget/echo, the same stack without database work (benchmark ceiling).
     bench_echo: bool = False
     # Serves the demo customer app at /demo for the `demo` project (`hal serve --demo`).

@@ -1,4 +1,5 @@
 """The wire contract: request and response bodies, widget side and team side."""
 
 from hal.schemas.team import *  # noqa: F403
+from hal.schemas.webhooks import *  # noqa: F403
 from hal.schemas.widget import *  # noqa: F403
