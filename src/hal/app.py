@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Webhook delivery in the background of this process (`hal worker` does it elsewhere).
         delivery = DeliveryWorker(database, settings).start() if settings.webhook_worker else None
+        app.state.change_feed.start()  # live streams, and the change log's retention purge
         yield
         await app.state.change_feed.stop()
         if delivery is not None:

@@ -108,7 +108,7 @@ class ChangeFeed:
             self._cursors[project_id] = int(last.scalar_one())
         subscription = Subscription(project_id, self._cursors[project_id])
         self._subscribers.setdefault(project_id, set()).add(subscription)
-        self._ensure_running()
+        self.start()
         try:
             yield subscription
         finally:
@@ -118,7 +118,8 @@ class ChangeFeed:
                 self._subscribers.pop(project_id, None)
                 self._cursors.pop(project_id, None)
 
-    def _ensure_running(self) -> None:
+    def start(self) -> None:
+        """Run the readers (and the retention purge); a first stream also starts them."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="hal-change-feed")
 
