@@ -21,8 +21,10 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -55,6 +57,7 @@ class Variant:
     command: tuple[str, ...] | None = None  # None: `hal serve`; "{port}" is replaced
     workers: int = 1
     routes: tuple[str, ...] = tuple(THROUGHPUT_ROUTES)
+    webhook: bool = False  # one endpoint subscribed to every change, on a local receiver
 
 
 @dataclass
@@ -219,8 +222,26 @@ def setup(backend: str, variant: Variant, report: Report, workdir: Path) -> Setu
     return Setup(database_url, pg_name, token, returning, fresh, users)
 
 
+class _Accept(BaseHTTPRequestHandler):
+    """A webhook receiver that accepts every delivery at once."""
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server hook)
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def receiver() -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def serve(variant: Variant, database_url: str, log: Path) -> Server:
-    env = {**SERVER_ENV, "HAL_DATABASE_URL": database_url}
+    env = {**SERVER_ENV, "HAL_DATABASE_URL": database_url, "HAL_WEBHOOKS_ALLOW_PRIVATE": "true"}
     command = list(variant.command) if variant.command else None
     return Server(database_url, env=env, log=log, python=variant.python, command=command,
                   workers=variant.workers).start()  # fmt: skip
@@ -231,6 +252,15 @@ def throughput(
 ) -> Setup:
     """Echo, identify, track and set-properties at 32 clients on one server variant."""
     ready = setup(backend, variant, report, workdir)
+    sink = receiver() if variant.webhook else None
+    if sink is not None:
+        subprocess.run(
+            [sys.executable, "-m", "hal", "webhooks", "create", "--app-id", "bench", "--url",
+             f"http://127.0.0.1:{sink.server_address[1]}/hook", "--database-url",
+             ready.database_url],
+            check=True, capture_output=True,
+            env={**os.environ, "HAL_WEBHOOKS_ALLOW_PRIVATE": "true"},
+        )  # fmt: skip
     server = serve(variant, ready.database_url, workdir / f"server-{backend}.log")
     try:
         visitors = asyncio.run(warm_visitors(server.url, "bench", 1000))
@@ -248,6 +278,8 @@ def throughput(
         report.rss_mb[f"{backend} {variant.label}"] = peak_rss_mb(server.process.pid)
     finally:
         server.stop()
+        if sink is not None:
+            sink.shutdown()
     return ready
 
 
@@ -291,6 +323,8 @@ def variants(backend: str, baseline_python: str | None, ref: str) -> list[Varian
         "127.0.0.1", "--port", "{port}", "--loop", "asyncio", "--http", "h11",
         "--log-level", "warning")))  # fmt: skip
     found.append(Variant("uvloop + httptools"))
+    found.append(Variant("uvloop + httptools, one webhook endpoint", webhook=True,
+                         routes=("echo", "identify")))  # fmt: skip
     if backend == "postgres":
         found.append(Variant("uvloop + httptools, --workers 2", workers=2,
                              routes=("echo", "identify")))  # fmt: skip
