@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from hal.db.models import Company, Contact, Conversation, Deal, Event, Message
-from hal.db.store.base import CompanyRow, ContactRow
+from hal.db.store.base import CompanyRow
 from hal.domain.crm import EventScope
 from hal.domain.stages import StageDecision, StageMode
 from hal.schemas import (
     CompanyBrief,
     CompanyOut,
-    ContactOut,
-    ContactSummary,
     ConversationOut,
     ConversationSummaryOut,
     DealOut,
@@ -21,29 +19,17 @@ from hal.schemas import (
     PersonOut,
     StageWriteOut,
 )
-from hal.services.change_data import deal_view
+from hal.services.change_data import company_view, deal_view
+from hal.services.change_data import contact_out as contact_out  # shared with the change log
+from hal.services.change_data import contact_summary as contact_summary
 from hal.services.team import ConversationSummary
-
-
-def contact_out(contact: Contact | ContactRow) -> ContactOut:
-    return ContactOut(
-        id=contact.id,
-        user_id=contact.user_id,
-        email=contact.email,
-        name=contact.name,
-        metadata=contact.metadata_,
-        verified=contact.verified,
-        email_verified=contact.email_verified,
-    )
 
 
 def company_out(company: Company | CompanyRow, *, visible: bool = True) -> CompanyOut:
     """The company; only its id when the caller may not learn the rest."""
     if not visible:
         return CompanyOut(id=company.external_id, name=None, stage=None, metadata={})
-    return CompanyOut(
-        id=company.external_id, name=company.name, stage=company.stage, metadata=company.metadata_
-    )
+    return company_view(company)
 
 
 def optional_company_out(
@@ -115,14 +101,6 @@ def person_out(contact: Contact) -> PersonOut:
         user_id=contact.user_id,
         verified=contact.verified,
         email_verified=contact.email_verified,
-    )
-
-
-def contact_summary(contact: Contact) -> ContactSummary:
-    return ContactSummary(
-        **contact_out(contact).model_dump(),
-        created_at=contact.created_at,
-        last_seen_at=contact.last_seen_at,
     )
 
 

@@ -1,4 +1,5 @@
-"""The `data` of a change: the object as the team API shows it, plus its `version`."""
+"""Objects as the team API shows them, and the `data` of a change (that view plus its
+`version`): one shape for the answers and the change log."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from hal.db.models import Company, Contact, Conversation, Deal, Message
 from hal.db.store.base import CompanyRow, ContactRow
 from hal.domain.crm import DealStatus
 from hal.domain.stages import StageDecision, StageMode, StageSource
-from hal.schemas import CompanyOut, ContactSummary, DealOut, MessageOut
+from hal.schemas import CompanyOut, ContactOut, ContactSummary, DealOut, MessageOut
 
 CONTACT_FIELDS = ("user_id", "email", "name", "metadata", "verified", "email_verified")
 COMPANY_FIELDS = ("name", "stage", "metadata")
 
 
-def contact_data(contact: Contact | ContactRow) -> dict[str, Any]:
-    shown = ContactSummary(
+def contact_out(contact: Contact | ContactRow) -> ContactOut:
+    return ContactOut(
         id=contact.id,
         user_id=contact.user_id,
         email=contact.email,
@@ -23,17 +24,29 @@ def contact_data(contact: Contact | ContactRow) -> dict[str, Any]:
         metadata=contact.metadata_,
         verified=contact.verified,
         email_verified=contact.email_verified,
+    )
+
+
+def contact_summary(contact: Contact | ContactRow) -> ContactSummary:
+    return ContactSummary(
+        **contact_out(contact).model_dump(),
         created_at=contact.created_at,
         last_seen_at=contact.last_seen_at,
     )
-    return {**shown.model_dump(mode="json"), "version": contact.version}
+
+
+def company_view(company: Company | CompanyRow) -> CompanyOut:
+    return CompanyOut(
+        id=company.external_id, name=company.name, stage=company.stage, metadata=company.metadata_
+    )
+
+
+def contact_data(contact: Contact | ContactRow) -> dict[str, Any]:
+    return {**contact_summary(contact).model_dump(mode="json"), "version": contact.version}
 
 
 def company_data(company: Company | CompanyRow) -> dict[str, Any]:
-    shown = CompanyOut(
-        id=company.external_id, name=company.name, stage=company.stage, metadata=company.metadata_
-    )
-    return {**shown.model_dump(mode="json"), "version": company.version}
+    return {**company_view(company).model_dump(mode="json"), "version": company.version}
 
 
 def stage_change_data(
