@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -71,3 +72,20 @@ async def make_token(database: Database, project: TestProject, *, admin: bool = 
     return await database.transaction(
         lambda session: create_api_token(session=session, app_id=project.app_id, admin=admin)
     )
+
+
+async def number_all_changes(database: Database) -> None:
+    """Wait until every committed change has its id (PostgreSQL numbers them after commit,
+    once every older transaction on the server has ended)."""
+    from sqlalchemy import func, select
+
+    from hal.db.models import Change
+
+    for _ in range(200):
+        await database.number_changes()
+        async with database.sessionmaker() as session:
+            left = await session.scalar(select(func.count()).where(Change.id.is_(None)))
+        if not left:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("committed changes were left without an id")

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import select
 
+from hal.db.changelog import PendingChange, write_changes
 from hal.db.models import Change, Project
-from tests.factories import unique, unique_email
+from tests.factories import number_all_changes, unique, unique_email
 
 
 async def changes(database, project, after: int = 0) -> list[Change]:
+    """The project's changes after `after`, once every committed one has its id."""
+    await number_all_changes(database)
     async with database.sessionmaker() as session:
         rows = await session.execute(
             select(Change)
@@ -20,6 +24,12 @@ async def changes(database, project, after: int = 0) -> list[Change]:
             .order_by(Change.id)
         )
         return list(rows.scalars())
+
+
+async def project_by_app_id_row(database, project) -> int:
+    async with database.sessionmaker() as session:
+        found = await session.execute(select(Project.id).where(Project.app_id == project.app_id))
+        return int(found.scalar_one())
 
 
 async def last_id(database, project) -> int:
@@ -117,3 +127,37 @@ async def test_ids_grow_without_gaps_under_concurrent_writers(widget, project, d
     await asyncio.gather(*(widget.identify(project, user_id=unique("u")) for _ in range(20)))
     ids = [c.id for c in await changes(database, project)]
     assert ids == list(range(1, len(ids) + 1)) and len(ids) == 20
+
+
+async def test_postgres_writers_do_not_wait_on_each_other_and_ids_follow_the_end_of_writes(
+    widget, project, database
+):
+    """A transaction still open with a change does not hold back another writer of the same
+    project, and its change is numbered only once it has ended: a reader that has passed an id
+    never finds a change below it later."""
+    if not database.is_postgres:
+        pytest.skip("SQLite runs one writer at a time; ids are given in the writing transaction")
+    found = await project_by_app_id_row(database, project)
+    before = await last_id(database, project)
+    async with database.engine.connect() as slow:
+        await slow.begin()
+        await write_changes(slow, [PendingChange(found, "contact.updated", {"slow": True})])
+        # Another writer of the same project commits while the first is still open.
+        answer = await asyncio.wait_for(widget.identify(project, user_id=unique("u")), 30)
+        assert answer.status_code == 200
+        await database.number_changes()
+        async with database.sessionmaker() as session:
+            numbered = (
+                (
+                    await session.execute(
+                        select(Change.id).where(Change.project_id == found, Change.id > before)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert numbered == []  # the open transaction is older: nothing after it is numbered
+        await slow.commit()
+    after = await changes(database, project, before)
+    assert [c.type for c in after] == ["contact.updated", "contact.created"]
+    assert [c.id for c in after] == [before + 1, before + 2]

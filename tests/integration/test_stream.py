@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from hal.services.change_feed import purge_changes
-from tests.factories import make_project, make_token, unique
+from tests.factories import make_project, make_token, number_all_changes, unique
 from tests.servers import running_server
 from tests.sse import Event, events
 
@@ -87,6 +87,7 @@ async def test_an_id_older_than_what_is_kept_gets_resync_first(database_url, dat
     with running_server(database_url) as url:
         await identify(url, project.app_id, user_id=unique("u"))
         await identify(url, project.app_id, user_id=unique("u"))
+        await number_all_changes(database)
         await purge_changes(database, timedelta(0))
         await identify(url, project.app_id, user_id=unique("u"))  # id 3 is kept
         async with stream(url, project.app_id, token, **{"Last-Event-ID": "1"}) as source:

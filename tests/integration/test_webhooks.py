@@ -26,7 +26,13 @@ from hal.db.models import Change, WebhookAttempt, WebhookEndpoint, WebhookMessag
 from hal.db.queries import project_by_app_id
 from hal.domain.webhooks import DELIVERED_TYPES
 from hal.services.delivery import DeliveryWorker
-from tests.factories import TestProject, identify_payload, make_token, unique_email
+from tests.factories import (
+    TestProject,
+    identify_payload,
+    make_token,
+    number_all_changes,
+    unique_email,
+)
 from tests.integration.conftest import TeamClient
 from tests.receiver import Receiver, running_receiver
 
@@ -275,6 +281,7 @@ async def test_event_tracked_only_reaches_endpoints_that_name_it(
 
 async def test_a_new_endpoint_receives_changes_from_its_creation_on(admin, database, receiver):
     await record_changes(database, admin.project, ("contact.created", {"before": True}))
+    await number_all_changes(database)
     created = (await admin.post("/webhooks", {"url": receiver.url})).json()
     await record_changes(database, admin.project, ("contact.created", {"before": False}))
     async with delivering(database):

@@ -1,9 +1,20 @@
 """The change log's write side (SPEC "One change log, two consumers").
 
 A use case records changes as it goes (`Tx.record`, or `record` on an ORM session); the
-transaction writes them as its last statements, just before it commits: the project's
-counter is advanced (the row lock orders concurrent writers, so ids grow in commit order
-within a project) and the rows are inserted. A rolled-back transaction writes none.
+transaction inserts them as its last statement, just before it commits. A rolled-back
+transaction writes none.
+
+Readers (streams, webhook fan-out) follow a project's changes by `id`, so a change must never
+get an id lower than one a reader has already passed. How ids are given differs per engine:
+
+- SQLite runs one writer at a time: the transaction advances the project's counter
+  (`projects.last_change_id`) and inserts its changes with their ids.
+- PostgreSQL runs writers side by side. Advancing the counter in the writer would hold its row
+  lock until the commit and serialize the project's writes, so the writer inserts its changes
+  without an id, stamped with its transaction id (`txid`). `number_changes` then gives ids, in
+  order, to the changes of every transaction older than the oldest one still running
+  (`pg_snapshot_xmin`): those have all ended, so no change can later appear below the ids
+  given. One numbering runs at a time (an advisory lock); readers call it before they read.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, bindparam, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hal.db.models import Change, Project
@@ -41,10 +52,19 @@ _ADVANCE = (
 async def write_changes(
     connection: AsyncConnection, pending: list[PendingChange], now: datetime | None = None
 ) -> None:
-    """Number and insert the transaction's changes; call it last, before the commit."""
+    """Insert the transaction's changes (numbered on SQLite); call it last, before the commit."""
     if not pending:
         return
-    created_at = now or utcnow()
+    now = now or utcnow()
+    if connection.dialect.name == "postgresql":
+        await connection.execute(
+            insert(CHANGES),
+            [
+                {"project_id": c.project_id, "type": c.type, "data": c.data, "created_at": now}
+                for c in pending
+            ],
+        )
+        return
     by_project: dict[int, list[PendingChange]] = defaultdict(list)
     for change in pending:
         by_project[change.project_id].append(change)
@@ -60,11 +80,48 @@ async def write_changes(
                 "id": first + offset,
                 "type": change.type,
                 "data": change.data,
-                "created_at": created_at,
+                "created_at": now,
             }
             for offset, change in enumerate(changes)
         )
     await connection.execute(insert(CHANGES), rows)
+
+
+# Changes of ended transactions, oldest transaction first; each project's counter advances by
+# its count and they take the ids after it. Bounded per call; callers repeat while it is full.
+_NUMBER = text(
+    """
+    WITH ready AS (
+        SELECT seq, project_id, row_number() OVER (PARTITION BY project_id ORDER BY txid, seq) AS n
+        FROM (
+            SELECT seq, project_id, txid FROM changes
+            WHERE id IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
+            ORDER BY txid, seq
+            LIMIT :batch
+        ) AS ended
+    ), counts AS (
+        SELECT project_id, count(*) AS n FROM ready GROUP BY project_id
+    ), advanced AS (
+        UPDATE projects SET last_change_id = projects.last_change_id + counts.n
+        FROM counts WHERE projects.id = counts.project_id
+        RETURNING projects.id AS project_id, projects.last_change_id - counts.n AS base
+    )
+    UPDATE changes SET id = advanced.base + ready.n
+    FROM ready JOIN advanced ON advanced.project_id = ready.project_id
+    WHERE changes.seq = ready.seq
+    """
+)
+_ONE_NUMBERING = text("SELECT pg_advisory_xact_lock(1213, 1)")  # the two-key lock space
+NUMBER_BATCH = 5000
+
+
+async def number_changes(connection: AsyncConnection, batch: int = NUMBER_BATCH) -> int:
+    """PostgreSQL: give ids to the changes of ended transactions; how many were numbered."""
+    if connection.dialect.name != "postgresql":
+        return 0
+    await connection.execute(_ONE_NUMBERING)
+    numbered = await connection.execute(_NUMBER, {"batch": batch})
+    return int(numbered.rowcount)
 
 
 def record(session: AsyncSession, project_id: int, type: str, data: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from hal.db.changelog import PendingChange, write_changes
+from hal.db.changelog import NUMBER_BATCH, PendingChange, number_changes, write_changes
 from hal.db.project_cache import ProjectCache
 from hal.db.types import utcnow
 
@@ -233,6 +233,18 @@ class Database:
             return result
 
         return await self._retrying(once)
+
+    async def number_changes(self) -> int:
+        """Give committed changes their ids (PostgreSQL; see db/changelog.py), until none of an
+        ended transaction is left; readers of the change log call it before they read."""
+        if not self.is_postgres:
+            return 0
+        total = 0
+        while True:
+            numbered = await self.run(lambda tx: number_changes(tx.connection))
+            total += numbered
+            if numbered < NUMBER_BATCH:
+                return total
 
     async def dispose(self) -> None:
         await self.engine.dispose()

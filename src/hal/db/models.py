@@ -282,15 +282,19 @@ class AgentSession(Base):
 
 class Change(Base):
     """One committed change, written in the transaction that made it (SPEC "One change log"):
-    what webhooks deliver and streams replay. `id` counts per project, in commit order."""
+    what webhooks deliver and streams replay. `id` counts per project in the order changes
+    became final; `seq` is the row's insertion key. On PostgreSQL `id` is given after commit
+    (NULL until then, see db/changelog.py) and the table also has a `txid` column."""
 
     __tablename__ = "changes"
-    __table_args__ = (Index("ix_changes_created", "created_at"),)
-
-    project_id: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        Index("ix_changes_created", "created_at"),
+        Index("uq_changes_project_id", "project_id", "id", unique=True),
     )
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+    seq: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    id: Mapped[int | None] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,7 +1,9 @@
 """The live side of the change log (SPEC "Live stream"): every open stream of this process is
 fed by one reader per project, which polls the log every `poll_seconds` and at once after a
 commit in this process. Several processes share nothing but the database: a change committed
-anywhere is read by every process's reader within a poll.
+anywhere is read by every process's reader within a poll. Each round first numbers the changes
+committed since the last (PostgreSQL, see db/changelog.py), so numbering goes on even with no
+stream open.
 
 Streams hold no database connection while idle: the reader's queries are short transactions,
 and each stream only waits on its own bounded queue. A stream whose client reads too slowly
@@ -19,7 +21,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, tuple_
+from sqlalchemy import bindparam, delete, func, select
 
 from hal.db.engine import Database, Tx
 from hal.db.models import Change, Project
@@ -28,6 +30,7 @@ from hal.db.types import utcnow
 log = logging.getLogger("hal.stream")
 
 PAGE = 500
+WAKE_COALESCE_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,11 @@ class ChangeFeed:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            if self._wake.is_set():  # one round serves the commits of the next moment
+                await asyncio.sleep(WAKE_COALESCE_SECONDS)
             self._wake.clear()
             try:
+                await self.database.number_changes()
                 for project_id in list(self._subscribers):
                     await self._read(project_id)
                 if loop.time() - last_purge > 60:
@@ -175,12 +181,18 @@ class ChangeFeed:
 async def purge_changes(database: Database, retention: timedelta, batch: int = 1000) -> int:
     """Delete changes older than the retention period, in bounded batches; returns how many."""
     cutoff = utcnow() - retention
-    old = select(Change.project_id, Change.id).where(Change.created_at < cutoff).limit(batch)
+    # Numbered changes only: one still waiting for its id has not been read by anyone yet.
+    old = (
+        select(Change.seq)
+        .where(Change.created_at < cutoff, Change.id.is_not(None))
+        .order_by(Change.created_at)
+        .limit(batch)
+    )
 
     async def one_batch(tx: Tx) -> int:
-        keys = [(row.project_id, row.id) for row in await tx.execute(old)]
+        keys = list((await tx.execute(old)).scalars())
         if keys:
-            await tx.execute(delete(Change).where(tuple_(Change.project_id, Change.id).in_(keys)))
+            await tx.execute(delete(Change).where(Change.seq.in_(keys)))
         return len(keys)
 
     deleted = 0

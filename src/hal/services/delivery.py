@@ -274,6 +274,7 @@ class DeliveryWorker:
     async def step(self, clients: Clients) -> bool:
         """One round of work; False when there was nothing to do."""
         first_delay = self.schedule[0]
+        await self.db.number_changes()
         fanned = 0
         for _ in range(FAN_OUT_ROUNDS):
             read = await fan_out(self.db, first_delay=first_delay)

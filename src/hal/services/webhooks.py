@@ -36,9 +36,11 @@ def new_webhook_secret() -> str:
 async def create_endpoint(
     *, db: Database, project_id: int, url: str, events: list[str], allow_private: bool
 ) -> WebhookEndpoint:
-    """Save an endpoint; it receives the changes committed after this one."""
+    """Save an endpoint; it receives the changes committed after this one (a change whose
+    transaction ends while the endpoint is saved may land on either side)."""
     events = check_events(events)
     await resolve_target(url, allow_private=allow_private)
+    await db.number_changes()
 
     async def work(session: AsyncSession) -> WebhookEndpoint:
         last_change = await session.scalar(
