@@ -102,6 +102,21 @@ async def test_an_agent_sees_only_its_own_project(inbox, agent, widget, new_proj
     assert "secret" not in (await inbox.get("/inbox?status=all")).text
 
 
+async def test_an_old_conversation_with_a_new_message_is_on_the_first_page(
+    inbox, agent, widget, project
+):
+    """The inbox shows the 100 most recently active conversations, not the 100 newest."""
+    await widget.call("messages", project, "v-oldest", body="first words")
+    for n in range(100):
+        await widget.call("messages", project, f"v-{n}", body=f"message {n}")
+    await widget.call("messages", project, "v-oldest", body="back again")
+    await log_in(inbox, *agent)
+    listed = (await inbox.get("/inbox/conversations.json")).json()
+    assert len(listed) == 100
+    assert listed[0]["last_message"]["body"] == "back again"
+    assert "back again" in (await inbox.get("/inbox")).text
+
+
 # Login throttling: failures are counted per email and per client address.
 
 

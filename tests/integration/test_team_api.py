@@ -193,3 +193,24 @@ async def test_a_company_with_200_contacts_and_100_metadata_keys(widget, team):
     assert detail["contact_count"] == 200 and len(detail["contacts"]) == 100
     full = (await team.get(f"/contacts/{contact['contact']['id']}")).json()
     assert len(full["contact"]["metadata"]) == 100
+
+
+async def test_conversations_page_by_latest_activity(widget, team):
+    """An old conversation with a new message comes back to the first page, and paging
+    through shows every conversation once."""
+    project = team.project
+    visitors = [unique("v") for _ in range(4)]
+    for visitor in visitors:
+        await widget.call("messages", project, visitor, body=f"first from {visitor}")
+    await widget.call("messages", project, visitors[0], body="the oldest speaks again")
+    first = (await team.get("/conversations", limit=2)).json()
+    assert first["items"][0]["last_message"]["body"] == "the oldest speaks again"
+    seen = [c["id"] for c in first["items"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = (await team.get("/conversations", limit=2, cursor=cursor)).json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+    assert len(seen) == len(set(seen)) == 4
+    bad = await team.get("/conversations", cursor="bm90LWEtY3Vyc29y")
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "cursor"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, union
+from sqlalchemy import and_, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.db.changelog import record
@@ -52,6 +53,26 @@ def decode_cursor(cursor: str | None) -> int | None:
     if not 1 <= last_id <= MAX_ID:
         raise InvalidInput("invalid_cursor", "cursor is not one this API gave", field="cursor")
     return last_id
+
+
+def encode_activity_cursor(at: datetime, last_id: int) -> str:
+    text = f"{at.isoformat()}|{last_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_activity_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    """(last activity, id) of the last conversation a page showed."""
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, _, last_id = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
+        found = (datetime.fromisoformat(at), int(last_id))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        found = None
+    if found is None or found[0].tzinfo is None or not 1 <= found[1] <= MAX_ID:
+        raise InvalidInput("invalid_cursor", "cursor is not one this API gave", field="cursor")
+    return found
 
 
 def check_limit(limit: int) -> int:
@@ -304,18 +325,21 @@ async def list_conversations(
     query = select(Conversation).where(Conversation.project_id == project.id)
     if status is not None:
         query = query.where(Conversation.status == status)
-    after = decode_cursor(cursor)
+    after = decode_activity_cursor(cursor)
     if after is not None:
-        query = query.where(Conversation.id < after)
-    # Paged by id (stable under new messages); ordered by activity within the page.
-    rows = list(
-        (await session.execute(query.order_by(Conversation.id.desc()).limit(limit + 1))).scalars()
-    )
-    page = _page(rows, limit)
-    conversations: list[Conversation] = page.items
-    summaries = await summarize(session, conversations)
-    summaries.sort(key=lambda s: s.conversation.last_message_at, reverse=True)
-    return Page(summaries, page.next_cursor)
+        at, last_id = after
+        query = query.where(
+            or_(
+                Conversation.last_message_at < at,
+                and_(Conversation.last_message_at == at, Conversation.id < last_id),
+            )
+        )
+    newest_first = (Conversation.last_message_at.desc(), Conversation.id.desc())
+    rows = list((await session.execute(query.order_by(*newest_first).limit(limit + 1))).scalars())
+    conversations: list[Conversation] = rows[:limit]
+    last = conversations[-1] if len(rows) > limit else None
+    next_cursor = encode_activity_cursor(last.last_message_at, last.id) if last else None
+    return Page(await summarize(session, conversations), next_cursor)
 
 
 async def summarize(
