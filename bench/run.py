@@ -207,6 +207,8 @@ class Setup:
 def setup(backend: str, variant: Variant, report: Report, workdir: Path) -> Setup:
     database_url, pg_name = new_database(backend, workdir)
     py = variant.python
+    subprocess.run([py, "-m", "hal", "migrate", "--database-url", database_url], check=True,
+                   capture_output=True)  # fmt: skip
     project = hal(database_url, "projects", "create", "--app-id", "bench", python=py)
     token = hal(database_url, "tokens", "create", "--app-id", "bench", python=py)["token"]
     secret = project["identity_secret"]

@@ -96,6 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         database_url = f"sqlite:///{Path(tmp) / 'streams.db'}"
+        hal(database_url, "migrate")
         hal(database_url, "projects", "create", "--app-id", "bench")
         token = hal(database_url, "tokens", "create", "--app-id", "bench")["token"]
         env = {"HAL_WIDGET_RATE_PER_PROJECT": "off", "HAL_NEW_VISITORS_PER_CLIENT": "off"}

@@ -1,4 +1,13 @@
-"""The `hal` command line: serve, projects, tokens."""
+"""The `hal` command line, grouped as `hal --help` shows it.
+
+Run:       serve, worker, migrate, db revision
+Configure: projects create|update|show|rotate-secret, tokens create|revoke,
+           agents create|remove|set-password, webhooks create
+Data:      seed
+
+Only `serve` and `migrate` change the schema; every other command refuses a database whose
+schema is not this version's (hal.db.migrate.require_current).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.config import Settings
 from hal.db.engine import Database
-from hal.db.migrate import migrate
+from hal.db.migrate import head_revision, migrate, new_revision, require_current
 from hal.domain.errors import HalError
 from hal.domain.projects import CompanyClaims
 from hal.domain.stages import StageMode
@@ -32,10 +41,13 @@ T = TypeVar("T")
 app = typer.Typer(help="HAL widget identification service.", no_args_is_help=True)
 projects_app = typer.Typer(help="Create and configure projects.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Team API tokens.", no_args_is_help=True)
-app.add_typer(projects_app, name="projects")
+RUN, CONFIGURE, DATA = "Run", "Configure", "Data"
+app.add_typer(projects_app, name="projects", rich_help_panel=CONFIGURE)
 agents_app = typer.Typer(help="Inbox logins.", no_args_is_help=True)
-app.add_typer(tokens_app, name="tokens")
-app.add_typer(agents_app, name="agents")
+app.add_typer(tokens_app, name="tokens", rich_help_panel=CONFIGURE)
+app.add_typer(agents_app, name="agents", rich_help_panel=CONFIGURE)
+db_app = typer.Typer(help="Schema migrations for developers.", no_args_is_help=True)
+app.add_typer(db_app, name="db", rich_help_panel=RUN)
 
 DatabaseUrl = Annotated[
     str | None,
@@ -50,13 +62,19 @@ def _settings(database_url: str | None) -> Settings:
     return settings
 
 
-def _run(database_url: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Migrate, then run `work` in one transaction; a refusal prints its error and exits 1."""
+def _run(
+    database_url: str | None,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    migrating: bool = False,
+) -> T:
+    """Run `work` in one transaction on a current schema (only `serve` and `migrate` bring it
+    up to date); a refusal prints its error and exits 1."""
 
     async def main() -> T:
         database = Database(_settings(database_url).database_url)
         try:
-            await migrate(database)
+            await (migrate(database) if migrating else require_current(database))
             return await database.transaction(work)
         finally:
             await database.dispose()
@@ -64,7 +82,7 @@ def _run(database_url: str | None, work: Callable[[AsyncSession], Awaitable[T]])
     try:
         return asyncio.run(main())
     except HalError as exc:
-        typer.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}), err=True)
+        typer.echo(json.dumps(exc.body()), err=True)
         raise typer.Exit(1) from None
 
 
@@ -305,7 +323,7 @@ def agents_set_password(
 DEMO_APP_ID = "demo"
 
 
-@app.command("seed")
+@app.command("seed", rich_help_panel=DATA)
 def seed_command(
     app_id: Annotated[str, typer.Option("--app-id")],
     contacts: Annotated[int, typer.Option("--contacts", min=0, help="Seeded contacts wanted")],
@@ -362,7 +380,7 @@ def _ensure_demo_project(database_url: str | None) -> dict[str, Any]:
             )
         return project_service.describe_project(project, include_secret=True)
 
-    return _run(database_url, work)
+    return _run(database_url, work, migrating=True)
 
 
 def _demo_banner(project: dict[str, Any], base_url: str) -> str:
@@ -388,7 +406,7 @@ def _demo_banner(project: dict[str, Any], base_url: str) -> str:
     )
 
 
-@app.command()
+@app.command(rich_help_panel=RUN)
 def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
@@ -408,7 +426,7 @@ def serve(
             _demo_banner(_ensure_demo_project(settings.database_url), f"http://{host}:{port}")
         )
     else:
-        _run(settings.database_url, _noop)
+        _run(settings.database_url, _noop, migrating=True)
     run_server(settings, host=host, port=port, workers=workers, log_level=log_level)
 
 
@@ -416,17 +434,23 @@ async def _noop(_: AsyncSession) -> None:
     return None
 
 
-@app.command("migrate")
+@app.command("migrate", rich_help_panel=RUN)
 def migrate_command(database_url: DatabaseUrl = None) -> None:
     """Bring the database schema up to date (hal serve does this at start)."""
-    _run(database_url, _noop)
-    typer.echo("schema is up to date")
+    _run(database_url, _noop, migrating=True)
+    _print({"schema": "current", "revision": head_revision()})
+
+
+@db_app.command("revision")
+def db_revision(message: Annotated[str, typer.Option("-m", "--message")]) -> None:
+    """Write a new, empty migration after the newest one (see hal.db.migrate)."""
+    typer.echo(new_revision(message))
 
 
 webhooks_app = typer.Typer(
     help="Webhook endpoints (the admin API has the rest).", no_args_is_help=True
 )
-app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(webhooks_app, name="webhooks", rich_help_panel=CONFIGURE)
 
 
 @webhooks_app.command("create")
@@ -449,7 +473,7 @@ def webhooks_create(
     async def main() -> dict[str, Any]:
         database = Database(settings.database_url)
         try:
-            await migrate(database)
+            await require_current(database)
             project = await database.transaction(
                 lambda s: project_service.get_project(session=s, app_id=app_id)
             )
@@ -467,11 +491,11 @@ def webhooks_create(
     try:
         _print(asyncio.run(main()))
     except HalError as exc:
-        typer.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}), err=True)
+        typer.echo(json.dumps(exc.body()), err=True)
         raise typer.Exit(1) from None
 
 
-@app.command("worker")
+@app.command("worker", rich_help_panel=RUN)
 def worker_command(
     database_url: DatabaseUrl = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",

@@ -11,15 +11,10 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from hal.config import Settings
+from hal.domain.errors import error_body
 
 _TIMEOUT_BODY = json.dumps(
-    {
-        "error": {
-            "code": "request_timeout",
-            "message": "the request line and headers did not arrive in time",
-            "field": "headers",
-        }
-    }
+    error_body("request_timeout", "the request line and headers did not arrive in time", "headers")
 ).encode()
 
 

@@ -52,6 +52,7 @@ class Site:
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[Site]:
     database_url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'hal.db'}"
+    hal(database_url, "migrate")
     project = hal(
         database_url, "projects", "create", "--name", "Acme support", "--app-id", "acme-app"
     )
@@ -112,6 +113,7 @@ def demo_site(tmp_path: Path, artifacts_dir: Path, name: str) -> DemoSite:
     from tests.servers import free_port
 
     database_url = f"sqlite:///{tmp_path / 'hal.db'}"
+    hal(database_url, "migrate")
     hal(database_url, "projects", "create", "--name", "Demo", "--app-id", "demo")
     token = hal(database_url, "tokens", "create", "--app-id", "demo")["token"]
     port = free_port()

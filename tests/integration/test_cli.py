@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -14,7 +16,9 @@ runner = CliRunner()
 
 @pytest.fixture
 def db(tmp_path):
-    return f"sqlite:///{tmp_path / 'cli.db'}"
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert hal(url, "migrate")["schema"] == "current"
+    return url
 
 
 def hal(db, *args, input=None, ok=True):
@@ -118,3 +122,28 @@ def test_a_revoked_token_is_refused(db):
             await database.dispose()
 
     assert asyncio.run(lookup()) is None
+
+
+def test_only_serve_and_migrate_change_the_schema(tmp_path):
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    refused = hal(fresh, "projects", "create", "--name", "Acme", ok=False)
+    assert refused.exit_code == 1
+    error = json.loads(refused.stderr)["error"]
+    assert error["code"] == "schema_not_current" and "hal migrate" in error["message"]
+    assert hal(fresh, "migrate")["schema"] == "current"
+    assert hal(fresh, "projects", "create", "--name", "Acme")["name"] == "Acme"
+
+
+def test_db_revision_writes_a_migration_after_the_newest(tmp_path, monkeypatch):
+    from hal.db import migrate as migrations
+
+    versions = tmp_path / "migrations" / "versions"
+    shutil.copytree(migrations.MIGRATIONS, tmp_path / "migrations")
+    monkeypatch.setattr(migrations, "MIGRATIONS", tmp_path / "migrations")
+    head = migrations.head_revision()
+    result = runner.invoke(app, ["db", "revision", "-m", "add a column"])
+    assert result.exit_code == 0, result.output
+    written = Path(result.stdout.strip().splitlines()[-1])
+    assert written.parent == versions and written.exists()
+    assert f"Revises: {head}" in written.read_text()
+    assert migrations.head_revision() != head

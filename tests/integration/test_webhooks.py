@@ -531,6 +531,7 @@ async def test_internal_addresses_are_refused_again_at_delivery(
 def test_hal_webhooks_create_prints_the_endpoint_with_its_secret(tmp_path, monkeypatch):
     runner = CliRunner()
     db = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert runner.invoke(cli_app, ["migrate", "--database-url", db]).exit_code == 0
     created = runner.invoke(cli_app, ["projects", "create", "--app-id", "p1", "--database-url", db])
     assert created.exit_code == 0, created.output
     monkeypatch.setenv("HAL_WEBHOOKS_ALLOW_PRIVATE", "true")

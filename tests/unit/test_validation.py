@@ -28,8 +28,7 @@ def test_real_ids_pass(value):
 
 def test_emails_are_trimmed_and_matched_case_insensitively():
     email = parse_email("  Alice@Example.COM ", limits=LIMITS)
-    assert (email.raw, email.display, email.normalized) == (
-        "  Alice@Example.COM ",
+    assert (email.display, email.normalized) == (
         "Alice@Example.COM",
         "alice@example.com",
     )

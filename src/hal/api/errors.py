@@ -63,7 +63,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def error_response(
     status: int, code: str, message: str, field: str | None = None, **headers: str
 ) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "field": field}}
+    body = errors.error_body(code, message, field)
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.api.deps import DatabaseDep
+from hal.api.errors import error_response
 from hal.api.inbox_session import (
     AgentSession,
     LoginRequired,
@@ -314,7 +315,7 @@ async def company_stage(
 
 async def login_redirect(request: Request, exc: Exception) -> Response:
     if request.url.path.endswith(".json"):
-        return JSONResponse({"error": {"code": "login_required", "message": "log in again"}}, 401)
+        return error_response(401, "login_required", "log in again")
     return RedirectResponse("/inbox/login", status_code=303)
 
 

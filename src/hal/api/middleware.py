@@ -8,6 +8,8 @@ import json
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hal.domain.errors import error_body
+
 WIDGET_PREFIX = "/api/widget/"
 
 
@@ -24,7 +26,7 @@ class BodyLimitMiddleware:
         await self._refuse(send, 413, "body_too_large", f"the body is over {self.max_bytes} bytes")
 
     async def _refuse(self, send: Send, status: int, code: str, message: str) -> None:
-        body = json.dumps({"error": {"code": code, "message": message, "field": "body"}}).encode()
+        body = json.dumps(error_body(code, message, "body")).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -1,4 +1,10 @@
-"""Run the Alembic migrations programmatically (at `hal serve` start and in tests)."""
+"""Run the Alembic migrations programmatically: at `hal serve` start, by `hal migrate`, and in
+tests. Every other command only checks that the schema is current (`require_current`).
+
+Adding a migration: `hal db revision -m "what changes"` writes a new file under
+`src/hal/db/migrations/versions/` after the newest one; fill in `upgrade()` (and `downgrade()`
+where going back is possible), keep `models.py` in step, and run the tests on both engines.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 from hal.db.engine import Database
+from hal.domain.errors import Conflict
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 7_210_431_880_113
@@ -32,3 +41,33 @@ async def migrate(database: Database) -> None:
     """Bring the schema to the newest revision."""
     async with database.engine.begin() as connection:
         await connection.run_sync(_upgrade)
+
+
+def head_revision() -> str:
+    """The newest migration this version ships."""
+    return str(ScriptDirectory.from_config(alembic_config()).get_current_head())
+
+
+def _is_current(connection: Connection) -> bool:
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    return set(MigrationContext.configure(connection).get_current_heads()) == set(heads)
+
+
+async def require_current(database: Database) -> None:
+    """Refuse to work on a schema this version did not migrate (commands never migrate)."""
+    async with database.engine.connect() as connection:
+        current = await connection.run_sync(_is_current)
+    if not current:
+        raise Conflict(
+            "schema_not_current",
+            "the database schema is not this version's: run `hal migrate` (or `hal serve`) first",
+            field="database_url",
+        )
+
+
+def new_revision(message: str) -> str:
+    """Write an empty migration after the newest one; the path of the new file."""
+    rev_id = f"{int(head_revision()) + 1:04d}"  # revisions are numbered 0001, 0002, ...
+    script = command.revision(alembic_config(), message=message, rev_id=rev_id)
+    revisions = script if isinstance(script, list) else [script]
+    return str(revisions[0].path) if revisions and revisions[0] is not None else ""

@@ -11,7 +11,7 @@ def require_session(
     *, project: ProjectConfig, bound_verified: bool, session: bool, proven: bool, bearer: bool
 ) -> None:
     """A visitor bound to a verified contact needs its session token or a valid proof."""
-    if project.verifies and bound_verified and not session and not proven:
+    if project.protects(bound_verified) and not session and not proven:
         reason = "is invalid, expired or not this visitor's" if bearer else "is missing"
         raise Unauthorized(
             "session_token_required",

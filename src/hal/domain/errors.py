@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """The one shape of every refusal: `{"error": {"code", "message", "field"}}`."""
+    return {"error": {"code": code, "message": message, "field": field}}
+
 
 class HalError(Exception):
     """A refusal a client can act on: a stable `code`, a sentence, and the field at fault."""
@@ -11,6 +18,9 @@ class HalError(Exception):
         self.code = code
         self.message = message
         self.field = field
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, self.field)
 
 
 class BadRequest(HalError):

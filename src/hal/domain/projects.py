@@ -88,6 +88,11 @@ class ProjectConfig:
         """Whether identities are checked at all (`enabled` or `enforced`)."""
         return self.identity_verification is not VerificationMode.DISABLED
 
+    def protects(self, verified: bool) -> bool:
+        """Whether a contact (or binding) marked verified gets a verified one's protection:
+        only while the project checks identities (README "Who may read and write what")."""
+        return verified and self.verifies
+
     def accepted_secrets(self, now: datetime) -> list[str]:
         """The identity secrets a hash or token may be signed with right now."""
         return accepted_secrets(

@@ -19,9 +19,8 @@ Metadata = dict[str, Any]
 
 @dataclass(frozen=True)
 class Email:
-    """An email as the customer sent it (`raw`), trimmed for display and lowered for matching."""
+    """An email trimmed for display, and its matching key."""
 
-    raw: str
     display: str
     normalized: str
 
@@ -66,7 +65,7 @@ def check_identifier(value: str, *, field: str, limits: Limits) -> str:
 
 @functools.lru_cache(maxsize=16_384)  # returning users send the same addresses again and again
 def parse_email(value: str, *, field: str = "email", limits: Limits) -> Email:
-    """Check email syntax; keep the raw value (it is what `user_hash` signs).
+    """Check email syntax (a `user_hash` signs the value as sent, not this one).
 
     The matching key is the address after Unicode NFKC normalization, trimming and
     lower-casing, with the domain in its IDNA (punycode) form: a full-width letter or a
@@ -83,7 +82,7 @@ def parse_email(value: str, *, field: str = "email", limits: Limits) -> Email:
         ) from None
     domain = checked.ascii_domain or checked.domain
     normalized = f"{checked.local_part}@{domain}".lower()
-    return Email(raw=value, display=display, normalized=normalized)
+    return Email(display=display, normalized=normalized)
 
 
 def normalize_email(value: str) -> str:
@@ -133,7 +132,7 @@ def check_metadata(value: Mapping[str, Any], *, field: str, limits: Limits) -> M
         key_field = f"{field}.{key}"
         if not 1 <= len(key) <= limits.max_metadata_key_length:
             raise InvalidInput(
-                "invalid_metadata_key",
+                "too_long" if key else "empty_value",
                 f"{field} keys must be 1-{limits.max_metadata_key_length} characters",
                 field=key_field[:200],
             )

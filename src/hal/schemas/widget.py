@@ -18,14 +18,16 @@ from hal.domain.stages import StageMode
 Id = Annotated[StrictStr, Field(min_length=1, max_length=255)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=255)]
 Scalar = StrictStr | StrictInt | StrictFloat | StrictBool | None
+# Configurable limits (counts, lengths of keys and values) are checked once, in the services
+# (hal.domain.validation with the project's Limits); the schemas state only the shapes.
 MetadataValue = Annotated[
-    Scalar | Annotated[list[Scalar], Field(max_length=50)],
+    Scalar | list[Scalar],
     Field(
         description="string (<= 1,000 chars), number, boolean, null, or a list of <= 50 of those"
     ),
 ]
 Metadata = Annotated[
-    dict[Annotated[str, Field(min_length=1, max_length=64)], MetadataValue],
+    dict[str, MetadataValue],
     Field(description="Merged key by key; a null value deletes the key. <= 100 keys per call."),
 ]
 
@@ -76,7 +78,7 @@ class IdentifyRequest(Input):
     company: CompanyInput | None = Field(
         default=None, description="Upserted, linked and made active; null clears the active company"
     )
-    company_ids: Annotated[list[Id], Field(max_length=50)] | None = None
+    company_ids: list[Id] | None = Field(default=None, description="<= 50 ids (configurable)")
     user_hash: Annotated[StrictStr, Field(max_length=128)] | None = None
     identity_token: Annotated[StrictStr, Field(max_length=8192)] | None = None
     # Enums are given as their string values; strict mode would demand enum instances.

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.db.models import Agent, InstanceSecret, Project
 from hal.db.models import AgentSession as SessionRow
-from hal.db.queries import insert_ignoring_conflict
+from hal.db.queries import insert_ignoring_conflict, locked
 from hal.db.types import utcnow
 from hal.domain.errors import Conflict, InvalidInput, NotFound
 from hal.domain.limits import Limits
@@ -152,9 +152,9 @@ async def start_session(*, session: AsyncSession, agent: Agent, ttl: timedelta) 
     # The row lock orders this after a concurrent set_password or remove_agent, whose
     # deletion of sessions would otherwise miss the one being added.
     unchanged = await session.execute(
-        select(Agent.id)
-        .where(Agent.id == agent.id, Agent.password_hash == agent.password_hash)
-        .with_for_update(key_share=True)  # FOR NO KEY UPDATE
+        locked(
+            select(Agent.id).where(Agent.id == agent.id, Agent.password_hash == agent.password_hash)
+        )
     )
     if unchanged.scalar_one_or_none() is None:
         return None

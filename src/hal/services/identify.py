@@ -131,7 +131,7 @@ def _check(request: IdentifyRequest, project: ProjectConfig, limits: Limits, tx:
     company_ids = list(request.company_ids or [])
     if len(company_ids) > limits.max_company_ids:
         raise InvalidInput(
-            "too_many_items",
+            "too_long",
             f"company_ids has more than {limits.max_company_ids} ids",
             field="company_ids",
         )
@@ -321,7 +321,7 @@ async def _write_companies(
         if row.id in linked:
             link_data = {"contact_id": contact.id, "company_id": external_id}
             tx.record(project.id, "contact.company_linked", link_data)
-    if contact.verified and project.verifies:
+    if project.protects(contact.verified):
         await guard(tx, [row.id for row in rows.values() if not row.guarded])
         if newly_verified:
             await guard_linked(tx, contact.id)

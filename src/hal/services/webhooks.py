@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.db.engine import Database
 from hal.db.models import Change, Project, WebhookAttempt, WebhookEndpoint, WebhookMessage
+from hal.db.queries import locked
 from hal.db.types import utcnow
 from hal.domain.errors import Conflict, NotFound
 from hal.domain.webhooks import OPT_IN_TYPES, TEST_TYPE, check_events, message_payload
@@ -69,7 +70,7 @@ async def get_endpoint(
         WebhookEndpoint.id == endpoint_id, WebhookEndpoint.project_id == project_id
     )
     if lock:
-        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
+        query = locked(query)
     endpoint = (await session.execute(query)).scalar_one_or_none()
     if endpoint is None:
         raise NotFound(
@@ -232,9 +233,11 @@ async def retry_message(
     _require_enabled(endpoint)
     message = (
         await session.execute(
-            select(WebhookMessage)
-            .where(WebhookMessage.id == message_id, WebhookMessage.endpoint_id == endpoint.id)
-            .with_for_update(key_share=True)
+            locked(
+                select(WebhookMessage).where(
+                    WebhookMessage.id == message_id, WebhookMessage.endpoint_id == endpoint.id
+                )
+            )
         )
     ).scalar_one_or_none()
     if message is None:

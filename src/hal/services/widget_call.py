@@ -64,9 +64,8 @@ class WidgetCall:
     def verified(self) -> bool:
         """The call acts as its contact, proven: a verified binding and its session."""
         return (
-            self.project.verifies
-            and self.contact is not None
-            and self.contact.verified
+            self.contact is not None
+            and self.project.protects(self.contact.verified)
             and self.visitor.verified
             and self.session
         )
@@ -83,7 +82,7 @@ class WidgetCall:
     def check_contact_write(self) -> None:
         """An unverified call never writes a verified contact (a session of a binding made
         without proof does not count)."""
-        if self.project.verifies and self.contact is not None and self.contact.verified:
+        if self.contact is not None and self.project.protects(self.contact.verified):
             if not self.verified:
                 raise Forbidden(
                     "verification_required",
