@@ -65,15 +65,26 @@ async def get_widget(
 WidgetDep = Annotated[Widget, Depends(get_widget)]
 
 
-async def get_team_project(
-    request: Request,
+@dataclass(frozen=True)
+class TeamAuth:
+    """A team API token's grant: the project it was made for, and its scope."""
+
+    project: Project
+    scope: str  # "team" or "admin"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.scope == "admin"
+
+
+async def get_team_auth(
     app_id: str,
     db: DatabaseDep,
     authorization: Annotated[
         str | None, Header(description="`Bearer <token>` from `hal tokens create`")
     ] = None,
-) -> Project:
-    """The project a team API token was made for; it must be the one in the path."""
+) -> TeamAuth:
+    """The grant of a team API token; its project must be the one in the path."""
     token = bearer_token(authorization)
     if token is None:
         raise Unauthorized(
@@ -89,19 +100,25 @@ async def get_team_project(
         raise Forbidden(
             "token_not_for_project", "this API token belongs to another project", field="app_id"
         )
-    request.state.token_scope = scope
-    return project
+    return TeamAuth(project, scope)
 
 
-async def get_admin_project(request: Request, project: TeamProjectDep) -> Project:
+TeamAuthDep = Annotated[TeamAuth, Depends(get_team_auth)]
+
+
+async def get_team_project(auth: TeamAuthDep) -> Project:
+    return auth.project
+
+
+async def get_admin_project(auth: TeamAuthDep) -> Project:
     """As the team API, with a token made by `hal tokens create --admin`."""
-    if request.state.token_scope != "admin":
+    if not auth.is_admin:
         raise Forbidden(
             "admin_token_required",
             "project settings and secrets need an admin token (hal tokens create --admin)",
             field="authorization",
         )
-    return project
+    return auth.project
 
 
 TeamProjectDep = Annotated[Project, Depends(get_team_project)]

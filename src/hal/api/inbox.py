@@ -164,26 +164,16 @@ async def conversations_json(
 async def _thread_context(
     db: Database, session: AgentSession, conversation_id: int
 ) -> dict[str, Any]:
-    async def work(s: Any) -> dict[str, Any]:
-        conversation = await conversations.get_conversation(
-            session=s, project=session.project, conversation_id=conversation_id
+    thread = await db.transaction(
+        lambda s: team.thread(
+            session=s, project=session.project, conversation_id=conversation_id, with_contact=True
         )
-        [summary] = await team.summarize(s, [conversation])
-        messages = (await conversations.messages_of(s, [conversation.id]))[conversation.id]
-        detail = (
-            await team.contact_detail(
-                session=s, project=session.project, contact_id=conversation.contact_id
-            )
-            if conversation.contact_id
-            else None
-        )
-        return {
-            "thread": conversation_summary_out(summary),
-            "messages": [message_out(m) for m in messages],
-            "detail": detail,
-        }
-
-    return await db.transaction(work)
+    )
+    return {
+        "thread": conversation_summary_out(thread.summary),
+        "messages": [message_out(m) for m in thread.messages],
+        "detail": thread.contact,
+    }
 
 
 @router.get("/conversations/{conversation_id}")
@@ -213,14 +203,12 @@ async def messages_json(
     db: DatabaseDep,
     after: Annotated[int, Query(ge=0, le=team.MAX_ID)] = 0,
 ) -> JSONResponse:
-    async def work(s: Any) -> list[Any]:
-        conversation = await conversations.get_conversation(
-            session=s, project=session.project, conversation_id=conversation_id
+    messages = await db.transaction(
+        lambda s: conversations.messages_after(
+            session=s, project=session.project, conversation_id=conversation_id, after=after
         )
-        messages = (await conversations.messages_of(s, [conversation.id]))[conversation.id]
-        return [message_out(m).model_dump(mode="json") for m in messages if m.id > after]
-
-    return JSONResponse(await db.transaction(work))
+    )
+    return JSONResponse([message_out(m).model_dump(mode="json") for m in messages])
 
 
 @router.post("/conversations/{conversation_id}/reply")
@@ -272,14 +260,11 @@ async def change_status(
 async def contact_page(
     request: Request, contact_id: RowId, session: AgentDep, db: DatabaseDep
 ) -> HTMLResponse:
-    async def work(s: Any) -> dict[str, Any]:
-        detail = await team.contact_detail(
-            session=s, project=session.project, contact_id=contact_id
-        )
-        summaries = await team.summarize(s, detail.conversations)
-        return {"detail": detail, "threads": [conversation_summary_out(x) for x in summaries]}
-
-    return _page(request, "contact.html", session, **await db.transaction(work))
+    detail = await db.transaction(
+        lambda s: team.contact_detail(session=s, project=session.project, contact_id=contact_id)
+    )
+    threads = [conversation_summary_out(x) for x in detail.conversations]
+    return _page(request, "contact.html", session, detail=detail, threads=threads)
 
 
 @router.get("/companies/{company_id:path}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.api.body import StrictJSONRoute
 from hal.api.deps import DatabaseDep, SettingsDep, TeamProjectDep
@@ -74,15 +73,9 @@ async def contact_detail(
     contact_id: RowId, project: TeamProjectDep, db: DatabaseDep
 ) -> ContactDetailOut:
     """A contact with its companies, active company, deals, latest events and conversations."""
-
-    async def work(
-        session: AsyncSession,
-    ) -> tuple[team.ContactDetail, list[team.ConversationSummary]]:
-        detail = await team.contact_detail(session=session, project=project, contact_id=contact_id)
-        summaries = await team.summarize(session, detail.conversations)
-        return detail, summaries
-
-    detail, summaries = await db.transaction(work)
+    detail = await db.transaction(
+        lambda s: team.contact_detail(session=s, project=project, contact_id=contact_id)
+    )
     companies = {c.id: c for c in detail.companies}
     active_id = detail.active_company.id if detail.active_company else None
     return ContactDetailOut(
@@ -97,7 +90,7 @@ async def contact_detail(
             for c, d in detail.deals
         ],
         events=company_events_out(detail.events, companies),
-        conversations=[conversation_summary_out(s) for s in summaries],
+        conversations=[conversation_summary_out(s) for s in detail.conversations],
     )
 
 
@@ -185,22 +178,20 @@ async def list_conversations(
     )
 
 
-async def _thread(session: AsyncSession, project: Project, conversation_id: int) -> ThreadOut:
-    conversation = await conversations.get_conversation(
-        session=session, project=project, conversation_id=conversation_id
-    )
-    [summary] = await team.summarize(session, [conversation])
-    messages = (await conversations.messages_of(session, [conversation.id]))[conversation.id]
+def _thread_out(thread: team.Thread) -> ThreadOut:
     return ThreadOut(
-        conversation=conversation_summary_out(summary),
-        messages=[message_out(m) for m in messages],
+        conversation=conversation_summary_out(thread.summary),
+        messages=[message_out(m) for m in thread.messages],
     )
 
 
 @router.get("/conversations/{conversation_id}", response_model=ThreadOut)
 async def get_thread(conversation_id: RowId, project: TeamProjectDep, db: DatabaseDep) -> ThreadOut:
     """The thread with its contact and company."""
-    return await db.transaction(lambda s: _thread(s, project, conversation_id))
+    thread = await db.transaction(
+        lambda s: team.thread(session=s, project=project, conversation_id=conversation_id)
+    )
+    return _thread_out(thread)
 
 
 @router.post("/conversations/{conversation_id}/messages", response_model=MessageOut)
@@ -219,13 +210,12 @@ async def post_reply(
 async def _set_status(
     db: Database, project: Project, conversation_id: int, status: str
 ) -> ThreadOut:
-    async def work(session: AsyncSession) -> ThreadOut:
-        await conversations.set_status(
-            session=session, project=project, conversation_id=conversation_id, status=status
+    thread = await db.transaction(
+        lambda s: team.set_conversation_status(
+            session=s, project=project, conversation_id=conversation_id, status=status
         )
-        return await _thread(session, project, conversation_id)
-
-    return await db.transaction(work)
+    )
+    return _thread_out(thread)
 
 
 @router.post("/conversations/{conversation_id}/close", response_model=ThreadOut)
@@ -255,10 +245,9 @@ async def list_events(
     limit: Limit = 50,
 ) -> EventPage:
     """Events newest first, filtered by contact, company and name, paged by cursor."""
-
-    async def work(session: AsyncSession) -> EventPage:
-        page = await team.list_events(
-            session=session,
+    page = await db.transaction(
+        lambda s: team.list_events(
+            session=s,
             project=project,
             contact_id=contact_id,
             company_id=company_id,
@@ -266,9 +255,7 @@ async def list_events(
             cursor=cursor,
             limit=limit,
         )
-        companies = await team.companies_by_id(session, {e.company_id for e in page.items})
-        return EventPage(
-            items=company_events_out(page.items, companies), next_cursor=page.next_cursor
-        )
-
-    return await db.transaction(work)
+    )
+    return EventPage(
+        items=company_events_out(page.items, page.companies), next_cursor=page.next_cursor
+    )

@@ -26,6 +26,21 @@ def check_body(body: str, limit: int = 10_000) -> str:
     return body
 
 
+async def messages_after(
+    *, session: AsyncSession, project: Project, conversation_id: int, after: int
+) -> list[Message]:
+    """A conversation's messages after the message id `after` (the inbox's refresh)."""
+    conversation = await get_conversation(
+        session=session, project=project, conversation_id=conversation_id
+    )
+    query = (
+        select(Message)
+        .where(Message.conversation_id == conversation.id, Message.id > after)
+        .order_by(Message.id)
+    )
+    return list((await session.execute(query)).scalars())
+
+
 async def messages_of(
     session: AsyncSession, conversation_ids: Sequence[int]
 ) -> dict[int, list[Message]]:

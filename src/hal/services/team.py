@@ -31,6 +31,7 @@ from hal.domain.errors import InvalidInput, NotFound
 from hal.domain.limits import Limits
 from hal.domain.stages import StageDecision, StageMode, StageSource
 from hal.domain.validation import check_metadata, check_text, merge_metadata
+from hal.services import conversations
 from hal.services.change_data import contact_data, stage_change_data
 from hal.services.companies import company_for_update, write_stage
 
@@ -154,7 +155,7 @@ class ContactDetail:
     companies: list[Company]
     active_company: Company | None
     events: list[Event]
-    conversations: list[Conversation]
+    conversations: list[ConversationSummary]
     deals: list[tuple[Company, Deal]]
 
 
@@ -193,7 +194,7 @@ async def contact_detail(
         companies=companies,
         active_company=by_id.get(active_id) if active_id else None,
         events=list(events),
-        conversations=list(conversations),
+        conversations=await summarize(session, list(conversations)),
         deals=[(by_id[deal.company_id], deal) for deal in deals],
     )
 
@@ -292,8 +293,8 @@ async def list_events(
     name: str | None,
     cursor: str | None,
     limit: int,
-) -> Page:
-    """Events newest first, filtered, paged by cursor."""
+) -> EventPage:
+    """Events newest first, filtered, paged by cursor, with the companies they name."""
     query = select(Event).where(Event.project_id == project.id)
     if contact_id is not None:
         query = query.where(Event.contact_id == contact_id)
@@ -306,7 +307,16 @@ async def list_events(
     if after is not None:
         query = query.where(Event.id < after)
     rows = (await session.execute(query.order_by(Event.id.desc()).limit(limit + 1))).scalars()
-    return _page(list(rows), limit)
+    page = _page(list(rows), limit)
+    companies = await companies_by_id(session, {e.company_id for e in page.items})
+    return EventPage(page.items, companies, page.next_cursor)
+
+
+@dataclass(frozen=True)
+class EventPage:
+    items: list[Event]
+    companies: dict[int, Company]  # by row id, for the events' company ids
+    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -340,6 +350,42 @@ async def list_conversations(
     last = conversations[-1] if len(rows) > limit else None
     next_cursor = encode_activity_cursor(last.last_message_at, last.id) if last else None
     return Page(await summarize(session, conversations), next_cursor)
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A conversation's screen: the thread with its contact and company, its messages, and
+    (for the inbox) the contact's detail."""
+
+    summary: ConversationSummary
+    messages: list[Message]
+    contact: ContactDetail | None = None
+
+
+async def thread(
+    *, session: AsyncSession, project: Project, conversation_id: int, with_contact: bool = False
+) -> Thread:
+    conversation = await conversations.get_conversation(
+        session=session, project=project, conversation_id=conversation_id
+    )
+    [summary] = await summarize(session, [conversation])
+    messages = (await conversations.messages_of(session, [conversation.id]))[conversation.id]
+    contact = None
+    if with_contact and conversation.contact_id is not None:
+        contact = await contact_detail(
+            session=session, project=project, contact_id=conversation.contact_id
+        )
+    return Thread(summary, messages, contact)
+
+
+async def set_conversation_status(
+    *, session: AsyncSession, project: Project, conversation_id: int, status: str
+) -> Thread:
+    """Close or reopen a conversation; the thread as it now stands."""
+    await conversations.set_status(
+        session=session, project=project, conversation_id=conversation_id, status=status
+    )
+    return await thread(session=session, project=project, conversation_id=conversation_id)
 
 
 async def summarize(
