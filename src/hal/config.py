@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     # How long the change log keeps changes for streams to replay (seconds, or ISO 8601
     # like PT72H); older ones are purged in bounded batches.
     stream_retention: timedelta = timedelta(hours=72)
-    # Webhooks (SPEC "Webhooks"). Delivery runs inside `hal serve` unless webhook_worker is
+    # Webhooks (README "Webhooks"). Delivery runs inside `hal serve` unless webhook_worker is
     # false (then `hal worker` processes do it). Seconds before each attempt, the first one
     # included; private and loopback receivers only for development and tests.
     webhook_worker: bool = True

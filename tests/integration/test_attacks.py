@@ -1,5 +1,5 @@
-"""The holes found by attacking the widget from outside, as the attacker's steps (SPEC "Who
-may read and write what through the widget"). Each test failed before the rules existed."""
+"""The holes found by attacking the widget from outside, as the attacker's steps (README "Who may
+read and write what"). Each test failed before the rules existed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC "Limits and bad input": every refusal is a JSON error naming the field, never a 500."""
+"""README "Errors and limits": every refusal is a JSON error naming the field, never a 500."""
 
 from __future__ import annotations
 

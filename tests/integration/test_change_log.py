@@ -1,4 +1,4 @@
-"""SPEC "One change log, two consumers": every committed change has its change, written in
+"""README "Change log and live stream": every committed change has its change, written in
 the same transaction; a refused request writes none; ids grow per project."""
 
 from __future__ import annotations

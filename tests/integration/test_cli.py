@@ -1,4 +1,4 @@
-"""The `hal` command line (SPEC "Command line"), run as a user would, on a SQLite file."""
+"""The `hal` command line (README "Projects and tokens"), run as a user would, on a SQLite file."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Concurrent identifies for one person, through a real server on a real database, never
-create duplicates (SPEC "Matching ... in one race-safe transaction")."""
+create duplicates (README "Identify": "in one race-safe transaction")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC "Widget routes": CORS for the project's allowed origins; other browsers get 403."""
+"""README "Identify" and "CORS": CORS for the project's allowed origins; other browsers get 403."""
 
 from __future__ import annotations
 

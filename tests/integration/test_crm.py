@@ -1,4 +1,4 @@
-"""SPEC "track", "set-stage and set-deal", "Stage modes": CRM writes from the widget."""
+"""README "CRM writes", "Stage modes": CRM writes from the widget."""
 
 from __future__ import annotations
 

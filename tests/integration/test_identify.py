@@ -1,4 +1,4 @@
-"""SPEC "POST /api/widget/identify": matching, merging, carry-over and companies."""
+"""README "Identify": matching, merging, carry-over and companies."""
 
 from __future__ import annotations
 

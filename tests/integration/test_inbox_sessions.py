@@ -1,5 +1,5 @@
 """Inbox sessions live on the server: a cookie someone kept stops working the moment the
-agent logs out, is removed or gets a new password (SPEC "Team side")."""
+agent logs out, is removed or gets a new password (README "Team API")."""
 
 from __future__ import annotations
 

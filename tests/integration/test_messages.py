@@ -1,4 +1,4 @@
-"""SPEC "Widget messages": conversations attached to contacts and companies."""
+"""README "Widget messages": conversations attached to contacts and companies."""
 
 from __future__ import annotations
 

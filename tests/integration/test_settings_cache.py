@@ -1,6 +1,6 @@
 """Project settings are cached per process, never older than two seconds on any process
-(SPEC "Secret rotation"; the write path's project cache). Real `hal serve` processes and the
-real `hal` command, on SQLite and PostgreSQL."""
+(README "Secret rotation and protected attributes"; the write path's project cache). Real `hal
+serve` processes and the real `hal` command, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

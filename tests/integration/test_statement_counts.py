@@ -1,5 +1,5 @@
 """A regression guard that is not a timing: how many SQL statements a widget call runs
-(SPEC round 2, "a fast write path"). Counted on the real engine, on SQLite and PostgreSQL."""
+(docs/decisions.md, "The write path"). Counted on the real engine, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SPEC "Live stream": real `hal serve` processes, real SSE clients, on SQLite and PostgreSQL."""
+"""README "Change log and live stream": real `hal serve` processes, real SSE clients, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 

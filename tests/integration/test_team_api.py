@@ -1,4 +1,4 @@
-"""SPEC "Team side": bearer tokens, search, details, paging, agent stage writes."""
+"""README "Team API": bearer tokens, search, details, paging, agent stage writes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC "Identity verification": hashes, tokens, sessions, and what unsigned fields may reach."""
+"""README "Identity verification": hashes, tokens, sessions, and what unsigned fields may reach."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Webhook delivery across real processes: `hal worker`s sharing the queue (FOR UPDATE SKIP
 LOCKED on PostgreSQL, one writer at a time on SQLite), and `hal serve` killed with SIGKILL
-(SPEC "Webhooks": at least once, never one attempt sent twice)."""
+(README "Webhooks": at least once, never one attempt sent twice)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhooks (SPEC "Webhooks"): the admin API, and delivery to a real receiver on loopback that
+"""Webhooks (README "Webhooks"): the admin API, and delivery to a real receiver on loopback that
 verifies every request with the standardwebhooks library, as a customer's receiver would."""
 
 from __future__ import annotations

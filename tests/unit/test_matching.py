@@ -1,4 +1,4 @@
-"""The identify matching rules as a pure decision (SPEC "Matching", "Identity verification")."""
+"""The identify matching rules as a pure decision (README "Identify", "Identity verification")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""user_hash and identity_token checks (SPEC "Identity verification")."""
+"""user_hash and identity_token checks (README "Identity verification")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Webhook rules without I/O: event filters, the retry schedule, which addresses are public,
-and how a signed request is built (SPEC "Webhooks")."""
+and how a signed request is built (README "Webhooks")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The live stream (SPEC "Live stream"): `GET /api/projects/{app_id}/stream`, one SSE event
-per change, replay after Last-Event-ID, `resync` when the id is older than what is kept."""
+"""The live stream (README "Change log and live stream"): `GET /api/projects/{app_id}/stream`, one
+SSE event per change, replay after Last-Event-ID, `resync` when the id is older than what is
+kept."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Admin API under /api/projects/{app_id}/webhooks: endpoints, their secret, the delivery log,
-retry and replay (SPEC "Webhooks"), with a token from `hal tokens create --admin`."""
+retry and replay (README "Webhooks"), with a token from `hal tokens create --admin`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Public widget routes (SPEC "Widget routes"): called from browsers, CORS per project."""
+"""Public widget routes (README "Identify" and "CORS"): called from browsers, CORS per project."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The change log's write side (SPEC "One change log, two consumers").
+"""The change log's write side (README "Change log and live stream").
 
 A use case records changes as it goes (`Tx.record`, or `record` on an ORM session); the
 transaction inserts them as its last statement, just before it commits. A rolled-back

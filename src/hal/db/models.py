@@ -281,10 +281,10 @@ class AgentSession(Base):
 
 
 class Change(Base):
-    """One committed change, written in the transaction that made it (SPEC "One change log"):
-    what webhooks deliver and streams replay. `id` counts per project in the order changes
-    became final; `seq` is the row's insertion key. On PostgreSQL `id` is given after commit
-    (NULL until then, see db/changelog.py) and the table also has a `txid` column."""
+    """One committed change, written in the transaction that made it (README "Change log and live
+    stream"): what webhooks deliver and streams replay. `id` counts per project in the order changes
+    became final; `seq` is the row's insertion key. On PostgreSQL `id` is given after commit (NULL
+    until then, see db/changelog.py) and the table also has a `txid` column."""
 
     __tablename__ = "changes"
     __table_args__ = (

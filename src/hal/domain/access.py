@@ -1,5 +1,5 @@
-"""Who may read and write what through the widget, beyond matching (SPEC "Who may read and
-write what through the widget"): the session rule, guarded companies, signed company claims."""
+"""Who may read and write what through the widget, beyond matching (README "Who may read and write
+what"): the session rule, guarded companies, signed company claims."""
 
 from __future__ import annotations
 

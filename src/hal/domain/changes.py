@@ -1,5 +1,5 @@
-"""What a change says changed (SPEC "One change log": `data.changed` names the fields and
-metadata keys that changed, with old and new values)."""
+"""What a change says changed (README "Change log and live stream": `data.changed` names the fields
+and metadata keys that changed, with old and new values)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ MAX_AMOUNT = Decimal("1e15")
 
 
 def resolve_company(*, requested: str | None, linked: Mapping[str, int], active: int | None) -> int:
-    """The company a company-scoped call writes to (SPEC "track"): an explicit `company_id`
+    """The company a company-scoped call writes to (README "CRM writes"): an explicit `company_id`
     linked to the contact > the visitor's active company > the contact's only company."""
     if requested is not None:
         if requested not in linked:

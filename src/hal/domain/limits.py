@@ -1,4 +1,4 @@
-"""The configurable limits on client input (SPEC "Limits and bad input")."""
+"""The configurable limits on client input (README "Errors and limits")."""
 
 from __future__ import annotations
 

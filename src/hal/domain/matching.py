@@ -1,4 +1,4 @@
-"""Which contact an identify reaches, and what it may change (SPEC "Matching", steps 1-3).
+"""Which contact an identify reaches, and what it may change (README "Identify", steps 1-3).
 
 `plan_identify` is a pure decision over the candidates the service loaded; the service then
 carries the plan out inside one transaction.
@@ -95,7 +95,8 @@ def plan_identify(
         if signs_email or lead.id == vouched:
             return True
         if proof.verified:
-            # Signed over the user_id only: the email is an unsigned field (SPEC).
+            # Signed over the user_id only: the email is an unsigned field
+            # (README "Identity verification").
             return False
         if enforce and lead.verified:
             raise _refuse_verified()

@@ -1,4 +1,5 @@
-"""Stage modes: whether a stage write replaces the company's current stage (SPEC "Stage modes")."""
+"""Stage modes: whether a stage write replaces the company's current stage (README "Stage
+modes")."""
 
 from __future__ import annotations
 

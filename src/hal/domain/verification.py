@@ -1,7 +1,7 @@
 """Identity verification: the HMAC `user_hash`, the signed `identity_token`, and what they prove.
 
 A proof names the exact values it signs. Matching asks the proof about the one key it matched
-through (user_id or email), so an unsigned field can never reach a contact (SPEC "Identity
+through (user_id or email), so an unsigned field can never reach a contact (README "Identity
 verification").
 """
 

@@ -1,5 +1,5 @@
 """Webhook rules without I/O: which changes an endpoint receives, when a failed delivery is
-tried again, and which addresses a delivery may reach (SPEC "Webhooks")."""
+tried again, and which addresses a delivery may reach (README "Webhooks")."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from hal.domain.changes import CHANGE_TYPES
 from hal.domain.errors import InvalidInput
 
-# Every change type of the log (SPEC "One change log") may be delivered.
+# Every change type of the log (README "Change log and live stream") may be delivered.
 DELIVERED_TYPES = CHANGE_TYPES
 # Delivered only to endpoints that name them: there can be many per page view.
 OPT_IN_TYPES = frozenset({"event.tracked"})

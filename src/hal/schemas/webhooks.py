@@ -1,4 +1,4 @@
-"""Webhook endpoint bodies: the admin API's requests and answers (SPEC "Webhooks")."""
+"""Webhook endpoint bodies: the admin API's requests and answers (README "Webhooks")."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""The live side of the change log (SPEC "Live stream"): every open stream of this process is
-fed by one reader per project, which polls the log every `poll_seconds` and at once after a
-commit in this process. Several processes share nothing but the database: a change committed
+"""The live side of the change log (README "Change log and live stream"): every open stream of this
+process is fed by one reader per project, which polls the log every `poll_seconds` and at once after
+a commit in this process. Several processes share nothing but the database: a change committed
 anywhere is read by every process's reader within a poll. Each round first numbers the changes
-committed since the last (PostgreSQL, see db/changelog.py), so numbering goes on even with no
-stream open.
+committed since the last (PostgreSQL, see db/changelog.py), so numbering goes on even with no stream
+open.
 
 Streams hold no database connection while idle: the reader's queries are short transactions,
 and each stream only waits on its own bounded queue. A stream whose client reads too slowly

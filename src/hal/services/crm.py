@@ -1,4 +1,4 @@
-"""The widget's CRM writes: track, set-stage, set-deal (SPEC "track", "set-stage and set-deal").
+"""The widget's CRM writes: track, set-stage, set-deal (README "CRM writes").
 
 Each resolves its company with one rule (`hal.domain.crm.resolve_company`), may touch it only
 as `hal.domain.access` allows, and writes in the caller's one transaction.

@@ -1,6 +1,6 @@
 """The one way every widget call starts: its project (cached), the caller's origin, limits and
-session, the visitor (created on first sight and locked) and its contact (SPEC "Widget
-routes", "Identity verification").
+session, the visitor (created on first sight and locked) and its contact (README "Identify",
+"Identity verification").
 
 `open_widget_call(tx, ...)` is the first line of identify, set-properties, track, set-stage,
 set-deal and messages; `find_widget_call` is the same for the read-only message routes, which

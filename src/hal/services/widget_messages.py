@@ -1,5 +1,5 @@
 """The widget's chat: a visitor writes into its open conversation and reads the ones it may
-(SPEC "Widget messages" and "A conversation belongs to the contact it was started under")."""
+(README "Widget messages")."""
 
 from __future__ import annotations
 
