@@ -11,6 +11,7 @@ from hal.config import Settings
 from hal.db.engine import Database
 from hal.db.models import Project
 from hal.domain.errors import Forbidden, Unauthorized
+from hal.services.audit import Actor
 from hal.services.projects import project_for_api_token
 from hal.services.widget_call import Caller
 
@@ -84,12 +85,13 @@ async def get_team_project(
     )
     if found is None:
         raise Unauthorized("invalid_token", "this API token is not valid", field="authorization")
-    project, scope = found
+    project, scope, token_id = found
     if project.app_id != app_id:
         raise Forbidden(
             "token_not_for_project", "this API token belongs to another project", field="app_id"
         )
     request.state.token_scope = scope
+    request.state.token_id = token_id
     return project
 
 
@@ -104,5 +106,12 @@ async def get_admin_project(request: Request, project: TeamProjectDep) -> Projec
     return project
 
 
+async def get_token_actor(request: Request, project: TeamProjectDep) -> Actor:
+    """The API token making a team or admin write, for the audit log."""
+    del project  # resolved first: it authenticates the token
+    return Actor("token", request.state.token_id)
+
+
 TeamProjectDep = Annotated[Project, Depends(get_team_project)]
 AdminProjectDep = Annotated[Project, Depends(get_admin_project)]
+TokenActorDep = Annotated[Actor, Depends(get_token_actor)]

@@ -28,6 +28,23 @@ class PendingChange:
     project_id: int
     type: str
     data: dict[str, Any]
+    # An anonymous visitor's change (its data names no contact): erased with that visitor.
+    visitor_id: int | None = None
+
+
+_CONTACT_CHANGES = {"contact.created", "contact.updated"}
+
+
+def contact_of(type: str, data: dict[str, Any]) -> int | None:
+    """The contact whose data a change carries (None for ids-only changes such as
+    contact.merged and contact.deleted), kept beside it so an erasure finds every copy."""
+    if type in _CONTACT_CHANGES:
+        value = data.get("id")
+    elif type.startswith("contact.") and type != "contact.company_linked":
+        return None
+    else:
+        value = data.get("contact_id")
+    return value if isinstance(value, int) else None
 
 
 _ADVANCE = (
@@ -60,6 +77,8 @@ async def write_changes(
                 "id": first + offset,
                 "type": change.type,
                 "data": change.data,
+                "contact_id": contact_of(change.type, change.data),
+                "visitor_id": change.visitor_id,
                 "created_at": created_at,
             }
             for offset, change in enumerate(changes)
@@ -67,6 +86,14 @@ async def write_changes(
     await connection.execute(insert(CHANGES), rows)
 
 
-def record(session: AsyncSession, project_id: int, type: str, data: dict[str, Any]) -> None:
+def record(
+    session: AsyncSession,
+    project_id: int,
+    type: str,
+    data: dict[str, Any],
+    *,
+    visitor_id: int | None = None,
+) -> None:
     """Record a change made through the ORM session; written when its transaction commits."""
-    session.info.setdefault("changes", []).append(PendingChange(project_id, type, data))
+    change = PendingChange(project_id, type, data, visitor_id)
+    session.info.setdefault("changes", []).append(change)

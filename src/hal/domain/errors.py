@@ -37,6 +37,17 @@ class Conflict(HalError):
     """The request is valid but the current state does not allow it."""
 
 
+class Gone(HalError):
+    """The thing addressed existed and is no more (a merged contact); `details` says where it
+    went."""
+
+    def __init__(
+        self, code: str, message: str, *, details: dict[str, object], field: str | None = None
+    ) -> None:
+        super().__init__(code, message, field=field)
+        self.details = details
+
+
 class PayloadTooLarge(HalError):
     """The body is over the configured limit."""
 

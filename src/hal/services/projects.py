@@ -168,12 +168,14 @@ async def revoke_api_token(*, session: AsyncSession, app_id: str, token: str) ->
     await session.flush()
 
 
-async def project_for_api_token(*, session: AsyncSession, token: str) -> tuple[Project, str] | None:
-    """The project a token was made for, and the token's scope."""
+async def project_for_api_token(
+    *, session: AsyncSession, token: str
+) -> tuple[Project, str, int] | None:
+    """The project a token was made for, the token's scope and its id."""
     query = (
-        select(Project, ApiToken.scope)
+        select(Project, ApiToken.scope, ApiToken.id)
         .join(ApiToken, ApiToken.project_id == Project.id)
         .where(ApiToken.token_hash == hash_api_token(token), ApiToken.revoked_at.is_(None))
     )
     row = (await session.execute(query)).first()
-    return (row[0], row[1]) if row else None
+    return (row[0], row[1], row[2]) if row else None

@@ -15,6 +15,7 @@ from hal.db.models import (
     Company,
     Contact,
     ContactCompany,
+    ContactMerge,
     Conversation,
     Deal,
     Event,
@@ -26,7 +27,7 @@ from hal.db.models import (
 from hal.db.queries import contact_for_update, linked_companies
 from hal.db.types import utcnow
 from hal.domain.changes import changed_values
-from hal.domain.errors import InvalidInput, NotFound
+from hal.domain.errors import Gone, InvalidInput, NotFound
 from hal.domain.limits import Limits
 from hal.domain.stages import StageDecision, StageMode, StageSource
 from hal.domain.validation import check_metadata, check_text, merge_metadata
@@ -85,7 +86,7 @@ async def search_contacts(
     after = decode_cursor(cursor)
     query = select(Contact)
     if not (q and q.strip()):
-        query = query.where(Contact.project_id == project.id)
+        query = query.where(Contact.project_id == project.id, Contact.erased_at.is_(None))
     else:
         # The project is filtered inside each branch: filtering it again outside makes
         # SQLite walk the project's index instead of looking the matches up by id.
@@ -107,8 +108,17 @@ async def search_contacts(
 
 
 async def get_contact(*, session: AsyncSession, project: Project, contact_id: int) -> Contact:
+    """The contact, unless it is gone: erased (404) or merged into another (410)."""
     contact = await session.get(Contact, contact_id)
-    if contact is None or contact.project_id != project.id:
+    if contact is None or contact.project_id != project.id or contact.erased_at is not None:
+        merge = await session.get(ContactMerge, contact_id)
+        if merge is not None and merge.project_id == project.id:
+            raise Gone(
+                "contact_merged",
+                f"contact {contact_id} was merged into contact {merge.into_contact_id}",
+                details={"merged_into": merge.into_contact_id},
+                field="contact_id",
+            )
         raise NotFound(
             "unknown_contact", f"no contact {contact_id} in this project", field="contact_id"
         )

@@ -24,6 +24,7 @@ from hal.domain.sessions import issue_session_token, read_session_token
 from hal.domain.validation import check_identifier
 from hal.domain.verification import Proof
 from hal.services.admission import Admission
+from hal.services.suppression import refuse_suppressed
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,8 @@ async def open_widget_call(
     contact. A visitor bound to a verified contact needs its session token or a proof.
 
     identify passes a check of its request against the project: the identity's user_id and
-    email are locked (PostgreSQL advisory locks, before any row) and their contacts read with
-    the bound one in one statement.
+    email are locked (PostgreSQL advisory locks, before any row), refused if an erased person
+    suppressed them, and their contacts read with the bound one in one statement.
     """
     project = await _admit(tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits)
     identity = identify(project) if identify is not None else None
@@ -171,6 +172,9 @@ async def open_widget_call(
         if identity.email_key is not None:
             keys.append(lock_key(project.id, "email", identity.email_key))
         await tx.lock(keys)
+        await refuse_suppressed(
+            tx, project=project, user_id=identity.user_id, email_key=identity.email_key
+        )
     visitor = await upsert_visitor(tx, project_id=project.id, visitor_key=visitor_id)
     if visitor.created and caller.admission is not None:
         await caller.admission.new_visitor(project.app_id, caller.client)

@@ -6,10 +6,22 @@ import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from typing import cast as typed
 
-from sqlalchemy import BigInteger, Table, and_, bindparam, cast, delete, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    or_,
+    select,
+    update,
+)
 
 from hal.db.engine import Tx
+from hal.db.models import ContactMerge
 from hal.db.store.base import (
     CONTACT_COLUMNS,
     CONTACTS,
@@ -23,6 +35,8 @@ from hal.db.store.base import (
     per_dialect,
 )
 from hal.db.store.timeline import move_events
+
+MERGES = typed(Table, ContactMerge.__table__)
 
 _VISITOR_COLUMNS = (
     VISITORS.c.id,
@@ -186,9 +200,10 @@ async def carry_over(tx: Tx, *, visitor_id: int, contact_id: int) -> None:
     )
 
 
-async def merge_lead(tx: Tx, *, lead_id: int, into_id: int) -> None:
+async def merge_lead(tx: Tx, *, lead_id: int, into_id: int, alias: str | None = None) -> None:
     """Move a lead's timeline, visitors, conversations and links to `into`, then delete it
-    (which frees its email for `into`)."""
+    (which frees its email for `into`). Its id is remembered as merged into `into` (its
+    team API address answers 410; erasing `into` erases what the change log holds of it)."""
     await move_events(tx, where=EVENTS.c.contact_id == lead_id, contact_id=into_id)
     for table in (VISITORS, CONVERSATIONS):
         await tx.execute(
@@ -204,4 +219,17 @@ async def merge_lead(tx: Tx, *, lead_id: int, into_id: int) -> None:
     )
     await tx.execute(statement, {"into_id": into_id, "lead_id": lead_id})
     await tx.execute(delete(LINKS).where(LINKS.c.contact_id == lead_id))
+    await tx.execute(
+        update(MERGES).where(MERGES.c.into_contact_id == lead_id).values(into_contact_id=into_id)
+    )
+    lead_project = select(CONTACTS.c.project_id).where(CONTACTS.c.id == lead_id)
+    await tx.execute(
+        insert(tx, MERGES).values(
+            from_contact_id=lead_id,
+            project_id=lead_project.scalar_subquery(),
+            into_contact_id=into_id,
+            email_normalized=alias,
+            created_at=tx.now,
+        )
+    )
     await tx.execute(delete(CONTACTS).where(CONTACTS.c.id == lead_id))
