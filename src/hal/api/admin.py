@@ -35,6 +35,8 @@ def project_out(project: Project) -> ProjectOut:
         allowed_origins=project.allowed_origins,
         protected_keys=project.protected_keys,
         company_claims=CompanyClaims(project.company_claims),
+        event_retention_days=project.event_retention_days,
+        conversation_retention_days=project.conversation_retention_days,
         created_at=project.created_at,
     )
 

@@ -15,6 +15,7 @@ from hal.db.models import ApiToken, Project
 from hal.db.queries import project_by_app_id
 from hal.db.types import utcnow
 from hal.domain.errors import Conflict, NotFound
+from hal.domain.privacy import check_retention_days
 from hal.domain.projects import CompanyClaims, check_app_id, check_stages, normalize_origin
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode
@@ -33,6 +34,9 @@ class ProjectSettings:
     allowed_origins: list[str] | None = None
     protected_keys: list[str] | None = None
     company_claims: CompanyClaims | None = None
+    # Days; 0 unsets (kept for ever).
+    event_retention_days: int | None = None
+    conversation_retention_days: int | None = None
 
 
 def _apply(project: Project, changes: ProjectSettings) -> None:
@@ -50,6 +54,10 @@ def _apply(project: Project, changes: ProjectSettings) -> None:
         project.protected_keys = sorted({key.strip() for key in changes.protected_keys if key})
     if changes.company_claims is not None:
         project.company_claims = changes.company_claims.value
+    for field in ("event_retention_days", "conversation_retention_days"):
+        days = getattr(changes, field)
+        if days is not None:
+            setattr(project, field, check_retention_days(days or None, field=field))
 
 
 def new_secret() -> str:
@@ -123,6 +131,8 @@ def describe_project(project: Project, *, include_secret: bool) -> dict[str, Any
         "allowed_origins": project.allowed_origins,
         "protected_keys": project.protected_keys,
         "company_claims": project.company_claims,
+        "event_retention_days": project.event_retention_days,
+        "conversation_retention_days": project.conversation_retention_days,
         "created_at": project.created_at.isoformat(),
     }
     if include_secret:

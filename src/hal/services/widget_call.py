@@ -10,7 +10,7 @@ never create a visitor.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from hal.db.engine import Tx, lock_key
@@ -60,6 +60,8 @@ class WidgetCall:
     # identify only: its checked identity, and the contacts owning its user_id or email
     identity: Identity | None = None
     candidates: list[ContactRow] = field(default_factory=list)
+    # The contact the identity's email was merged into (a candidate), when no contact has it.
+    email_alias_of: int | None = None
 
     @property
     def verified(self) -> bool:
@@ -180,8 +182,9 @@ async def open_widget_call(
         await caller.admission.new_visitor(project.app_id, caller.client)
     candidates: list[ContactRow] = []
     contact = None
+    alias_of = None
     if identity is not None:
-        candidates = await contacts_by_keys(
+        candidates, alias_of = await contacts_by_keys(
             tx,
             project_id=project.id,
             user_id=identity.user_id,
@@ -191,7 +194,8 @@ async def open_widget_call(
         contact = next((c for c in candidates if c.id == visitor.contact_id), None)
     elif visitor.contact_id is not None:
         contact = await contact_by_id(tx, visitor.contact_id)
-    return _checked(tx, project, visitor, contact, caller, identity, candidates)
+    call = _checked(tx, project, visitor, contact, caller, identity, candidates)
+    return replace(call, email_alias_of=alias_of) if alias_of is not None else call
 
 
 def _checked(

@@ -15,6 +15,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    null,
     or_,
     select,
     update,
@@ -117,6 +118,19 @@ async def contact_by_id(tx: Tx, contact_id: int, *, lock: bool = True) -> Contac
     return ContactRow.of(row) if row is not None else None
 
 
+# The contact an email was merged into while `into` kept its own email (services/merge.py):
+# a scalar subquery, so PostgreSQL evaluates it once and still looks contacts up by index.
+_ALIAS_OF = (
+    select(MERGES.c.into_contact_id)
+    .where(
+        MERGES.c.project_id == bindparam("project_id"),
+        MERGES.c.email_normalized == bindparam("email_normalized"),
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+
+
 @functools.cache
 def _contacts_by_keys(by_user_id: bool, by_email: bool, by_id: bool) -> Any:
     keys = []
@@ -124,12 +138,14 @@ def _contacts_by_keys(by_user_id: bool, by_email: bool, by_id: bool) -> Any:
         keys.append(CONTACTS.c.user_id == bindparam("user_id"))
     if by_email:
         keys.append(CONTACTS.c.email_normalized == bindparam("email_normalized"))
+        keys.append(CONTACTS.c.id == _ALIAS_OF)
     if by_id:
         keys.append(CONTACTS.c.id == bindparam("contact_id"))
+    alias = _ALIAS_OF if by_email else null()
     return (
-        select(*CONTACT_COLUMNS)
+        select(*CONTACT_COLUMNS, alias.label("alias_of"))
         .where(CONTACTS.c.project_id == bindparam("project_id"), or_(*keys))
-        .with_for_update(key_share=True)
+        .with_for_update(key_share=True, of=CONTACTS)
     )
 
 
@@ -140,10 +156,11 @@ async def contacts_by_keys(
     user_id: str | None,
     email_normalized: str | None,
     contact_id: int | None,
-) -> list[ContactRow]:
+) -> tuple[list[ContactRow], int | None]:
     """In one locked read: the contacts owning the user_id and the email, and the visitor's
-    bound contact. FOR NO KEY UPDATE on PostgreSQL, so a link insert's KEY SHARE lock on a
-    contact never deadlocks with it."""
+    bound contact; and the contact the email was merged into, if it was (also read). FOR NO
+    KEY UPDATE on PostgreSQL, so a link insert's KEY SHARE lock on a contact never deadlocks
+    with it."""
     query = _contacts_by_keys(
         user_id is not None, email_normalized is not None, contact_id is not None
     )
@@ -153,7 +170,9 @@ async def contacts_by_keys(
         "email_normalized": email_normalized,
         "contact_id": contact_id,
     }
-    return [ContactRow.of(row) for row in await tx.execute(query, params)]
+    rows = list(await tx.execute(query, params))
+    alias_of = next((row.alias_of for row in rows if row.alias_of is not None), None)
+    return [ContactRow.of(row) for row in rows], alias_of
 
 
 def search_keys(values: dict[str, Any]) -> dict[str, Any]:
