@@ -4,13 +4,17 @@ through the team API on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import httpx
 import pytest
 from sqlalchemy import update
 from typer.testing import CliRunner
 
+from hal.app import create_app
 from hal.cli import app as cli_app
+from hal.config import Settings
 from hal.db.models import Conversation, Event, Project
 from hal.db.types import utcnow
 from hal.services.retention import purge
@@ -18,9 +22,19 @@ from tests.factories import make_token, unique, unique_email
 from tests.integration.conftest import TeamClient
 
 
+@pytest.fixture(scope="session")
+async def admin_http(database) -> AsyncIterator[httpx.AsyncClient]:
+    """The app as a developer runs it: webhook receivers on loopback are allowed."""
+    settings = Settings(database_url=database.url, webhooks_allow_private=True)
+    app = create_app(settings, database=database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hal.test") as http:
+        yield http
+
+
 @pytest.fixture
-async def admin(widget, database, project) -> TeamClient:
-    return TeamClient(widget.http, project, await make_token(database, project, admin=True))
+async def admin(admin_http, database, project) -> TeamClient:
+    return TeamClient(admin_http, project, await make_token(database, project, admin=True))
 
 
 async def erase(team, contact_id, **params):
@@ -256,7 +270,7 @@ async def test_the_audit_log_records_each_kind_of_write_newest_first(widget, tea
     )
     await admin.patch("/settings", {"stage_mode": "forward_only", "event_retention_days": 30})
     await admin.post("/settings/rotate-secret", {"grace_seconds": 60})
-    hook = await admin.post("/webhooks", {"url": "https://example.com/hook"})
+    hook = await admin.post("/webhooks", {"url": "http://127.0.0.1:9/hook"})
     await admin.post(f"/webhooks/{hook.json()['id']}/rotate-secret")
     await admin.http.delete(
         f"/api/projects/{project.app_id}/webhooks/{hook.json()['id']}",
@@ -281,7 +295,11 @@ async def test_the_audit_log_records_each_kind_of_write_newest_first(widget, tea
         "contact.merged",
         "company.stage_set",
         "contact.updated",
+        "token.created",  # the admin token, by `hal tokens create` (the command line)
+        "token.created",
     ]
+    assert entries[-1]["actor"] == {"type": "cli", "id": None}
+    assert entries[-1]["changes"] == {"scope": "team"}
     assert [e["id"] for e in entries] == sorted((e["id"] for e in entries), reverse=True)
     by_action = {e["action"]: e for e in entries}
     assert by_action["contact.updated"]["changes"]["name"]["new"] == "Renamed"
@@ -368,8 +386,8 @@ def test_hal_contacts_erase_by_email_user_id_or_id_and_hal_purge(tmp_path):
     import asyncio
 
     from hal.db.engine import Database
-    from hal.schemas import IdentifyRequest
     from hal.domain.limits import Limits
+    from hal.schemas import IdentifyRequest
     from hal.services.identify import identify
     from hal.services.widget_call import Caller
 

@@ -16,7 +16,6 @@ from hal.api.presenters import (
     contact_summary,
     conversation_out,
 )
-from hal.db.engine import Tx
 from hal.schemas.privacy import (
     AuditActor,
     AuditEntryOut,
@@ -31,7 +30,7 @@ from hal.schemas.privacy import (
     VisitorExport,
 )
 from hal.services import erasure, export, merge, team
-from hal.services.audit import audit_page, record_audit
+from hal.services.audit import audit_page
 from hal.services.suppression import lift_suppression
 
 router = APIRouter(
@@ -153,18 +152,7 @@ async def lift(
     """Lift a suppression (by the hash of its user_id or of its email): the person's keys may
     identify again."""
 
-    async def work(tx: Tx) -> None:
-        suppression_id = await lift_suppression(tx, project_id=project.id, hash=hash)
-        await record_audit(
-            tx,
-            project_id=project.id,
-            actor=actor,
-            action="suppression.lifted",
-            target=str(suppression_id),
-            now=tx.now,
-        )
-
-    await db.run(work)
+    await db.run(lambda tx: lift_suppression(tx, project_id=project.id, hash=hash, actor=actor))
     return SuppressionLiftedOut(lifted=True)
 
 

@@ -19,6 +19,7 @@ from hal.domain.privacy import check_retention_days
 from hal.domain.projects import CompanyClaims, check_app_id, check_stages, normalize_origin
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode
+from hal.services.audit import CLI, SECRET, Actor, record_audit
 
 DEFAULT_STAGES = ["Lead", "Qualified", "Trial", "Customer", "Churned"]
 
@@ -96,17 +97,29 @@ async def get_project(*, session: AsyncSession, app_id: str) -> Project:
 
 
 async def update_project(
-    *, session: AsyncSession, app_id: str, settings: ProjectSettings
+    *, session: AsyncSession, app_id: str, settings: ProjectSettings, actor: Actor = CLI
 ) -> Project:
     """Change a project's settings."""
     project = await get_project(session=session, app_id=app_id)
+    before = describe_project(project, include_secret=False)
     _apply(project, settings)
     await session.flush()
+    after = describe_project(project, include_secret=False)
+    changed = {k: {"old": before[k], "new": after[k]} for k in after if before[k] != after[k]}
+    if changed:
+        await record_audit(
+            session, project_id=project.id, actor=actor, action="project.updated", changes=changed
+        )
     return project
 
 
 async def rotate_secret(
-    *, session: AsyncSession, app_id: str, grace: timedelta, revoke_sessions: bool = False
+    *,
+    session: AsyncSession,
+    app_id: str,
+    grace: timedelta,
+    revoke_sessions: bool = False,
+    actor: Actor = CLI,
 ) -> Project:
     """Issue a new identity secret; the old one keeps verifying until the grace period ends.
     `revoke_sessions` also ends every widget session token of the project (they are signed
@@ -118,6 +131,17 @@ async def rotate_secret(
     if revoke_sessions:
         project.session_secret = new_secret()
     await session.flush()
+    await record_audit(
+        session,
+        project_id=project.id,
+        actor=actor,
+        action="project.secret_rotated",
+        changes={
+            "identity_secret": SECRET,
+            "grace_seconds": int(grace.total_seconds()),
+            "revoke_sessions": revoke_sessions,
+        },
+    )
     return project
 
 
@@ -151,15 +175,22 @@ async def create_api_token(*, session: AsyncSession, app_id: str, admin: bool = 
     is stored."""
     project = await get_project(session=session, app_id=app_id)
     token = f"hal_{secrets.token_urlsafe(32)}"
-    session.add(
-        ApiToken(
-            project_id=project.id,
-            token_hash=hash_api_token(token),
-            prefix=token[:8],
-            scope="admin" if admin else "team",
-        )
+    row = ApiToken(
+        project_id=project.id,
+        token_hash=hash_api_token(token),
+        prefix=token[:8],
+        scope="admin" if admin else "team",
     )
+    session.add(row)
     await session.flush()
+    await record_audit(
+        session,
+        project_id=project.id,
+        actor=CLI,
+        action="token.created",
+        target=str(row.id),
+        changes={"scope": row.scope},
+    )
     return token
 
 
@@ -176,6 +207,9 @@ async def revoke_api_token(*, session: AsyncSession, app_id: str, token: str) ->
         raise NotFound("unknown_token", "no active token like this in the project", field="token")
     found.revoked_at = utcnow()
     await session.flush()
+    await record_audit(
+        session, project_id=project.id, actor=CLI, action="token.revoked", target=str(found.id)
+    )
 
 
 async def project_for_api_token(

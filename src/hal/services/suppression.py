@@ -16,6 +16,7 @@ from hal.db.models import Suppression
 from hal.domain.errors import Forbidden, InvalidInput, NotFound
 from hal.domain.privacy import suppression_hashes
 from hal.domain.projects import ProjectConfig
+from hal.services.audit import Actor, record_audit
 
 SUPPRESSIONS = cast(Table, Suppression.__table__)
 
@@ -64,7 +65,7 @@ def check_hash(value: str) -> str:
     return value
 
 
-async def lift_suppression(tx: Tx, *, project_id: int, hash: str) -> int:
+async def lift_suppression(tx: Tx, *, project_id: int, hash: str, actor: Actor) -> int:
     """Lift the suppression holding this hash (of its user_id or its email): both keys of that
     person may identify again. Returns the suppression's id."""
     check_hash(hash)
@@ -78,4 +79,12 @@ async def lift_suppression(tx: Tx, *, project_id: int, hash: str) -> int:
         raise NotFound("unknown_suppression", "no suppression with this hash", field="hash")
     ids = [row.id for row in found]
     await tx.execute(delete(SUPPRESSIONS).where(SUPPRESSIONS.c.id.in_(ids)))
+    await record_audit(
+        tx,
+        project_id=project_id,
+        actor=actor,
+        action="suppression.lifted",
+        target=str(ids[0]),
+        now=tx.now,
+    )
     return int(ids[0])

@@ -31,6 +31,7 @@ from hal.domain.errors import Gone, InvalidInput, NotFound
 from hal.domain.limits import Limits
 from hal.domain.stages import StageDecision, StageMode, StageSource
 from hal.domain.validation import check_metadata, check_text, merge_metadata
+from hal.services.audit import CLI, Actor, record_audit
 from hal.services.change_data import contact_data, stage_change_data
 from hal.services.companies import company_for_update, write_stage
 
@@ -247,7 +248,7 @@ async def company_detail(
 
 
 async def agent_set_stage(
-    *, session: AsyncSession, project: Project, company_id: str, stage: str
+    *, session: AsyncSession, project: Project, company_id: str, stage: str, actor: Actor = CLI
 ) -> tuple[Company, StageDecision]:
     """An agent's stage write: always applied, and remembered as the agent's (agent_wins)."""
     check_text(stage, field="stage", max_length=255)
@@ -269,6 +270,14 @@ async def agent_set_stage(
             company, decision, mode=StageMode.OVERWRITE, source=StageSource.AGENT
         )
         record(session, project.id, "company.stage_changed", changed)
+    await record_audit(
+        session,
+        project_id=project.id,
+        actor=actor,
+        action="company.stage_set",
+        target=company.external_id,
+        changes={"stage": {"old": decision.previous, "new": stage}},
+    )
     return company, decision
 
 
@@ -381,6 +390,7 @@ async def update_contact(
     name: str | None,
     metadata: dict[str, Any] | None,
     limits: Limits,
+    actor: Actor = CLI,
 ) -> Contact:
     """The team's write to a contact: name and metadata (null deletes). Protected keys may be
     written here: the team API is trusted, the widget is not."""
@@ -401,4 +411,12 @@ async def update_contact(
     if changed:
         data = {**contact_data(locked_contact), "changed": changed}
         record(session, project.id, "contact.updated", data)
+        await record_audit(
+            session,
+            project_id=project.id,
+            actor=actor,
+            action="contact.updated",
+            target=str(locked_contact.id),
+            changes=changed,
+        )
     return locked_contact
