@@ -421,3 +421,29 @@ def test_hal_contacts_erase_by_email_user_id_or_id_and_hal_purge(tmp_path):
     missing = hal("contacts", "erase", "--app-id", "p1", "--user-id", "cli-user", ok=False)
     assert missing.exit_code == 1
     assert hal("purge") == {"events": 0, "conversations": 0, "messages": 0, "erasures_finished": 0}
+
+
+async def test_erasing_a_contact_also_erases_what_the_log_holds_of_contacts_merged_into_it(
+    widget, team, project, database
+):
+    lead_email, lead_secret = unique_email("merged-lead"), unique("lead-secret")
+    lead = await widget.identify(project, email=lead_email, metadata={"s": lead_secret})
+    into = await widget.identify(project, user_id=unique("u"), email=unique_email("keeps"))
+    into_id = into.json()["contact"]["id"]
+    await merge(team, source=lead.json()["contact"]["id"], into=into_id)
+    assert (await erase(team, into_id)).status_code == 200
+
+    from sqlalchemy import select
+
+    from hal.db.models import Change
+
+    async def log(session):
+        project_id = await session.scalar(
+            select(Project.id).where(Project.app_id == project.app_id)
+        )
+        rows = await session.execute(select(Change.data).where(Change.project_id == project_id))
+        return json.dumps([row.data for row in rows])
+
+    held = await database.transaction(log)
+    assert lead_email not in held and lead_secret not in held
+    assert (await widget.identify(project, email=lead_email)).json()["contact"]["id"] != into_id

@@ -102,7 +102,11 @@ async def start_erasure(
         )
     )
     await session.execute(delete(LINKS).where(LINKS.c.contact_id == contact.id))
-    await session.execute(delete(MERGES).where(MERGES.c.into_contact_id == contact.id))
+    # The contacts merged into it stay known (their change log copies are the person's too)
+    # until the contact itself is deleted, but their emails no longer reach anyone.
+    await session.execute(
+        update(MERGES).where(MERGES.c.into_contact_id == contact.id).values(email_normalized=None)
+    )
     await record_audit(
         session,
         project_id=project.id,
@@ -141,6 +145,8 @@ def _batches(project_id: int, contact_id: int) -> list[tuple[Table, Any, Any]]:
     """(table, its key column, which of its rows are the person's), in deletion order."""
     visitors = _visitors_of(contact_id)
     conversations = _conversations_of(contact_id)
+    merged = select(MERGES.c.from_contact_id).where(MERGES.c.into_contact_id == contact_id)
+    people = or_(CHANGES.c.contact_id == contact_id, CHANGES.c.contact_id.in_(merged))
     return [
         (EVENTS, EVENTS.c.id, EVENTS.c.contact_id == contact_id),
         (
@@ -155,7 +161,7 @@ def _batches(project_id: int, contact_id: int) -> list[tuple[Table, Any, Any]]:
             CHANGES.c.id,
             and_(
                 CHANGES.c.project_id == project_id,
-                or_(CHANGES.c.contact_id == contact_id, CHANGES.c.visitor_id.in_(visitors)),
+                or_(people, CHANGES.c.visitor_id.in_(visitors)),
             ),
         ),
         (
@@ -163,6 +169,7 @@ def _batches(project_id: int, contact_id: int) -> list[tuple[Table, Any, Any]]:
             WEBHOOK_MESSAGES.c.id,
             or_(
                 WEBHOOK_MESSAGES.c.contact_id == contact_id,
+                WEBHOOK_MESSAGES.c.contact_id.in_(merged),
                 WEBHOOK_MESSAGES.c.visitor_id.in_(visitors),
             ),
         ),
