@@ -447,3 +447,59 @@ async def test_erasing_a_contact_also_erases_what_the_log_holds_of_contacts_merg
     held = await database.transaction(log)
     assert lead_email not in held and lead_secret not in held
     assert (await widget.identify(project, email=lead_email)).json()["contact"]["id"] != into_id
+
+
+async def test_an_erasure_cut_short_is_finished_by_the_purge(widget, team, project, database):
+    from hal.db.queries import project_by_app_id
+    from hal.services.audit import CLI
+    from hal.services.erasure import start_erasure
+
+    visitor, email = unique("v"), unique_email("cut")
+    made = await widget.identify(project, visitor_id=visitor, email=email)
+    await widget.call("track", project, visitor, event="seen")
+    contact_id = made.json()["contact"]["id"]
+
+    async def start(session):
+        row = await project_by_app_id(session, project.app_id)
+        return await start_erasure(
+            session=session, project=row, contact_id=contact_id, suppress=False, actor=CLI
+        )
+
+    await database.transaction(start)  # the process "dies" before deleting the rows
+    assert (await team.get(f"/contacts/{contact_id}")).status_code == 404
+    assert email not in (await team.get("/contacts")).text
+    again = await widget.identify(project, visitor_id=visitor, email=email)
+    assert again.json()["contact"]["id"] != contact_id  # unreachable: a new person
+
+    counts = await purge(database)
+    assert counts.erasures_finished >= 1
+    events = await team.get("/events", contact_id=contact_id)
+    assert events.json()["items"] == []
+
+
+async def test_an_agents_write_in_the_inbox_is_audited_as_that_agent(
+    widget, admin, project, database
+):
+    import re
+
+    from hal.services.agents import create_agent
+
+    email, password = unique_email("agent"), "long enough pw"
+    agent = await database.transaction(
+        lambda s: create_agent(session=s, app_id=project.app_id, email=email, password=password)
+    )
+    await widget.identify(project, user_id=unique("u"), company={"id": "inbox-co"})
+    async with httpx.AsyncClient(
+        transport=widget.http._transport, base_url="http://hal.test"
+    ) as browser:
+        login = await browser.post("/inbox/login", data={"email": email, "password": password})
+        assert login.status_code == 303
+        page = await browser.get("/inbox/companies/inbox-co")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        staged = await browser.post(
+            "/inbox/companies/inbox-co/stage", data={"stage": "Trial", "csrf_token": csrf}
+        )
+        assert staged.status_code == 303
+    [entry] = [e for e in (await admin.get("/audit")).json()["items"] if e["target"] == "inbox-co"]
+    assert entry["action"] == "company.stage_set"
+    assert entry["actor"] == {"type": "agent", "id": agent.id}
