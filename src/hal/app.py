@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from hal import __version__
-from hal.api import admin, demo, inbox, stream, team, webhooks, widget
+from hal.api import admin, demo, inbox, inbox_merge, privacy, stream, team, webhooks, widget
 from hal.api.errors import install_error_handlers
 from hal.api.inbox_session import LoginRequired
 from hal.api.middleware import (
@@ -73,11 +73,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     app.include_router(widget.router)
     app.include_router(team.router)
+    app.include_router(privacy.router)
     app.include_router(admin.router)
     app.include_router(webhooks.router)
     app.include_router(stream.router)
     app.include_router(stream.widget_router)
     app.include_router(inbox.router)
+    app.include_router(inbox_merge.router)
     app.add_exception_handler(LoginRequired, inbox.login_redirect)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 

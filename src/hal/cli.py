@@ -24,6 +24,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hal import cli_privacy
 from hal.config import Settings
 from hal.db.engine import Database
 from hal.db.migrate import head_revision, migrate, new_revision, require_current
@@ -130,6 +131,19 @@ Claims = Annotated[
 ]
 
 
+EventRetention = Annotated[
+    int | None,
+    typer.Option("--event-retention-days", help="Purge tracked events older than this; 0 unsets"),
+]
+ConversationRetention = Annotated[
+    int | None,
+    typer.Option(
+        "--conversation-retention-days",
+        help="Purge closed conversations quiet for this many days; 0 unsets",
+    ),
+]
+
+
 def _project_settings(
     name: str | None,
     verification: VerificationMode | None,
@@ -138,8 +152,12 @@ def _project_settings(
     origins: list[str] | None,
     protected: list[str] | None,
     company_claims: CompanyClaims | None,
+    event_retention_days: int | None = None,
+    conversation_retention_days: int | None = None,
 ) -> project_service.ProjectSettings:
     return project_service.ProjectSettings(
+        event_retention_days=event_retention_days,
+        conversation_retention_days=conversation_retention_days,
         name=name,
         identity_verification=verification,
         stage_mode=mode,
@@ -160,12 +178,14 @@ def projects_create(
     allowed_origin: Origins = None,
     protected_key: ProtectedKeys = None,
     company_claims: Claims = None,
+    event_retention_days: EventRetention = None,
+    conversation_retention_days: ConversationRetention = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a project and print it, identity_secret included (shown this once)."""
     changes = _project_settings(
         name, identity_verification, stage_mode, stages, allowed_origin, protected_key,
-        company_claims,
+        company_claims, event_retention_days, conversation_retention_days,
     )  # fmt: skip
 
     async def work(session: AsyncSession) -> dict[str, Any]:
@@ -187,12 +207,14 @@ def projects_update(
     allowed_origin: Origins = None,
     protected_key: ProtectedKeys = None,
     company_claims: Claims = None,
+    event_retention_days: EventRetention = None,
+    conversation_retention_days: ConversationRetention = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Change a project's settings and print it."""
     changes = _project_settings(
         name, identity_verification, stage_mode, stages, allowed_origin, protected_key,
-        company_claims,
+        company_claims, event_retention_days, conversation_retention_days,
     )  # fmt: skip
 
     async def work(session: AsyncSession) -> dict[str, Any]:
@@ -514,3 +536,7 @@ def worker_command(
 
 def main() -> None:
     app()
+
+
+app.add_typer(cli_privacy.contacts_app, name="contacts")
+app.command("purge")(cli_privacy.purge_command)

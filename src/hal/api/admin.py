@@ -8,7 +8,7 @@ from datetime import timedelta
 from fastapi import APIRouter
 
 from hal.api.body import StrictJSONRoute
-from hal.api.deps import AdminProjectDep, DatabaseDep
+from hal.api.deps import AdminProjectDep, DatabaseDep, TokenActorDep
 from hal.api.errors import error_responses
 from hal.db.models import Project
 from hal.domain.projects import CompanyClaims
@@ -35,6 +35,8 @@ def project_out(project: Project) -> ProjectOut:
         allowed_origins=project.allowed_origins,
         protected_keys=project.protected_keys,
         company_claims=CompanyClaims(project.company_claims),
+        event_retention_days=project.event_retention_days,
+        conversation_retention_days=project.conversation_retention_days,
         created_at=project.created_at,
     )
 
@@ -47,19 +49,21 @@ async def get_settings(project: AdminProjectDep) -> ProjectOut:
 
 @router.patch("/settings", response_model=ProjectOut)
 async def patch_settings(
-    body: ProjectPatch, project: AdminProjectDep, db: DatabaseDep
+    body: ProjectPatch, project: AdminProjectDep, db: DatabaseDep, actor: TokenActorDep
 ) -> ProjectOut:
     """Change settings: verification mode, stage mode and pipeline, origins, protected keys."""
     changes = projects.ProjectSettings(**body.model_dump(exclude_unset=True))
     updated = await db.transaction(
-        lambda s: projects.update_project(session=s, app_id=project.app_id, settings=changes)
+        lambda s: projects.update_project(
+            session=s, app_id=project.app_id, settings=changes, actor=actor
+        )
     )
     return project_out(updated)
 
 
 @router.post("/settings/rotate-secret", response_model=RotatedSecretOut)
 async def rotate_secret(
-    body: RotateSecretRequest, project: AdminProjectDep, db: DatabaseDep
+    body: RotateSecretRequest, project: AdminProjectDep, db: DatabaseDep, actor: TokenActorDep
 ) -> RotatedSecretOut:
     """Issue a new identity secret; the old one verifies until the grace period ends."""
     rotated = await db.transaction(
@@ -68,6 +72,7 @@ async def rotate_secret(
             app_id=project.app_id,
             grace=timedelta(seconds=body.grace_seconds),
             revoke_sessions=body.revoke_sessions,
+            actor=actor,
         )
     )
     assert rotated.previous_secret_expires_at is not None

@@ -11,6 +11,7 @@ from hal.config import Settings
 from hal.db.engine import Database
 from hal.db.models import Project
 from hal.domain.errors import Forbidden, Unauthorized
+from hal.services.audit import Actor
 from hal.services.projects import project_for_api_token
 from hal.services.widget_call import Caller
 
@@ -71,6 +72,7 @@ class TeamAuth:
 
     project: Project
     scope: str  # "team" or "admin"
+    token_id: int
 
     @property
     def is_admin(self) -> bool:
@@ -95,12 +97,12 @@ async def get_team_auth(
     )
     if found is None:
         raise Unauthorized("invalid_token", "this API token is not valid", field="authorization")
-    project, scope = found
+    project, scope, token_id = found
     if project.app_id != app_id:
         raise Forbidden(
             "token_not_for_project", "this API token belongs to another project", field="app_id"
         )
-    return TeamAuth(project, scope)
+    return TeamAuth(project, scope, token_id)
 
 
 TeamAuthDep = Annotated[TeamAuth, Depends(get_team_auth)]
@@ -121,5 +123,11 @@ async def get_admin_project(auth: TeamAuthDep) -> Project:
     return auth.project
 
 
+async def get_token_actor(auth: TeamAuthDep) -> Actor:
+    """The API token making a team or admin write, for the audit log."""
+    return Actor("token", auth.token_id)
+
+
 TeamProjectDep = Annotated[Project, Depends(get_team_project)]
 AdminProjectDep = Annotated[Project, Depends(get_admin_project)]
+TokenActorDep = Annotated[Actor, Depends(get_token_actor)]

@@ -22,6 +22,7 @@ STATUS_BY_KIND: dict[type[errors.HalError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.Gone: 410,
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.InvalidInput: 422,
@@ -33,6 +34,7 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     field: str | None = None
+    merged_into: int | None = None  # 410 of a merged contact
 
 
 class ErrorBody(BaseModel):
@@ -45,6 +47,7 @@ ERROR_DESCRIPTIONS = {
     403: "Not allowed (origin, verification_required, protected_attribute)",
     404: "Unknown app_id or record",
     409: "The current state does not allow this",
+    410: "The record is gone (a merged contact: `merged_into` names where it went)",
     413: "Body over the size limit",
     415: "Body is not JSON",
     422: "A field breaks a rule or a limit; `field` names it",
@@ -61,9 +64,14 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def error_response(
-    status: int, code: str, message: str, field: str | None = None, **headers: str
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    details: dict[str, Any] | None = None,
+    **headers: str,
 ) -> JSONResponse:
-    body = errors.error_body(code, message, field)
+    body = errors.error_body(code, message, field, **(details or {}))
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
@@ -79,7 +87,8 @@ async def _hal_error(_: Request, exc: Exception) -> JSONResponse:
     headers = {}
     if isinstance(exc, errors.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
-    return error_response(_status_for(exc), exc.code, exc.message, exc.field, **headers)
+    details = exc.details if isinstance(exc, errors.Gone) else None
+    return error_response(_status_for(exc), exc.code, exc.message, exc.field, details, **headers)
 
 
 PYDANTIC_CODES = {
@@ -134,7 +143,8 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
     code = codes.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), None, **(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    return error_response(exc.status_code, code, str(exc.detail), None, None, **headers)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

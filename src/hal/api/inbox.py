@@ -27,6 +27,7 @@ from hal.api.stream import change_stream, last_event_id_of
 from hal.db.engine import Database
 from hal.services import conversations, team
 from hal.services.agents import authenticate, login_candidates
+from hal.services.audit import Actor
 from hal.services.login_throttle import LoginThrottle
 
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent.parent / "web" / "templates")
@@ -292,7 +293,11 @@ async def company_stage(
         session,
         csrf,
         lambda s: team.agent_set_stage(
-            session=s, project=session.project, company_id=company_id, stage=stage
+            session=s,
+            project=session.project,
+            company_id=company_id,
+            stage=stage,
+            actor=Actor("agent", session.agent.id),
         ),
         f"/inbox/companies/{segment(company_id)}",
     )

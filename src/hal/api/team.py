@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from hal.api.body import StrictJSONRoute
-from hal.api.deps import DatabaseDep, SettingsDep, TeamProjectDep
+from hal.api.deps import DatabaseDep, SettingsDep, TeamProjectDep, TokenActorDep
 from hal.api.errors import error_responses
 from hal.api.presenters import (
     company_events_out,
@@ -101,6 +101,7 @@ async def patch_contact(
     project: TeamProjectDep,
     db: DatabaseDep,
     settings: SettingsDep,
+    actor: TokenActorDep,
 ) -> ContactSummary:
     """The team's write to a contact's name and metadata (protected keys included)."""
     contact = await db.transaction(
@@ -111,6 +112,7 @@ async def patch_contact(
             name=body.name,
             metadata=body.metadata,
             limits=settings.limits,
+            actor=actor,
         )
     )
     return contact_summary(contact)
@@ -144,12 +146,16 @@ async def company_detail(
 
 @router.patch("/companies/{company_id:path}", response_model=StagePatchOut)
 async def patch_company(
-    company_id: str, body: StagePatch, project: TeamProjectDep, db: DatabaseDep
+    company_id: str,
+    body: StagePatch,
+    project: TeamProjectDep,
+    db: DatabaseDep,
+    actor: TokenActorDep,
 ) -> StagePatchOut:
     """An agent's stage write: always applied; `agent_wins` widget writes then yield to it."""
     company, decision = await db.transaction(
         lambda s: team.agent_set_stage(
-            session=s, project=project, company_id=company_id, stage=body.stage
+            session=s, project=project, company_id=company_id, stage=body.stage, actor=actor
         )
     )
     return StagePatchOut(

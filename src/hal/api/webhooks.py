@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from hal.api.body import StrictJSONRoute
-from hal.api.deps import AdminProjectDep, DatabaseDep, SettingsDep
+from hal.api.deps import AdminProjectDep, DatabaseDep, SettingsDep, TokenActorDep
 from hal.api.errors import error_responses
 from hal.db.models import WebhookEndpoint
 from hal.domain.webhooks import webhook_id
@@ -77,7 +77,11 @@ def delivery_out(delivery: webhooks.Delivery) -> WebhookMessageOut:
 
 @router.post("", status_code=201, response_model=WebhookEndpointCreated)
 async def create_endpoint(
-    body: WebhookEndpointCreate, project: AdminProjectDep, db: DatabaseDep, settings: SettingsDep
+    body: WebhookEndpointCreate,
+    project: AdminProjectDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    actor: TokenActorDep,
 ) -> WebhookEndpointCreated:
     """Add an endpoint; its secret is shown this once. It receives changes from now on."""
     endpoint = await webhooks.create_endpoint(
@@ -86,6 +90,7 @@ async def create_endpoint(
         url=body.url,
         events=body.events,
         allow_private=settings.webhooks_allow_private,
+        actor=actor,
     )
     return WebhookEndpointCreated(**endpoint_out(endpoint).model_dump(), secret=endpoint.secret)
 
@@ -117,6 +122,7 @@ async def patch_endpoint(
     project: AdminProjectDep,
     db: DatabaseDep,
     settings: SettingsDep,
+    actor: TokenActorDep,
 ) -> WebhookEndpointOut:
     """Change the URL or the event types; disable, or enable again (clears the reason)."""
     endpoint = await webhooks.update_endpoint(
@@ -125,30 +131,31 @@ async def patch_endpoint(
         endpoint_id=endpoint_id,
         changes=webhooks.EndpointChanges(**body.model_dump(exclude_unset=True)),
         allow_private=settings.webhooks_allow_private,
+        actor=actor,
     )
     return endpoint_out(endpoint)
 
 
 @router.delete("/{endpoint_id}", status_code=204, response_class=Response)
 async def delete_endpoint(
-    endpoint_id: EndpointId, project: AdminProjectDep, db: DatabaseDep
+    endpoint_id: EndpointId, project: AdminProjectDep, db: DatabaseDep, actor: TokenActorDep
 ) -> None:
     """Remove the endpoint and its delivery log."""
     await db.transaction(
         lambda s: webhooks.delete_endpoint(
-            session=s, project_id=project.id, endpoint_id=endpoint_id
+            session=s, project_id=project.id, endpoint_id=endpoint_id, actor=actor
         )
     )
 
 
 @router.post("/{endpoint_id}/rotate-secret", response_model=RotatedWebhookSecretOut)
 async def rotate_secret(
-    endpoint_id: EndpointId, project: AdminProjectDep, db: DatabaseDep
+    endpoint_id: EndpointId, project: AdminProjectDep, db: DatabaseDep, actor: TokenActorDep
 ) -> RotatedWebhookSecretOut:
     """A new secret, shown once; for 24 h deliveries carry signatures by both."""
     endpoint = await db.transaction(
         lambda s: webhooks.rotate_endpoint_secret(
-            session=s, project_id=project.id, endpoint_id=endpoint_id
+            session=s, project_id=project.id, endpoint_id=endpoint_id, actor=actor
         )
     )
     assert endpoint.previous_secret_expires_at is not None

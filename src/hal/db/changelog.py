@@ -39,6 +39,23 @@ class PendingChange:
     project_id: int
     type: str
     data: dict[str, Any]
+    # An anonymous visitor's change (its data names no contact): erased with that visitor.
+    visitor_id: int | None = None
+
+
+_CONTACT_CHANGES = {"contact.created", "contact.updated"}
+
+
+def contact_of(type: str, data: dict[str, Any]) -> int | None:
+    """The contact whose data a change carries (None for ids-only changes such as
+    contact.merged and contact.deleted), kept beside it so an erasure finds every copy."""
+    if type in _CONTACT_CHANGES:
+        value = data.get("id")
+    elif type.startswith("contact.") and type != "contact.company_linked":
+        return None
+    else:
+        value = data.get("contact_id")
+    return value if isinstance(value, int) else None
 
 
 _ADVANCE = (
@@ -49,6 +66,17 @@ _ADVANCE = (
 )
 
 
+def _row(change: PendingChange, now: datetime) -> dict[str, Any]:
+    return {
+        "project_id": change.project_id,
+        "type": change.type,
+        "data": change.data,
+        "contact_id": contact_of(change.type, change.data),
+        "visitor_id": change.visitor_id,
+        "created_at": now,
+    }
+
+
 async def write_changes(
     connection: AsyncConnection, pending: list[PendingChange], now: datetime | None = None
 ) -> None:
@@ -57,13 +85,7 @@ async def write_changes(
         return
     now = now or utcnow()
     if connection.dialect.name == "postgresql":
-        await connection.execute(
-            insert(CHANGES),
-            [
-                {"project_id": c.project_id, "type": c.type, "data": c.data, "created_at": now}
-                for c in pending
-            ],
-        )
+        await connection.execute(insert(CHANGES), [_row(change, now) for change in pending])
         return
     by_project: dict[int, list[PendingChange]] = defaultdict(list)
     for change in pending:
@@ -75,14 +97,7 @@ async def write_changes(
         last = int((await connection.execute(_ADVANCE, params)).scalar_one())
         first = last - len(changes) + 1
         rows.extend(
-            {
-                "project_id": project_id,
-                "id": first + offset,
-                "type": change.type,
-                "data": change.data,
-                "created_at": now,
-            }
-            for offset, change in enumerate(changes)
+            {**_row(change, now), "id": first + offset} for offset, change in enumerate(changes)
         )
     await connection.execute(insert(CHANGES), rows)
 
@@ -124,6 +139,14 @@ async def number_changes(connection: AsyncConnection, batch: int = NUMBER_BATCH)
     return int(numbered.rowcount)
 
 
-def record(session: AsyncSession, project_id: int, type: str, data: dict[str, Any]) -> None:
+def record(
+    session: AsyncSession,
+    project_id: int,
+    type: str,
+    data: dict[str, Any],
+    *,
+    visitor_id: int | None = None,
+) -> None:
     """Record a change made through the ORM session; written when its transaction commits."""
-    session.info.setdefault("changes", []).append(PendingChange(project_id, type, data))
+    change = PendingChange(project_id, type, data, visitor_id)
+    session.info.setdefault("changes", []).append(change)

@@ -136,9 +136,12 @@ class Tx:
     ) -> CursorResult[Any]:
         return await self.connection.execute(statement, params)
 
-    def record(self, project_id: int, type: str, data: dict[str, Any]) -> None:
-        """A change for the change log, written with this transaction (or not at all)."""
-        self.changes.append(PendingChange(project_id, type, data))
+    def record(
+        self, project_id: int, type: str, data: dict[str, Any], *, visitor_id: int | None = None
+    ) -> None:
+        """A change for the change log, written with this transaction (or not at all).
+        `visitor_id`: the anonymous visitor a change names no contact for (erased with it)."""
+        self.changes.append(PendingChange(project_id, type, data, visitor_id))
 
     async def lock(self, keys: Iterable[int]) -> None:
         """Serialize transactions on business keys: PostgreSQL advisory locks taken in one

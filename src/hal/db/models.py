@@ -54,6 +54,13 @@ class Project(Base):
     # The id of the project's latest change: taken by a committing transaction as its last
     # statement, so change ids grow in commit order within a project.
     last_change_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The HMAC key of this project's suppressions, made with its first one (None: no
+    # suppression yet, so identify has nothing to check).
+    suppression_key: Mapped[str | None] = mapped_column(String(128))
+    # Unset: kept for ever. Tracked events, and closed conversations, older than this many
+    # days are purged (services/retention.py).
+    event_retention_days: Mapped[int | None] = mapped_column(Integer)
+    conversation_retention_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -64,6 +71,7 @@ class Contact(Base):
         UniqueConstraint("project_id", "email_normalized", name="uq_contacts_email"),
         Index("ix_contacts_search_name", "project_id", "search_name"),
         Index("ix_contacts_search_user_id", "project_id", "search_user_id"),
+        Index("ix_contacts_erased", "erased_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -83,6 +91,8 @@ class Contact(Base):
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Being erased: unreachable and shown nowhere while its rows are deleted in batches.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @validates("name", "user_id")
     def _keep_search_keys(self, key: str, value: str | None) -> str | None:
@@ -189,6 +199,7 @@ class Event(Base):
         Index("ix_events_company", "company_id", "id"),
         Index("ix_events_visitor", "visitor_id", "id"),
         Index("ix_events_project_name", "project_id", "name", "id"),
+        Index("ix_events_project_received", "project_id", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -290,6 +301,8 @@ class Change(Base):
     __table_args__ = (
         Index("ix_changes_created", "created_at"),
         Index("uq_changes_project_id", "project_id", "id", unique=True),
+        Index("ix_changes_contact", "project_id", "contact_id"),
+        Index("ix_changes_visitor", "project_id", "visitor_id"),
     )
 
     seq: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -297,6 +310,10 @@ class Change(Base):
     id: Mapped[int | None] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column()
+    # The contact whose data this change carries, so an erasure finds every copy.
+    contact_id: Mapped[int | None] = mapped_column(BigInteger)
+    # ...or, written before its visitor was identified, the visitor's.
+    visitor_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -327,11 +344,15 @@ class WebhookMessage(Base):
         Index("ix_webhook_messages_due", "status", "next_attempt_at"),
         Index("ix_webhook_messages_endpoint", "endpoint_id", "id"),
         UniqueConstraint("endpoint_id", "change_id", name="uq_webhook_messages_change"),
+        Index("ix_webhook_messages_contact", "contact_id"),
+        Index("ix_webhook_messages_visitor", "visitor_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     change_id: Mapped[int | None] = mapped_column(BigInteger)  # None for webhook.test
+    contact_id: Mapped[int | None] = mapped_column(BigInteger)  # as its change's
+    visitor_id: Mapped[int | None] = mapped_column(BigInteger)  # as its change's
     type: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column()  # {"type", "timestamp", "data"}
     status: Mapped[str] = mapped_column(String(12), default="pending")
@@ -361,7 +382,61 @@ class InstanceSecret(Base):
     value: Mapped[str] = mapped_column(String(255))
 
 
+class Suppression(Base):
+    """A person erased with `suppress=true`: keyed hashes of their user_id and email, which a
+    later identify or batch write may not use (SPEC "Privacy and data hygiene")."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (
+        Index("ix_suppressions_user_id", "project_id", "user_id_hash"),
+        Index("ix_suppressions_email", "project_id", "email_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id_hash: Mapped[str | None] = mapped_column(String(64))
+    email_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ContactMerge(Base):
+    """A contact merged into another: its id answers 410 with `merged_into`, and an email it
+    had that `into` could not take still finds `into`."""
+
+    __tablename__ = "contact_merges"
+    __table_args__ = (
+        Index("ix_contact_merges_into", "into_contact_id"),
+        Index("ix_contact_merges_email", "project_id", "email_normalized"),
+    )
+
+    from_contact_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    into_contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    email_normalized: Mapped[str | None] = mapped_column(SearchKey)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """One agent or admin write: who (an agent, an API token, the command line), what, when,
+    and the fields it changed (never a secret)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_project", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    actor_type: Mapped[str] = mapped_column(String(8))  # agent | token | cli
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(255))
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 __all__ = [
+    "AuditEntry",
+    "ContactMerge",
+    "Suppression",
     "Agent",
     "AgentSession",
     "ApiToken",

@@ -53,6 +53,7 @@ _SELECT = select(
     Project.previous_identity_secret,
     Project.previous_secret_expires_at,
     Project.session_secret,
+    Project.suppression_key,
 )
 _BY_APP_ID = _SELECT.where(Project.app_id == bindparam("app_id"))
 
@@ -71,6 +72,7 @@ def config_of(row: Any) -> ProjectConfig:
         previous_identity_secret=row.previous_identity_secret,
         previous_secret_expires_at=row.previous_secret_expires_at,
         session_secret=row.session_secret,
+        suppression_key=row.suppression_key,
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    """The one shape of every refusal: `{"error": {"code", "message", "field"}}`."""
-    return {"error": {"code": code, "message": message, "field": field}}
+def error_body(code: str, message: str, field: str | None = None, **details: Any) -> dict[str, Any]:
+    """The one shape of every refusal: `{"error": {"code", "message", "field"}}`, and what a
+    refusal adds (a 410's `merged_into`)."""
+    return {"error": {"code": code, "message": message, "field": field, **details}}
 
 
 class HalError(Exception):
@@ -45,6 +46,17 @@ class NotFound(HalError):
 
 class Conflict(HalError):
     """The request is valid but the current state does not allow it."""
+
+
+class Gone(HalError):
+    """The thing addressed existed and is no more (a merged contact); `details` says where it
+    went."""
+
+    def __init__(
+        self, code: str, message: str, *, details: dict[str, object], field: str | None = None
+    ) -> None:
+        super().__init__(code, message, field=field)
+        self.details = details
 
 
 class PayloadTooLarge(HalError):

@@ -82,6 +82,8 @@ class ProjectConfig:
     previous_identity_secret: str | None
     previous_secret_expires_at: datetime | None
     session_secret: str
+    # The key of the project's suppression hashes; None while it has none to check.
+    suppression_key: str | None = None
 
     @property
     def verifies(self) -> bool:

@@ -107,6 +107,8 @@ class ProjectOut(BaseModel):
     allowed_origins: list[str]
     protected_keys: list[str]
     company_claims: CompanyClaims
+    event_retention_days: int | None = None
+    conversation_retention_days: int | None = None
     created_at: datetime
 
 
@@ -130,6 +132,12 @@ class ProjectPatch(TeamInput):
         | None
     ) = None
     company_claims: Annotated[CompanyClaims, Field(strict=False)] | None = None
+    event_retention_days: Annotated[int, Field(ge=0, le=36_500)] | None = Field(
+        default=None, description="Tracked events older than this are purged; 0 unsets"
+    )
+    conversation_retention_days: Annotated[int, Field(ge=0, le=36_500)] | None = Field(
+        default=None, description="Closed conversations quiet for this long are purged; 0 unsets"
+    )
 
 
 class RotateSecretRequest(TeamInput):

@@ -22,6 +22,7 @@ from hal.db.types import utcnow
 from hal.domain.errors import Conflict, InvalidInput, NotFound
 from hal.domain.limits import Limits
 from hal.domain.validation import parse_email
+from hal.services.audit import CLI, SECRET, record_audit
 from hal.services.projects import get_project, new_secret
 
 _hasher = PasswordHasher()
@@ -67,6 +68,14 @@ async def create_agent(
     )
     session.add(agent)
     await session.flush()
+    await record_audit(
+        session,
+        project_id=project.id,
+        actor=CLI,
+        action="agent.created",
+        target=str(agent.id),
+        changes={"email": address, "password": SECRET},
+    )
     return agent
 
 
@@ -120,6 +129,14 @@ async def remove_agent(*, session: AsyncSession, app_id: str, email: str) -> Age
     agent = await _agent(session=session, app_id=app_id, email=email)
     await session.execute(delete(SessionRow).where(SessionRow.agent_id == agent.id))
     await session.execute(delete(Agent).where(Agent.id == agent.id))
+    await record_audit(
+        session,
+        project_id=agent.project_id,
+        actor=CLI,
+        action="agent.removed",
+        target=str(agent.id),
+        changes={"email": agent.email},
+    )
     return agent
 
 
@@ -130,6 +147,14 @@ async def set_password(*, session: AsyncSession, app_id: str, email: str, passwo
     agent.password_hash = _hasher.hash(password)
     await session.execute(delete(SessionRow).where(SessionRow.agent_id == agent.id))
     await session.flush()
+    await record_audit(
+        session,
+        project_id=agent.project_id,
+        actor=CLI,
+        action="agent.password_set",
+        target=str(agent.id),
+        changes={"password": SECRET},
+    )
     return agent
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import bindparam, delete, func, select
 from hal.db.engine import Database, Tx
 from hal.db.models import Change, Project
 from hal.db.types import utcnow
+from hal.services import retention
 
 log = logging.getLogger("hal.stream")
 
@@ -148,6 +149,8 @@ class ChangeFeed:
                 if loop.time() - last_purge > 60:
                     last_purge = loop.time()
                     await purge_changes(self.database, self.retention)
+                    # Projects' event and conversation retention, and unfinished erasures.
+                    await retention.purge(self.database)
             except Exception:  # a database hiccup must not end every stream of the process
                 log.warning("change feed read failed; retrying", exc_info=True)
                 await asyncio.sleep(self.poll_seconds)

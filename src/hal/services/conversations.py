@@ -99,9 +99,12 @@ async def reply(
     )
     session.add(message)
     await session.flush()
+    anonymous = conversation.visitor_id if conversation.contact_id is None else None
     if reopened:
-        record(session, project.id, "conversation.reopened", conversation_data(conversation))
-    record(session, project.id, "message.created", message_data(conversation, message))
+        data = conversation_data(conversation)
+        record(session, project.id, "conversation.reopened", data, visitor_id=anonymous)
+    data = message_data(conversation, message)
+    record(session, project.id, "message.created", data, visitor_id=anonymous)
     return message
 
 
@@ -116,5 +119,6 @@ async def set_status(
         conversation.status = status
         await session.flush()
         kind = "conversation.closed" if status == CLOSED else "conversation.reopened"
-        record(session, project.id, kind, conversation_data(conversation))
+        anonymous = conversation.visitor_id if conversation.contact_id is None else None
+        record(session, project.id, kind, conversation_data(conversation), visitor_id=anonymous)
     return conversation

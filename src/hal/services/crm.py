@@ -127,7 +127,12 @@ async def track(tx: Tx, *, request: TrackRequest, caller: Caller, limits: Limits
         contact_id=contact_id,
         company_id=company.external_id if company is not None else None,
     )
-    tx.record(call.project.id, "event.tracked", EventOut(**asdict(event)).model_dump(mode="json"))
+    tx.record(
+        call.project.id,
+        "event.tracked",
+        EventOut(**asdict(event)).model_dump(mode="json"),
+        visitor_id=call.visitor.id if contact_id is None else None,
+    )
     return TrackResult(event_row_id, event, False)
 
 

@@ -69,7 +69,14 @@ async def fan_out(db: Database, *, first_delay: float, batch: int = FAN_OUT_BATC
             return 0
         changes = (
             await tx.execute(
-                select(Change.id, Change.type, Change.data, Change.created_at)
+                select(
+                    Change.id,
+                    Change.type,
+                    Change.data,
+                    Change.contact_id,
+                    Change.visitor_id,
+                    Change.created_at,
+                )
                 .where(
                     Change.project_id == endpoint.project_id,
                     Change.id > endpoint.change_cursor,
@@ -84,6 +91,8 @@ async def fan_out(db: Database, *, first_delay: float, batch: int = FAN_OUT_BATC
             {
                 "endpoint_id": endpoint.id,
                 "change_id": change.id,
+                "contact_id": change.contact_id,
+                "visitor_id": change.visitor_id,
                 "type": change.type,
                 "payload": message_payload(change.type, change.created_at, change.data),
                 "status": "pending",

@@ -164,13 +164,23 @@ def _ref(contact: ContactRow | None) -> ContactRef | None:
 def _plan(call: WidgetCall, checked: _Checked) -> IdentifyPlan:
     by_user_id = next((c for c in call.candidates if c.user_id == checked.user_id), None)
     by_email = next((c for c in call.candidates if c.email_normalized == checked.email_key), None)
+    email_owner = _ref(by_email) if checked.email_key is not None else None
+    if email_owner is None and call.email_alias_of is not None:
+        # The email of a contact merged into another that kept its own: it reaches that one.
+        merged_into = next(c for c in call.candidates if c.id == call.email_alias_of)
+        email_owner = ContactRef(
+            id=merged_into.id,
+            user_id=merged_into.user_id,
+            email=checked.email_key,
+            verified=merged_into.verified,
+        )
     return plan_identify(
         mode=call.project.identity_verification,
         user_id=checked.user_id,
         email=checked.email_key,
         proof=checked.proof,
         by_user_id=_ref(by_user_id) if checked.user_id is not None else None,
-        by_email=_ref(by_email) if checked.email_key is not None else None,
+        by_email=email_owner,
         binding=Binding(
             contact=_ref(call.contact), verified=call.visitor.verified, session=call.session
         ),

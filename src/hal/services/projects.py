@@ -15,9 +15,11 @@ from hal.db.models import ApiToken, Project
 from hal.db.queries import project_by_app_id
 from hal.db.types import utcnow
 from hal.domain.errors import Conflict, NotFound
+from hal.domain.privacy import check_retention_days
 from hal.domain.projects import CompanyClaims, check_app_id, check_stages, normalize_origin
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode
+from hal.services.audit import CLI, SECRET, Actor, record_audit
 
 DEFAULT_STAGES = ["Lead", "Qualified", "Trial", "Customer", "Churned"]
 
@@ -33,6 +35,9 @@ class ProjectSettings:
     allowed_origins: list[str] | None = None
     protected_keys: list[str] | None = None
     company_claims: CompanyClaims | None = None
+    # Days; 0 unsets (kept for ever).
+    event_retention_days: int | None = None
+    conversation_retention_days: int | None = None
 
 
 def _apply(project: Project, changes: ProjectSettings) -> None:
@@ -50,6 +55,10 @@ def _apply(project: Project, changes: ProjectSettings) -> None:
         project.protected_keys = sorted({key.strip() for key in changes.protected_keys if key})
     if changes.company_claims is not None:
         project.company_claims = changes.company_claims.value
+    for field in ("event_retention_days", "conversation_retention_days"):
+        days = getattr(changes, field)
+        if days is not None:
+            setattr(project, field, check_retention_days(days or None, field=field))
 
 
 def new_secret() -> str:
@@ -88,17 +97,29 @@ async def get_project(*, session: AsyncSession, app_id: str) -> Project:
 
 
 async def update_project(
-    *, session: AsyncSession, app_id: str, settings: ProjectSettings
+    *, session: AsyncSession, app_id: str, settings: ProjectSettings, actor: Actor = CLI
 ) -> Project:
     """Change a project's settings."""
     project = await get_project(session=session, app_id=app_id)
+    before = describe_project(project, include_secret=False)
     _apply(project, settings)
     await session.flush()
+    after = describe_project(project, include_secret=False)
+    changed = {k: {"old": before[k], "new": after[k]} for k in after if before[k] != after[k]}
+    if changed:
+        await record_audit(
+            session, project_id=project.id, actor=actor, action="project.updated", changes=changed
+        )
     return project
 
 
 async def rotate_secret(
-    *, session: AsyncSession, app_id: str, grace: timedelta, revoke_sessions: bool = False
+    *,
+    session: AsyncSession,
+    app_id: str,
+    grace: timedelta,
+    revoke_sessions: bool = False,
+    actor: Actor = CLI,
 ) -> Project:
     """Issue a new identity secret; the old one keeps verifying until the grace period ends.
     `revoke_sessions` also ends every widget session token of the project (they are signed
@@ -110,6 +131,17 @@ async def rotate_secret(
     if revoke_sessions:
         project.session_secret = new_secret()
     await session.flush()
+    await record_audit(
+        session,
+        project_id=project.id,
+        actor=actor,
+        action="project.secret_rotated",
+        changes={
+            "identity_secret": SECRET,
+            "grace_seconds": int(grace.total_seconds()),
+            "revoke_sessions": revoke_sessions,
+        },
+    )
     return project
 
 
@@ -123,6 +155,8 @@ def describe_project(project: Project, *, include_secret: bool) -> dict[str, Any
         "allowed_origins": project.allowed_origins,
         "protected_keys": project.protected_keys,
         "company_claims": project.company_claims,
+        "event_retention_days": project.event_retention_days,
+        "conversation_retention_days": project.conversation_retention_days,
         "created_at": project.created_at.isoformat(),
     }
     if include_secret:
@@ -141,15 +175,22 @@ async def create_api_token(*, session: AsyncSession, app_id: str, admin: bool = 
     is stored."""
     project = await get_project(session=session, app_id=app_id)
     token = f"hal_{secrets.token_urlsafe(32)}"
-    session.add(
-        ApiToken(
-            project_id=project.id,
-            token_hash=hash_api_token(token),
-            prefix=token[:8],
-            scope="admin" if admin else "team",
-        )
+    row = ApiToken(
+        project_id=project.id,
+        token_hash=hash_api_token(token),
+        prefix=token[:8],
+        scope="admin" if admin else "team",
     )
+    session.add(row)
     await session.flush()
+    await record_audit(
+        session,
+        project_id=project.id,
+        actor=CLI,
+        action="token.created",
+        target=str(row.id),
+        changes={"scope": row.scope},
+    )
     return token
 
 
@@ -166,14 +207,19 @@ async def revoke_api_token(*, session: AsyncSession, app_id: str, token: str) ->
         raise NotFound("unknown_token", "no active token like this in the project", field="token")
     found.revoked_at = utcnow()
     await session.flush()
+    await record_audit(
+        session, project_id=project.id, actor=CLI, action="token.revoked", target=str(found.id)
+    )
 
 
-async def project_for_api_token(*, session: AsyncSession, token: str) -> tuple[Project, str] | None:
-    """The project a token was made for, and the token's scope."""
+async def project_for_api_token(
+    *, session: AsyncSession, token: str
+) -> tuple[Project, str, int] | None:
+    """The project a token was made for, the token's scope and its id."""
     query = (
-        select(Project, ApiToken.scope)
+        select(Project, ApiToken.scope, ApiToken.id)
         .join(ApiToken, ApiToken.project_id == Project.id)
         .where(ApiToken.token_hash == hash_api_token(token), ApiToken.revoked_at.is_(None))
     )
     row = (await session.execute(query)).first()
-    return (row[0], row[1]) if row else None
+    return (row[0], row[1], row[2]) if row else None

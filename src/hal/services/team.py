@@ -16,6 +16,7 @@ from hal.db.models import (
     Company,
     Contact,
     ContactCompany,
+    ContactMerge,
     Conversation,
     Deal,
     Event,
@@ -27,11 +28,12 @@ from hal.db.models import (
 from hal.db.queries import contact_for_update, linked_companies
 from hal.db.types import utcnow
 from hal.domain.changes import changed_values
-from hal.domain.errors import InvalidInput, NotFound
+from hal.domain.errors import Gone, InvalidInput, NotFound
 from hal.domain.limits import Limits
 from hal.domain.stages import StageDecision, StageMode, StageSource
 from hal.domain.validation import check_metadata, check_text, merge_metadata
 from hal.services import conversations
+from hal.services.audit import CLI, Actor, record_audit
 from hal.services.change_data import contact_data, stage_change_data
 from hal.services.companies import company_for_update, write_stage
 
@@ -107,7 +109,7 @@ async def search_contacts(
     after = decode_cursor(cursor)
     query = select(Contact)
     if not (q and q.strip()):
-        query = query.where(Contact.project_id == project.id)
+        query = query.where(Contact.project_id == project.id, Contact.erased_at.is_(None))
     else:
         # The project is filtered inside each branch: filtering it again outside makes
         # SQLite walk the project's index instead of looking the matches up by id.
@@ -129,8 +131,17 @@ async def search_contacts(
 
 
 async def get_contact(*, session: AsyncSession, project: Project, contact_id: int) -> Contact:
+    """The contact, unless it is gone: erased (404) or merged into another (410)."""
     contact = await session.get(Contact, contact_id)
-    if contact is None or contact.project_id != project.id:
+    if contact is None or contact.project_id != project.id or contact.erased_at is not None:
+        merge = await session.get(ContactMerge, contact_id)
+        if merge is not None and merge.project_id == project.id:
+            raise Gone(
+                "contact_merged",
+                f"contact {contact_id} was merged into contact {merge.into_contact_id}",
+                details={"merged_into": merge.into_contact_id},
+                field="contact_id",
+            )
         raise NotFound(
             "unknown_contact", f"no contact {contact_id} in this project", field="contact_id"
         )
@@ -259,7 +270,7 @@ async def company_detail(
 
 
 async def agent_set_stage(
-    *, session: AsyncSession, project: Project, company_id: str, stage: str
+    *, session: AsyncSession, project: Project, company_id: str, stage: str, actor: Actor = CLI
 ) -> tuple[Company, StageDecision]:
     """An agent's stage write: always applied, and remembered as the agent's (agent_wins)."""
     check_text(stage, field="stage", max_length=255)
@@ -281,6 +292,14 @@ async def agent_set_stage(
             company, decision, mode=StageMode.OVERWRITE, source=StageSource.AGENT
         )
         record(session, project.id, "company.stage_changed", changed)
+    await record_audit(
+        session,
+        project_id=project.id,
+        actor=actor,
+        action="company.stage_set",
+        target=company.external_id,
+        changes={"stage": {"old": decision.previous, "new": stage}},
+    )
     return company, decision
 
 
@@ -441,6 +460,7 @@ async def update_contact(
     name: str | None,
     metadata: dict[str, Any] | None,
     limits: Limits,
+    actor: Actor = CLI,
 ) -> Contact:
     """The team's write to a contact: name and metadata (null deletes). Protected keys may be
     written here: the team API is trusted, the widget is not."""
@@ -461,4 +481,12 @@ async def update_contact(
     if changed:
         data = {**contact_data(locked_contact), "changed": changed}
         record(session, project.id, "contact.updated", data)
+        await record_audit(
+            session,
+            project_id=project.id,
+            actor=actor,
+            action="contact.updated",
+            target=str(locked_contact.id),
+            changes=changed,
+        )
     return locked_contact

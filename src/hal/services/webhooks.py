@@ -21,6 +21,7 @@ from hal.db.queries import locked
 from hal.db.types import utcnow
 from hal.domain.errors import Conflict, NotFound
 from hal.domain.webhooks import OPT_IN_TYPES, TEST_TYPE, check_events, message_payload
+from hal.services.audit import CLI, SECRET, Actor, record_audit
 from hal.services.team import check_limit, decode_cursor, encode_cursor
 from hal.services.webhook_targets import resolve_target
 
@@ -35,7 +36,13 @@ def new_webhook_secret() -> str:
 
 
 async def create_endpoint(
-    *, db: Database, project_id: int, url: str, events: list[str], allow_private: bool
+    *,
+    db: Database,
+    project_id: int,
+    url: str,
+    events: list[str],
+    allow_private: bool,
+    actor: Actor = CLI,
 ) -> WebhookEndpoint:
     """Save an endpoint; it receives the changes committed after this one (a change whose
     transaction ends while the endpoint is saved may land on either side)."""
@@ -57,6 +64,14 @@ async def create_endpoint(
         )
         session.add(endpoint)
         await session.flush()
+        await record_audit(
+            session,
+            project_id=project_id,
+            actor=actor,
+            action="webhook.created",
+            target=str(endpoint.id),
+            changes={"url": url, "events": events, "secret": SECRET},
+        )
         return endpoint
 
     return await db.transaction(work)
@@ -101,6 +116,7 @@ async def update_endpoint(
     endpoint_id: int,
     changes: EndpointChanges,
     allow_private: bool,
+    actor: Actor = CLI,
 ) -> WebhookEndpoint:
     """Change the URL, the event types or whether the endpoint is enabled."""
     events = check_events(changes.events) if changes.events is not None else None
@@ -120,20 +136,38 @@ async def update_endpoint(
         elif changes.enabled is False and endpoint.enabled:
             endpoint.enabled, endpoint.disabled_reason = False, "disabled through the API"
         await session.flush()
+        await record_audit(
+            session,
+            project_id=project_id,
+            actor=actor,
+            action="webhook.updated",
+            target=str(endpoint.id),
+            changes={k: v for k, v in changes.__dict__.items() if v is not None},
+        )
         return endpoint
 
     return await db.transaction(work)
 
 
-async def delete_endpoint(*, session: AsyncSession, project_id: int, endpoint_id: int) -> None:
+async def delete_endpoint(
+    *, session: AsyncSession, project_id: int, endpoint_id: int, actor: Actor = CLI
+) -> None:
     """Remove an endpoint with its messages and their attempts."""
     endpoint = await get_endpoint(session=session, project_id=project_id, endpoint_id=endpoint_id)
     await session.delete(endpoint)
     await session.flush()
+    await record_audit(
+        session,
+        project_id=project_id,
+        actor=actor,
+        action="webhook.deleted",
+        target=str(endpoint_id),
+        changes={"url": endpoint.url},
+    )
 
 
 async def rotate_endpoint_secret(
-    *, session: AsyncSession, project_id: int, endpoint_id: int
+    *, session: AsyncSession, project_id: int, endpoint_id: int, actor: Actor = CLI
 ) -> WebhookEndpoint:
     """A new secret; for 24 h deliveries are also signed with the one it replaces."""
     endpoint = await get_endpoint(
@@ -143,6 +177,14 @@ async def rotate_endpoint_secret(
     endpoint.previous_secret_expires_at = utcnow() + SECRET_GRACE
     endpoint.secret = new_webhook_secret()
     await session.flush()
+    await record_audit(
+        session,
+        project_id=project_id,
+        actor=actor,
+        action="webhook.secret_rotated",
+        target=str(endpoint_id),
+        changes={"secret": SECRET},
+    )
     return endpoint
 
 

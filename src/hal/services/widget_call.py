@@ -10,7 +10,7 @@ never create a visitor.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from hal.db.engine import Tx, lock_key
@@ -24,6 +24,7 @@ from hal.domain.sessions import issue_session_token, read_session_token
 from hal.domain.validation import check_identifier
 from hal.domain.verification import Proof
 from hal.services.admission import Admission
+from hal.services.suppression import refuse_suppressed
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class WidgetCall:
     # identify only: its checked identity, and the contacts owning its user_id or email
     identity: Identity | None = None
     candidates: list[ContactRow] = field(default_factory=list)
+    # The contact the identity's email was merged into (a candidate), when no contact has it.
+    email_alias_of: int | None = None
 
     @property
     def verified(self) -> bool:
@@ -158,8 +161,8 @@ async def open_widget_call(
     contact. A visitor bound to a verified contact needs its session token or a proof.
 
     identify passes a check of its request against the project: the identity's user_id and
-    email are locked (PostgreSQL advisory locks, before any row) and their contacts read with
-    the bound one in one statement.
+    email are locked (PostgreSQL advisory locks, before any row), refused if an erased person
+    suppressed them, and their contacts read with the bound one in one statement.
     """
     project = await _admit(tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits)
     identity = identify(project) if identify is not None else None
@@ -170,13 +173,17 @@ async def open_widget_call(
         if identity.email_key is not None:
             keys.append(lock_key(project.id, "email", identity.email_key))
         await tx.lock(keys)
+        await refuse_suppressed(
+            tx, project=project, user_id=identity.user_id, email_key=identity.email_key
+        )
     visitor = await upsert_visitor(tx, project_id=project.id, visitor_key=visitor_id)
     if visitor.created and caller.admission is not None:
         await caller.admission.new_visitor(project.app_id, caller.client)
     candidates: list[ContactRow] = []
     contact = None
+    alias_of = None
     if identity is not None:
-        candidates = await contacts_by_keys(
+        candidates, alias_of = await contacts_by_keys(
             tx,
             project_id=project.id,
             user_id=identity.user_id,
@@ -186,7 +193,8 @@ async def open_widget_call(
         contact = next((c for c in candidates if c.id == visitor.contact_id), None)
     elif visitor.contact_id is not None:
         contact = await contact_by_id(tx, visitor.contact_id)
-    return _checked(tx, project, visitor, contact, caller, identity, candidates)
+    call = _checked(tx, project, visitor, contact, caller, identity, candidates)
+    return replace(call, email_alias_of=alias_of) if alias_of is not None else call
 
 
 def _checked(

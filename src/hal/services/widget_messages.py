@@ -67,9 +67,12 @@ async def post_widget_message(
             "sender_verified": call.verified,
         },
     )
+    anonymous = visitor.id if conversation.contact_id is None else None
     if started:
-        tx.record(call.project.id, "conversation.created", conversation_data(conversation))
-    tx.record(call.project.id, "message.created", message_data(conversation, message))
+        data = conversation_data(conversation)
+        tx.record(call.project.id, "conversation.created", data, visitor_id=anonymous)
+    data = message_data(conversation, message)
+    tx.record(call.project.id, "message.created", data, visitor_id=anonymous)
     return conversation, message
 
 

@@ -6,10 +6,23 @@ import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from typing import cast as typed
 
-from sqlalchemy import BigInteger, Table, and_, bindparam, cast, delete, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    null,
+    or_,
+    select,
+    update,
+)
 
 from hal.db.engine import Tx
+from hal.db.models import ContactMerge
 from hal.db.store.base import (
     CONTACT_COLUMNS,
     CONTACTS,
@@ -23,6 +36,8 @@ from hal.db.store.base import (
     per_dialect,
 )
 from hal.db.store.timeline import move_events
+
+MERGES = typed(Table, ContactMerge.__table__)
 
 _VISITOR_COLUMNS = (
     VISITORS.c.id,
@@ -103,6 +118,19 @@ async def contact_by_id(tx: Tx, contact_id: int, *, lock: bool = True) -> Contac
     return ContactRow.of(row) if row is not None else None
 
 
+# The contact an email was merged into while `into` kept its own email (services/merge.py):
+# a scalar subquery, so PostgreSQL evaluates it once and still looks contacts up by index.
+_ALIAS_OF = (
+    select(MERGES.c.into_contact_id)
+    .where(
+        MERGES.c.project_id == bindparam("project_id"),
+        MERGES.c.email_normalized == bindparam("email_normalized"),
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+
+
 @functools.cache
 def _contacts_by_keys(by_user_id: bool, by_email: bool, by_id: bool) -> Any:
     keys = []
@@ -110,12 +138,14 @@ def _contacts_by_keys(by_user_id: bool, by_email: bool, by_id: bool) -> Any:
         keys.append(CONTACTS.c.user_id == bindparam("user_id"))
     if by_email:
         keys.append(CONTACTS.c.email_normalized == bindparam("email_normalized"))
+        keys.append(CONTACTS.c.id == _ALIAS_OF)
     if by_id:
         keys.append(CONTACTS.c.id == bindparam("contact_id"))
+    alias = _ALIAS_OF if by_email else null()
     return (
-        select(*CONTACT_COLUMNS)
+        select(*CONTACT_COLUMNS, alias.label("alias_of"))
         .where(CONTACTS.c.project_id == bindparam("project_id"), or_(*keys))
-        .with_for_update(key_share=True)
+        .with_for_update(key_share=True, of=CONTACTS)
     )
 
 
@@ -126,10 +156,11 @@ async def contacts_by_keys(
     user_id: str | None,
     email_normalized: str | None,
     contact_id: int | None,
-) -> list[ContactRow]:
+) -> tuple[list[ContactRow], int | None]:
     """In one locked read: the contacts owning the user_id and the email, and the visitor's
-    bound contact. FOR NO KEY UPDATE on PostgreSQL, so a link insert's KEY SHARE lock on a
-    contact never deadlocks with it."""
+    bound contact; and the contact the email was merged into, if it was (also read). FOR NO
+    KEY UPDATE on PostgreSQL, so a link insert's KEY SHARE lock on a contact never deadlocks
+    with it."""
     query = _contacts_by_keys(
         user_id is not None, email_normalized is not None, contact_id is not None
     )
@@ -139,7 +170,9 @@ async def contacts_by_keys(
         "email_normalized": email_normalized,
         "contact_id": contact_id,
     }
-    return [ContactRow.of(row) for row in await tx.execute(query, params)]
+    rows = list(await tx.execute(query, params))
+    alias_of = next((row.alias_of for row in rows if row.alias_of is not None), None)
+    return [ContactRow.of(row) for row in rows], alias_of
 
 
 def search_keys(values: dict[str, Any]) -> dict[str, Any]:
@@ -186,9 +219,10 @@ async def carry_over(tx: Tx, *, visitor_id: int, contact_id: int) -> None:
     )
 
 
-async def merge_lead(tx: Tx, *, lead_id: int, into_id: int) -> None:
+async def merge_lead(tx: Tx, *, lead_id: int, into_id: int, alias: str | None = None) -> None:
     """Move a lead's timeline, visitors, conversations and links to `into`, then delete it
-    (which frees its email for `into`)."""
+    (which frees its email for `into`). Its id is remembered as merged into `into` (its
+    team API address answers 410; erasing `into` erases what the change log holds of it)."""
     await move_events(tx, where=EVENTS.c.contact_id == lead_id, contact_id=into_id)
     for table in (VISITORS, CONVERSATIONS):
         await tx.execute(
@@ -204,4 +238,17 @@ async def merge_lead(tx: Tx, *, lead_id: int, into_id: int) -> None:
     )
     await tx.execute(statement, {"into_id": into_id, "lead_id": lead_id})
     await tx.execute(delete(LINKS).where(LINKS.c.contact_id == lead_id))
+    await tx.execute(
+        update(MERGES).where(MERGES.c.into_contact_id == lead_id).values(into_contact_id=into_id)
+    )
+    lead_project = select(CONTACTS.c.project_id).where(CONTACTS.c.id == lead_id)
+    await tx.execute(
+        insert(tx, MERGES).values(
+            from_contact_id=lead_id,
+            project_id=lead_project.scalar_subquery(),
+            into_contact_id=into_id,
+            email_normalized=alias,
+            created_at=tx.now,
+        )
+    )
     await tx.execute(delete(CONTACTS).where(CONTACTS.c.id == lead_id))

@@ -1,7 +1,7 @@
 """change ids given after commit on PostgreSQL: no per-project counter lock in writers
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import hal.db.types
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -38,17 +38,22 @@ def upgrade() -> None:
             sa.Column("id", sa.BigInteger(), nullable=True),
             sa.Column("type", sa.String(40), nullable=False),
             sa.Column("data", Document, nullable=False),
+            sa.Column("contact_id", sa.BigInteger(), nullable=True),
+            sa.Column("visitor_id", sa.BigInteger(), nullable=True),
             sa.Column("created_at", When, nullable=False),
             sa.ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
             sa.PrimaryKeyConstraint("seq"),
         )
         op.execute(
-            "INSERT INTO changes_new (project_id, id, type, data, created_at) "
-            "SELECT project_id, id, type, data, created_at FROM changes ORDER BY project_id, id"
+            "INSERT INTO changes_new (project_id, id, type, data, contact_id, visitor_id, "
+            "created_at) SELECT project_id, id, type, data, contact_id, visitor_id, created_at "
+            "FROM changes ORDER BY project_id, id"
         )
         op.drop_table("changes")
         op.rename_table("changes_new", "changes")
         op.create_index("ix_changes_created", "changes", ["created_at"])
+        op.create_index("ix_changes_contact", "changes", ["project_id", "contact_id"])
+        op.create_index("ix_changes_visitor", "changes", ["project_id", "visitor_id"])
     op.create_index("uq_changes_project_id", "changes", ["project_id", "id"], unique=True)
 
 

@@ -1,0 +1,197 @@
+"""Erasing a contact with many events: how long `DELETE /contacts/{id}` takes, and the latency
+of identify requests other clients make meanwhile (erasure deletes in bounded batches, each
+its own short transaction, so they should barely notice).
+
+    uv run python bench/erase.py [--events 100000] [--clients 4] [--database-url URL] [--write]
+
+Builds the contact's rows directly in the database, starts one `hal serve`, erases while the
+clients identify in a loop, and prints a Markdown section; `--write` replaces that section
+of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import insert, select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import Server  # noqa: E402
+
+from hal.db.engine import Database  # noqa: E402
+from hal.db.models import Contact, Conversation, Event, Message, Project, Visitor  # noqa: E402
+
+HEADING = "## Erasing a contact with many events"
+
+
+def hal(database_url: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "hal", *args, "--database-url", database_url],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(out.stdout)
+
+
+async def build_person(database_url: str, app_id: str, events: int) -> int:
+    """A contact with one visitor, `events` tracked events and a conversation of 50 messages."""
+    database = Database(database_url)
+    now = datetime.now(UTC)
+    try:
+
+        async def person(session) -> tuple[int, int, int]:  # noqa: ANN001
+            project_id = await session.scalar(select(Project.id).where(Project.app_id == app_id))
+            contact = Contact(project_id=project_id, user_id="erase-me", email="erase@me.com",
+                              email_normalized="erase@me.com", name="Erase Me",
+                              metadata_={"plan": "gold"})  # fmt: skip
+            session.add(contact)
+            await session.flush()
+            visitor = Visitor(project_id=project_id, visitor_key="erase-visitor",
+                              contact_id=contact.id, properties={})  # fmt: skip
+            conversation = Conversation(project_id=project_id, contact_id=contact.id)
+            session.add_all([visitor, conversation])
+            await session.flush()
+            await session.execute(insert(Message), [
+                {"conversation_id": conversation.id, "author": "visitor", "body": f"m{i}",
+                 "sender_verified": False, "created_at": now} for i in range(50)])  # fmt: skip
+            return project_id, contact.id, visitor.id
+
+        project_id, contact_id, visitor_id = await database.transaction(person)
+        for start in range(0, events, 5000):
+            rows = [
+                {"project_id": project_id, "contact_id": contact_id, "visitor_id": visitor_id,
+                 "scope": "contact", "name": "page_viewed", "properties": {"n": n},
+                 "occurred_at": now, "received_at": now}
+                for n in range(start, min(start + 5000, events))
+            ]  # fmt: skip
+            await database.transaction(lambda s, rows=rows: s.execute(insert(Event), rows))
+        return contact_id
+    finally:
+        await database.dispose()
+
+
+async def identify_loop(url: str, app_id: str, stop: asyncio.Event, latencies: list[float],
+                        client: int) -> None:  # fmt: skip
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            body = {"app_id": app_id, "visitor_id": f"c{client}-{n}", "user_id": f"c{client}-{n}"}
+            started = time.perf_counter()
+            answer = await http.post("/api/widget/identify", json=body)
+            latencies.append(time.perf_counter() - started)
+            assert answer.status_code == 200, answer.text
+
+
+async def measure(url: str, app_id: str, token: str, contact_id: int, clients: int) -> dict:
+    baseline: list[float] = []
+    during: list[float] = []
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(identify_loop(url, app_id, stop, baseline, c))
+             for c in range(clients)]  # fmt: skip
+    await asyncio.sleep(2)
+    stop.set()
+    await asyncio.gather(*tasks)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(identify_loop(url, app_id, stop, during, c + 100))
+             for c in range(clients)]  # fmt: skip
+    await asyncio.sleep(0.5)
+    during.clear()
+    async with httpx.AsyncClient(base_url=url, timeout=600) as http:
+        started = time.perf_counter()
+        erased = await http.delete(f"/api/projects/{app_id}/contacts/{contact_id}",
+                                   headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        took = time.perf_counter() - started
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert erased.status_code == 200, erased.text
+
+    def pct(values: list[float], q: float) -> float:
+        ordered = sorted(values)
+        return ordered[max(0, int(len(ordered) * q) - 1)] * 1000 if ordered else float("nan")
+
+    return {
+        "erase_s": took,
+        "deleted_rows": erased.json()["deleted_rows"],
+        "baseline_p50": statistics.median(baseline) * 1000,
+        "baseline_p99": pct(baseline, 0.99),
+        "during_n": len(during),
+        "during_p50": statistics.median(during) * 1000 if during else float("nan"),
+        "during_p99": pct(during, 0.99),
+        "during_max": max(during) * 1000 if during else float("nan"),
+    }
+
+
+def section(events: int, clients: int, backend: str, r: dict) -> str:
+    return (
+        f"{HEADING}\n\n"
+        f"`uv run python bench/erase.py --events {events} --clients {clients}` ({backend}, one\n"
+        f"`hal serve` process, {datetime.now(UTC):%Y-%m-%d}). The contact has {events:,} events,\n"
+        "one visitor and a conversation of 50 messages; erasure blanks and unlinks it in one\n"
+        "transaction, then deletes its rows 1,000 at a time, each batch its own transaction.\n\n"
+        "| erase took | rows deleted | identify p50 / p99 before | identify during the erase"
+        " (n, p50 / p99 / max) |\n|---|---|---|---|\n"
+        f"| {r['erase_s']:.2f} s | {r['deleted_rows']:,} | {r['baseline_p50']:.1f} / "
+        f"{r['baseline_p99']:.1f} ms | {r['during_n']}, {r['during_p50']:.1f} / "
+        f"{r['during_p99']:.1f} / {r['during_max']:.1f} ms |\n"
+    )
+
+
+def write_section(text: str) -> None:
+    results = ROOT / "bench" / "RESULTS.md"
+    current = results.read_text()
+    if HEADING in current:
+        before, _, rest = current.partition(HEADING)
+        after = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
+        current = before + text + ("\n" + after if after else "")
+    else:
+        current = current.rstrip("\n") + "\n\n" + text
+    results.write_text(current)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--write", action="store_true", help="replace the section in RESULTS.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        database_url = args.database_url or f"sqlite:///{Path(tmp) / 'erase.db'}"
+        app_id = f"erase{int(time.time())}"
+        hal(database_url, "projects", "create", "--app-id", app_id,
+            "--identity-verification", "disabled")  # fmt: skip
+        token = hal(database_url, "tokens", "create", "--app-id", app_id)["token"]
+        contact_id = asyncio.run(build_person(database_url, app_id, args.events))
+        env = dict.fromkeys(
+            (
+                "HAL_WIDGET_RATE_PER_PROJECT",
+                "HAL_WIDGET_RATE_PER_VISITOR",
+                "HAL_NEW_VISITORS_PER_PROJECT",
+                "HAL_NEW_VISITORS_PER_CLIENT",
+            ),
+            "off",
+        )
+        server = Server(database_url, env=env, log=Path(tmp) / "server.log").start()
+        try:
+            result = asyncio.run(measure(server.url, app_id, token, contact_id, args.clients))
+        finally:
+            server.stop()
+    backend = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
+    text = section(args.events, args.clients, backend, result)
+    print(text)
+    if args.write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()

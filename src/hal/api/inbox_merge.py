@@ -1,0 +1,128 @@
+"""The inbox's merge action on a contact page: find the duplicate, preview what would move,
+confirm. The same use case as `POST /api/projects/{app_id}/contacts/merge`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from hal.api.deps import DatabaseDep
+from hal.api.inbox import AgentDep, CsrfField, RowId, _forbidden, _page
+from hal.api.inbox_session import csrf_ok
+from hal.api.presenters import contact_summary
+from hal.db.engine import Database
+from hal.domain.errors import HalError
+from hal.services import merge, team
+from hal.services.audit import Actor
+
+router = APIRouter(prefix="/inbox", include_in_schema=False)
+
+
+def inbox_actor(session: Any) -> Actor:
+    return Actor("agent", session.agent.id)
+
+
+FromId = Annotated[int | None, Query(alias="from", ge=1, le=team.MAX_ID)]
+
+
+async def _preview(
+    db: Database, session: Any, from_id: int, into_id: int
+) -> tuple[merge.MergeResult | None, str | None]:
+    try:
+        result = await db.run(
+            lambda tx: merge.merge_contacts(
+                tx,
+                project=session.project,
+                from_id=from_id,
+                into_id=into_id,
+                preview=True,
+                actor=inbox_actor(session),
+            )
+        )
+    except HalError as exc:
+        return None, exc.message
+    return result, None
+
+
+@router.get("/contacts/{contact_id}/merge")
+async def merge_page(
+    request: Request,
+    contact_id: RowId,
+    session: AgentDep,
+    db: DatabaseDep,
+    q: Annotated[str | None, Query(max_length=255)] = None,
+    from_id: FromId = None,
+) -> HTMLResponse:
+    """Pick the contact to merge into this one (search), then its preview and a confirm."""
+    into = await db.transaction(
+        lambda s: team.get_contact(session=s, project=session.project, contact_id=contact_id)
+    )
+    found: list[Any] = []
+    if q and q.strip():
+        page = await db.transaction(
+            lambda s: team.search_contacts(
+                session=s, project=session.project, q=q, cursor=None, limit=20
+            )
+        )
+        found = [contact_summary(c) for c in page.items if c.id != contact_id]
+    preview, error = (None, None)
+    if from_id is not None:
+        preview, error = await _preview(db, session, from_id, contact_id)
+    return _page(
+        request,
+        "merge.html",
+        session,
+        into=contact_summary(into),
+        q=q or "",
+        found=found,
+        from_id=from_id,
+        preview=preview,
+        after=contact_summary(preview.into) if preview else None,
+        error=error,
+    )
+
+
+@router.post("/contacts/{contact_id}/merge")
+async def confirm_merge(
+    request: Request,
+    contact_id: RowId,
+    session: AgentDep,
+    db: DatabaseDep,
+    from_id: Annotated[int, Form(alias="from", ge=1, le=team.MAX_ID)],
+    csrf: CsrfField = None,
+) -> Response:
+    """Merge `from` into this contact, then show it."""
+    if not csrf_ok(session, csrf):
+        return _forbidden()
+    try:
+        await db.run(
+            lambda tx: merge.merge_contacts(
+                tx,
+                project=session.project,
+                from_id=from_id,
+                into_id=contact_id,
+                preview=False,
+                actor=inbox_actor(session),
+            )
+        )
+    except HalError as exc:
+        into = await db.transaction(
+            lambda s: team.get_contact(session=s, project=session.project, contact_id=contact_id)
+        )
+        page = _page(
+            request,
+            "merge.html",
+            session,
+            into=contact_summary(into),
+            q="",
+            found=[],
+            from_id=from_id,
+            preview=None,
+            after=None,
+            error=exc.message,
+        )
+        page.status_code = 409
+        return page
+    return RedirectResponse(f"/inbox/contacts/{contact_id}", status_code=303)

@@ -1,0 +1,182 @@
+"""Privacy routes under /api/projects/{app_id}: erase, export and merge contacts, lift a
+suppression (team token), read the audit log (admin token)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from hal.api.body import StrictJSONRoute
+from hal.api.deps import AdminProjectDep, DatabaseDep, TeamProjectDep, TokenActorDep
+from hal.api.errors import error_responses
+from hal.api.presenters import (
+    company_events_out,
+    company_out,
+    contact_summary,
+    conversation_out,
+)
+from hal.schemas.privacy import (
+    AuditActor,
+    AuditEntryOut,
+    AuditPage,
+    ContactExport,
+    ErasedOut,
+    MergeMoves,
+    MergeOut,
+    MergeRequest,
+    SuppressionLiftedOut,
+    SuppressionOut,
+    VisitorExport,
+)
+from hal.services import erasure, export, merge, team
+from hal.services.audit import audit_page
+from hal.services.suppression import lift_suppression
+
+router = APIRouter(
+    prefix="/api/projects/{app_id}",
+    tags=["privacy"],
+    route_class=StrictJSONRoute,
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422),
+)
+
+RowId = Annotated[int, Path(ge=1, le=team.MAX_ID)]
+Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the last page")]
+Limit = Annotated[int, Query(ge=1, le=team.MAX_PAGE)]
+
+
+@router.delete("/contacts/{contact_id}", response_model=ErasedOut, responses=error_responses(410))
+async def erase_contact(
+    contact_id: RowId,
+    project: TeamProjectDep,
+    db: DatabaseDep,
+    actor: TokenActorDep,
+    suppress: bool = False,
+) -> ErasedOut:
+    """Erase the person: contact, visitors, events, conversations, links, and every copy in
+    the change log and the webhook delivery log. `suppress=true` refuses their user_id and
+    email from then on (403 `suppressed`) until the suppression is lifted."""
+    started = await db.transaction(
+        lambda s: erasure.start_erasure(
+            session=s, project=project, contact_id=contact_id, suppress=suppress, actor=actor
+        )
+    )
+    deleted = await erasure.finish_erasure(
+        db, project_id=started.project_id, contact_id=started.contact_id
+    )
+    return ErasedOut(
+        id=started.contact_id,
+        erased=True,
+        deleted_rows=deleted,
+        suppression=SuppressionOut(user_id_hash=started.user_id_hash, email_hash=started.email_hash)
+        if started.suppressed
+        else None,
+    )
+
+
+@router.get(
+    "/contacts/{contact_id}/export",
+    response_model=ContactExport,
+    responses=error_responses(410),
+)
+async def export_contact(
+    contact_id: RowId, project: TeamProjectDep, db: DatabaseDep
+) -> ContactExport:
+    """Everything held about the person, as one JSON document."""
+    data = await db.transaction(
+        lambda s: export.export_contact(session=s, project=project, contact_id=contact_id)
+    )
+    return ContactExport(
+        exported_at=data.exported_at,
+        contact=contact_summary(data.contact),
+        visitors=[
+            VisitorExport(
+                visitor_id=v.visitor_key,
+                properties=v.properties,
+                active_company_id=data.visitor_companies[v.active_company_id].external_id
+                if v.active_company_id in data.visitor_companies
+                else None,
+                verified=v.verified,
+                created_at=v.created_at,
+                last_seen_at=v.last_seen_at,
+            )
+            for v in data.visitors
+        ],
+        companies=[company_out(c) for c in data.companies],
+        events=company_events_out(data.events, data.event_companies),
+        conversations=[conversation_out(c, messages) for c, messages in data.conversations],
+    )
+
+
+@router.post("/contacts/merge", response_model=MergeOut, responses=error_responses(409, 410))
+async def merge_contacts(
+    body: MergeRequest, project: TeamProjectDep, db: DatabaseDep, actor: TokenActorDep
+) -> MergeOut:
+    """Merge `from` into `into` (`preview`: what would move, without writing)."""
+    result = await db.run(
+        lambda tx: merge.merge_contacts(
+            tx,
+            project=project,
+            from_id=body.from_,
+            into_id=body.into,
+            preview=body.preview,
+            actor=actor,
+        )
+    )
+    return merge_out(result)
+
+
+def merge_out(result: merge.MergeResult) -> MergeOut:
+    return MergeOut(
+        from_=result.from_id,
+        into=result.into.id,
+        preview=result.preview,
+        contact=contact_summary(result.into),
+        changed=list(result.changed),
+        moves=MergeMoves(
+            visitors=result.visitors,
+            events=result.events,
+            conversations=result.conversations,
+            companies=result.companies,
+        ),
+    )
+
+
+@router.delete("/suppressions/{hash}", response_model=SuppressionLiftedOut)
+async def lift(
+    hash: Annotated[str, Path(max_length=64)],
+    project: TeamProjectDep,
+    db: DatabaseDep,
+    actor: TokenActorDep,
+) -> SuppressionLiftedOut:
+    """Lift a suppression (by the hash of its user_id or of its email): the person's keys may
+    identify again."""
+
+    await db.run(lambda tx: lift_suppression(tx, project_id=project.id, hash=hash, actor=actor))
+    return SuppressionLiftedOut(lifted=True)
+
+
+@router.get("/audit", response_model=AuditPage)
+async def audit_log(
+    project: AdminProjectDep, db: DatabaseDep, cursor: Cursor = None, limit: Limit = 50
+) -> AuditPage:
+    """Every agent and admin write, newest first, paged by cursor."""
+    before = team.decode_cursor(cursor)
+    rows = await db.run(
+        lambda tx: audit_page(tx, project_id=project.id, before=before, limit=limit)
+    )
+    page = rows[:limit]
+    return AuditPage(
+        items=[
+            AuditEntryOut(
+                id=row.id,
+                actor=AuditActor(type=row.actor_type, id=row.actor_id),
+                action=row.action,
+                target=row.target,
+                changes=row.changes,
+                created_at=row.created_at,
+            )
+            for row in page
+        ],
+        next_cursor=team.encode_cursor(page[-1].id) if len(rows) > limit and page else None,
+    )

@@ -1,0 +1,119 @@
+"""Privacy rules: the keyed hashes a suppression keeps, how a merge combines two contacts,
+and retention periods."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from hal.domain.errors import Conflict, InvalidInput
+
+MAX_RETENTION_DAYS = 36_500
+
+
+def new_suppression_key() -> str:
+    return secrets.token_hex(32)
+
+
+def suppression_hash(key: str, kind: str, value: str) -> str:
+    """HMAC-SHA256 of one identity key (`user_id` exact, `email` normalized as identify
+    matches it), so a suppression can be checked without keeping the value itself."""
+    message = f"{kind}\x00{value}".encode()
+    return hmac.new(bytes.fromhex(key), message, hashlib.sha256).hexdigest()
+
+
+def suppression_hashes(
+    key: str, *, user_id: str | None, email_key: str | None
+) -> tuple[str | None, str | None]:
+    return (
+        suppression_hash(key, "user_id", user_id) if user_id is not None else None,
+        suppression_hash(key, "email", email_key) if email_key is not None else None,
+    )
+
+
+def check_retention_days(value: int | None, *, field: str) -> int | None:
+    if value is not None and not 1 <= value <= MAX_RETENTION_DAYS:
+        raise InvalidInput(
+            "invalid_retention", f"{field} must be 1-{MAX_RETENTION_DAYS} days", field=field
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class MergeSide:
+    """What a merge needs of one contact."""
+
+    id: int
+    user_id: str | None
+    email: str | None
+    email_normalized: str | None
+    name: str | None
+    metadata: dict[str, Any]
+    verified: bool
+    email_verified: bool
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """`into` after the merge, and what of `from` it could not take."""
+
+    user_id: str | None
+    email: str | None
+    email_normalized: str | None
+    name: str | None
+    metadata: dict[str, Any]
+    verified: bool
+    email_verified: bool
+    # from's email when `into` keeps its own: identifies by it still reach `into`.
+    email_alias: str | None
+    changed: tuple[str, ...]
+
+
+def plan_merge(source: MergeSide, into: MergeSide) -> MergePlan:
+    """`into` wins; its blanks are filled from `from`; two different user_ids never merge."""
+    if source.id == into.id:
+        raise Conflict("same_contact", "a contact cannot be merged into itself", field="into")
+    if source.user_id is not None and into.user_id is not None and source.user_id != into.user_id:
+        raise Conflict(
+            "conflicting_user_ids",
+            "both contacts have a user_id: they are two people as far as HAL can tell",
+            field="from",
+        )
+    takes_email = into.email_normalized is None and source.email_normalized is not None
+    metadata = {**source.metadata, **into.metadata}
+    plan = MergePlan(
+        user_id=into.user_id if into.user_id is not None else source.user_id,
+        email=source.email if takes_email else into.email,
+        email_normalized=source.email_normalized if takes_email else into.email_normalized,
+        name=into.name if into.name else source.name,
+        metadata=metadata,
+        verified=into.verified or (source.verified and into.user_id is None),
+        email_verified=source.email_verified if takes_email else into.email_verified,
+        email_alias=(
+            source.email_normalized
+            if source.email_normalized is not None and not takes_email
+            else None
+        ),
+        changed=(),
+    )
+    before = {
+        "user_id": into.user_id,
+        "email": into.email,
+        "name": into.name,
+        "metadata": into.metadata,
+        "verified": into.verified,
+        "email_verified": into.email_verified,
+    }
+    after = {
+        "user_id": plan.user_id,
+        "email": plan.email,
+        "name": plan.name,
+        "metadata": plan.metadata,
+        "verified": plan.verified,
+        "email_verified": plan.email_verified,
+    }
+    changed = tuple(k for k in before if before[k] != after[k])
+    return MergePlan(**{**plan.__dict__, "changed": changed})

@@ -1,0 +1,66 @@
+"""The audit log (SPEC "Audit log"): every agent or admin write, with who made it, what, when
+and the fields it changed. `record_audit` is the one way in, called by the service functions
+in the write's own transaction; secrets are named, never shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Table, insert, select
+
+from hal.db.models import AuditEntry
+from hal.db.types import utcnow
+
+AUDIT = cast(Table, AuditEntry.__table__)
+SECRET = "[secret]"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a write: an inbox agent, an API token, or the command line on the server."""
+
+    kind: str  # agent | token | cli
+    id: int | None = None
+
+
+CLI = Actor("cli")
+
+
+class _Executes(Protocol):
+    async def execute(self, statement: Any, /) -> Any: ...
+
+
+async def record_audit(
+    db: _Executes,
+    *,
+    project_id: int,
+    actor: Actor,
+    action: str,
+    target: str | None = None,
+    changes: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Write one audit entry with the caller's transaction (a Core `Tx` or an ORM session)."""
+    await db.execute(
+        insert(AUDIT).values(
+            project_id=project_id,
+            actor_type=actor.kind,
+            actor_id=actor.id,
+            action=action,
+            target=target,
+            changes=changes or {},
+            created_at=now or utcnow(),
+        )
+    )
+
+
+async def audit_page(
+    db: _Executes, *, project_id: int, before: int | None, limit: int
+) -> list[Any]:
+    """Entries newest first, `limit + 1` of them (the caller pages)."""
+    query = select(AUDIT).where(AUDIT.c.project_id == project_id)
+    if before is not None:
+        query = query.where(AUDIT.c.id < before)
+    return list(await db.execute(query.order_by(AUDIT.c.id.desc()).limit(limit + 1)))

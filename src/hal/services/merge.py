@@ -1,0 +1,176 @@
+"""Merge two contacts (SPEC "Privacy and data hygiene"): `from`'s visitors, events,
+conversations and links move to `into`; `into`'s fields win and its blanks are filled from
+`from` (domain/privacy.py `plan_merge`); `from` is then gone (410 with `merged_into`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import and_, func, select
+
+from hal.db.engine import Tx, lock_key
+from hal.db.models import ContactMerge, Project
+from hal.db.store.base import (
+    CONTACT_COLUMNS,
+    CONTACTS,
+    CONVERSATIONS,
+    EVENTS,
+    LINKS,
+    VISITORS,
+    ContactRow,
+)
+from hal.db.store.people import merge_lead, update_contact
+from hal.domain.changes import changed_values
+from hal.domain.errors import Gone, NotFound
+from hal.domain.privacy import MergePlan, MergeSide, plan_merge
+from hal.services.audit import Actor, record_audit
+from hal.services.change_data import CONTACT_FIELDS, contact_data
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    from_id: int
+    into: ContactRow  # as it is after the merge (or would be, for a preview)
+    changed: tuple[str, ...]
+    visitors: int
+    events: int
+    conversations: int
+    companies: int
+    preview: bool
+
+
+async def _contact(
+    tx: Tx, project_id: int, contact_id: int, *, field: str, lock: bool = True
+) -> ContactRow:
+    query = select(*CONTACT_COLUMNS, CONTACTS.c.project_id, CONTACTS.c.erased_at).where(
+        CONTACTS.c.id == contact_id
+    )
+    row = (await tx.execute(query.with_for_update(key_share=True) if lock else query)).first()
+    if row is None or row.project_id != project_id or row.erased_at is not None:
+        merged = (
+            await tx.execute(
+                select(ContactMerge.into_contact_id).where(
+                    ContactMerge.from_contact_id == contact_id,
+                    ContactMerge.project_id == project_id,
+                )
+            )
+        ).scalar_one_or_none()
+        if merged is not None:
+            raise Gone(
+                "contact_merged",
+                f"contact {contact_id} was merged into contact {merged}",
+                details={"merged_into": merged},
+                field=field,
+            )
+        raise NotFound("unknown_contact", f"no contact {contact_id} in this project", field=field)
+    return ContactRow.of(row)
+
+
+def _side(contact: ContactRow) -> MergeSide:
+    return MergeSide(
+        id=contact.id,
+        user_id=contact.user_id,
+        email=contact.email,
+        email_normalized=contact.email_normalized,
+        name=contact.name,
+        metadata=contact.metadata_,
+        verified=contact.verified,
+        email_verified=contact.email_verified,
+    )
+
+
+async def _count(tx: Tx, query: Any) -> int:
+    return int((await tx.execute(query)).scalar_one())
+
+
+async def _moves(tx: Tx, from_id: int, into_id: int) -> tuple[int, int, int, int]:
+    count = func.count()
+    taken = select(LINKS.c.company_id).where(LINKS.c.contact_id == into_id)
+    return (
+        await _count(tx, select(count).where(VISITORS.c.contact_id == from_id)),
+        await _count(tx, select(count).where(EVENTS.c.contact_id == from_id)),
+        await _count(tx, select(count).where(CONVERSATIONS.c.contact_id == from_id)),
+        await _count(
+            tx,
+            select(count).where(
+                and_(LINKS.c.contact_id == from_id, LINKS.c.company_id.not_in(taken))
+            ),
+        ),
+    )
+
+
+def _after(into: ContactRow, plan: MergePlan) -> ContactRow:
+    return replace(
+        into,
+        user_id=plan.user_id,
+        email=plan.email,
+        email_normalized=plan.email_normalized,
+        name=plan.name,
+        metadata_=plan.metadata,
+        verified=plan.verified,
+        email_verified=plan.email_verified,
+        version=into.version + (1 if plan.changed else 0),
+    )
+
+
+async def merge_contacts(
+    tx: Tx, *, project: Project, from_id: int, into_id: int, preview: bool, actor: Actor
+) -> MergeResult:
+    """Merge `from` into `into` (or, with `preview`, say what would move)."""
+    seen = [
+        await _contact(tx, project.id, i, field=f, lock=False)
+        for i, f in ((from_id, "from"), (into_id, "into"))
+    ]
+    # The same advisory locks as identify takes on these keys, so no identify races the move.
+    await tx.lock(
+        [lock_key(project.id, "user_id", c.user_id) for c in seen if c.user_id]
+        + [lock_key(project.id, "email", c.email_normalized) for c in seen if c.email_normalized]
+    )
+    source = await _contact(tx, project.id, from_id, field="from")
+    into = await _contact(tx, project.id, into_id, field="into")
+    plan = plan_merge(_side(source), _side(into))
+    visitors, events, conversations, companies = await _moves(tx, source.id, into.id)
+    after = _after(into, plan)
+    result = MergeResult(
+        source.id, after, plan.changed, visitors, events, conversations, companies, preview
+    )
+    if preview:
+        return result
+    # `from` is deleted before `into` takes its user_id or email (both are unique).
+    await merge_lead(tx, lead_id=source.id, into_id=into.id, alias=plan.email_alias)
+    values: dict[str, Any] = {
+        "user_id": after.user_id,
+        "email": after.email,
+        "email_normalized": after.email_normalized,
+        "name": after.name,
+        "metadata": after.metadata_,
+        "verified": after.verified,
+        "email_verified": after.email_verified,
+        "version": after.version,
+    }
+    await update_contact(tx, into.id, values)
+    tx.record(project.id, "contact.merged", {"from": source.id, "into": into.id})
+    shown = changed_values(_shown(into), _shown(after), CONTACT_FIELDS)
+    tx.record(project.id, "contact.updated", {**contact_data(after), "changed": shown})
+    await record_audit(
+        tx,
+        project_id=project.id,
+        actor=actor,
+        action="contact.merged",
+        target=str(into.id),
+        changes={"from": source.id, "into": into.id, "fields": list(plan.changed)},
+        now=tx.now,
+    )
+    return result
+
+
+def _shown(contact: ContactRow) -> dict[str, Any]:
+    return {
+        "user_id": contact.user_id,
+        "email": contact.email,
+        "name": contact.name,
+        "metadata": contact.metadata_,
+        "verified": contact.verified,
+        "email_verified": contact.email_verified,
+    }

@@ -1,0 +1,90 @@
+"""Suppressions (SPEC "Privacy and data hygiene"): a person erased with `suppress=true` may not
+come back through identify or a batch write until the suppression is lifted.
+
+`refuse_suppressed` is the one check; `open_widget_call` runs it wherever identify resolves a
+person, so every caller of identify (the widget, the team's batch) is held to it.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import Table, bindparam, delete, or_, select
+
+from hal.db.engine import Tx
+from hal.db.models import Suppression
+from hal.domain.errors import Forbidden, InvalidInput, NotFound
+from hal.domain.privacy import suppression_hashes
+from hal.domain.projects import ProjectConfig
+from hal.services.audit import Actor, record_audit
+
+SUPPRESSIONS = cast(Table, Suppression.__table__)
+
+_MATCH = (
+    select(SUPPRESSIONS.c.user_id_hash, SUPPRESSIONS.c.email_hash)
+    .where(
+        SUPPRESSIONS.c.project_id == bindparam("project_id"),
+        or_(
+            SUPPRESSIONS.c.user_id_hash == bindparam("user_id_hash"),
+            SUPPRESSIONS.c.email_hash == bindparam("email_hash"),
+        ),
+    )
+    .limit(1)
+)
+
+
+async def refuse_suppressed(
+    tx: Tx, *, project: ProjectConfig, user_id: str | None, email_key: str | None
+) -> None:
+    """403 `suppressed` when the user_id (exact) or the email (normalized) belongs to an
+    erased, suppressed person. Free for a project that never suppressed anyone."""
+    if project.suppression_key is None or (user_id is None and email_key is None):
+        return
+    user_id_hash, email_hash = suppression_hashes(
+        project.suppression_key, user_id=user_id, email_key=email_key
+    )
+    params = {"project_id": project.id, "user_id_hash": user_id_hash, "email_hash": email_hash}
+    found = (await tx.execute(_MATCH, params)).first()
+    if found is None:
+        return
+    field = (
+        "user_id" if user_id_hash is not None and found.user_id_hash == user_id_hash else "email"
+    )
+    raise Forbidden(
+        "suppressed",
+        f"this {field} belongs to an erased person who asked not to be recorded again",
+        field=field,
+    )
+
+
+def check_hash(value: str) -> str:
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidInput(
+            "invalid_hash", "a suppression hash is 64 lower-case hex digits", field="hash"
+        )
+    return value
+
+
+async def lift_suppression(tx: Tx, *, project_id: int, hash: str, actor: Actor) -> int:
+    """Lift the suppression holding this hash (of its user_id or its email): both keys of that
+    person may identify again. Returns the suppression's id."""
+    check_hash(hash)
+    matches = or_(SUPPRESSIONS.c.user_id_hash == hash, SUPPRESSIONS.c.email_hash == hash)
+    found = (
+        await tx.execute(
+            select(SUPPRESSIONS.c.id).where(SUPPRESSIONS.c.project_id == project_id, matches)
+        )
+    ).all()
+    if not found:
+        raise NotFound("unknown_suppression", "no suppression with this hash", field="hash")
+    ids = [row.id for row in found]
+    await tx.execute(delete(SUPPRESSIONS).where(SUPPRESSIONS.c.id.in_(ids)))
+    await record_audit(
+        tx,
+        project_id=project_id,
+        actor=actor,
+        action="suppression.lifted",
+        target=str(ids[0]),
+        now=tx.now,
+    )
+    return int(ids[0])

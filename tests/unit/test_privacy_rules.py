@@ -1,0 +1,90 @@
+"""Privacy rules without a database: suppression hashes and how a merge combines contacts."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hal.domain.errors import Conflict, InvalidInput
+from hal.domain.privacy import (
+    MergeSide,
+    check_retention_days,
+    new_suppression_key,
+    plan_merge,
+    suppression_hash,
+    suppression_hashes,
+)
+
+
+def side(id: int, **fields) -> MergeSide:
+    values = {
+        "user_id": None,
+        "email": None,
+        "email_normalized": None,
+        "name": None,
+        "metadata": {},
+        "verified": False,
+        "email_verified": False,
+        **fields,
+    }
+    return MergeSide(id=id, **values)
+
+
+@given(st.text(min_size=2, max_size=50).filter(lambda v: not set(v) <= set("0123456789abcdef")))
+def test_a_suppression_hash_depends_on_the_key_the_kind_and_the_value(value):
+    key, other_key = new_suppression_key(), new_suppression_key()
+    hashed = suppression_hash(key, "email", value)
+    assert len(hashed) == 64 and value not in hashed
+    assert hashed == suppression_hash(key, "email", value)
+    assert hashed != suppression_hash(other_key, "email", value)
+    assert hashed != suppression_hash(key, "user_id", value)
+
+
+def test_suppression_hashes_leave_a_missing_key_out():
+    key = new_suppression_key()
+    assert suppression_hashes(key, user_id=None, email_key="a@b.c")[0] is None
+    assert suppression_hashes(key, user_id="u1", email_key=None)[1] is None
+
+
+def test_into_wins_and_its_blanks_are_filled_from_the_other():
+    plan = plan_merge(
+        side(1, email="Lead@X.com", email_normalized="lead@x.com", name="Lead",
+             metadata={"plan": "free", "source": "ads"}),
+        side(2, user_id="u2", metadata={"plan": "pro"}),
+    )  # fmt: skip
+    assert (plan.user_id, plan.email, plan.name) == ("u2", "Lead@X.com", "Lead")
+    assert plan.metadata == {"plan": "pro", "source": "ads"}
+    assert plan.email_alias is None
+    assert set(plan.changed) == {"email", "name", "metadata"}
+
+
+def test_an_email_into_cannot_take_stays_an_alias():
+    plan = plan_merge(
+        side(1, email="a@x.com", email_normalized="a@x.com"),
+        side(2, email="b@x.com", email_normalized="b@x.com"),
+    )
+    assert plan.email_normalized == "b@x.com"
+    assert plan.email_alias == "a@x.com"
+
+
+def test_the_user_id_of_from_moves_when_into_has_none():
+    plan = plan_merge(side(1, user_id="u1", verified=True), side(2, email="b@x.com"))
+    assert plan.user_id == "u1" and plan.verified
+
+
+def test_two_user_ids_or_one_contact_never_merge():
+    with pytest.raises(Conflict) as refused:
+        plan_merge(side(1, user_id="u1"), side(2, user_id="u2"))
+    assert refused.value.code == "conflicting_user_ids"
+    with pytest.raises(Conflict):
+        plan_merge(side(1), side(1))
+
+
+@pytest.mark.parametrize("days", [0, -1, 36_501])
+def test_a_retention_out_of_range_names_the_field(days):
+    with pytest.raises(InvalidInput) as refused:
+        check_retention_days(days, field="event_retention_days")
+    assert refused.value.field == "event_retention_days"
+    assert check_retention_days(None, field="x") is None
+    assert check_retention_days(30, field="x") == 30
