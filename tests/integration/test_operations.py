@@ -1,0 +1,161 @@
+"""SPEC "Operations": request ids on every answer, readiness, and Prometheus metrics, on the
+app itself (both databases) and on real `hal serve` processes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from hal.app import create_app
+from hal.config import Settings
+from hal.db.engine import Database
+from tests.factories import TestProject, identify_payload, unique, unique_email
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str) -> Samples:
+    """Every sample of a scrape, by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.fixture(scope="module")
+async def metered(database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with HAL_METRICS=true, over ASGI."""
+    app = create_app(Settings(database_url=database.url, metrics=True), database=database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hal.test") as http:
+        yield http
+
+
+async def scrape(http: httpx.AsyncClient) -> Samples:
+    response = await http.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return parse(response.text)
+
+
+async def test_every_answer_carries_a_request_id(widget, project: TestProject):
+    http = widget.http
+    for response in [
+        await http.get("/healthz"),
+        await http.get("/no/such/page"),
+        await widget.identify(project, user_id=unique("u")),
+        await widget.identify(project),  # refused: no user_id or email
+        await http.post("/api/widget/identify", content=b"{", headers={"content-type": "x"}),
+    ]:
+        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"]), response
+
+
+async def test_a_well_formed_request_id_is_kept_and_another_is_replaced(widget):
+    http = widget.http
+    kept = "req-1.A_b"
+    assert (await http.get("/healthz", headers={"X-Request-ID": kept})).headers[
+        "x-request-id"
+    ] == kept
+    for bad in ["has space", "x" * 129, "semi;colon", "é"]:
+        headers = {"X-Request-ID": bad.encode("utf-8")}
+        answered = (await http.get("/healthz", headers=headers)).headers["x-request-id"]
+        assert answered != bad and re.fullmatch(r"[0-9a-f]{32}", answered)
+
+
+async def test_metrics_are_not_served_unless_enabled(widget):
+    assert (await widget.http.get("/metrics")).status_code == 404
+
+
+async def test_readyz_answers_200_while_the_database_answers(widget):
+    response = await widget.http.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_is_503_when_the_database_is_unreachable():
+    from tests.servers import free_port
+
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    app = create_app(Settings(database_url=url))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hal.test") as http:
+        response = await http.get("/readyz")
+        assert (await http.get("/healthz")).status_code == 200  # liveness is not readiness
+    await app.state.database.dispose()
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "database_unavailable"
+    assert "SELECT" not in error["message"]
+    assert response.headers["x-request-id"]
+
+
+async def test_identify_outcomes_are_counted(metered: httpx.AsyncClient, new_project):
+    project = await new_project()
+    before = await scrape(metered)
+
+    async def identify(**fields: object) -> httpx.Response:
+        return await metered.post("/api/widget/identify", json=identify_payload(project, **fields))
+
+    user = unique("u")
+    assert (await identify(user_id=user)).status_code == 200  # created
+    assert (await identify(user_id=user)).status_code == 200  # matched
+    email = unique_email()
+    assert (await identify(email=email)).status_code == 200  # created (a lead)
+    assert (await identify(user_id=unique("u"), email=email)).status_code == 200  # claimed
+    lead_email = unique_email("lead")
+    assert (await identify(email=lead_email)).status_code == 200  # created (a lead)
+    assert (await identify(user_id=user, email=lead_email)).status_code == 200  # merged
+    assert (await identify()).status_code == 422  # refused
+    assert (await identify(user_id=" padded ")).status_code == 422  # refused
+
+    after = await scrape(metered)
+
+    def moved(outcome: str) -> float:
+        return value(after, "hal_identify_total", outcome=outcome) - value(
+            before, "hal_identify_total", outcome=outcome
+        )
+
+    assert {o: moved(o) for o in ["created", "matched", "claimed", "merged", "refused"]} == {
+        "created": 3,
+        "matched": 1,
+        "claimed": 1,
+        "merged": 1,
+        "refused": 2,
+    }
+    route = {"method": "POST", "route": "/api/widget/identify"}
+    ok = value(after, "hal_http_requests_total", status="200", **route) - value(
+        before, "hal_http_requests_total", status="200", **route
+    )
+    assert ok == 6
+    histogram = value(after, "hal_http_request_duration_seconds_count", **route) - value(
+        before, "hal_http_request_duration_seconds_count", **route
+    )
+    assert histogram == 8
+
+
+async def test_requests_are_labelled_by_route_template_never_raw_path(metered, new_project):
+    project = await new_project()
+    await metered.get(f"/api/projects/{project.app_id}/contacts/12345")  # 401, no token
+    await metered.get("/wp-login.php")
+    samples = await scrape(metered)
+    routes = {dict(labels).get("route") for name, labels in samples if name.startswith("hal_http")}
+    assert "/api/projects/{app_id}/contacts/{contact_id}" in routes
+    assert "unmatched" in routes
+    assert not any(project.app_id in str(route) or "wp-login" in str(route) for route in routes)
+
+
+async def test_pool_use_is_reported(metered):
+    samples = await scrape(metered)
+    assert value(samples, "hal_db_pool_size") >= 1
+    assert value(samples, "hal_db_pool_checked_out") >= 0
+    assert value(samples, "hal_webhook_oldest_undelivered_seconds") >= 0
+    assert ("hal_webhook_oldest_undelivered_seconds", frozenset()) in samples
