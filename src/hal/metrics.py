@@ -106,13 +106,13 @@ def enable() -> Metrics:
     """Build this process's metrics (once); in multiprocess mode when the folder is set."""
     global _metrics
     if _metrics is None:
-        multiprocess_dir = os.environ.get(MULTIPROC_ENV)
-        if multiprocess_dir:
+        shared = multiprocess_dir()
+        if shared:
             # prometheus-client picks its value store on import; `hal serve` may set the
             # folder after something imported it, so pick again now.
             values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
-        disable_created_metrics()  # no `_created` series beside every counter
-        _metrics = Metrics(None if multiprocess_dir else CollectorRegistry())
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
+        _metrics = Metrics(None if shared else CollectorRegistry())
     return _metrics
 
 

@@ -3,8 +3,12 @@ app itself (both databases) and on real `hal serve` processes."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -13,7 +17,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from hal.app import create_app
 from hal.config import Settings
 from hal.db.engine import Database
-from tests.factories import TestProject, identify_payload, unique, unique_email
+from tests.factories import (
+    TestProject,
+    identify_payload,
+    make_project,
+    make_token,
+    unique,
+    unique_email,
+)
+from tests.integration.test_webhook_delivery import drop_endpoint, endpoint_for
+from tests.receiver import running_receiver
+from tests.servers import free_port, running_server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -82,8 +96,6 @@ async def test_readyz_answers_200_while_the_database_answers(widget):
 
 
 async def test_readyz_is_503_when_the_database_is_unreachable():
-    from tests.servers import free_port
-
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
     app = create_app(Settings(database_url=url))
     transport = httpx.ASGITransport(app=app)
@@ -159,3 +171,116 @@ async def test_pool_use_is_reported(metered):
     assert value(samples, "hal_db_pool_checked_out") >= 0
     assert value(samples, "hal_webhook_oldest_undelivered_seconds") >= 0
     assert ("hal_webhook_oldest_undelivered_seconds", frozenset()) in samples
+
+
+# Real processes: `hal serve --workers 2` counting in one multiprocess folder.
+
+
+@asynccontextmanager
+async def open_stream(url: str, app_id: str, token: str) -> AsyncIterator[None]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.stream("GET", f"{url}/api/projects/{app_id}/stream", headers=headers) as r:
+            assert r.status_code == 200
+            yield
+
+
+def scrape_fresh(url: str) -> Samples:
+    """One scrape on a new connection (whichever worker accepts it answers)."""
+    response = httpx.get(f"{url}/metrics", headers={"Connection": "close"}, timeout=10)
+    assert response.status_code == 200, response.text
+    return parse(response.text)
+
+
+async def until(check: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.server
+async def test_metrics_add_up_across_worker_processes(database_url, database):
+    project = await make_project(database)
+    token = await make_token(database, project)
+    pool = database.engine.sync_engine.pool
+    per_process = pool.size() + pool._max_overflow  # type: ignore[attr-defined]
+    env = {
+        "HAL_METRICS": "true",
+        "HAL_WEBHOOKS_ALLOW_PRIVATE": "true",
+        "HAL_WEBHOOK_POLL_SECONDS": "0.1",
+    }
+    with running_receiver() as receiver:
+        endpoint = await endpoint_for(database, project, receiver.url)
+        try:
+            with running_server(database_url, workers=2, env=env) as url:
+                async with open_stream(url, project.app_id, token):
+                    for _ in range(6):  # new connections: both workers take some
+                        async with httpx.AsyncClient(base_url=url) as http:
+                            body = identify_payload(project, user_id=unique("u"))
+                            assert (await http.post("/api/widget/identify", json=body)).is_success
+                    async with httpx.AsyncClient(base_url=url) as http:
+                        refused = await http.post(
+                            "/api/widget/identify", json=identify_payload(project)
+                        )
+                        assert refused.status_code == 422
+                    await receiver.wait_for(6)
+                    await until(
+                        lambda: (
+                            value(
+                                scrape_fresh(url),
+                                "hal_webhook_deliveries_total",
+                                result="delivered",
+                            )
+                            == len(receiver.requests)
+                        )
+                    )
+                    for _ in range(6):  # every worker answers with every worker's numbers
+                        samples = scrape_fresh(url)
+                        assert value(samples, "hal_identify_total", outcome="created") == 6
+                        assert value(samples, "hal_identify_total", outcome="refused") == 1
+                        assert value(samples, "hal_open_streams") == 1
+                        assert value(samples, "hal_db_pool_size") == 2 * per_process
+                        delivered = "hal_webhook_deliveries_total"
+                        assert value(samples, delivered, result="delivered") == len(
+                            receiver.requests
+                        )
+                        assert value(samples, "hal_webhook_attempt_duration_seconds_count") >= 6
+                        assert value(samples, "hal_webhook_oldest_undelivered_seconds") == 0
+                        requests = value(
+                            samples,
+                            "hal_http_requests_total",
+                            method="POST",
+                            route="/api/widget/identify",
+                            status="200",
+                        )
+                        assert requests == 6
+                await until(lambda: value(scrape_fresh(url), "hal_open_streams") == 0)
+        finally:
+            await drop_endpoint(database, endpoint.id)
+
+
+@pytest.mark.server
+async def test_json_log_lines_carry_the_request_id(database_url, database, tmp_path):
+    project = await make_project(database)
+    log = tmp_path / "server.log"
+    env = {"HAL_LOG_FORMAT": "json"}
+    with running_server(database_url, log=log, env=env, log_level="info") as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            body = identify_payload(project, user_id=unique("u"))
+            headers = {"X-Request-ID": "trace-7.a_b"}
+            assert (await http.post("/api/widget/identify", json=body, headers=headers)).is_success
+            missing = await http.get("/nowhere", headers={"X-Request-ID": "bad id"})
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert all(isinstance(line, dict) and "message" in line for line in lines)
+    access = [line for line in lines if line.get("logger") == "hal.access"]
+    traced = [line for line in access if line.get("request_id") == "trace-7.a_b"]
+    assert len(traced) == 1
+    assert traced[0]["route"] == "/api/widget/identify"
+    assert traced[0]["status"] == 200
+    assert traced[0]["level"] == "info"
+    replaced = [
+        line for line in access if line.get("request_id") == missing.headers["x-request-id"]
+    ]
+    assert replaced and replaced[0]["status"] == 404 and replaced[0]["route"] == "unmatched"
+    assert any(line.get("logger", "").startswith("uvicorn") for line in lines)  # uvicorn's too
