@@ -29,23 +29,23 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def _json_formatter() -> dict[str, Any]:
-    chain = [
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-        structlog.stdlib.ExtraAdder(allow=("request_id", *ACCESS_FIELDS)),
-    ]
-    return {
-        "()": structlog.stdlib.ProcessorFormatter,
-        "foreign_pre_chain": chain,
-        "processors": [
+def json_formatter() -> logging.Formatter:
+    """One JSON object per line: timestamp, level, logger, message, request_id, the access
+    line's fields, and the traceback as text."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+            structlog.stdlib.ExtraAdder(allow=("request_id", *ACCESS_FIELDS)),
+        ],
+        processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             structlog.processors.EventRenamer("message"),
             structlog.processors.JSONRenderer(),
         ],
-    }
+    )
 
 
 def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:
     hal's, uvicorn's and the libraries' loggers all reach."""
     level = level.upper()
     text = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-    formatter = _json_formatter() if log_format == "json" else {"format": text}
+    formatter = {"()": json_formatter} if log_format == "json" else {"format": text}
     return {
         "version": 1,
         "disable_existing_loggers": False,  # hal's loggers exist already (module globals)

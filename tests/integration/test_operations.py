@@ -261,16 +261,24 @@ async def test_metrics_add_up_across_worker_processes(database_url, database):
 
 
 @pytest.mark.server
-async def test_json_log_lines_carry_the_request_id(database_url, database, tmp_path):
+async def test_json_log_lines_carry_the_request_id_and_no_secrets(database_url, database, tmp_path):
     project = await make_project(database)
     log = tmp_path / "server.log"
     env = {"HAL_LOG_FORMAT": "json"}
+    token = await make_token(database, project)
+    email, user_id = unique_email("private"), unique("private-user")
     with running_server(database_url, log=log, env=env, log_level="info") as url:
         async with httpx.AsyncClient(base_url=url) as http:
-            body = identify_payload(project, user_id=unique("u"))
+            body = identify_payload(project, user_id=user_id, email=email, signed=True)
             headers = {"X-Request-ID": "trace-7.a_b"}
-            assert (await http.post("/api/widget/identify", json=body, headers=headers)).is_success
+            identified = await http.post("/api/widget/identify", json=body, headers=headers)
+            assert identified.is_success
+            session_token = identified.json()["session_token"]
             missing = await http.get("/nowhere", headers={"X-Request-ID": "bad id"})
+            query = {"app_id": project.app_id, "visitor_id": "v0", "session_token": session_token}
+            await http.get("/api/widget/stream", params=query)
+            auth = {"Authorization": f"Bearer {token}"}
+            await http.get(f"/api/projects/{project.app_id}/contacts?email={email}", headers=auth)
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert all(isinstance(line, dict) and "message" in line for line in lines)
     access = [line for line in lines if line.get("logger") == "hal.access"]
@@ -284,3 +292,6 @@ async def test_json_log_lines_carry_the_request_id(database_url, database, tmp_p
     ]
     assert replaced and replaced[0]["status"] == 404 and replaced[0]["route"] == "unmatched"
     assert any(line.get("logger", "").startswith("uvicorn") for line in lines)  # uvicorn's too
+    text = log.read_text()
+    for secret in [email, user_id, project.hash(user_id), session_token, token, project.secret]:
+        assert secret not in text
