@@ -479,10 +479,14 @@ def worker_command(
         int | None,
         typer.Option(
             "--metrics-port",
-            help="With HAL_METRICS=true: serve this process's /metrics on this port (for a "
-            "worker that does not share PROMETHEUS_MULTIPROC_DIR with a `hal serve`)",
+            envvar="HAL_WORKER_METRICS_PORT",
+            help="With HAL_METRICS=true: serve the metrics on this port (for a worker that "
+            "does not share PROMETHEUS_MULTIPROC_DIR with a `hal serve`)",
         ),
     ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", envvar="HAL_WORKER_METRICS_HOST")
+    ] = "127.0.0.1",
 ) -> None:
     """Deliver webhooks in this process (no HTTP); run as many as needed beside `hal serve`."""
     from hal import metrics
@@ -494,7 +498,7 @@ def worker_command(
     if settings.metrics:
         metrics.enable()
         if metrics_port is not None:
-            metrics.serve_http(metrics_port)
+            metrics.serve_http(metrics_port, metrics_host)
     _run(settings.database_url, _noop)
     asyncio.run(run_worker(settings))
 

@@ -22,10 +22,14 @@ ACCESS_FIELDS = ("method", "route", "status", "duration_ms")
 
 
 class RequestIdFilter(logging.Filter):
-    """Stamps each record with the current request id (None outside a request)."""
+    """Stamps each record with the current request id (`missing` outside a request)."""
+
+    def __init__(self, missing: str | None = None) -> None:
+        super().__init__()
+        self.missing = missing
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get()
+        record.request_id = request_id.get() or self.missing
         return True
 
 
@@ -57,7 +61,9 @@ def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,  # hal's loggers exist already (module globals)
-        "filters": {"request_id": {"()": RequestIdFilter}},
+        "filters": {
+            "request_id": {"()": RequestIdFilter, "missing": None if log_format == "json" else "-"}
+        },
         "formatters": {"hal": formatter},
         "handlers": {
             "stderr": {

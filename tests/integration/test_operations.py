@@ -27,7 +27,7 @@ from tests.factories import (
 )
 from tests.integration.test_webhook_delivery import drop_endpoint, endpoint_for
 from tests.receiver import running_receiver
-from tests.servers import free_port, running_server
+from tests.servers import Worker, free_port, running_server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -295,3 +295,44 @@ async def test_json_log_lines_carry_the_request_id_and_no_secrets(database_url, 
     text = log.read_text()
     for secret in [email, user_id, project.hash(user_id), session_token, token, project.secret]:
         assert secret not in text
+
+
+@pytest.mark.server
+async def test_a_worker_sharing_the_folder_is_counted_by_the_server(
+    database_url, database, tmp_path
+):
+    """`hal worker` beside `hal serve` on one host: its deliveries show in the server's
+    /metrics, and in its own on --metrics-port."""
+    project = await make_project(database)
+    worker_port = free_port()
+    shared = {
+        "HAL_METRICS": "true",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "HAL_WEBHOOKS_ALLOW_PRIVATE": "true",
+        "HAL_WEBHOOK_POLL_SECONDS": "0.1",
+    }
+    (tmp_path / "metrics").mkdir()
+    with running_receiver() as receiver:
+        endpoint = await endpoint_for(database, project, receiver.url)
+        worker = Worker(
+            database_url, env={**shared, "HAL_WORKER_METRICS_PORT": str(worker_port)}
+        ).start()
+        try:
+            with running_server(database_url, env={**shared, "HAL_WEBHOOK_WORKER": "false"}) as url:
+                async with httpx.AsyncClient(base_url=url) as http:
+                    for _ in range(3):
+                        body = identify_payload(project, user_id=unique("u"))
+                        assert (await http.post("/api/widget/identify", json=body)).is_success
+                await receiver.wait_for(3)
+                delivered = "hal_webhook_deliveries_total"
+                await until(
+                    lambda: (
+                        value(scrape_fresh(url), delivered, result="delivered")
+                        == len(receiver.requests)
+                    )
+                )
+                own = parse(httpx.get(f"http://127.0.0.1:{worker_port}/", timeout=5).text)
+                assert value(own, delivered, result="delivered") == len(receiver.requests)
+        finally:
+            worker.stop()
+            await drop_endpoint(database, endpoint.id)

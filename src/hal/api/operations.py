@@ -24,6 +24,8 @@ access_log = logging.getLogger("hal.access")
 log = logging.getLogger("hal")
 
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CLIENT_GONE = 499  # the access line's status when the client left before any answer
 READY_TIMEOUT_SECONDS = 2.0
 SCRAPE_TIMEOUT_SECONDS = 2.0
 
@@ -36,6 +38,11 @@ def _request_id(scope: Scope) -> bytes:
                 return bytes(value)
             break
     return uuid.uuid4().hex.encode()
+
+
+def _method(scope: Scope) -> str:
+    method: str = scope["method"]
+    return method if method in METHODS else "other"  # a client may send any token
 
 
 def _route(scope: Scope) -> str:
@@ -51,7 +58,7 @@ class RequestMiddleware:
     X-Request-ID on every response and in every log line of the request, the request
     counted and timed (to its answer's headers, so an open stream counts when it opens),
     and one access line when it ends (route template and status, never the path's query,
-    headers or body)."""
+    headers or body; 499 when the client left before any answer)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -66,7 +73,7 @@ class RequestMiddleware:
         # failed request comes after this returns.
         logs.request_id.set(rid.decode())
         meter = metrics.current()
-        status = 500
+        status = CLIENT_GONE  # until an answer starts
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -74,7 +81,7 @@ class RequestMiddleware:
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid)]
                 if meter is not None:
-                    route, method = _route(scope), scope["method"]
+                    route, method = _route(scope), _method(scope)
                     meter.requests.labels(method, route, str(status)).inc()
                     elapsed = time.perf_counter() - started
                     meter.request_seconds.labels(method, route).observe(elapsed)
