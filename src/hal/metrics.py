@@ -15,6 +15,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -111,6 +112,7 @@ def enable() -> Metrics:
             # prometheus-client picks its value store on import; `hal serve` may set the
             # folder after something imported it, so pick again now.
             values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+            forget_dead_processes(shared)
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
         _metrics = Metrics(None if shared else CollectorRegistry())
     return _metrics
@@ -146,6 +148,25 @@ def _registry() -> CollectorRegistry:
 def serve_http(port: int, host: str = "127.0.0.1") -> None:
     """The metrics on http://host:port/ from a thread (`hal worker --metrics-port`)."""
     start_http_server(port, host, registry=_registry())
+
+
+def forget_dead_processes(folder: str) -> None:
+    """Drop the live gauges of processes that ended without a clean exit (a worker uvicorn
+    killed and replaced, a SIGKILL): a new process cleans up after them as it starts."""
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), folder)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def process_exiting() -> None:

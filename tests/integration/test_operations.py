@@ -214,6 +214,9 @@ async def test_metrics_add_up_across_worker_processes(database_url, database):
         endpoint = await endpoint_for(database, project, receiver.url)
         try:
             with running_server(database_url, workers=2, env=env) as url:
+                # Both workers are up (the server answers as soon as one is) when the sum of
+                # their pools is: one worker alone shows one pool.
+                await until(lambda: value(scrape_fresh(url), "hal_db_pool_size") == 2 * per_process)
                 async with open_stream(url, project.app_id, token):
                     for _ in range(6):  # new connections: both workers take some
                         async with httpx.AsyncClient(base_url=url) as http:
