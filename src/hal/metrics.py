@@ -130,7 +130,13 @@ def prepare_multiprocess_dir() -> str:
     if given:
         os.makedirs(given, exist_ok=True)
         return given
-    folder = tempfile.mkdtemp(prefix="hal-metrics-")
+    # uvicorn ends on SIGTERM by raising the signal again, so exit handlers may not run: a
+    # folder whose `hal serve` is gone is removed by the next one instead.
+    for stale in Path(tempfile.gettempdir()).glob("hal-metrics-*-*"):
+        pid = stale.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    folder = tempfile.mkdtemp(prefix=f"hal-metrics-{os.getpid()}-")
     os.environ[MULTIPROC_ENV] = folder
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
