@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hal.app import create_app
 from hal.config import Settings
 from hal.db.engine import Database
+from hal.logs import RequestIdFilter
 from tests.factories import (
     TestProject,
     identify_payload,
@@ -339,3 +341,24 @@ async def test_a_worker_sharing_the_folder_is_counted_by_the_server(
         finally:
             worker.stop()
             await drop_endpoint(database, endpoint.id)
+
+
+async def test_a_500_carries_the_request_id_and_its_traceback_line_too(database, caplog):
+    app = create_app(Settings(database_url=database.url), database=database)
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)  # a route with a bug, for this test only
+    caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(RequestIdFilter())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hal.test") as http:
+        response = await http.get("/broken", headers={"X-Request-ID": "boom-1"})
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert response.headers["x-request-id"] == "boom-1"
+    traceback = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert [r.request_id for r in traceback] == ["boom-1"]  # type: ignore[attr-defined]
+    access = [r for r in caplog.records if r.name == "hal.access"]
+    assert [(r.request_id, r.status) for r in access] == [("boom-1", 500)]  # type: ignore[attr-defined]
