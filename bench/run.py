@@ -3,6 +3,7 @@ ceiling, and growth of identify, contact search and contact detail latency with 
 contacts. Real `hal serve`, real databases, loopback only, every run bounded in time.
 
     uv run python bench/run.py [--backends sqlite,postgres] [--duration 10] [--sizes 10000,...]
+                               [--variants metrics]
 
 Prints a table and writes bench/RESULTS.md. Needs `wrk` (apt-get install wrk).
 """
@@ -58,6 +59,7 @@ class Variant:
     workers: int = 1
     routes: tuple[str, ...] = tuple(THROUGHPUT_ROUTES)
     webhook: bool = False  # one endpoint subscribed to every change, on a local receiver
+    env: tuple[tuple[str, str], ...] = ()  # settings of this variant's server
 
 
 @dataclass
@@ -243,7 +245,8 @@ def receiver() -> ThreadingHTTPServer:
 
 
 def serve(variant: Variant, database_url: str, log: Path) -> Server:
-    env = {**SERVER_ENV, "HAL_DATABASE_URL": database_url, "HAL_WEBHOOKS_ALLOW_PRIVATE": "true"}
+    env = {**SERVER_ENV, "HAL_DATABASE_URL": database_url, "HAL_WEBHOOKS_ALLOW_PRIVATE": "true",
+           **dict(variant.env)}  # fmt: skip
     command = list(variant.command) if variant.command else None
     return Server(database_url, env=env, log=log, python=variant.python, command=command,
                   workers=variant.workers).start()  # fmt: skip
@@ -327,6 +330,9 @@ def variants(backend: str, baseline_python: str | None, ref: str) -> list[Varian
     found.append(Variant("uvloop + httptools"))
     found.append(Variant("uvloop + httptools, one webhook endpoint", webhook=True,
                          routes=("echo", "identify")))  # fmt: skip
+    # Beside "uvloop + httptools" (metrics off, the default): the cost of HAL_METRICS=true.
+    found.append(Variant("uvloop + httptools, metrics on", env=(("HAL_METRICS", "true"),),
+                         routes=("echo", "identify")))  # fmt: skip
     if backend == "postgres":
         found.append(Variant("uvloop + httptools, --workers 2", workers=2,
                              routes=("echo", "identify")))  # fmt: skip
@@ -340,6 +346,8 @@ def bench_backend(
     ready = None
     try:
         for variant in variants(backend, baseline_python, args.baseline):
+            if args.variants and not any(part in variant.label for part in args.variants):
+                continue
             previous, ready = ready, throughput(backend, variant, args, report, workdir)
             if previous is not None and previous.pg_name:
                 pg_admin(f'DROP DATABASE IF EXISTS "{previous.pg_name}" WITH (FORCE)')
@@ -403,7 +411,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     parser.add_argument("--baseline", default="", help="a commit to measure side by side")
     parser.add_argument("--streams", type=int, default=1000, help="idle live streams to hold")
+    parser.add_argument("--variants", default="", help="only servers whose label has one of "
+                        "these comma-separated words (a quick look at one variant)")  # fmt: skip
     args = parser.parse_args()
+    args.variants = [v for v in args.variants.split(",") if v]
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")

@@ -34,11 +34,12 @@ class Server:
         port: int | None = None,
         python: str = sys.executable,
         command: list[str] | None = None,
+        log_level: str = "warning",
     ) -> None:
         """`command` replaces `hal serve` (benchmarks run other servers); `{port}` in it is
         replaced by the port."""
         self.database_url, self.workers, self.log = database_url, workers, log
-        self.python, self.custom_command = python, command
+        self.python, self.custom_command, self.log_level = python, command, log_level
         self.env = env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -49,7 +50,7 @@ class Server:
         command = [
             self.python, "-m", "hal", "serve", "--host", "127.0.0.1", "--port", str(self.port),
             "--database-url", self.database_url, "--workers", str(self.workers),
-            "--log-level", "warning",
+            "--log-level", self.log_level,
         ]  # fmt: skip
         if self.custom_command is not None:
             command = [part.replace("{port}", str(self.port)) for part in self.custom_command]
@@ -107,9 +108,12 @@ def running_server(
     log: Path | None = None,
     env: dict[str, str] | None = None,
     port: int | None = None,
+    log_level: str = "warning",
 ) -> Iterator[str]:
     """Start `hal serve` on a free loopback port; yield its base URL; stop it."""
-    server = Server(database_url, workers=workers, log=log, env=env, port=port).start()
+    server = Server(
+        database_url, workers=workers, log=log, env=env, port=port, log_level=log_level
+    ).start()
     try:
         yield server.url
     finally:

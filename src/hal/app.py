@@ -10,8 +10,19 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from hal import __version__
-from hal.api import admin, demo, inbox, inbox_merge, privacy, stream, team, webhooks, widget
+from hal import __version__, metrics
+from hal.api import (
+    admin,
+    demo,
+    inbox,
+    inbox_merge,
+    operations,
+    privacy,
+    stream,
+    team,
+    webhooks,
+    widget,
+)
 from hal.api.errors import install_error_handlers
 from hal.api.inbox_session import LoginRequired
 from hal.api.middleware import (
@@ -48,8 +59,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         await app.state.login_throttle.close()
         if owns_database:
             await database.dispose()
+        metrics.process_exiting()
 
-    app = FastAPI(
+    if settings.metrics:
+        metrics.enable()
+        metrics.instrument_pool(database.engine)
+
+    app = operations.OperatedAPI(
         title="HAL widget identification",
         version=__version__,
         summary="Identify, CRM writes and conversations for the HAL support widget.",
@@ -80,6 +96,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(stream.widget_router)
     app.include_router(inbox.router)
     app.include_router(inbox_merge.router)
+    app.include_router(operations.router)
+    if settings.metrics:
+        app.include_router(operations.metrics_router)
     app.add_exception_handler(LoginRequired, inbox.login_redirect)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 

@@ -521,15 +521,30 @@ def webhooks_create(
 def worker_command(
     database_url: DatabaseUrl = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="HAL_WORKER_METRICS_PORT",
+            help="With HAL_METRICS=true: serve the metrics on this port (for a worker that "
+            "does not share PROMETHEUS_MULTIPROC_DIR with a `hal serve`)",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", envvar="HAL_WORKER_METRICS_HOST")
+    ] = "127.0.0.1",
 ) -> None:
     """Deliver webhooks in this process (no HTTP); run as many as needed beside `hal serve`."""
-    import logging
-
+    from hal import metrics
+    from hal.logs import configure_logging
     from hal.services.delivery import run_worker
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request, URL included
     settings = _settings(database_url)
+    configure_logging(settings.log_format, log_level)
+    if settings.metrics:
+        metrics.enable()
+        if metrics_port is not None:
+            metrics.serve_http(metrics_port, metrics_host)
     _run(settings.database_url, _noop)
     asyncio.run(run_worker(settings))
 

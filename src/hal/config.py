@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=15, gt=0)
     webhook_poll_seconds: float = Field(default=0.5, gt=0)
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    # Operations: GET /metrics (Prometheus) when true; log lines as text or one JSON object.
+    metrics: bool = False
+    log_format: Literal["text", "json"] = "text"
     # Adds POST /api/widget/echo, the same stack without database work (benchmark ceiling).
     bench_echo: bool = False
     # Serves the demo customer app at /demo for the `demo` project (`hal serve --demo`).

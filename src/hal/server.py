@@ -12,6 +12,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from hal.config import Settings
 from hal.domain.errors import error_body
+from hal.logs import configure_logging
+from hal.metrics import prepare_multiprocess_dir
 
 _TIMEOUT_BODY = json.dumps(
     error_body("request_timeout", "the request line and headers did not arrive in time", "headers")
@@ -93,6 +95,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 def run(settings: Settings, *, host: str, port: int, workers: int, log_level: str) -> None:
     """Serve `hal.app:create_app` until stopped (each worker builds its app from the env)."""
     trusted_proxies = settings.forwarded_allow_ips.strip()
+    if settings.metrics:
+        prepare_multiprocess_dir()  # before the workers start: they inherit the variable
     uvicorn.run(
         "hal.app:create_app",
         factory=True,
@@ -100,6 +104,9 @@ def run(settings: Settings, *, host: str, port: int, workers: int, log_level: st
         port=port,
         workers=workers,
         log_level=log_level,
+        # One configuration for uvicorn's loggers and ours, applied in each worker process;
+        # uvicorn's access line is replaced by hal.access (with the request id).
+        log_config=configure_logging(settings.log_format, log_level),
         access_log=False,
         loop="uvloop",
         http=HeaderTimeoutProtocol,

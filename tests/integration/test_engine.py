@@ -3,6 +3,7 @@ SQLite calls run on the event loop's thread (the reason for the aiosqlite overri
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from hal.db.engine import Database
+from hal.logs import json_formatter, logging_config
 
 SECRET = "alice.private@example.com"
 
@@ -63,3 +65,36 @@ async def test_a_request_after_the_server_dropped_pooled_connections_succeeds(
         await admin.close()
     after = await widget.identify(project, user_id="after")
     assert after.status_code == 200, after.text
+
+
+async def test_access_lines_and_json_lines_show_no_secrets(widget, project, caplog):
+    """A request's access line names its route and status; its body, token and query do not
+    reach any log line, in either format."""
+    caplog.set_level(logging.DEBUG)
+    user_id = "alice-private-id"
+    first = await widget.identify(project, user_id=user_id, email=SECRET, signed=True)
+    session_token = first.json()["session_token"]
+    await widget.identify(project, session_token, user_id=user_id, signed=True)
+    await widget.http.get(
+        "/api/widget/stream",
+        params={"app_id": project.app_id, "visitor_id": "v-none", "session_token": session_token},
+        headers={"X-Request-ID": "trace-secret-test"},
+    )
+    # The test's own HTTP client logs its URLs (httpx); the service sets httpx to WARNING.
+    records = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    access = [r for r in records if r.name == "hal.access"]
+    assert {(r.route, r.status) for r in access} >= {  # type: ignore[attr-defined]
+        ("/api/widget/identify", 200),
+        ("/api/widget/stream", 404),
+    }
+    json_lines = [json.loads(json_formatter().format(record)) for record in records]
+    text_lines = [
+        logging.Formatter(logging_config("text", "info")["formatters"]["hal"]["format"]).format(
+            record
+        )
+        for record in records
+        if setattr(record, "request_id", "r") is None  # the filter's stamp
+    ]
+    logged = json.dumps(json_lines) + "\n".join(text_lines)
+    for secret in [SECRET, user_id, project.hash(user_id), session_token, project.secret]:
+        assert secret not in logged

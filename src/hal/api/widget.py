@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from hal import metrics
 from hal.api.body import StrictJSONRoute
 from hal.api.deps import Widget, WidgetDep
 from hal.api.errors import error_responses
@@ -23,6 +24,7 @@ from hal.api.presenters import (
     stage_out,
 )
 from hal.db.engine import Tx
+from hal.domain.errors import HalError
 from hal.schemas import (
     EventOut,
     EventRef,
@@ -75,7 +77,12 @@ async def identify_route(body: IdentifyRequest, widget: WidgetDep) -> IdentifyRe
             tx, request=body, caller=widget.caller, limits=settings.limits, session_ttl=ttl
         )
 
-    result = await widget.db.run(work)
+    try:
+        result = await widget.db.run(work)
+    except HalError:
+        metrics.identify_outcome("refused")
+        raise
+    metrics.identify_outcome(result.outcome)
     return IdentifyResponse(
         visitor_id=result.visitor_key,
         contact=contact_out(result.contact),

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select
 
+from hal import metrics
 from hal.db.engine import Database, Tx
 from hal.db.models import Change, Project
 from hal.db.types import utcnow
@@ -113,9 +114,11 @@ class ChangeFeed:
         subscription = Subscription(project_id, self._cursors[project_id])
         self._subscribers.setdefault(project_id, set()).add(subscription)
         self.start()
+        metrics.stream_opened()
         try:
             yield subscription
         finally:
+            metrics.stream_closed()
             subscribers = self._subscribers.get(project_id, set())
             subscribers.discard(subscription)
             if not subscribers:

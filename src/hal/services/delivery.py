@@ -18,6 +18,7 @@ from typing import cast
 
 from sqlalchemy import Table, func, insert, select, update
 
+from hal import metrics
 from hal.config import Settings
 from hal.db.engine import Database, Tx
 from hal.db.models import Change, Project, WebhookAttempt, WebhookEndpoint, WebhookMessage
@@ -170,11 +171,12 @@ async def claim(db: Database, *, limit: int, lease: timedelta) -> list[Claimed]:
 
 async def record(
     db: Database, message: Claimed, outcome: Outcome, *, schedule: tuple[float, ...]
-) -> None:
+) -> str:
     """Store the attempt, then the message's fate: delivered, retried later, or failed; and
-    the endpoint's: a success clears its failing streak, 410 or 5 days of failure disable it."""
+    the endpoint's: a success clears its failing streak, 410 or 5 days of failure disable it.
+    Returns the message's new status (delivered, pending or failed)."""
 
-    async def work(tx: Tx) -> None:
+    async def work(tx: Tx) -> str:
         endpoint = ENDPOINTS.c
         if outcome.delivered:
             await tx.execute(
@@ -227,8 +229,9 @@ async def record(
                 status=status, attempts=MESSAGES.c.attempts + 1, next_attempt_at=next_attempt_at
             )
         )
+        return status
 
-    await db.run(work)
+    return await db.run(work)
 
 
 class DeliveryWorker:
@@ -312,10 +315,13 @@ class DeliveryWorker:
             allow_private=self.settings.webhooks_allow_private,
             timeout=self.settings.webhook_timeout_seconds,
         )
+        result = "unrecorded"
         try:
-            await record(self.db, message, outcome, schedule=self.schedule)
+            status = await record(self.db, message, outcome, schedule=self.schedule)
+            result = "retrying" if status == "pending" else status
         except Exception:
             log.exception("webhook delivery: msg_%s sent but not recorded", message.message_id)
+        metrics.webhook_attempt(result, outcome.duration_ms / 1000)
 
     async def _pause(self, seconds: float) -> None:
         """Until the next poll, or sooner when this process commits changes or stops."""
@@ -340,6 +346,7 @@ class DeliveryWorker:
 async def run_worker(settings: Settings) -> None:
     """`hal worker`: deliver until SIGTERM or SIGINT."""
     db = Database(settings.database_url)
+    metrics.instrument_pool(db.engine)  # when metrics are on
     worker = DeliveryWorker(db, settings)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -348,3 +355,4 @@ async def run_worker(settings: Settings) -> None:
         await worker.run()
     finally:
         await db.dispose()
+        metrics.process_exiting()

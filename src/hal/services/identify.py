@@ -72,6 +72,7 @@ class IdentifyResult:
     warnings: tuple[str, ...]
     stage: StageDecision | None
     stage_mode: StageMode | None
+    outcome: str  # created, matched, claimed (a lead got the user_id) or merged (metrics)
 
 
 @dataclass(frozen=True)
@@ -484,4 +485,13 @@ async def identify(
         warnings=plan.warnings,
         stage=decision,
         stage_mode=checked.stage_mode if decision is not None else None,
+        outcome=_outcome(plan),
     )
+
+
+def _outcome(plan: IdentifyPlan) -> str:
+    if plan.merge_lead is not None:
+        return "merged"
+    if plan.target is None:
+        return "created"
+    return "claimed" if plan.claim_user_id else "matched"
