@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from hal import __version__
-from hal.api import admin, demo, inbox, stream, team, webhooks, widget
+from hal.api import admin, batch, demo, inbox, stream, team, webhooks, widget
 from hal.api.errors import install_error_handlers
 from hal.api.inbox_session import LoginRequired
 from hal.api.middleware import (
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     app.include_router(widget.router)
     app.include_router(team.router)
+    app.include_router(batch.router)
     app.include_router(admin.router)
     app.include_router(webhooks.router)
     app.include_router(stream.router)
@@ -108,6 +109,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         timeout_seconds=settings.body_timeout_seconds,
+        route_limits=[
+            (r"/api/projects/[^/]+/batch", settings.max_batch_bytes),
+            (r"/api/projects/[^/]+/imports", settings.max_import_bytes),
+        ],
     )
     app.add_middleware(WidgetCORSMiddleware)
     app.add_middleware(InboxSecurityHeadersMiddleware)
