@@ -6,7 +6,8 @@ Each row goes through the team's identify (contacts) or company write, so matchi
 and the change log are the widget's own. A row is counted by the changes it recorded:
 `contact.created` / `company.created` is created, any other change is updated, none is
 unchanged. Each row runs in a savepoint: a row that fails leaves nothing behind and the chunk
-goes on. A dry run writes each chunk and rolls it back.
+goes on (a chunk is first written without savepoints, and again with them only when one of
+its rows failed). A dry run writes each chunk and rolls it back.
 """
 
 from __future__ import annotations
@@ -115,11 +116,24 @@ def _verdict(kind: ImportKind, types: list[str]) -> str:
     return "updated" if types else "unchanged"
 
 
+class _Redo(Exception):
+    """A row failed in a chunk written without savepoints: roll the chunk back, write it again
+    with one savepoint per row."""
+
+
 async def _write_chunk(
-    tx: Tx, *, app_id: str, kind: ImportKind, rows: list[_Row], limits: Limits, dry_run: bool
+    tx: Tx,
+    *,
+    app_id: str,
+    kind: ImportKind,
+    rows: list[_Row],
+    limits: Limits,
+    dry_run: bool,
+    savepoints: bool,
 ) -> list[tuple[str, _Row, HalError | None]]:
-    """Every row of the chunk in its own savepoint, with its own `now` (so a company made by
-    an earlier row of the chunk is not taken as made by this one)."""
+    """Every row of the chunk with its own `now` (so a company made by an earlier row of the
+    chunk is not taken as made by this one). Without savepoints a failing row sends the
+    chunk back (`_Redo`); with them it is rolled back alone and the chunk goes on."""
     outcome: list[tuple[str, _Row, HalError | None]] = []
     for row in rows:
         if row.error is not None:
@@ -127,20 +141,48 @@ async def _write_chunk(
             continue
         tx.now = max(utcnow(), tx.now + timedelta(microseconds=1))
         recorded = len(tx.changes)
-        savepoint = await tx.connection.begin_nested()
+        if savepoints:
+            await tx.connection.exec_driver_sql("SAVEPOINT import_row")
         try:
             await _write_row(tx, app_id=app_id, kind=kind, row=row, limits=limits)
         except HalError as exc:
-            await savepoint.rollback()
+            if not savepoints:
+                raise _Redo from exc
+            await tx.connection.exec_driver_sql("ROLLBACK TO SAVEPOINT import_row")
             del tx.changes[recorded:]
             outcome.append(("failed", row, exc))
             continue
-        await savepoint.commit()
+        if savepoints:
+            await tx.connection.exec_driver_sql("RELEASE SAVEPOINT import_row")
         types = [change.type for change in tx.changes[recorded:]]
         outcome.append((_verdict(kind, types), row, None))
     if dry_run:
         raise _DryRun(outcome)
     return outcome
+
+
+async def _import_chunk(
+    db: Database, *, app_id: str, kind: ImportKind, rows: list[_Row], limits: Limits, dry_run: bool
+) -> list[tuple[str, _Row, HalError | None]]:
+    """One transaction for the chunk: first without savepoints (two statements a row saved),
+    again with them if a row failed."""
+    for savepoints in (False, True):
+        work = partial(
+            _write_chunk,
+            app_id=app_id,
+            kind=kind,
+            rows=rows,
+            limits=limits,
+            dry_run=dry_run,
+            savepoints=savepoints,
+        )
+        try:
+            return await db.run(work)
+        except _DryRun as rolled_back:
+            return rolled_back.outcome
+        except _Redo:
+            continue
+    raise AssertionError("unreachable: a chunk with savepoints never asks for a redo")
 
 
 @dataclass(frozen=True)
@@ -222,13 +264,9 @@ async def import_rows(
     await db.run(project_exists)
     kind, counts = file.kind, ImportCounts()
     for chunk in _chunks(file.rows, chunk_rows):
-        work = partial(
-            _write_chunk, app_id=app_id, kind=kind, rows=chunk, limits=limits, dry_run=dry_run
+        outcome = await _import_chunk(
+            db, app_id=app_id, kind=kind, rows=chunk, limits=limits, dry_run=dry_run
         )
-        try:
-            outcome = await db.run(work)
-        except _DryRun as rolled_back:
-            outcome = rolled_back.outcome
         for verdict, row, error in outcome:
             setattr(counts, verdict, getattr(counts, verdict) + 1)
             if error is not None and on_failure is not None:
