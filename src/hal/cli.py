@@ -527,7 +527,8 @@ def _import(
             await migrate(database)
             with contextlib.ExitStack() as stack:
                 binary = stack.enter_context(file.open("rb"))
-                loaded = imports.read_import(kind, imports.open_text(binary), settings.limits)
+                text = stack.enter_context(imports.open_text(binary))
+                loaded = imports.read_import(kind, text, settings.limits)
                 on_failure = None
                 if errors is not None:
                     out = stack.enter_context(errors.open("w", newline="", encoding="utf-8"))
