@@ -317,18 +317,17 @@ async def _write_companies(
     signed = checked.proof.company_ids
     if signed is None and call.session:
         signed = call.signed_company_ids()
-    for external_id, row in rows.items():
-        if call.trusted:
-            break
-        named_as_company = checked.company is not None and external_id == checked.company.id
-        check_company_access(
-            project=project,
-            company_id=external_id,
-            guarded=row.guarded,
-            verified_call=plan.binding_verified,
-            signed_company_ids=signed,
-            field="company.id" if named_as_company else "company_ids",
-        )
+    if not call.trusted:  # the team's token may link and write any company
+        for external_id, row in rows.items():
+            named_as_company = checked.company is not None and external_id == checked.company.id
+            check_company_access(
+                project=project,
+                company_id=external_id,
+                guarded=row.guarded,
+                verified_call=plan.binding_verified,
+                signed_company_ids=signed,
+                field="company.id" if named_as_company else "company_ids",
+            )
     linked = await link(tx, contact_id=contact.id, company_ids=[r.id for r in rows.values()])
     for external_id, row in rows.items():
         created = row.created_at == tx.now
