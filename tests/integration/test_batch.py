@@ -277,3 +277,23 @@ async def test_a_smaller_configured_batch_limit_is_honoured(database):
             headers={"Authorization": f"Bearer {token}"},
         )
     assert answer.status_code == 413
+
+
+async def test_identify_under_enforced_verification_needs_no_hash_from_the_team(
+    new_project, team_for, inspect
+):
+    project = await new_project(verification="enforced")
+    team = await team_for(project)
+    [result] = await ok(team, identify(unique("u"), email=unique_email()))
+    [contact] = await inspect.contacts(project.app_id)
+    assert (contact.id, contact.verified) == (result["contact_id"], False)
+
+
+async def test_an_email_owned_by_another_user_is_left_alone_with_a_warning(team, inspect):
+    email = unique_email()
+    first, second = await ok(
+        team, identify(unique("u"), email=email), identify(unique("u"), email=email)
+    )
+    assert second["warnings"] == ["email_in_use"] and "warnings" not in first
+    contacts = await inspect.contacts(team.project.app_id)
+    assert [c.email for c in contacts] == [email, None]
