@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from hal import __version__, metrics
 from hal.api import (
     admin,
+    batch,
     demo,
     inbox,
     inbox_merge,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(widget.router)
     app.include_router(team.router)
     app.include_router(privacy.router)
+    app.include_router(batch.router)
     app.include_router(admin.router)
     app.include_router(webhooks.router)
     app.include_router(stream.router)
@@ -129,6 +131,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         timeout_seconds=settings.body_timeout_seconds,
+        route_limits=[
+            (r"/api/projects/[^/]+/batch", settings.max_batch_bytes),
+            (r"/api/projects/[^/]+/imports", settings.max_import_bytes),
+        ],
     )
     app.add_middleware(WidgetCORSMiddleware)
     app.add_middleware(InboxSecurityHeadersMiddleware)

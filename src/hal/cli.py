@@ -12,6 +12,7 @@ schema is not this version's (hal.db.migrate.require_current).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -28,6 +30,7 @@ from hal import cli_privacy
 from hal.config import Settings
 from hal.db.engine import Database
 from hal.db.migrate import head_revision, migrate, new_revision, require_current
+from hal.domain.csv_import import ImportKind
 from hal.domain.errors import HalError
 from hal.domain.projects import CompanyClaims
 from hal.domain.stages import StageMode
@@ -549,9 +552,113 @@ def worker_command(
     asyncio.run(run_worker(settings))
 
 
+import_app = typer.Typer(help="Import contacts or companies from a CSV file.", no_args_is_help=True)
+app.add_typer(import_app, name="import", rich_help_panel=DATA)
+
+CsvFile = Annotated[
+    Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV with a header row")
+]
+ImportAppId = Annotated[str, typer.Option("--app-id")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Check and count without writing")]
+ErrorsFile = Annotated[
+    Path | None,
+    typer.Option("--errors", help="Write every failed row here, with its line and an error"),
+]
+
+
+def _import(
+    kind: ImportKind,
+    file: Path,
+    app_id: str,
+    dry_run: bool,
+    errors: Path | None,
+    database_url: str | None,
+) -> None:
+    """Stream the file in chunks of rows; print one JSON line with the counts."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
+    from hal.services import imports
+
+    settings = _settings(database_url)
+
+    async def main() -> dict[str, int]:
+        database = Database(settings.database_url)
+        try:
+            await require_current(database)
+            with contextlib.ExitStack() as stack:
+                binary = stack.enter_context(file.open("rb"))
+                text = stack.enter_context(imports.open_text(binary))
+                loaded = imports.read_import(kind, text, settings.limits)
+                on_failure = None
+                if errors is not None:
+                    out = stack.enter_context(errors.open("w", newline="", encoding="utf-8"))
+                    on_failure = imports.failures_writer(out, loaded.header.columns)
+                on_chunk = None
+                if sys.stderr.isatty():
+                    progress = stack.enter_context(
+                        Progress(
+                            "[progress.description]{task.description}",
+                            BarColumn(),
+                            TaskProgressColumn(),
+                            TimeRemainingColumn(),
+                            console=Console(stderr=True),
+                            transient=True,
+                        )
+                    )
+                    task = progress.add_task(f"importing {kind}", total=file.stat().st_size)
+
+                    def on_chunk() -> None:
+                        progress.update(task, completed=binary.tell())
+
+                counts = await imports.import_rows(
+                    db=database,
+                    app_id=app_id,
+                    file=loaded,
+                    limits=settings.limits,
+                    dry_run=dry_run,
+                    on_failure=on_failure,
+                    on_chunk=on_chunk,
+                )
+            return counts.as_dict()
+        finally:
+            await database.dispose()
+
+    try:
+        counts = asyncio.run(main())
+    except HalError as exc:
+        typer.echo(json.dumps(exc.body()), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(counts))
+
+
+@import_app.command("contacts")
+def import_contacts(
+    file: CsvFile,
+    app_id: ImportAppId,
+    dry_run: DryRun = False,
+    errors: ErrorsFile = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Columns: user_id, email, name, company_id, company_name, stage, metadata.KEY."""
+    _import(ImportKind.CONTACTS, file, app_id, dry_run, errors, database_url)
+
+
+@import_app.command("companies")
+def import_companies(
+    file: CsvFile,
+    app_id: ImportAppId,
+    dry_run: DryRun = False,
+    errors: ErrorsFile = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Columns: id, name, stage, metadata.KEY."""
+    _import(ImportKind.COMPANIES, file, app_id, dry_run, errors, database_url)
+
+
 def main() -> None:
     app()
 
 
-app.add_typer(cli_privacy.contacts_app, name="contacts")
-app.command("purge")(cli_privacy.purge_command)
+app.add_typer(cli_privacy.contacts_app, name="contacts", rich_help_panel=DATA)
+app.command("purge", rich_help_panel=DATA)(cli_privacy.purge_command)

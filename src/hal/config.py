@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///hal.db"
     session_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # POST /api/projects/{app_id}/batch and .../imports take larger bodies than the rest.
+    max_batch_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_import_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_metadata_keys: int = Field(default=100, ge=1)
     max_company_ids: int = Field(default=50, ge=1)
     # Abuse limits on the widget routes ("N/second|minute|hour", or "off"). Counted in this

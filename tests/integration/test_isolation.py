@@ -123,19 +123,26 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
                 "from": victim["contact_id"],
                 "into": victim["contact_id"],
             },
-        }.get(path, {"body": "x"})
-        kwargs = {"json": body} if method in {"post", "patch"} else {}
-        response = await widget.http.request(
-            method, url, headers={"Authorization": f"Bearer {team.token}"}, **kwargs
-        )
+            # B's people by their keys: under A's token they are A's (unknown there).
+            "/api/projects/{app_id}/batch": {"items": [
+                {"type": "set_properties", "user_id": "victim", "properties": {"x": 1}},
+                {"type": "track", "email": "victim@example.com", "event": "e"},
+            ]},
+        }.get(path, {"body": "x"})  # fmt: skip
+        kwargs: dict = {"json": body} if method in {"post", "patch"} else {}
+        if path.endswith("/imports"):
+            csv_headers = {"Authorization": f"Bearer {team.token}", "Content-Type": "text/csv"}
+            kwargs = {"params": {"kind": "contacts", "dry_run": "true"},
+                      "content": b"user_id,name\nvictim,x\n", "headers": csv_headers}  # fmt: skip
+        kwargs.setdefault("headers", {"Authorization": f"Bearer {team.token}"})
+        response = await widget.http.request(method, url, **kwargs)
         assert response.status_code == 403, (method, url, response.text)
         if path.endswith("/stream"):
             continue  # its own project's stream never ends (tests/integration/test_stream.py)
         # The same record ids under project A's own path are not found.
         own = await widget.http.request(
-            method, url.replace(b.app_id, team.project.app_id, 1),
-            headers={"Authorization": f"Bearer {team.token}"}, **kwargs,
-        )  # fmt: skip
+            method, url.replace(b.app_id, team.project.app_id, 1), **kwargs
+        )
         admin_only = any(part in path for part in ("/settings", "/webhooks", "/audit"))
         allowed = {403} if admin_only else {200, 404}  # admin tokens only
         assert own.status_code in allowed, (method, url, own.text)

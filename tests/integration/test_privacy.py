@@ -78,6 +78,33 @@ async def test_a_suppressed_person_may_not_identify_again_by_user_id_or_any_form
     assert back.json()["contact"]["id"] != made.json()["contact"]["id"]
 
 
+async def test_a_suppressed_person_may_not_be_written_by_a_batch_or_an_import(
+    widget, team, project
+):
+    user_id, email = unique("u"), unique_email("Sam")
+    made = await widget.identify(project, user_id=user_id, email=email)
+    erased = await erase(team, made.json()["contact"]["id"], suppress="true")
+    assert erased.status_code == 200, erased.text
+    items = [
+        {"type": "identify", "user_id": user_id},
+        {"type": "identify", "email": f" {email.upper()} "},
+        {"type": "set_properties", "email": email.title(), "properties": {"x": 1}},
+        {"type": "track", "user_id": user_id, "event": "came_back"},
+    ]
+    batch = await team.post("/batch", {"items": items})
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    assert [r["error"]["code"] for r in results] == ["suppressed"] * len(items)
+    imported = await team.http.post(
+        f"/api/projects/{project.app_id}/imports",
+        params={"kind": "contacts"},
+        content=f"user_id,email\n{user_id},\n,{email.upper()}\n".encode(),
+        headers={"Authorization": f"Bearer {team.token}", "Content-Type": "text/csv"},
+    )
+    assert imported.status_code == 200, imported.text
+    assert imported.json()["failed"] == 2 and imported.json()["created"] == 0
+
+
 async def test_a_suppression_of_one_project_does_not_hold_in_another(widget, team, new_project):
     other = await new_project()
     email = unique_email("p")

@@ -129,14 +129,17 @@ def _most_specific(found: Sequence[Any]) -> Any:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    first = _most_specific(exc.errors())
-    kind = first.get("type", "")
-    field = _field_name(tuple(first.get("loc", ())))
-    if kind == "json_invalid":
+    if _most_specific(exc.errors()).get("type") == "json_invalid":
         return error_response(400, "invalid_json", "the body is not valid JSON", None)
-    code = PYDANTIC_CODES.get(kind, "invalid_field")
-    message = f"{field or 'body'}: {first.get('msg', 'is not valid')}"
-    return error_response(422, code, message, field)
+    return error_response(422, *describe_validation(exc.errors()))
+
+
+def describe_validation(found: Sequence[Any]) -> tuple[str, str, str | None]:
+    """A Pydantic validation failure as our (code, message, field)."""
+    first = _most_specific(found)
+    field = _field_name(tuple(first.get("loc", ())))
+    code = PYDANTIC_CODES.get(first.get("type", ""), "invalid_field")
+    return code, f"{field or 'body'}: {first.get('msg', 'is not valid')}", field
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from collections.abc import Sequence
 
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,15 +17,30 @@ WIDGET_PREFIX = "/api/widget/"
 
 class BodyLimitMiddleware:
     """Refuse bodies over `max_bytes` with 413, and bodies that take longer than
-    `timeout_seconds` to arrive with 408, before any route reads them."""
+    `timeout_seconds` to arrive with 408, before any route reads them. `route_limits` gives
+    routes that take more (batch writes, CSV imports) their own limit, by path pattern."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        timeout_seconds: float,
+        route_limits: Sequence[tuple[str, int]] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_seconds = timeout_seconds
+        self.route_limits = [(re.compile(pattern), limit) for pattern, limit in route_limits]
 
-    async def _too_large(self, send: Send) -> None:
-        await self._refuse(send, 413, "body_too_large", f"the body is over {self.max_bytes} bytes")
+    def _limit(self, path: str) -> int:
+        for pattern, limit in self.route_limits:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_bytes
+
+    async def _too_large(self, send: Send, limit: int) -> None:
+        await self._refuse(send, 413, "body_too_large", f"the body is over {limit} bytes")
 
     async def _refuse(self, send: Send, status: int, code: str, message: str) -> None:
         body = json.dumps(error_body(code, message, "body")).encode()
@@ -44,16 +61,17 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope["path"])
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_bytes:
-                    await self._too_large(send)
+                if declared > limit:
+                    await self._too_large(send, limit)
                     return
-        # Read the body up front (it is small by construction) so a body that lies about
+        # Read the body up front (it is bounded by the limit) so a body that lies about
         # its length, or has none, is still held to the limit, and one that trickles in is
         # cut off (a slow client holds a connection and a task for as long as it likes).
         timeout = self.timeout_seconds
@@ -61,7 +79,7 @@ class BodyLimitMiddleware:
         size = 0
         try:
             async with asyncio.timeout(timeout):
-                while size <= self.max_bytes:
+                while size <= limit:
                     message = await receive()
                     if message["type"] == "http.disconnect":
                         return
@@ -75,8 +93,8 @@ class BodyLimitMiddleware:
                 send, 408, "request_timeout", f"the body did not arrive within {timeout:g} s"
             )
             return
-        if size > self.max_bytes:
-            await self._too_large(send)
+        if size > limit:
+            await self._too_large(send, limit)
             return
         body = b"".join(chunks)
         replayed = False

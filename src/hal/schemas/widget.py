@@ -59,7 +59,27 @@ RECOMMENDED_IDENTIFY: JsonDict = {
 }
 
 
-class IdentifyRequest(Input):
+class IdentifyFields(Input):
+    """What identify writes, whoever names the contact (a widget visitor or a team batch)."""
+
+    user_id: Id | None = None
+    email: Annotated[StrictStr, Field(max_length=255)] | None = None
+    name: Name | None = None
+    metadata: Metadata | None = None
+    company: CompanyInput | None = Field(
+        default=None, description="Upserted, linked and made active; null clears the active company"
+    )
+    company_ids: list[Id] | None = Field(default=None, description="<= 50 ids (configurable)")
+    # Enums are given as their string values; strict mode would demand enum instances.
+    stage_mode: Annotated[StageMode, Field(strict=False)] | None = None
+
+
+class WidgetKeys(Input):
+    app_id: Id
+    visitor_id: Id
+
+
+class IdentifyRequest(IdentifyFields, WidgetKeys):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -69,23 +89,15 @@ class IdentifyRequest(Input):
         }
     )
 
-    app_id: Id
-    visitor_id: Id
-    user_id: Id | None = None
-    email: Annotated[StrictStr, Field(max_length=255)] | None = None
-    name: Name | None = None
-    metadata: Metadata | None = None
-    company: CompanyInput | None = Field(
-        default=None, description="Upserted, linked and made active; null clears the active company"
-    )
-    company_ids: list[Id] | None = Field(default=None, description="<= 50 ids (configurable)")
     user_hash: Annotated[StrictStr, Field(max_length=128)] | None = None
     identity_token: Annotated[StrictStr, Field(max_length=8192)] | None = None
-    # Enums are given as their string values; strict mode would demand enum instances.
-    stage_mode: Annotated[StageMode, Field(strict=False)] | None = None
 
 
-class SetPropertiesRequest(Input):
+class SetPropertiesFields(Input):
+    properties: Metadata
+
+
+class SetPropertiesRequest(SetPropertiesFields, WidgetKeys):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -93,10 +105,6 @@ class SetPropertiesRequest(Input):
             ]
         }
     )
-
-    app_id: Id
-    visitor_id: Id
-    properties: Metadata
 
 
 class ContactOut(BaseModel):
@@ -150,23 +158,7 @@ class SetPropertiesResponse(BaseModel):
     )
 
 
-class TrackRequest(Input):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "app_id": "demo",
-                    "visitor_id": "v_1",
-                    "event": "plan-upgraded",
-                    "properties": {"from": "pro", "to": "enterprise"},
-                    "event_id": "evt_01HZX",
-                }
-            ]
-        }
-    )
-
-    app_id: Id
-    visitor_id: Id
+class TrackFields(Input):
     event: Annotated[StrictStr, Field(min_length=1, max_length=128)]
     properties: Metadata | None = None
     company_id: Id | None = None
@@ -184,18 +176,34 @@ class TrackRequest(Input):
     )
 
 
-class SetStageRequest(Input):
+class TrackRequest(TrackFields, WidgetKeys):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "app_id": "demo",
+                    "visitor_id": "v_1",
+                    "event": "plan-upgraded",
+                    "properties": {"from": "pro", "to": "enterprise"},
+                    "event_id": "evt_01HZX",
+                }
+            ]
+        }
+    )
+
+
+class SetStageFields(Input):
+    stage: Name
+    company_id: Id | None = None
+    stage_mode: Annotated[StageMode, Field(strict=False)] | None = None
+
+
+class SetStageRequest(SetStageFields, WidgetKeys):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"app_id": "demo", "visitor_id": "v_1", "stage": "Customer"}]
         }
     )
-
-    app_id: Id
-    visitor_id: Id
-    stage: Name
-    company_id: Id | None = None
-    stage_mode: Annotated[StageMode, Field(strict=False)] | None = None
 
 
 class DealInput(Input):
@@ -213,7 +221,12 @@ class DealInput(Input):
     metadata: Metadata | None = None
 
 
-class SetDealRequest(Input):
+class SetDealFields(Input):
+    company_id: Id | None = None
+    deal: DealInput
+
+
+class SetDealRequest(SetDealFields, WidgetKeys):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -225,11 +238,6 @@ class SetDealRequest(Input):
             ]
         }
     )
-
-    app_id: Id
-    visitor_id: Id
-    company_id: Id | None = None
-    deal: DealInput
 
 
 class EventOut(BaseModel):
@@ -332,19 +340,25 @@ __all__ = [
     "DealOut",
     "EventOut",
     "EventRef",
+    "IdentifyFields",
     "IdentifyRequest",
     "IdentifyResponse",
     "MessageOut",
     "RECOMMENDED_IDENTIFY",
+    "SetDealFields",
     "SetDealRequest",
     "SetDealResponse",
+    "SetPropertiesFields",
     "SetPropertiesRequest",
     "SetPropertiesResponse",
+    "SetStageFields",
     "SetStageRequest",
     "SetStageResponse",
     "StageWriteOut",
+    "TrackFields",
     "TrackRequest",
     "TrackResponse",
+    "WidgetKeys",
     "WidgetMessageRequest",
     "WidgetMessageResponse",
     "WidgetMessagesResponse",

@@ -21,7 +21,7 @@ from hal.db.store.companies import (
     save_deal,
     update_company,
 )
-from hal.db.store.timeline import event_owner, track_event
+from hal.db.store.timeline import track_event
 from hal.domain.crm import (
     DealStatus,
     EventScope,
@@ -35,7 +35,15 @@ from hal.domain.crm import (
 from hal.domain.limits import Limits
 from hal.domain.stages import StageDecision, StageMode, StageSource, decide_stage_write
 from hal.domain.validation import check_identifier, check_metadata, check_text, merge_metadata
-from hal.schemas import EventOut, SetDealRequest, SetStageRequest, TrackRequest
+from hal.schemas import (
+    EventOut,
+    SetDealFields,
+    SetDealRequest,
+    SetStageFields,
+    SetStageRequest,
+    TrackFields,
+    TrackRequest,
+)
 from hal.services.change_data import deal_view, stage_change_data
 from hal.services.widget_call import Caller, WidgetCall, open_widget_call
 
@@ -51,7 +59,7 @@ async def _target_company(
     row_id = resolve_company(
         requested=requested,
         linked={company.external_id: company.id for company in linked},
-        active=call.visitor.active_company_id,
+        active=call.active_company_id,
     )
     company = next(c for c in linked if c.id == row_id)
     if lock:
@@ -85,6 +93,12 @@ async def track(tx: Tx, *, request: TrackRequest, caller: Caller, limits: Limits
     call = await open_widget_call(
         tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
     )
+    return await record_event(call, request, limits)
+
+
+async def record_event(call: WidgetCall, request: TrackFields, limits: Limits) -> TrackResult:
+    """Track's rules and write for an opened call (a widget visitor's, or the team's)."""
+    tx = call.tx
     check_text(request.event, field="event", max_length=limits.max_event_name_length)
     properties = check_metadata(request.properties or {}, field="properties", limits=limits)
     occurred = event_time(
@@ -104,13 +118,13 @@ async def track(tx: Tx, *, request: TrackRequest, caller: Caller, limits: Limits
     values = {
         "project_id": call.project.id,
         "contact_id": contact_id,
-        "visitor_id": call.visitor.id,
+        "visitor_id": call.visitor_row_id,
         "company_id": company.id if company is not None else None,
         "scope": scope.value,
         "name": request.event,
         "properties": properties,
         "event_key": request.event_id,
-        "event_owner": event_owner(call.visitor) if request.event_id is not None else None,
+        "event_owner": call.event_owner if request.event_id is not None else None,
         "occurred_at": occurred,
     }
     event_row_id, duplicate = await track_event(tx, values)
@@ -131,7 +145,7 @@ async def track(tx: Tx, *, request: TrackRequest, caller: Caller, limits: Limits
         call.project.id,
         "event.tracked",
         EventOut(**asdict(event)).model_dump(mode="json"),
-        visitor_id=call.visitor.id if contact_id is None else None,
+        visitor_id=call.visitor_row_id if contact_id is None else None,
     )
     return TrackResult(event_row_id, event, False)
 
@@ -150,6 +164,12 @@ async def set_stage(
     call = await open_widget_call(
         tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
     )
+    return await write_stage(call, request, limits)
+
+
+async def write_stage(call: WidgetCall, request: SetStageFields, limits: Limits) -> SetStageResult:
+    """Set-stage's rules and write for an opened call."""
+    tx = call.tx
     check_text(request.stage, field="stage", max_length=limits.max_name_length)
     contact = call.require_contact()
     company = await _target_company(call, request.company_id, limits, lock=True)
@@ -162,7 +182,7 @@ async def set_stage(
         pipeline=call.project.stages,
     )
     if decision.applied:
-        source, version = StageSource.WIDGET.value, company.version + 1
+        source, version = call.stage_source.value, company.version + 1
         written = {"stage": request.stage, "stage_source": source, "stage_updated_at": tx.now}
         await update_company(tx, company.id, {**written, "version": version})
         await add_stage_change(
@@ -176,7 +196,7 @@ async def set_stage(
             mode=mode.value,
         )
         company = replace(company, stage=request.stage, stage_source=source, version=version)
-        changed = stage_change_data(company, decision, mode=mode, source=StageSource.WIDGET)
+        changed = stage_change_data(company, decision, mode=mode, source=call.stage_source)
         tx.record(call.project.id, "company.stage_changed", changed)
     return SetStageResult(company=company, decision=decision, mode=mode)
 
@@ -189,7 +209,7 @@ class SetDealResult:
     changed: list[str]
 
 
-def _deal_values(request: SetDealRequest) -> dict[str, Any]:
+def _deal_values(request: SetDealFields) -> dict[str, Any]:
     deal = request.deal
     values: dict[str, Any] = {}
     if deal.name is not None:
@@ -214,6 +234,12 @@ async def set_deal(
     call = await open_widget_call(
         tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
     )
+    return await write_deal(call, request, limits)
+
+
+async def write_deal(call: WidgetCall, request: SetDealFields, limits: Limits) -> SetDealResult:
+    """Set-deal's rules and write for an opened call."""
+    tx = call.tx
     check_identifier(request.deal.id, field="deal.id", limits=limits)
     values = _deal_values(request)
     metadata = (
@@ -252,7 +278,7 @@ async def set_deal(
             {
                 "project_id": call.project.id,
                 "contact_id": contact.id,
-                "visitor_id": call.visitor.id,
+                "visitor_id": call.visitor_row_id,
                 "company_id": company.id,
                 "scope": EventScope.COMPANY.value,
                 "name": "deal-updated",

@@ -44,8 +44,8 @@ from hal.domain.validation import (
     merge_metadata,
     parse_email,
 )
-from hal.domain.verification import Claims, resolve_proof
-from hal.schemas import CompanyInput, IdentifyRequest
+from hal.domain.verification import UNVERIFIED, Claims, resolve_proof
+from hal.schemas import CompanyInput, IdentifyFields, IdentifyRequest
 from hal.services.change_data import (
     CONTACT_FIELDS,
     company_data,
@@ -57,6 +57,7 @@ from hal.services.widget_call import (
     Identity,
     WidgetCall,
     new_session_token,
+    open_team_call,
     open_widget_call,
 )
 
@@ -87,16 +88,23 @@ class _Checked(Identity):
     stage_mode: StageMode
 
 
-def _check(request: IdentifyRequest, project: ProjectConfig, limits: Limits, tx: Tx) -> _Checked:
-    claims, proof = resolve_proof(
-        mode=project.identity_verification,
-        secrets=project.accepted_secrets(tx.now),
-        user_id=request.user_id,
-        email=request.email,
-        name=request.name,
-        user_hash=request.user_hash,
-        identity_token=request.identity_token,
-    )
+def _check(
+    request: IdentifyFields, project: ProjectConfig, limits: Limits, tx: Tx, *, trusted: bool
+) -> _Checked:
+    """Limits and signatures; a trusted (team) caller brings no proof and needs none for
+    protected keys."""
+    if isinstance(request, IdentifyRequest) and not trusted:
+        claims, proof = resolve_proof(
+            mode=project.identity_verification,
+            secrets=project.accepted_secrets(tx.now),
+            user_id=request.user_id,
+            email=request.email,
+            name=request.name,
+            user_hash=request.user_hash,
+            identity_token=request.identity_token,
+        )
+    else:
+        claims, proof = Claims(request.user_id, request.email, request.name), UNVERIFIED
     if claims.user_id is None and claims.email is None:
         raise InvalidInput(
             "missing_identity", "identify needs a user_id or an email (or both)", field="user_id"
@@ -110,9 +118,10 @@ def _check(request: IdentifyRequest, project: ProjectConfig, limits: Limits, tx:
     metadata = None
     if request.metadata:
         metadata = check_metadata(request.metadata, field="metadata", limits=limits)
-        check_protected_keys(
-            metadata, protected=project.protected_keys, signed=proof.metadata, field="metadata"
-        )
+        if not trusted:
+            check_protected_keys(
+                metadata, protected=project.protected_keys, signed=proof.metadata, field="metadata"
+            )
     if proof.metadata:
         metadata = {
             **(metadata or {}),
@@ -123,6 +132,7 @@ def _check(request: IdentifyRequest, project: ProjectConfig, limits: Limits, tx:
         check_identifier(company.id, field="company.id", limits=limits)
         if company.metadata:
             check_metadata(company.metadata, field="company.metadata", limits=limits)
+        if company.metadata and not trusted:
             check_protected_keys(
                 company.metadata,
                 protected=project.protected_keys,
@@ -184,7 +194,10 @@ def _plan(call: WidgetCall, checked: _Checked) -> IdentifyPlan:
         by_email=email_owner,
         binding=Binding(
             contact=_ref(call.contact), verified=call.visitor.verified, session=call.session
-        ),
+        )
+        if call.visitor is not None
+        else Binding(),
+        trusted_caller=call.trusted,
     )
 
 
@@ -215,7 +228,7 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
         metadata = {**lead.metadata_, **metadata}
         name = name or lead.name
         verified = verified or lead.verified
-    if visitor.contact_id is None:
+    if visitor is not None and visitor.contact_id is None:
         metadata = merge_metadata(metadata, visitor.properties)
     if checked.metadata:
         metadata = merge_metadata(metadata, checked.metadata)
@@ -244,15 +257,16 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
         )
         changed = {k: v for k, v in changed.items() if k in later}
     else:
-        stored = replace(stored, last_seen_at=tx.now)
-        changed["last_seen_at"] = tx.now
+        if visitor is not None:  # a team write is not the person being seen
+            stored = replace(stored, last_seen_at=tx.now)
+            changed["last_seen_at"] = tx.now
         if shown_changes:
             stored = replace(stored, version=current.version + 1)
             changed["version"] = stored.version
     if lead is not None:
         await merge_lead(tx, lead_id=lead.id, into_id=stored.id)
         tx.record(call.project.id, "contact.merged", {"from": lead.id, "into": stored.id})
-    if visitor.contact_id is None and not visitor.created:
+    if visitor is not None and visitor.contact_id is None and not visitor.created:
         await carry_over(tx, visitor_id=visitor.id, contact_id=stored.id)
     await update_contact(tx, stored.id, changed)
     if target is None:
@@ -314,16 +328,17 @@ async def _write_companies(
     signed = checked.proof.company_ids
     if signed is None and call.session:
         signed = call.signed_company_ids()
-    for external_id, row in rows.items():
-        named_as_company = checked.company is not None and external_id == checked.company.id
-        check_company_access(
-            project=project,
-            company_id=external_id,
-            guarded=row.guarded,
-            verified_call=plan.binding_verified,
-            signed_company_ids=signed,
-            field="company.id" if named_as_company else "company_ids",
-        )
+    if not call.trusted:  # the team's token may link and write any company
+        for external_id, row in rows.items():
+            named_as_company = checked.company is not None and external_id == checked.company.id
+            check_company_access(
+                project=project,
+                company_id=external_id,
+                guarded=row.guarded,
+                verified_call=plan.binding_verified,
+                signed_company_ids=signed,
+                field="company.id" if named_as_company else "company_ids",
+            )
     linked = await link(tx, contact_id=contact.id, company_ids=[r.id for r in rows.values()])
     for external_id, row in rows.items():
         created = row.created_at == tx.now
@@ -338,16 +353,20 @@ async def _write_companies(
             await guard_linked(tx, contact.id)
     if checked.company is None:
         return None
-    return await _write_company(call, checked, rows[checked.company.id], contact)
+    company = rows[checked.company.id]
+    return await _write_company(call, checked.company, checked.stage_mode, company, contact.id)
 
 
 async def _write_company(
-    call: WidgetCall, checked: _Checked, company: CompanyRow, contact: ContactRow
+    call: WidgetCall,
+    given: CompanyInput,
+    stage_mode: StageMode,
+    company: CompanyRow,
+    contact_id: int | None,
 ) -> StageDecision | None:
     """Name it, merge `company.metadata` and apply `company.stage` under the stage mode; one
     change says what happened (created, updated, stage_changed)."""
-    tx, given, project_id = call.tx, checked.company, call.project.id
-    assert given is not None
+    tx, project_id = call.tx, call.project.id
     created = company.created_at == tx.now
     values: dict[str, Any] = {}
     if given.name is not None and given.name != company.name:
@@ -359,7 +378,7 @@ async def _write_company(
     decision = None
     if given.stage is not None:
         decision = decide_stage_write(
-            mode=checked.stage_mode,
+            mode=stage_mode,
             current=company.stage,
             current_source=StageSource(company.stage_source) if company.stage_source else None,
             new=given.stage,
@@ -368,17 +387,17 @@ async def _write_company(
         )
         if decision.applied:
             values.update(
-                stage=given.stage, stage_source=StageSource.WIDGET.value, stage_updated_at=tx.now
+                stage=given.stage, stage_source=call.stage_source.value, stage_updated_at=tx.now
             )
             await add_stage_change(
                 tx,
                 project_id=call.project.id,
                 company_id=company.id,
-                contact_id=contact.id,
+                contact_id=contact_id,
                 stage=given.stage,
                 previous=decision.previous,
-                source=StageSource.WIDGET.value,
-                mode=checked.stage_mode.value,
+                source=call.stage_source.value,
+                mode=stage_mode.value,
             )
     if values and not created:
         values["version"] = company.version + 1
@@ -400,13 +419,73 @@ async def _write_company(
         tx.record(
             project_id,
             "company.stage_changed",
-            stage_change_data(after, decision, mode=checked.stage_mode, source=StageSource.WIDGET),
+            stage_change_data(after, decision, mode=stage_mode, source=call.stage_source),
         )
     return decision
 
 
 def _company_shown(company: CompanyRow) -> dict[str, Any]:
     return {"name": company.name, "metadata": company.metadata_}
+
+
+async def _write(
+    call: WidgetCall,
+) -> tuple[_Checked, IdentifyPlan, ContactRow, StageDecision | None]:
+    """Matching and every write of identify, for a widget visitor or a team call."""
+    checked = call.identity
+    assert isinstance(checked, _Checked)
+    plan = _plan(call, checked)
+    contact = await _write_contact(call, checked, plan)
+    target_was_verified = plan.target is not None and plan.target.verified
+    decision = await _write_companies(
+        call,
+        checked,
+        plan,
+        contact,
+        # A new contact's links are the ones just made (and a merged lead's, if any).
+        newly_verified=contact.verified
+        and not target_was_verified
+        and (plan.target is not None or plan.merge_lead is not None),
+    )
+    return checked, plan, contact, decision
+
+
+@dataclass(frozen=True)
+class ContactWrite:
+    contact: ContactRow
+    warnings: tuple[str, ...]
+    stage: StageDecision | None
+
+
+async def identify_contact(
+    tx: Tx, *, app_id: str, request: IdentifyFields, limits: Limits
+) -> ContactWrite:
+    """The team's identify: match or create the contact by user_id or email with the same
+    rules as the widget's, trusted like a signed identity, with no visitor to bind."""
+    call = await open_team_call(
+        tx,
+        app_id=app_id,
+        user_id=request.user_id,
+        email=request.email,
+        limits=limits,
+        identify=lambda project: _check(request, project, limits, tx, trusted=True),
+    )
+    _, plan, contact, decision = await _write(call)
+    return ContactWrite(contact=contact, warnings=plan.warnings, stage=decision)
+
+
+async def write_company(
+    tx: Tx, *, app_id: str, company: CompanyInput, limits: Limits
+) -> StageDecision | None:
+    """The team's company write (an import row): create it or merge its name and metadata
+    and apply its stage under the project's stage mode, as identify's `company` does."""
+    call = await open_team_call(tx, app_id=app_id, user_id=None, email=None, limits=limits)
+    check_identifier(company.id, field="id", limits=limits)
+    if company.metadata:
+        check_metadata(company.metadata, field="metadata", limits=limits)
+    rows = await upsert_companies(tx, project_id=call.project.id, names={company.id: company.name})
+    mode = call.project.stage_mode
+    return await _write_company(call, company, mode, rows[company.id], None)
 
 
 async def identify(
@@ -424,25 +503,11 @@ async def identify(
         visitor_id=request.visitor_id,
         caller=caller,
         limits=limits,
-        identify=lambda project: _check(request, project, limits, tx),
+        identify=lambda project: _check(request, project, limits, tx, trusted=False),
     )
-    checked = call.identity
-    assert isinstance(checked, _Checked)
-    plan = _plan(call, checked)
-    contact = await _write_contact(call, checked, plan)
-    target_was_verified = plan.target is not None and plan.target.verified
-    decision = await _write_companies(
-        call,
-        checked,
-        plan,
-        contact,
-        # A new contact's links are the ones just made (and a merged lead's, if any).
-        newly_verified=contact.verified
-        and not target_was_verified
-        and (plan.target is not None or plan.merge_lead is not None),
-    )
+    checked, plan, contact, decision = await _write(call)
 
-    visitor = call.visitor
+    visitor = call.widget_visitor
     switched = visitor.contact_id is not None and visitor.contact_id != contact.id
     active_id = visitor.active_company_id
     if switched or ("company" in request.model_fields_set and checked.company is None):

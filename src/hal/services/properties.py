@@ -12,9 +12,9 @@ from hal.db.store.people import update_contact, update_visitor
 from hal.domain.changes import changed_values
 from hal.domain.limits import Limits
 from hal.domain.validation import check_metadata, check_protected_keys, merge_metadata
-from hal.schemas import SetPropertiesRequest
+from hal.schemas import SetPropertiesFields, SetPropertiesRequest
 from hal.services.change_data import contact_data
-from hal.services.widget_call import Caller, open_widget_call
+from hal.services.widget_call import Caller, WidgetCall, open_widget_call
 
 
 @dataclass(frozen=True)
@@ -31,28 +31,44 @@ async def set_properties(
     call = await open_widget_call(
         tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
     )
-    properties = check_metadata(request.properties, field="properties", limits=limits)
-    check_protected_keys(
-        properties, protected=call.project.protected_keys, signed={}, field="properties"
-    )
-    visitor, contact = call.visitor, call.contact
-    if contact is None:
+    visitor = call.widget_visitor
+    if call.contact is None:
+        properties = _checked(call, request, limits)
         kept = merge_metadata(visitor.properties, properties)
         await update_visitor(tx, visitor.id, properties=kept)
         return PropertiesResult(visitor.visitor_key, None, kept)
+    contact = await write_properties(call, request, limits)
+    return PropertiesResult(visitor.visitor_key, contact, visitor.properties)
+
+
+def _checked(call: WidgetCall, request: SetPropertiesFields, limits: Limits) -> dict[str, Any]:
+    properties = check_metadata(request.properties, field="properties", limits=limits)
+    if not call.trusted:
+        check_protected_keys(
+            properties, protected=call.project.protected_keys, signed={}, field="properties"
+        )
+    return properties
+
+
+async def write_properties(
+    call: WidgetCall, request: SetPropertiesFields, limits: Limits
+) -> ContactRow:
+    """Merge `properties` into the call's contact (a widget visitor's, or one the team named)."""
+    tx, contact = call.tx, call.require_contact()
+    properties = _checked(call, request, limits)
     call.check_contact_write()
     merged = merge_metadata(contact.metadata_, properties)
     changed = changed_values({"metadata": contact.metadata_}, {"metadata": merged}, ["metadata"])
-    values: dict[str, Any] = {"last_seen_at": tx.now}
+    values: dict[str, Any] = {"last_seen_at": tx.now} if call.visitor is not None else {}
     if changed:
         values.update(metadata=merged, version=contact.version + 1)
     contact = replace(
         contact,
         metadata_=merged,
-        last_seen_at=tx.now,
+        last_seen_at=values.get("last_seen_at", contact.last_seen_at),
         version=values.get("version", contact.version),
     )
     await update_contact(tx, contact.id, values)
     if changed:
         tx.record(call.project.id, "contact.updated", {**contact_data(contact), "changed": changed})
-    return PropertiesResult(visitor.visitor_key, contact, visitor.properties)
+    return contact

@@ -4,7 +4,9 @@ session, the visitor (created on first sight and locked) and its contact (README
 
 `open_widget_call(tx, ...)` is the first line of identify, set-properties, track, set-stage,
 set-deal and messages; `find_widget_call` is the same for the read-only message routes, which
-never create a visitor.
+never create a visitor. `open_team_call` is the second way in: the team API (batch writes,
+imports) naming a contact by user_id or email, trusted like a signed identity, reaching the
+same use-case code with no visitor.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from hal.domain.errors import Conflict, Forbidden, NotFound
 from hal.domain.limits import Limits
 from hal.domain.projects import ProjectConfig, origin_allowed
 from hal.domain.sessions import issue_session_token, read_session_token
-from hal.domain.validation import check_identifier
+from hal.domain.stages import StageSource
+from hal.domain.validation import check_identifier, parse_email
 from hal.domain.verification import Proof
 from hal.services.admission import Admission
 from hal.services.suppression import refuse_suppressed
@@ -50,24 +53,57 @@ class Identity:
 
 @dataclass(frozen=True)
 class WidgetCall:
-    """A widget call after the common checks."""
+    """A widget call after the common checks (or a team call, see `open_team_call`)."""
 
     tx: Tx
     project: ProjectConfig
-    visitor: VisitorRow
-    contact: ContactRow | None  # the visitor's bound contact, locked
+    visitor: VisitorRow | None  # None for a team call: it names a contact, not a visitor
+    contact: ContactRow | None  # the visitor's bound contact (the named one), locked
     session: bool  # the caller's session token vouches for this visitor's binding
     # identify only: its checked identity, and the contacts owning its user_id or email
     identity: Identity | None = None
     candidates: list[ContactRow] = field(default_factory=list)
     # The contact the identity's email was merged into (a candidate), when no contact has it.
     email_alias_of: int | None = None
+    # The team API's token: trusted like a signed identity (protected keys, verified contacts
+    # and guarded companies), though it marks no contact verified.
+    trusted: bool = False
+
+    @property
+    def widget_visitor(self) -> VisitorRow:
+        """The visitor of a widget call (every widget call has one)."""
+        assert self.visitor is not None, "a team call has no visitor"
+        return self.visitor
+
+    @property
+    def visitor_row_id(self) -> int | None:
+        return self.visitor.id if self.visitor is not None else None
+
+    @property
+    def active_company_id(self) -> int | None:
+        """The visitor's active company; a team call has none."""
+        return self.visitor.active_company_id if self.visitor is not None else None
+
+    @property
+    def event_owner(self) -> str:
+        """Whose idempotency keys an event_id belongs to: the contact, or the anonymous visitor."""
+        if self.contact is not None:
+            return f"c{self.contact.id}"
+        return f"v{self.widget_visitor.id}"
+
+    @property
+    def stage_source(self) -> StageSource:
+        return StageSource.API if self.trusted else StageSource.WIDGET
 
     @property
     def verified(self) -> bool:
-        """The call acts as its contact, proven: a verified binding and its session."""
+        """The call acts as its contact, proven: a verified binding and its session (or the
+        team's token)."""
+        if self.trusted:
+            return True
         return (
-            self.contact is not None
+            self.visitor is not None
+            and self.contact is not None
             and self.project.protects(self.contact.verified)
             and self.visitor.verified
             and self.session
@@ -95,11 +131,15 @@ class WidgetCall:
                 )
 
     def signed_company_ids(self) -> frozenset[str] | None:
+        if self.visitor is None:
+            return None
         ids = self.visitor.signed_company_ids
         return frozenset(ids) if ids is not None else None
 
     def check_company(self, company: CompanyRow, *, field: str = "company_id") -> None:
         """Refuse a company this call may not write (guarded, or not signed)."""
+        if self.trusted:
+            return
         check_company_access(
             project=self.project,
             company_id=company.external_id,
@@ -166,16 +206,8 @@ async def open_widget_call(
     """
     project = await _admit(tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits)
     identity = identify(project) if identify is not None else None
-    keys: list[int] = []
     if identity is not None:
-        if identity.user_id is not None:
-            keys.append(lock_key(project.id, "user_id", identity.user_id))
-        if identity.email_key is not None:
-            keys.append(lock_key(project.id, "email", identity.email_key))
-        await tx.lock(keys)
-        await refuse_suppressed(
-            tx, project=project, user_id=identity.user_id, email_key=identity.email_key
-        )
+        await _lock_keys(tx, project, identity.user_id, identity.email_key)
     visitor = await upsert_visitor(tx, project_id=project.id, visitor_key=visitor_id)
     if visitor.created and caller.admission is not None:
         await caller.admission.new_visitor(project.app_id, caller.client)
@@ -244,3 +276,65 @@ def new_session_token(
         now=tx.now,
         ttl=ttl,
     )
+
+
+async def open_team_call(
+    tx: Tx,
+    *,
+    app_id: str,
+    user_id: str | None,
+    email: str | None,
+    limits: Limits,
+    identify: Callable[[ProjectConfig], Identity] | None = None,
+) -> WidgetCall:
+    """A call from the team API (its token already checked for this project) that names a
+    contact by `user_id` or else `email` instead of a visitor: the named contact, locked.
+    Naming neither opens a call for company writes only (no contact).
+
+    identify passes a check of its request as in `open_widget_call` and may name a contact
+    that does not exist yet; every other use case needs an existing one (404 unknown_contact).
+    """
+    project = await tx.projects.get(tx.connection, app_id)
+    if project is None:
+        raise NotFound("unknown_app", f"no project with app_id {app_id!r}", field="app_id")
+    identity = identify(project) if identify is not None else None
+    if identity is not None:
+        user_id, email_key = identity.user_id, identity.email_key
+    elif user_id is not None:
+        # The user_id names the contact; an email beside it is not a key.
+        check_identifier(user_id, field="user_id", limits=limits)
+        email_key = None
+    elif email is not None:
+        email_key = parse_email(email, limits=limits).normalized
+    else:
+        return WidgetCall(tx, project, None, None, False, trusted=True)
+    await _lock_keys(tx, project, user_id, email_key)
+    candidates, alias_of = await contacts_by_keys(
+        tx, project_id=project.id, user_id=user_id, email_normalized=email_key, contact_id=None
+    )
+    contact = None
+    if identity is None:
+        # The contact a key names: its owner, else the contact a merged email went to.
+        aliased = next((c for c in candidates if c.id == alias_of), None)
+        contact = next((c for c in candidates if c.id != alias_of), aliased)
+        if contact is None:
+            field_name = "user_id" if user_id is not None else "email"
+            raise NotFound(
+                "unknown_contact",
+                f"no contact with this {field_name}: identify it first",
+                field=field_name,
+            )
+    call = WidgetCall(tx, project, None, contact, False, identity, candidates, trusted=True)
+    return replace(call, email_alias_of=alias_of) if alias_of is not None else call
+
+
+async def _lock_keys(
+    tx: Tx, project: ProjectConfig, user_id: str | None, email_key: str | None
+) -> None:
+    """Serialize the calls naming one person (PostgreSQL advisory locks on the user_id and
+    the email, before any row), and refuse a person erased with suppression."""
+    keys = [lock_key(project.id, "user_id", user_id)] if user_id is not None else []
+    if email_key is not None:
+        keys.append(lock_key(project.id, "email", email_key))
+    await tx.lock(keys)
+    await refuse_suppressed(tx, project=project, user_id=user_id, email_key=email_key)

@@ -39,7 +39,7 @@ async def post_widget_message(
         tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
     )
     body = check_body(request.body)
-    visitor, contact = call.visitor, call.contact
+    visitor, contact = call.widget_visitor, call.contact
     conversation = await open_conversation(tx, visitor)
     active = visitor.active_company_id
     started = conversation is None
@@ -88,15 +88,15 @@ async def read_widget_messages(
     if call is None:
         return None, []
     conversations = await readable_conversations(
-        tx, project_id=call.project.id, visitor=call.visitor, verified=call.verified
+        tx, project_id=call.project.id, visitor=call.widget_visitor, verified=call.verified
     )
     grouped = await messages_of(tx, [c.id for c in conversations])
     threads = [Thread(c, grouped[c.id]) for c in conversations]
     own = [
         t
         for t in threads
-        if t.conversation.visitor_id == call.visitor.id
-        and t.conversation.contact_id == call.visitor.contact_id
+        if t.conversation.visitor_id == call.widget_visitor.id
+        and t.conversation.contact_id == call.widget_visitor.contact_id
     ]
     current = next((t for t in own if t.conversation.status == OPEN), own[0] if own else None)
     return current, threads
@@ -122,7 +122,7 @@ class VisitorStream:
             return False
         if conversation_id in self.readable:
             return True
-        if data.get("contact_id") != self.call.visitor.contact_id:
+        if data.get("contact_id") != self.call.widget_visitor.contact_id:
             self.refused.add(conversation_id)
             return False
         call = self.call
@@ -130,7 +130,7 @@ class VisitorStream:
             partial(
                 is_readable,
                 project_id=call.project.id,
-                visitor=call.visitor,
+                visitor=call.widget_visitor,
                 verified=call.verified,
                 conversation_id=conversation_id,
             )
@@ -149,6 +149,10 @@ async def open_visitor_stream(
     if call is None:
         return None
     conversations = await readable_conversations(
-        tx, project_id=call.project.id, visitor=call.visitor, verified=call.verified, limit=500
+        tx,
+        project_id=call.project.id,
+        visitor=call.widget_visitor,
+        verified=call.verified,
+        limit=500,
     )
     return VisitorStream(call, {c.id for c in conversations}, set())

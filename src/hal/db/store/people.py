@@ -186,6 +186,11 @@ def search_keys(values: dict[str, Any]) -> dict[str, Any]:
     return {**values, **keys}
 
 
+@per_dialect
+def _insert_contact(insert: Callable[[Table], Any]) -> Any:
+    return insert(CONTACTS).returning(CONTACTS.c.id)
+
+
 async def insert_contact(tx: Tx, *, project_id: int, values: dict[str, Any]) -> int:
     row = {
         "project_id": project_id,
@@ -196,8 +201,7 @@ async def insert_contact(tx: Tx, *, project_id: int, values: dict[str, Any]) -> 
         "last_seen_at": tx.now,
         **search_keys(values),
     }
-    statement = insert(tx, CONTACTS).returning(CONTACTS.c.id)
-    return int((await tx.execute(statement, row)).scalar_one())
+    return int((await tx.execute(_insert_contact(tx), row)).scalar_one())
 
 
 _UPDATE_CONTACT = update(CONTACTS).where(CONTACTS.c.id == bindparam("contact_row_id"))

@@ -1,0 +1,144 @@
+"""CSV import speed and memory: generates a contacts CSV (company columns and metadata),
+imports it with `hal import contacts` on SQLite and PostgreSQL, then imports it again (every
+row unchanged), and reports rows per second and the importing process's peak RSS.
+
+    uv run python bench/imports.py [--rows 100000] [--backends sqlite,postgres] [--out FILE]
+
+Replaces its own section of bench/RESULTS.md (between the import markers) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import _create_postgres_database, _drop_postgres_database  # noqa: E402
+
+PG_BASE = os.environ.get("HAL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+STAGES = ["Lead", "Trial", "Customer"]
+BEGIN, END = "<!-- imports:begin -->", "<!-- imports:end -->"
+
+
+def write_csv(path: Path, rows: int, companies: int) -> None:
+    """Contacts spread over `companies` companies, three metadata columns."""
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["user_id", "email", "name", "company_id", "company_name", "stage",
+                         "metadata.plan", "metadata.seats", "metadata.region"])  # fmt: skip
+        for i in range(rows):
+            company = i % companies
+            writer.writerow([f"user_{i}", f"user_{i}@example.com", f"User {i}",
+                             f"co_{company}", f"Company {company}", STAGES[company % 3],
+                             ("free", "pro", "enterprise")[i % 3], str(i % 50),
+                             ("eu", "us", "apac")[i % 3]])  # fmt: skip
+
+
+def hal(database_url: str, *args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "hal", *args, "--database-url", database_url],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return out.stdout
+
+
+def timed_import(database_url: str, csv_path: Path) -> tuple[float, int, dict[str, int]]:
+    """Seconds, peak RSS (KiB) of the importing process, and its counts."""
+    command = [sys.executable, "-m", "hal", "import", "contacts", str(csv_path),
+               "--app-id", "bench", "--database-url", database_url]  # fmt: skip
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(
+            f"import failed: {process.stderr.read().decode() if process.stderr else ''}"
+        )
+    process.returncode = 0
+    return elapsed, usage.ru_maxrss, json.loads(output.decode().strip().splitlines()[-1])
+
+
+def run_backend(backend: str, csv_path: Path, rows: int, workdir: Path) -> list[str]:
+    if backend == "sqlite":
+        url, drop = f"sqlite:///{workdir / 'import.db'}", None
+    else:
+        url = asyncio.run(_create_postgres_database(PG_BASE))
+        drop = url
+    try:
+        hal(url, "projects", "create", "--app-id", "bench", "--stages", ",".join(STAGES))
+        lines = []
+        for label in ("first import", "re-run (unchanged)"):
+            seconds, rss_kib, counts = timed_import(url, csv_path)
+            lines.append(
+                f"| {backend} | {label} | {rows:,} | {seconds:.1f} | {rows / seconds:,.0f} | "
+                f"{rss_kib / 1024:.0f} | {counts['created']:,} / {counts['updated']:,} / "
+                f"{counts['unchanged']:,} / {counts['failed']:,} |"
+            )
+            print(lines[-1], flush=True)
+        return lines
+    finally:
+        if drop is not None:
+            asyncio.run(_drop_postgres_database(PG_BASE, drop))
+
+
+def render(rows: int, companies: int, lines: list[str]) -> str:
+    return "\n".join([
+        BEGIN,
+        "## CSV import (`bench/imports.py`)",
+        "",
+        f"`hal import contacts` of a generated {rows:,}-row file ({companies:,} companies, "
+        "name, stage and three metadata columns), then the same file again. Rows per second "
+        "include process start and migrations; peak RSS is the importing process's own "
+        f"(`wait4`). {platform.node()}, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "| backend | run | rows | seconds | rows/s | peak RSS (MiB) | "
+        "created / updated / unchanged / failed |",
+        "|---|---|---:|---:|---:|---:|---|",
+        *lines,
+        END,
+    ])  # fmt: skip
+
+
+def replace_section(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        before, rest = text.split(BEGIN, 1)
+        text = before + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--companies", type=int, default=2_000)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        csv_path = workdir / "contacts.csv"
+        write_csv(csv_path, args.rows, args.companies)
+        lines = []
+        for backend in args.backends.split(","):
+            lines += run_backend(backend.strip(), csv_path, args.rows, workdir)
+    section = render(args.rows, args.companies, lines)
+    replace_section(Path(args.out), section)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""The rules of a CSV import, without I/O (SPEC "Batch writes and imports"): which columns a
+file may have, how a row becomes a contact or company write, and what makes a file or a row
+unreadable.
+
+A structural fault (not UTF-8, no header, an unknown, repeated or missing column) refuses the
+whole file before anything is written; a fault in one row (a wrong number of fields, a value
+that breaks a limit) fails that row only. An empty cell means "not given": it changes nothing.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from hal.domain.errors import InvalidInput
+
+METADATA_PREFIX = "metadata."
+UTF8_BOM = codecs.BOM_UTF8
+
+
+class ImportKind(StrEnum):
+    CONTACTS = "contacts"
+    COMPANIES = "companies"
+
+
+COLUMNS: dict[ImportKind, tuple[str, ...]] = {
+    ImportKind.CONTACTS: ("user_id", "email", "name", "company_id", "company_name", "stage"),
+    ImportKind.COMPANIES: ("id", "name", "stage"),
+}
+# A contact row is named by one of these; a company row by its id.
+KEYS: dict[ImportKind, tuple[str, ...]] = {
+    ImportKind.CONTACTS: ("user_id", "email"),
+    ImportKind.COMPANIES: ("id",),
+}
+
+
+@dataclass(frozen=True)
+class Header:
+    kind: ImportKind
+    columns: tuple[str, ...]
+
+
+def read_header(kind: ImportKind, names: list[str] | None, *, max_key_length: int = 64) -> Header:
+    """Check the header row: known columns (and `metadata.KEY`), each once, a key column."""
+    if not names or all(not name.strip() for name in names):
+        raise InvalidInput(
+            "missing_header",
+            f"the file has no header row; the first line names the columns "
+            f"({', '.join(COLUMNS[kind])}, metadata.KEY)",
+            field="header",
+        )
+    columns = tuple(name.strip() for name in names)
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            raise InvalidInput(
+                "duplicate_column", f"column {column!r} appears twice in the header", field=column
+            )
+        seen.add(column)
+        if column.startswith(METADATA_PREFIX):
+            key = column[len(METADATA_PREFIX) :]
+            if not key or len(key) > max_key_length:
+                raise InvalidInput(
+                    "invalid_column",
+                    f"column {column!r}: a metadata key is 1-{max_key_length} characters",
+                    field=column,
+                )
+        elif column not in COLUMNS[kind]:
+            raise InvalidInput(
+                "unknown_column",
+                f"column {column!r} is not a {kind} column; known: "
+                f"{', '.join(COLUMNS[kind])} and metadata.KEY",
+                field=column or "header",
+            )
+    if not seen.intersection(KEYS[kind]):
+        raise InvalidInput(
+            "missing_column",
+            f"a {kind} file needs a {' or '.join(KEYS[kind])} column",
+            field=KEYS[kind][0],
+        )
+    return Header(kind, columns)
+
+
+def row_values(header: Header, fields: list[str]) -> dict[str, str]:
+    """The row's cells by column; a row with a different number of fields than the header is
+    refused (a lost quote or a stray separator would otherwise shift values into the wrong
+    columns)."""
+    if len(fields) != len(header.columns):
+        raise InvalidInput(
+            "wrong_field_count",
+            f"the row has {len(fields)} fields, the header {len(header.columns)}",
+            field="row",
+        )
+    values = dict(zip(header.columns, fields, strict=True))
+    for column, value in values.items():
+        if "\x00" in value:
+            raise InvalidInput("invalid_string", f"{column} contains a NUL character", field=column)
+    return values
+
+
+def _given(values: Mapping[str, str], column: str) -> str | None:
+    value = values.get(column)
+    return value if value else None
+
+
+def _metadata(values: Mapping[str, str]) -> dict[str, Any] | None:
+    metadata = {
+        column[len(METADATA_PREFIX) :]: value
+        for column, value in values.items()
+        if column.startswith(METADATA_PREFIX) and value
+    }
+    return metadata or None
+
+
+def contact_fields(values: Mapping[str, str]) -> dict[str, Any]:
+    """A contacts row as identify's fields (user_id, email, name, company, metadata)."""
+    user_id, email = _given(values, "user_id"), _given(values, "email")
+    if user_id is None and email is None:
+        raise InvalidInput(
+            "missing_identity", "the row has neither a user_id nor an email", field="user_id"
+        )
+    company_id = _given(values, "company_id")
+    for column in ("company_name", "stage"):
+        if company_id is None and _given(values, column) is not None:
+            raise InvalidInput(
+                "missing_company_id", f"{column} is given without a company_id", field=column
+            )
+    fields: dict[str, Any] = {"user_id": user_id, "email": email, "name": _given(values, "name")}
+    if company_id is not None:
+        fields["company"] = {
+            "id": company_id,
+            "name": _given(values, "company_name"),
+            "stage": _given(values, "stage"),
+        }
+    fields["metadata"] = _metadata(values)
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def company_fields(values: Mapping[str, str]) -> dict[str, Any]:
+    """A companies row as a company write (id, name, stage, metadata)."""
+    if _given(values, "id") is None:
+        raise InvalidInput("missing_company_id", "the row has no company id", field="id")
+    fields = {
+        "id": values["id"],
+        "name": _given(values, "name"),
+        "stage": _given(values, "stage"),
+        "metadata": _metadata(values),
+    }
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+# A field path of the write -> the column it came from (for a row's error).
+_CONTACT_PATHS = {("company", "id"): "company_id", ("company", "name"): "company_name",
+                  ("company", "stage"): "stage"}  # fmt: skip
+
+
+def column_of(kind: ImportKind, path: tuple[Any, ...] | str | None) -> str | None:
+    """The column a write's field path came from: `company.name` -> `company_name`,
+    `metadata.plan` -> `metadata.plan`."""
+    if path is None:
+        return None
+    parts = tuple(path.split(".")) if isinstance(path, str) else tuple(str(p) for p in path)
+    if kind is ImportKind.CONTACTS and parts[:2] in _CONTACT_PATHS:
+        return _CONTACT_PATHS[parts[:2]]  # type: ignore[index]
+    if kind is ImportKind.COMPANIES and parts[0] == "company" and len(parts) > 1:
+        parts = parts[1:]  # the company write's own fields are the file's columns
+    if parts and parts[0] == "metadata" and len(parts) > 1:
+        return f"{METADATA_PREFIX}{parts[1]}"
+    return ".".join(parts) or None
+
+
+def check_utf8(blocks: Iterable[bytes]) -> None:
+    """Refuse a file that is not UTF-8 (a UTF-8 byte order mark is fine), naming the line of
+    the first bad byte, before any row is written."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    for block in blocks:
+        try:
+            decoder.decode(block)
+        except UnicodeDecodeError as exc:
+            line += block.count(b"\n", 0, exc.start)
+            raise InvalidInput(
+                "invalid_encoding",
+                f"the file is not UTF-8: line {line} has a byte that is not (save it as UTF-8)",
+                field="file",
+            ) from None
+        line += block.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            "invalid_encoding", "the file is not UTF-8: it ends inside a character", field="file"
+        ) from None
