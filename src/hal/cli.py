@@ -27,9 +27,9 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal import cli_privacy
-from hal.config import Settings
+from hal.cli_common import DatabaseUrl, print_json, run_on_database, settings_for
 from hal.db.engine import Database
-from hal.db.migrate import head_revision, migrate, new_revision, require_current
+from hal.db.migrate import head_revision, new_revision
 from hal.domain.csv_import import ImportKind
 from hal.domain.errors import HalError
 from hal.domain.projects import CompanyClaims
@@ -53,18 +53,6 @@ app.add_typer(agents_app, name="agents", rich_help_panel=CONFIGURE)
 db_app = typer.Typer(help="Schema migrations for developers.", no_args_is_help=True)
 app.add_typer(db_app, name="db", rich_help_panel=RUN)
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option("--database-url", help="Default: $HAL_DATABASE_URL, else sqlite:///hal.db"),
-]
-
-
-def _settings(database_url: str | None) -> Settings:
-    settings = Settings()
-    if database_url:
-        settings = settings.model_copy(update={"database_url": database_url})
-    return settings
-
 
 def _run(
     database_url: str | None,
@@ -72,26 +60,8 @@ def _run(
     *,
     migrating: bool = False,
 ) -> T:
-    """Run `work` in one transaction on a current schema (only `serve` and `migrate` bring it
-    up to date); a refusal prints its error and exits 1."""
-
-    async def main() -> T:
-        database = Database(_settings(database_url).database_url)
-        try:
-            await (migrate(database) if migrating else require_current(database))
-            return await database.transaction(work)
-        finally:
-            await database.dispose()
-
-    try:
-        return asyncio.run(main())
-    except HalError as exc:
-        typer.echo(json.dumps(exc.body()), err=True)
-        raise typer.Exit(1) from None
-
-
-def _print(document: dict[str, Any]) -> None:
-    typer.echo(json.dumps(document, indent=2))
+    """Run `work` in one transaction (see run_on_database)."""
+    return run_on_database(database_url, lambda db: db.transaction(work), migrating=migrating)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -197,7 +167,7 @@ def projects_create(
         )
         return project_service.describe_project(project, include_secret=True)
 
-    _print(_run(database_url, work))
+    print_json(_run(database_url, work))
 
 
 @projects_app.command("update")
@@ -226,7 +196,7 @@ def projects_update(
         )
         return project_service.describe_project(project, include_secret=False)
 
-    _print(_run(database_url, work))
+    print_json(_run(database_url, work))
 
 
 @projects_app.command("show")
@@ -237,7 +207,7 @@ def projects_show(app_id: str, database_url: DatabaseUrl = None) -> None:
         project = await project_service.get_project(session=session, app_id=app_id)
         return project_service.describe_project(project, include_secret=False)
 
-    _print(_run(database_url, work))
+    print_json(_run(database_url, work))
 
 
 @projects_app.command("rotate-secret")
@@ -261,7 +231,7 @@ def projects_rotate_secret(
         )
         return project_service.describe_project(project, include_secret=True)
 
-    _print(_run(database_url, work))
+    print_json(_run(database_url, work))
 
 
 @tokens_app.command("create")
@@ -278,7 +248,7 @@ def tokens_create(
         return await project_service.create_api_token(session=session, app_id=app_id, admin=admin)
 
     scope = "admin" if admin else "team"
-    _print({"token": _run(database_url, work), "app_id": app_id, "scope": scope})
+    print_json({"token": _run(database_url, work), "app_id": app_id, "scope": scope})
 
 
 PasswordStdin = Annotated[
@@ -310,7 +280,7 @@ def agents_create(
         )
         return {"id": agent.id, "app_id": app_id, "email": agent.email, "name": agent.name}
 
-    _print(_run(database_url, work))
+    print_json(_run(database_url, work))
 
 
 @agents_app.command("remove")
@@ -325,7 +295,7 @@ def agents_remove(
         agent = await remove_agent(session=session, app_id=app_id, email=email)
         return {"removed": True, "app_id": app_id, "email": agent.email}
 
-    _print(_run(database_url, work))
+    print_json(_run(database_url, work))
 
 
 @agents_app.command("set-password")
@@ -342,7 +312,7 @@ def agents_set_password(
         agent = await set_password(session=session, app_id=app_id, email=email, password=password)
         return {"app_id": app_id, "email": agent.email, "sessions_ended": True}
 
-    _print(_run(database_url, work))
+    print_json(_run(database_url, work))
 
 
 DEMO_APP_ID = "demo"
@@ -363,8 +333,8 @@ def seed_command(
         )
 
     result = _run(database_url, work)
-    asyncio.run(refresh_statistics(_settings(database_url).database_url))
-    _print(result)
+    asyncio.run(refresh_statistics(settings_for(database_url).database_url))
+    print_json(result)
 
 
 @tokens_app.command("revoke")
@@ -379,7 +349,7 @@ def tokens_revoke(
         await project_service.revoke_api_token(session=session, app_id=app_id, token=token)
 
     _run(database_url, work)
-    _print({"revoked": True, "app_id": app_id})
+    print_json({"revoked": True, "app_id": app_id})
 
 
 DEMO_AGENT = ("agent@example.com", "demo-password")
@@ -443,7 +413,7 @@ def serve(
     """Run migrations, then serve the API (uvicorn on uvloop and httptools)."""
     from hal.server import run as run_server
 
-    settings = _settings(database_url)
+    settings = settings_for(database_url)
     os.environ["HAL_DATABASE_URL"] = settings.database_url  # for worker processes
     if demo:
         os.environ["HAL_DEMO"] = "true"
@@ -463,7 +433,7 @@ async def _noop(_: AsyncSession) -> None:
 def migrate_command(database_url: DatabaseUrl = None) -> None:
     """Bring the database schema up to date (hal serve does this at start)."""
     _run(database_url, _noop, migrating=True)
-    _print({"schema": "current", "revision": head_revision()})
+    print_json({"schema": "current", "revision": head_revision()})
 
 
 @db_app.command("revision")
@@ -493,31 +463,22 @@ def webhooks_create(
     """Add a webhook endpoint and print it as JSON, its secret included (shown this once)."""
     from hal.services import webhooks
 
-    settings = _settings(database_url)
+    settings = settings_for(database_url)
 
-    async def main() -> dict[str, Any]:
-        database = Database(settings.database_url)
-        try:
-            await require_current(database)
-            project = await database.transaction(
-                lambda s: project_service.get_project(session=s, app_id=app_id)
-            )
-            endpoint = await webhooks.create_endpoint(
-                db=database,
-                project_id=project.id,
-                url=url,
-                events=_split(event) or [],
-                allow_private=settings.webhooks_allow_private,
-            )
-            return webhooks.describe_endpoint(endpoint, include_secret=True)
-        finally:
-            await database.dispose()
+    async def work(database: Database) -> dict[str, Any]:
+        project = await database.transaction(
+            lambda s: project_service.get_project(session=s, app_id=app_id)
+        )
+        endpoint = await webhooks.create_endpoint(
+            db=database,
+            project_id=project.id,
+            url=url,
+            events=_split(event) or [],
+            allow_private=settings.webhooks_allow_private,
+        )
+        return webhooks.describe_endpoint(endpoint, include_secret=True)
 
-    try:
-        _print(asyncio.run(main()))
-    except HalError as exc:
-        typer.echo(json.dumps(exc.body()), err=True)
-        raise typer.Exit(1) from None
+    print_json(run_on_database(database_url, work))
 
 
 @app.command("worker", rich_help_panel=RUN)
@@ -542,7 +503,7 @@ def worker_command(
     from hal.logs import configure_logging
     from hal.services.delivery import run_worker
 
-    settings = _settings(database_url)
+    settings = settings_for(database_url)
     configure_logging(settings.log_format, log_level)
     if settings.metrics:
         metrics.enable()
@@ -580,56 +541,46 @@ def _import(
 
     from hal.services import imports
 
-    settings = _settings(database_url)
+    settings = settings_for(database_url)
 
-    async def main() -> dict[str, int]:
-        database = Database(settings.database_url)
-        try:
-            await require_current(database)
-            with contextlib.ExitStack() as stack:
-                binary = stack.enter_context(file.open("rb"))
-                text = stack.enter_context(imports.open_text(binary))
-                loaded = imports.read_import(kind, text, settings.limits)
-                on_failure = None
-                if errors is not None:
-                    out = stack.enter_context(errors.open("w", newline="", encoding="utf-8"))
-                    on_failure = imports.failures_writer(out, loaded.header.columns)
-                on_chunk = None
-                if sys.stderr.isatty():
-                    progress = stack.enter_context(
-                        Progress(
-                            "[progress.description]{task.description}",
-                            BarColumn(),
-                            TaskProgressColumn(),
-                            TimeRemainingColumn(),
-                            console=Console(stderr=True),
-                            transient=True,
-                        )
+    async def work(database: Database) -> dict[str, int]:
+        with contextlib.ExitStack() as stack:
+            binary = stack.enter_context(file.open("rb"))
+            text = stack.enter_context(imports.open_text(binary))
+            loaded = imports.read_import(kind, text, settings.limits)
+            on_failure = None
+            if errors is not None:
+                out = stack.enter_context(errors.open("w", newline="", encoding="utf-8"))
+                on_failure = imports.failures_writer(out, loaded.header.columns)
+            on_chunk = None
+            if sys.stderr.isatty():
+                progress = stack.enter_context(
+                    Progress(
+                        "[progress.description]{task.description}",
+                        BarColumn(),
+                        TaskProgressColumn(),
+                        TimeRemainingColumn(),
+                        console=Console(stderr=True),
+                        transient=True,
                     )
-                    task = progress.add_task(f"importing {kind}", total=file.stat().st_size)
-
-                    def on_chunk() -> None:
-                        progress.update(task, completed=binary.tell())
-
-                counts = await imports.import_rows(
-                    db=database,
-                    app_id=app_id,
-                    file=loaded,
-                    limits=settings.limits,
-                    dry_run=dry_run,
-                    on_failure=on_failure,
-                    on_chunk=on_chunk,
                 )
-            return counts.as_dict()
-        finally:
-            await database.dispose()
+                task = progress.add_task(f"importing {kind}", total=file.stat().st_size)
 
-    try:
-        counts = asyncio.run(main())
-    except HalError as exc:
-        typer.echo(json.dumps(exc.body()), err=True)
-        raise typer.Exit(1) from None
-    typer.echo(json.dumps(counts))
+                def on_chunk() -> None:
+                    progress.update(task, completed=binary.tell())
+
+            counts = await imports.import_rows(
+                db=database,
+                app_id=app_id,
+                file=loaded,
+                limits=settings.limits,
+                dry_run=dry_run,
+                on_failure=on_failure,
+                on_chunk=on_chunk,
+            )
+        return counts.as_dict()
+
+    typer.echo(json.dumps(run_on_database(database_url, work)))
 
 
 @import_app.command("contacts")

@@ -3,50 +3,22 @@ transactions (an erasure or a purge is bounded batches, never one long transacti
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy import select
 
-from hal.config import Settings
+from hal.cli_common import DatabaseUrl, print_json, run_on_database
 from hal.db.engine import Database
-from hal.db.migrate import migrate
 from hal.db.models import Contact
-from hal.domain.errors import HalError, InvalidInput, NotFound
+from hal.domain.errors import InvalidInput, NotFound
 from hal.domain.limits import Limits
 from hal.domain.validation import parse_email
 from hal.services import erasure, retention
 from hal.services.audit import CLI
 from hal.services.projects import get_project
 
-T = TypeVar("T")
-
 contacts_app = typer.Typer(help="Contacts: erase a person.", no_args_is_help=True)
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option("--database-url", help="Default: $HAL_DATABASE_URL, else sqlite:///hal.db"),
-]
-
-
-def _run(database_url: str | None, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def main() -> T:
-        settings = Settings()
-        database = Database(database_url or settings.database_url)
-        try:
-            await migrate(database)
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    try:
-        return asyncio.run(main())
-    except HalError as exc:
-        typer.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}), err=True)
-        raise typer.Exit(1) from None
 
 
 @contacts_app.command("erase")
@@ -100,7 +72,7 @@ def contacts_erase(
             else None,
         }
 
-    typer.echo(json.dumps(_run(database_url, work), indent=2))
+    print_json(run_on_database(database_url, work))
 
 
 def purge_command(database_url: DatabaseUrl = None) -> None:
@@ -110,4 +82,4 @@ def purge_command(database_url: DatabaseUrl = None) -> None:
     async def work(database: Database) -> dict[str, int]:
         return (await retention.purge(database)).as_dict()
 
-    typer.echo(json.dumps(_run(database_url, work), indent=2))
+    print_json(run_on_database(database_url, work))
