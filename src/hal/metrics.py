@@ -1,4 +1,5 @@
-"""Prometheus metrics (SPEC "Operations"), on only with `HAL_METRICS=true`.
+"""Prometheus metrics (README "Operations: metrics, request ids, readiness"), on only with
+`HAL_METRICS=true`.
 
 Every process counts in prometheus-client's multiprocess mode when PROMETHEUS_MULTIPROC_DIR is
 set (`hal serve` sets it to a fresh folder when it is not): each process writes its values to

@@ -1,4 +1,4 @@
-"""SPEC "Batch writes and imports": POST /api/projects/{app_id}/batch writes identify,
+"""README "Batch writes and imports": POST /api/projects/{app_id}/batch writes identify,
 set_properties, track, set_stage and set_deal items through the widget's own rules, each
 committed on its own, answering one result per item in order."""
 

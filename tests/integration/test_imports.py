@@ -1,4 +1,4 @@
-"""SPEC "Batch writes and imports": CSV imports of contacts and companies, over HTTP
+"""README "Batch writes and imports": CSV imports of contacts and companies, over HTTP
 (POST /api/projects/{app_id}/imports) and with `hal import`, on SQLite and PostgreSQL."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""SPEC "Operations": request ids on every answer, readiness, and Prometheus metrics, on the
-app itself (both databases) and on real `hal serve` processes."""
+"""README "Operations: metrics, request ids, readiness": request ids on every answer,
+readiness, and Prometheus metrics, on the app itself (both databases) and on real `hal serve`
+processes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC "Privacy and data hygiene": suppression, export, merge, retention and the audit log,
+"""README "Privacy and data hygiene": suppression, export, merge, retention and the audit log,
 through the team API on SQLite and PostgreSQL."""
 
 from __future__ import annotations

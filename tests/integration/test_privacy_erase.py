@@ -1,4 +1,4 @@
-"""SPEC "Privacy and data hygiene", erase: after `DELETE /contacts/{id}` no route, inbox page,
+"""README "Privacy and data hygiene", erase: after `DELETE /contacts/{id}` no route, inbox page,
 export, stream replay or webhook delivery log holds anything of the person. Against a real
 `hal serve` (its stream, its webhook delivery) on SQLite and PostgreSQL."""
 

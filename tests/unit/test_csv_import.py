@@ -1,4 +1,4 @@
-"""The pure rules of a CSV import (SPEC "Batch writes and imports"): the header, a row's
+"""The pure rules of a CSV import (README "Batch writes and imports"): the header, a row's
 fields, what an empty cell means, the encoding; and how a trusted team caller matches."""
 
 from __future__ import annotations

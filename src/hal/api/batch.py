@@ -1,4 +1,4 @@
-"""Team API: batch writes and CSV imports (SPEC "Batch writes and imports")."""
+"""Team API: batch writes and CSV imports (README "Batch writes and imports")."""
 
 from __future__ import annotations
 

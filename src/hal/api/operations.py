@@ -1,5 +1,5 @@
 """What operators see: the request id and access line of every request, `GET /metrics` and
-`GET /readyz` (SPEC "Operations")."""
+`GET /readyz` (README "Operations: metrics, request ids, readiness")."""
 
 from __future__ import annotations
 

@@ -384,7 +384,7 @@ class InstanceSecret(Base):
 
 class Suppression(Base):
     """A person erased with `suppress=true`: keyed hashes of their user_id and email, which a
-    later identify or batch write may not use (SPEC "Privacy and data hygiene")."""
+    later identify or batch write may not use (README "Privacy and data hygiene")."""
 
     __tablename__ = "suppressions"
     __table_args__ = (

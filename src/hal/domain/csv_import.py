@@ -1,4 +1,4 @@
-"""The rules of a CSV import, without I/O (SPEC "Batch writes and imports"): which columns a
+"""The rules of a CSV import, without I/O (README "Batch writes and imports"): which columns a
 file may have, how a row becomes a contact or company write, and what makes a file or a row
 unreadable.
 

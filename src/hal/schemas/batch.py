@@ -1,4 +1,4 @@
-"""Batch writes and imports (SPEC "Batch writes and imports"): request items and answers.
+"""Batch writes and imports (README "Batch writes and imports"): request items and answers.
 
 A batch item carries the fields of the widget route of its `type`, the contact named by
 `user_id` or `email` instead of `visitor_id`; the field sets are the widget's own classes.

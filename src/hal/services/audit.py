@@ -1,6 +1,6 @@
-"""The audit log (SPEC "Audit log"): every agent or admin write, with who made it, what, when
-and the fields it changed. `record_audit` is the one way in, called by the service functions
-in the write's own transaction; secrets are named, never shown."""
+"""The audit log (README "Privacy and data hygiene"): every agent or admin write, with who
+made it, what, when and the fields it changed. `record_audit` is the one way in, called by
+the service functions in the write's own transaction; secrets are named, never shown."""
 
 from __future__ import annotations
 

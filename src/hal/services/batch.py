@@ -1,5 +1,5 @@
 """POST /api/projects/{app_id}/batch: team writes, each item committed on its own
-(SPEC "Batch writes and imports").
+(README "Batch writes and imports").
 
 Every item goes through the widget's own use-case code, opened by `open_team_call`: the same
 matching, stage modes, company resolution and limits, the contact named by user_id or email.

@@ -1,4 +1,4 @@
-"""Erase a person (SPEC "Privacy and data hygiene"): the contact, its visitors and their
+"""Erase a person (README "Privacy and data hygiene"): the contact, its visitors and their
 properties, events, conversations and messages, links, and every copy of its data in the
 change log and the webhook delivery log. Companies and deals stay.
 

@@ -1,4 +1,4 @@
-"""Export a person (SPEC "Privacy and data hygiene"): one document with everything held about
+"""Export a person (README "Privacy and data hygiene"): one document with everything held about
 a contact: the contact, its visitors and their properties, linked companies, events, and its
 conversations with their messages."""
 

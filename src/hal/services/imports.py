@@ -1,6 +1,6 @@
 """`hal import contacts|companies` and POST /api/projects/{app_id}/imports: a CSV file read
-as a stream and written in chunks of rows, each chunk one transaction (SPEC "Batch writes and
-imports").
+as a stream and written in chunks of rows, each chunk one transaction (README "Batch writes
+and imports").
 
 Each row goes through the team's identify (contacts) or company write, so matching, limits
 and the change log are the widget's own. A row is counted by the changes it recorded:

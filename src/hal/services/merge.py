@@ -1,4 +1,4 @@
-"""Merge two contacts (SPEC "Privacy and data hygiene"): `from`'s visitors, events,
+"""Merge two contacts (README "Privacy and data hygiene"): `from`'s visitors, events,
 conversations and links move to `into`; `into`'s fields win and its blanks are filled from
 `from` (domain/privacy.py `plan_merge`); `from` is then gone (410 with `merged_into`)."""
 

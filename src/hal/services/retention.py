@@ -1,4 +1,4 @@
-"""Retention (SPEC "Privacy and data hygiene"): tracked events older than a project's
+"""Retention (README "Privacy and data hygiene"): tracked events older than a project's
 `event_retention_days`, and closed conversations quiet for longer than its
 `conversation_retention_days`, are deleted in bounded batches, each its own transaction.
 The server runs `purge` beside the change log's purge; `hal purge` runs it on demand. It also

@@ -1,4 +1,4 @@
-"""Suppressions (SPEC "Privacy and data hygiene"): a person erased with `suppress=true` may not
+"""Suppressions (README "Privacy and data hygiene"): a person erased with `suppress=true` may not
 come back through identify or a batch write until the suppression is lifted.
 
 `refuse_suppressed` is the one check; `open_widget_call` runs it wherever identify resolves a
