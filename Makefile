@@ -24,11 +24,14 @@ lint: install
 test: lint
 	$(UV) run pytest
 
-# Benchmarks against real servers on SQLite and PostgreSQL; writes bench/RESULTS.md.
+# Benchmarks against real servers on SQLite and PostgreSQL, then CSV import and erasure;
+# each script rewrites its own section of bench/RESULTS.md.
 # BENCH_ARGS="--sizes 10000,100000 --duration 5" for a shorter run.
 bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(UV) run python bench/run.py $(BENCH_ARGS)
+	$(UV) run python bench/imports.py
+	$(UV) run python bench/erase.py --write
 
 format: install
 	$(UV) run ruff check --fix .

@@ -2,7 +2,8 @@
 of identify requests other clients make meanwhile (erasure deletes in bounded batches, each
 its own short transaction, so they should barely notice).
 
-    uv run python bench/erase.py [--events 100000] [--clients 4] [--database-url URL] [--write]
+    uv run python bench/erase.py [--events 100000] [--clients 4] [--backends sqlite,postgres]
+                                 [--write]
 
 Builds the contact's rows directly in the database, starts one `hal serve`, erases while the
 clients identify in a loop, and prints a Markdown section; `--write` replaces that section
@@ -13,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,18 +27,13 @@ from sqlalchemy import insert, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import drop_database, hal, new_database, replace_section  # noqa: E402
 from tests.servers import Server  # noqa: E402
 
 from hal.db.engine import Database  # noqa: E402
 from hal.db.models import Contact, Conversation, Event, Message, Project, Visitor  # noqa: E402
 
 HEADING = "## Erasing a contact with many events"
-
-
-def hal(database_url: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "hal", *args, "--database-url", database_url],
-                         capture_output=True, text=True, check=True)  # fmt: skip
-    return json.loads(out.stdout)
 
 
 async def build_person(database_url: str, app_id: str, events: int) -> int:
@@ -131,47 +125,40 @@ async def measure(url: str, app_id: str, token: str, contact_id: int, clients: i
     }
 
 
-def section(events: int, clients: int, backend: str, r: dict) -> str:
+def row(backend: str, r: dict) -> str:
     return (
-        f"{HEADING}\n\n"
-        f"`uv run python bench/erase.py --events {events} --clients {clients}` ({backend}, one\n"
-        f"`hal serve` process, {datetime.now(UTC):%Y-%m-%d}). The contact has {events:,} events,\n"
-        "one visitor and a conversation of 50 messages; erasure blanks and unlinks it in one\n"
-        "transaction, then deletes its rows 1,000 at a time, each batch its own transaction.\n\n"
-        "| erase took | rows deleted | identify p50 / p99 before | identify during the erase"
-        " (n, p50 / p99 / max) |\n|---|---|---|---|\n"
-        f"| {r['erase_s']:.2f} s | {r['deleted_rows']:,} | {r['baseline_p50']:.1f} / "
+        f"| {backend} | {r['erase_s']:.2f} s | {r['deleted_rows']:,} | {r['baseline_p50']:.1f} / "
         f"{r['baseline_p99']:.1f} ms | {r['during_n']}, {r['during_p50']:.1f} / "
-        f"{r['during_p99']:.1f} / {r['during_max']:.1f} ms |\n"
+        f"{r['during_p99']:.1f} / {r['during_max']:.1f} ms |"
     )
 
 
-def write_section(text: str) -> None:
-    results = ROOT / "bench" / "RESULTS.md"
-    current = results.read_text()
-    if HEADING in current:
-        before, _, rest = current.partition(HEADING)
-        after = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
-        current = before + text + ("\n" + after if after else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    results.write_text(current)
+def section(events: int, clients: int, rows: list[str]) -> str:
+    return "\n".join([
+        HEADING,
+        "",
+        f"`uv run python bench/erase.py --events {events} --clients {clients}` (one `hal serve`"
+        f" process, {datetime.now(UTC):%Y-%m-%d}). The contact has {events:,} events, one",
+        "visitor and a conversation of 50 messages; erasure blanks and unlinks it in one",
+        "transaction, then deletes its rows 1,000 at a time, each batch its own transaction,",
+        f"while {clients} other clients identify in a loop.",
+        "",
+        "| backend | erase took | rows deleted | identify p50 / p99 before | identify during the"
+        " erase (n, p50 / p99 / max) |",
+        "|---|---|---|---|---|",
+        *rows,
+    ])  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--database-url", help="default: a fresh SQLite file")
-    parser.add_argument("--write", action="store_true", help="replace the section in RESULTS.md")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        database_url = args.database_url or f"sqlite:///{Path(tmp) / 'erase.db'}"
-        app_id = f"erase{int(time.time())}"
+def erase_on(backend: str, events: int, clients: int, workdir: Path) -> dict:
+    database_url, pg_name = new_database(backend, workdir)
+    try:
+        hal(database_url, "migrate")
+        app_id = "erase"
         hal(database_url, "projects", "create", "--app-id", app_id,
             "--identity-verification", "disabled")  # fmt: skip
         token = hal(database_url, "tokens", "create", "--app-id", app_id)["token"]
-        contact_id = asyncio.run(build_person(database_url, app_id, args.events))
+        contact_id = asyncio.run(build_person(database_url, app_id, events))
         env = dict.fromkeys(
             (
                 "HAL_WIDGET_RATE_PER_PROJECT",
@@ -181,16 +168,32 @@ def main() -> None:
             ),
             "off",
         )
-        server = Server(database_url, env=env, log=Path(tmp) / "server.log").start()
+        server = Server(database_url, env=env, log=workdir / f"server-{backend}.log").start()
         try:
-            result = asyncio.run(measure(server.url, app_id, token, contact_id, args.clients))
+            return asyncio.run(measure(server.url, app_id, token, contact_id, clients))
         finally:
             server.stop()
-    backend = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
-    text = section(args.events, args.clients, backend, result)
+    finally:
+        drop_database(pg_name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--write", action="store_true", help="replace the section in RESULTS.md")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in args.backends.split(","):
+            result = erase_on(backend.strip(), args.events, args.clients, Path(tmp))
+            rows.append(row(backend.strip(), result))
+            print(rows[-1], flush=True)
+    text = section(args.events, args.clients, rows)
     print(text)
     if args.write:
-        write_section(text)
+        replace_section("erase", text)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Replaces its own section of bench/RESULTS.md (between the import markers) and pr
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import os
@@ -24,11 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import _create_postgres_database, _drop_postgres_database  # noqa: E402
+from bench.common import drop_database, hal, new_database, replace_section  # noqa: E402
 
-PG_BASE = os.environ.get("HAL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 STAGES = ["Lead", "Trial", "Customer"]
-BEGIN, END = "<!-- imports:begin -->", "<!-- imports:end -->"
 
 
 def write_csv(path: Path, rows: int, companies: int) -> None:
@@ -43,12 +40,6 @@ def write_csv(path: Path, rows: int, companies: int) -> None:
                              f"co_{company}", f"Company {company}", STAGES[company % 3],
                              ("free", "pro", "enterprise")[i % 3], str(i % 50),
                              ("eu", "us", "apac")[i % 3]])  # fmt: skip
-
-
-def hal(database_url: str, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "hal", *args, "--database-url", database_url],
-                         capture_output=True, text=True, check=True)  # fmt: skip
-    return out.stdout
 
 
 def timed_import(database_url: str, csv_path: Path) -> tuple[float, int, dict[str, int]]:
@@ -70,12 +61,9 @@ def timed_import(database_url: str, csv_path: Path) -> tuple[float, int, dict[st
 
 
 def run_backend(backend: str, csv_path: Path, rows: int, workdir: Path) -> list[str]:
-    if backend == "sqlite":
-        url, drop = f"sqlite:///{workdir / 'import.db'}", None
-    else:
-        url = asyncio.run(_create_postgres_database(PG_BASE))
-        drop = url
+    url, pg_name = new_database(backend, workdir)
     try:
+        hal(url, "migrate")
         hal(url, "projects", "create", "--app-id", "bench", "--stages", ",".join(STAGES))
         lines = []
         for label in ("first import", "re-run (unchanged)"):
@@ -88,18 +76,16 @@ def run_backend(backend: str, csv_path: Path, rows: int, workdir: Path) -> list[
             print(lines[-1], flush=True)
         return lines
     finally:
-        if drop is not None:
-            asyncio.run(_drop_postgres_database(PG_BASE, drop))
+        drop_database(pg_name)
 
 
 def render(rows: int, companies: int, lines: list[str]) -> str:
     return "\n".join([
-        BEGIN,
         "## CSV import (`bench/imports.py`)",
         "",
         f"`hal import contacts` of a generated {rows:,}-row file ({companies:,} companies, "
         "name, stage and three metadata columns), then the same file again. Rows per second "
-        "include process start and migrations; peak RSS is the importing process's own "
+        "include process start; peak RSS is the importing process's own "
         f"(`wait4`). {platform.node()}, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
@@ -107,18 +93,7 @@ def render(rows: int, companies: int, lines: list[str]) -> str:
         "created / updated / unchanged / failed |",
         "|---|---|---:|---:|---:|---:|---|",
         *lines,
-        END,
     ])  # fmt: skip
-
-
-def replace_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
-    path.write_text(text)
 
 
 def main() -> None:
@@ -126,7 +101,6 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--companies", type=int, default=2_000)
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -136,7 +110,7 @@ def main() -> None:
         for backend in args.backends.split(","):
             lines += run_backend(backend.strip(), csv_path, args.rows, workdir)
     section = render(args.rows, args.companies, lines)
-    replace_section(Path(args.out), section)
+    replace_section("imports", section)
     print(section)
 
 

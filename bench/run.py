@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import random
-import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -33,11 +32,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import PG_BASE, hal, new_database, pg_admin, replace_section  # noqa: E402
 from tests.servers import Server  # noqa: E402
 
 from hal.domain.verification import compute_user_hash  # noqa: E402
 
-PG_BASE = os.environ.get("HAL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 THREADS = 2
 SERVER_ENV = {
     "HAL_BENCH_ECHO": "true",
@@ -80,30 +79,6 @@ class Report:
     runs: list[Run] = field(default_factory=list)
     rss_mb: dict[str, float] = field(default_factory=dict)
     seeding_s: dict[str, float] = field(default_factory=dict)
-
-
-def hal(database_url: str, *args: str, python: str = sys.executable) -> dict:
-    out = subprocess.run(
-        [python, "-m", "hal", *args, "--database-url", database_url],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(out.stdout)
-
-
-def pg_admin(sql: str) -> None:
-    subprocess.run(
-        ["psql", PG_BASE.replace("postgresql+asyncpg", "postgresql"), "-qc", sql],
-        check=True, capture_output=True,
-    )  # fmt: skip
-
-
-def new_database(backend: str, workdir: Path) -> tuple[str, str | None]:
-    if backend == "sqlite":
-        return f"sqlite:///{workdir / f'bench-{secrets.token_hex(4)}.db'}", None
-    name = f"hal_bench_{secrets.token_hex(4)}"
-    pg_admin(f'CREATE DATABASE "{name}"')
-    base = PG_BASE.rsplit("/", 1)[0]
-    return f"{base}/{name}", name
 
 
 def lua_data(path: Path, **values: object) -> Path:
@@ -441,11 +416,8 @@ def main() -> None:
     print(table)
     command = "uv run python bench/run.py " + " ".join(sys.argv[1:])
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    header = "\n".join(
-        ["# Benchmark results", "", *versions(), "", f"Command: `{command.strip()}`",
-         f"Date: {date}", ""]
-    )  # fmt: skip
-    Path(args.out).write_text(header + "\n" + table + "\n")
+    header = "\n".join([*versions(), "", f"Command: `{command.strip()}`", f"Date: {date}", ""])
+    replace_section("load", header + "\n" + table, Path(args.out))
 
 
 if __name__ == "__main__":
