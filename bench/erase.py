@@ -59,12 +59,12 @@ async def build_person(database_url: str, app_id: str, events: int) -> int:
                  "sender_verified": False, "created_at": now} for i in range(50)])  # fmt: skip
             return project_id, contact.id, visitor.id
 
-        project_id, contact_id, visitor_id = await database.transaction(person)
+        project_id, contact_id, visitor_row_id = await database.transaction(person)
         for start in range(0, events, 5000):
             rows = [
-                {"project_id": project_id, "contact_id": contact_id, "visitor_id": visitor_id,
-                 "scope": "contact", "name": "page_viewed", "properties": {"n": n},
-                 "occurred_at": now, "received_at": now}
+                {"project_id": project_id, "contact_id": contact_id,
+                 "visitor_row_id": visitor_row_id, "scope": "contact", "name": "page_viewed",
+                 "properties": {"n": n}, "occurred_at": now, "received_at": now}
                 for n in range(start, min(start + 5000, events))
             ]  # fmt: skip
             await database.transaction(lambda s, rows=rows: s.execute(insert(Event), rows))

@@ -6,14 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import select
 
 from hal.cli_common import DatabaseUrl, print_json, run_on_database
 from hal.db.engine import Database
-from hal.db.models import Contact
-from hal.domain.errors import InvalidInput, NotFound
-from hal.domain.limits import Limits
-from hal.domain.validation import parse_email
 from hal.services import erasure, retention
 from hal.services.audit import CLI
 from hal.services.projects import get_project
@@ -38,35 +33,15 @@ def contacts_erase(
         raise typer.BadParameter("give exactly one of --email, --user-id, --contact-id")
 
     async def work(database: Database) -> dict[str, Any]:
-        async def find(session: Any) -> Any:
-            project = await get_project(session=session, app_id=app_id)
-            query = select(Contact.id).where(
-                Contact.project_id == project.id, Contact.erased_at.is_(None)
-            )
-            if email is not None:
-                try:
-                    key = parse_email(email, limits=Limits()).normalized
-                except InvalidInput as exc:
-                    raise InvalidInput(exc.code, exc.message, field="email") from None
-                query = query.where(Contact.email_normalized == key)
-            elif user_id is not None:
-                query = query.where(Contact.user_id == user_id)
-            else:
-                query = query.where(Contact.id == contact_id)
-            found = (await session.execute(query)).scalar_one_or_none()
-            if found is None:
-                raise NotFound("unknown_contact", "no contact like this in the project")
-            return await erasure.start_erasure(
-                session=session, project=project, contact_id=found, suppress=suppress, actor=CLI
-            )
-
-        started = await database.transaction(find)
-        deleted = await erasure.finish_erasure(
-            database, project_id=started.project_id, contact_id=started.contact_id
+        project = await database.transaction(lambda s: get_project(session=s, app_id=app_id))
+        person = erasure.Person(contact_id=contact_id, user_id=user_id, email=email)
+        erased = await erasure.erase(
+            database, project=project, person=person, suppress=suppress, actor=CLI
         )
+        started = erased.started
         return {
             "erased": started.contact_id,
-            "deleted_rows": deleted,
+            "deleted_rows": erased.deleted_rows,
             "suppression": {"user_id_hash": started.user_id_hash, "email_hash": started.email_hash}
             if started.suppressed
             else None,

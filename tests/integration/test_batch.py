@@ -62,7 +62,7 @@ async def test_every_item_type_is_written_in_order_as_the_widget_would(team, ins
     assert (company.external_id, company.name, company.stage) == ("acme", "Acme", "Customer")
     assert company.stage_source == "api"
     [event] = await inspect.events(team.project.app_id, name="signed-up")
-    assert (event.contact_id, event.visitor_id, event.properties) == (
+    assert (event.contact_id, event.visitor_row_id, event.properties) == (
         contact_id,
         None,
         {"via": "api"},

@@ -3,6 +3,7 @@ SQLite calls run on the event loop's thread (the reason for the aiosqlite overri
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -42,6 +43,36 @@ async def test_sqlite_statements_run_on_the_event_loops_thread(tmp_path):
     finally:
         await database.dispose()
     assert seen == [threading.get_ident()]
+
+
+async def test_sqlite_checkpoints_run_in_their_own_thread_not_at_commit(tmp_path):
+    """A checkpoint fsyncs the file: the serving connection never runs one (it would stall
+    every request of the process); the checkpointer's thread keeps the WAL checkpointed, so
+    the WAL is reused from its start instead of growing."""
+    path = tmp_path / "wal.db"
+    wal = tmp_path / "wal.db-wal"
+    database = Database(f"sqlite:///{path}")
+
+    async def write(rows: range) -> None:
+        for n in rows:
+            async with database.engine.begin() as connection:
+                await connection.exec_driver_sql("INSERT INTO t VALUES (?, ?)", (n, "x" * 8000))
+
+    try:
+        async with database.engine.begin() as connection:
+            assert (await connection.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar() == 0
+            await connection.exec_driver_sql("CREATE TABLE t (n INTEGER, pad TEXT)")
+        await write(range(300))
+        first = wal.stat().st_size
+        await asyncio.sleep(2.5)  # the checkpointer runs every second
+        await write(range(300, 600))
+        second = wal.stat().st_size
+        assert database.checkpointer is not None
+    finally:
+        await database.dispose()
+    assert first > 4_096_000  # more than the 1,000 pages of the default autocheckpoint
+    assert second < first * 1.2  # reused from the start; without checkpoints it doubles
+    assert not database.checkpointer._thread.is_alive()
 
 
 async def test_a_request_after_the_server_dropped_pooled_connections_succeeds(

@@ -23,7 +23,6 @@ STATUS_BY_KIND: dict[type[errors.HalError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.Gone: 410,
-    errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.InvalidInput: 422,
     errors.RateLimited: 429,

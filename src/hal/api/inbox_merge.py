@@ -27,23 +27,37 @@ def inbox_actor(session: Any) -> Actor:
 FromId = Annotated[int | None, Query(alias="from", ge=1, le=team.MAX_ID)]
 
 
-async def _preview(
-    db: Database, session: Any, from_id: int, into_id: int
-) -> tuple[merge.MergeResult | None, str | None]:
-    try:
-        result = await db.run(
-            lambda tx: merge.merge_contacts(
-                tx,
-                project=session.project,
-                from_id=from_id,
-                into_id=into_id,
-                preview=True,
-                actor=inbox_actor(session),
-            )
-        )
-    except HalError as exc:
-        return None, exc.message
-    return result, None
+async def _merge_page(
+    request: Request,
+    db: Database,
+    session: Any,
+    into_id: int,
+    *,
+    q: str | None,
+    from_id: int | None,
+    refusal: str | None = None,
+) -> HTMLResponse:
+    screen = await merge.merge_screen(
+        db,
+        project=session.project,
+        into_id=into_id,
+        q=q,
+        from_id=from_id,
+        actor=inbox_actor(session),
+    )
+    preview = screen.preview
+    return _page(
+        request,
+        "merge.html",
+        session,
+        into=contact_summary(screen.into),
+        q=q or "",
+        found=[contact_summary(c) for c in screen.found],
+        from_id=from_id,
+        preview=preview,
+        after=contact_summary(preview.into) if preview else None,
+        error=refusal or screen.refusal,
+    )
 
 
 @router.get("/contacts/{contact_id}/merge")
@@ -56,32 +70,7 @@ async def merge_page(
     from_id: FromId = None,
 ) -> HTMLResponse:
     """Pick the contact to merge into this one (search), then its preview and a confirm."""
-    into = await db.transaction(
-        lambda s: team.get_contact(session=s, project=session.project, contact_id=contact_id)
-    )
-    found: list[Any] = []
-    if q and q.strip():
-        page = await db.transaction(
-            lambda s: team.search_contacts(
-                session=s, project=session.project, q=q, cursor=None, limit=20
-            )
-        )
-        found = [contact_summary(c) for c in page.items if c.id != contact_id]
-    preview, error = (None, None)
-    if from_id is not None:
-        preview, error = await _preview(db, session, from_id, contact_id)
-    return _page(
-        request,
-        "merge.html",
-        session,
-        into=contact_summary(into),
-        q=q or "",
-        found=found,
-        from_id=from_id,
-        preview=preview,
-        after=contact_summary(preview.into) if preview else None,
-        error=error,
-    )
+    return await _merge_page(request, db, session, contact_id, q=q, from_id=from_id)
 
 
 @router.post("/contacts/{contact_id}/merge")
@@ -108,20 +97,8 @@ async def confirm_merge(
             )
         )
     except HalError as exc:
-        into = await db.transaction(
-            lambda s: team.get_contact(session=s, project=session.project, contact_id=contact_id)
-        )
-        page = _page(
-            request,
-            "merge.html",
-            session,
-            into=contact_summary(into),
-            q="",
-            found=[],
-            from_id=from_id,
-            preview=None,
-            after=None,
-            error=exc.message,
+        page = await _merge_page(
+            request, db, session, contact_id, q=None, from_id=None, refusal=exc.message
         )
         page.status_code = 409
         return page

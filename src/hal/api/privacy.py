@@ -56,18 +56,18 @@ async def erase_contact(
     """Erase the person: contact, visitors, events, conversations, links, and every copy in
     the change log and the webhook delivery log. `suppress=true` refuses their user_id and
     email from then on (403 `suppressed`) until the suppression is lifted."""
-    started = await db.transaction(
-        lambda s: erasure.start_erasure(
-            session=s, project=project, contact_id=contact_id, suppress=suppress, actor=actor
-        )
+    erased = await erasure.erase(
+        db,
+        project=project,
+        person=erasure.Person(contact_id=contact_id),
+        suppress=suppress,
+        actor=actor,
     )
-    deleted = await erasure.finish_erasure(
-        db, project_id=started.project_id, contact_id=started.contact_id
-    )
+    started = erased.started
     return ErasedOut(
         id=started.contact_id,
         erased=True,
-        deleted_rows=deleted,
+        deleted_rows=erased.deleted_rows,
         suppression=SuppressionOut(user_id_hash=started.user_id_hash, email_hash=started.email_hash)
         if started.suppressed
         else None,

@@ -40,7 +40,7 @@ class PendingChange:
     type: str
     data: dict[str, Any]
     # An anonymous visitor's change (its data names no contact): erased with that visitor.
-    visitor_id: int | None = None
+    visitor_row_id: int | None = None
 
 
 _CONTACT_CHANGES = {"contact.created", "contact.updated"}
@@ -72,7 +72,7 @@ def _row(change: PendingChange, now: datetime) -> dict[str, Any]:
         "type": change.type,
         "data": change.data,
         "contact_id": contact_of(change.type, change.data),
-        "visitor_id": change.visitor_id,
+        "visitor_row_id": change.visitor_row_id,
         "created_at": now,
     }
 
@@ -145,8 +145,8 @@ def record(
     type: str,
     data: dict[str, Any],
     *,
-    visitor_id: int | None = None,
+    visitor_row_id: int | None = None,
 ) -> None:
     """Record a change made through the ORM session; written when its transaction commits."""
-    change = PendingChange(project_id, type, data, visitor_id)
+    change = PendingChange(project_id, type, data, visitor_row_id)
     session.info.setdefault("changes", []).append(change)

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import random
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +72,40 @@ class _InlineSQLiteConnection(aiosqlite.Connection):
         return fn(*args, **kwargs)
 
 
+class SQLiteCheckpointer:
+    """WAL checkpoints off the event loop. SQLite checkpoints on the committing connection by
+    default (every 1,000 WAL pages), and a checkpoint fsyncs the database file: with calls
+    inline, that stalled every request of the process. The serving connection therefore never
+    checkpoints (`wal_autocheckpoint=0`); this thread, with its own connection, runs a PASSIVE
+    checkpoint (it never waits for or blocks a writer) every `interval` seconds."""
+
+    def __init__(self, path: str, interval: float = 1.0) -> None:
+        self.path, self.interval = path, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hal-sqlite-checkpoint", daemon=True)
+
+    def start(self) -> SQLiteCheckpointer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            connection.execute("PRAGMA busy_timeout=1000")
+            while not self._stop.wait(self.interval):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    continue  # busy or locked: the next round checkpoints what this one could not
+        finally:
+            connection.close()
+
+
 async def _connect_sqlite(path: str) -> aiosqlite.Connection:
     def connect() -> sqlite3.Connection:
         return sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -88,6 +123,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # SQLiteCheckpointer's thread does it
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -137,11 +173,16 @@ class Tx:
         return await self.connection.execute(statement, params)
 
     def record(
-        self, project_id: int, type: str, data: dict[str, Any], *, visitor_id: int | None = None
+        self,
+        project_id: int,
+        type: str,
+        data: dict[str, Any],
+        *,
+        visitor_row_id: int | None = None,
     ) -> None:
         """A change for the change log, written with this transaction (or not at all).
-        `visitor_id`: the anonymous visitor a change names no contact for (erased with it)."""
-        self.changes.append(PendingChange(project_id, type, data, visitor_id))
+        `visitor_row_id`: the anonymous visitor a change names no contact for (erased with it)."""
+        self.changes.append(PendingChange(project_id, type, data, visitor_row_id))
 
     async def lock(self, keys: Iterable[int]) -> None:
         """Serialize transactions on business keys: PostgreSQL advisory locks taken in one
@@ -158,27 +199,33 @@ class Database:
         self.url = to_async_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         self.max_attempts = max_attempts
+        self.checkpointer: SQLiteCheckpointer | None = None
+        self._turns: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         if self.dialect == "sqlite":
             # One connection per process: requests queue for it instead of spinning on
             # SQLite's busy handler. Other processes still wait on busy_timeout.
+            self.connections = 1
             path = make_url(self.url).database or ":memory:"
             self.engine = create_async_engine(
                 self.url,
                 echo=echo,
                 async_creator=partial(_connect_sqlite, path),
                 poolclass=AsyncAdaptedQueuePool,
-                pool_size=1,
+                pool_size=self.connections,
                 max_overflow=0,
                 pool_timeout=60,
                 hide_parameters=True,
             )
             _configure_sqlite(self.engine)
+            if path != ":memory:":
+                self.checkpointer = SQLiteCheckpointer(path).start()
         else:
+            self.connections = 20
             self.engine = create_async_engine(
                 self.url,
                 echo=echo,
                 pool_size=10,
-                max_overflow=10,
+                max_overflow=self.connections - 10,
                 # No pre-ping (a round trip per transaction): a dead pooled connection fails
                 # its first statement, is invalidated, and the transaction is retried.
                 pool_recycle=3600,
@@ -193,10 +240,23 @@ class Database:
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
+    def _turn(self) -> asyncio.Semaphore:
+        """Transactions of this process take their connections in arrival order.
+
+        SQLAlchemy's async pool hands a returned connection to whoever asks first: a request
+        arriving at that moment takes it ahead of one already waiting, which then waits again
+        at the back of the queue. Under load some requests waited seconds (bench/RESULTS.md).
+        A semaphore as wide as the pool serves waiters first come, first served."""
+        loop = asyncio.get_running_loop()
+        if self._turns is None or self._turns[0] is not loop:
+            self._turns = (loop, asyncio.Semaphore(self.connections))
+        return self._turns[1]
+
     async def _retrying(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return await attempt_once()
+                async with self._turn():
+                    return await attempt_once()
             except DBAPIError as exc:
                 if attempt == self.max_attempts or not _is_retryable(exc):
                     raise
@@ -251,3 +311,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()

@@ -197,7 +197,7 @@ class Event(Base):
         UniqueConstraint("project_id", "event_owner", "event_key", name="uq_events_owner_key"),
         Index("ix_events_contact", "contact_id", "id"),
         Index("ix_events_company", "company_id", "id"),
-        Index("ix_events_visitor", "visitor_id", "id"),
+        Index("ix_events_visitor", "visitor_row_id", "id"),
         Index("ix_events_project_name", "project_id", "name", "id"),
         Index("ix_events_project_received", "project_id", "received_at"),
     )
@@ -205,7 +205,9 @@ class Event(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    visitor_id: Mapped[int | None] = mapped_column(ForeignKey("visitors.id", ondelete="SET NULL"))
+    visitor_row_id: Mapped[int | None] = mapped_column(
+        ForeignKey("visitors.id", ondelete="SET NULL")
+    )
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
     scope: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(128))
@@ -232,14 +234,16 @@ class ApiToken(Base):
 class Conversation(Base):
     __tablename__ = "conversations"
     __table_args__ = (
-        Index("ix_conversations_visitor", "visitor_id", "status"),
+        Index("ix_conversations_visitor", "visitor_row_id", "status"),
         Index("ix_conversations_contact", "contact_id", "id"),
         Index("ix_conversations_project_activity", "project_id", "status", "last_message_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    visitor_id: Mapped[int | None] = mapped_column(ForeignKey("visitors.id", ondelete="SET NULL"))
+    visitor_row_id: Mapped[int | None] = mapped_column(
+        ForeignKey("visitors.id", ondelete="SET NULL")
+    )
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(8), default="open")
@@ -302,7 +306,7 @@ class Change(Base):
         Index("ix_changes_created", "created_at"),
         Index("uq_changes_project_id", "project_id", "id", unique=True),
         Index("ix_changes_contact", "project_id", "contact_id"),
-        Index("ix_changes_visitor", "project_id", "visitor_id"),
+        Index("ix_changes_visitor", "project_id", "visitor_row_id"),
     )
 
     seq: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -313,7 +317,7 @@ class Change(Base):
     # The contact whose data this change carries, so an erasure finds every copy.
     contact_id: Mapped[int | None] = mapped_column(BigInteger)
     # ...or, written before its visitor was identified, the visitor's.
-    visitor_id: Mapped[int | None] = mapped_column(BigInteger)
+    visitor_row_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -345,14 +349,14 @@ class WebhookMessage(Base):
         Index("ix_webhook_messages_endpoint", "endpoint_id", "id"),
         UniqueConstraint("endpoint_id", "change_id", name="uq_webhook_messages_change"),
         Index("ix_webhook_messages_contact", "contact_id"),
-        Index("ix_webhook_messages_visitor", "visitor_id"),
+        Index("ix_webhook_messages_visitor", "visitor_row_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     change_id: Mapped[int | None] = mapped_column(BigInteger)  # None for webhook.test
     contact_id: Mapped[int | None] = mapped_column(BigInteger)  # as its change's
-    visitor_id: Mapped[int | None] = mapped_column(BigInteger)  # as its change's
+    visitor_row_id: Mapped[int | None] = mapped_column(BigInteger)  # as its change's
     type: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column()  # {"type", "timestamp", "data"}
     status: Mapped[str] = mapped_column(String(12), default="pending")

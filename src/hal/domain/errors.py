@@ -59,10 +59,6 @@ class Gone(HalError):
         self.details = details
 
 
-class PayloadTooLarge(HalError):
-    """The body is over the configured limit."""
-
-
 class UnsupportedMediaType(HalError):
     """The body is not JSON."""
 

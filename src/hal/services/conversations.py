@@ -99,12 +99,12 @@ async def reply(
     )
     session.add(message)
     await session.flush()
-    anonymous = conversation.visitor_id if conversation.contact_id is None else None
+    anonymous = conversation.visitor_row_id if conversation.contact_id is None else None
     if reopened:
         data = conversation_data(conversation)
-        record(session, project.id, "conversation.reopened", data, visitor_id=anonymous)
+        record(session, project.id, "conversation.reopened", data, visitor_row_id=anonymous)
     data = message_data(conversation, message)
-    record(session, project.id, "message.created", data, visitor_id=anonymous)
+    record(session, project.id, "message.created", data, visitor_row_id=anonymous)
     return message
 
 
@@ -119,6 +119,6 @@ async def set_status(
         conversation.status = status
         await session.flush()
         kind = "conversation.closed" if status == CLOSED else "conversation.reopened"
-        anonymous = conversation.visitor_id if conversation.contact_id is None else None
-        record(session, project.id, kind, conversation_data(conversation), visitor_id=anonymous)
+        anonymous = conversation.visitor_row_id if conversation.contact_id is None else None
+        record(session, project.id, kind, conversation_data(conversation), visitor_row_id=anonymous)
     return conversation

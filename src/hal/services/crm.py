@@ -118,7 +118,7 @@ async def record_event(call: WidgetCall, request: TrackFields, limits: Limits) -
     values = {
         "project_id": call.project.id,
         "contact_id": contact_id,
-        "visitor_id": call.visitor_row_id,
+        "visitor_row_id": call.visitor_row_id,
         "company_id": company.id if company is not None else None,
         "scope": scope.value,
         "name": request.event,
@@ -145,7 +145,7 @@ async def record_event(call: WidgetCall, request: TrackFields, limits: Limits) -
         call.project.id,
         "event.tracked",
         EventOut(**asdict(event)).model_dump(mode="json"),
-        visitor_id=call.visitor_row_id if contact_id is None else None,
+        visitor_row_id=call.visitor_row_id if contact_id is None else None,
     )
     return TrackResult(event_row_id, event, False)
 
@@ -278,7 +278,7 @@ async def write_deal(call: WidgetCall, request: SetDealFields, limits: Limits) -
             {
                 "project_id": call.project.id,
                 "contact_id": contact.id,
-                "visitor_id": call.visitor_row_id,
+                "visitor_row_id": call.visitor_row_id,
                 "company_id": company.id,
                 "scope": EventScope.COMPANY.value,
                 "name": "deal-updated",

@@ -75,7 +75,7 @@ async def fan_out(db: Database, *, first_delay: float, batch: int = FAN_OUT_BATC
                     Change.type,
                     Change.data,
                     Change.contact_id,
-                    Change.visitor_id,
+                    Change.visitor_row_id,
                     Change.created_at,
                 )
                 .where(
@@ -93,7 +93,7 @@ async def fan_out(db: Database, *, first_delay: float, batch: int = FAN_OUT_BATC
                 "endpoint_id": endpoint.id,
                 "change_id": change.id,
                 "contact_id": change.contact_id,
-                "visitor_id": change.visitor_id,
+                "visitor_row_id": change.visitor_row_id,
                 "type": change.type,
                 "payload": message_payload(change.type, change.created_at, change.data),
                 "status": "pending",

@@ -35,7 +35,10 @@ from hal.db.models import (
 from hal.db.queries import locked
 from hal.db.store.base import CONTACTS, CONVERSATIONS, EVENTS, LINKS, MESSAGES, VISITORS
 from hal.db.types import utcnow
+from hal.domain.errors import NotFound
+from hal.domain.limits import Limits
 from hal.domain.privacy import new_suppression_key, suppression_hashes
+from hal.domain.validation import parse_email
 from hal.services.audit import Actor, record_audit
 from hal.services.team import get_contact
 
@@ -53,6 +56,54 @@ class ErasureStarted:
     suppressed: bool
     user_id_hash: str | None
     email_hash: str | None
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who to erase: a contact id, or the contact owning a user_id or an email."""
+
+    contact_id: int | None = None
+    user_id: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Erased:
+    started: ErasureStarted
+    deleted_rows: int
+
+
+async def erase(
+    database: Database, *, project: Project, person: Person, suppress: bool, actor: Actor
+) -> Erased:
+    """Both phases: the person unreachable at once, then their rows in bounded batches."""
+
+    async def start(session: AsyncSession) -> ErasureStarted:
+        contact_id = person.contact_id
+        if contact_id is None:
+            contact_id = await _contact_by_key(session, project, person)
+        return await start_erasure(
+            session=session, project=project, contact_id=contact_id, suppress=suppress, actor=actor
+        )
+
+    started = await database.transaction(start)
+    deleted = await finish_erasure(
+        database, project_id=started.project_id, contact_id=started.contact_id
+    )
+    return Erased(started, deleted)
+
+
+async def _contact_by_key(session: AsyncSession, project: Project, person: Person) -> int:
+    query = select(Contact.id).where(Contact.project_id == project.id, Contact.erased_at.is_(None))
+    if person.email is not None:
+        key = parse_email(person.email, limits=Limits()).normalized
+        query = query.where(Contact.email_normalized == key)
+    else:
+        query = query.where(Contact.user_id == person.user_id)
+    found = (await session.execute(query)).scalar_one_or_none()
+    if found is None:
+        raise NotFound("unknown_contact", "no contact like this in the project")
+    return int(found)
 
 
 async def start_erasure(
@@ -135,7 +186,7 @@ def _conversations_of(contact_id: int) -> Any:
             CONVERSATIONS.c.contact_id == contact_id,
             and_(
                 CONVERSATIONS.c.contact_id.is_(None),
-                CONVERSATIONS.c.visitor_id.in_(_visitors_of(contact_id)),
+                CONVERSATIONS.c.visitor_row_id.in_(_visitors_of(contact_id)),
             ),
         )
     )
@@ -152,7 +203,7 @@ def _batches(project_id: int, contact_id: int) -> list[tuple[Table, Any, Any]]:
         (
             EVENTS,
             EVENTS.c.id,
-            and_(EVENTS.c.visitor_id.in_(visitors), EVENTS.c.contact_id.is_(None)),
+            and_(EVENTS.c.visitor_row_id.in_(visitors), EVENTS.c.contact_id.is_(None)),
         ),
         (MESSAGES, MESSAGES.c.id, MESSAGES.c.conversation_id.in_(conversations)),
         (CONVERSATIONS, CONVERSATIONS.c.id, CONVERSATIONS.c.id.in_(conversations)),
@@ -161,7 +212,7 @@ def _batches(project_id: int, contact_id: int) -> list[tuple[Table, Any, Any]]:
             CHANGES.c.seq,  # numbered or not yet
             and_(
                 CHANGES.c.project_id == project_id,
-                or_(people, CHANGES.c.visitor_id.in_(visitors)),
+                or_(people, CHANGES.c.visitor_row_id.in_(visitors)),
             ),
         ),
         (
@@ -170,7 +221,7 @@ def _batches(project_id: int, contact_id: int) -> list[tuple[Table, Any, Any]]:
             or_(
                 WEBHOOK_MESSAGES.c.contact_id == contact_id,
                 WEBHOOK_MESSAGES.c.contact_id.in_(merged),
-                WEBHOOK_MESSAGES.c.visitor_id.in_(visitors),
+                WEBHOOK_MESSAGES.c.visitor_row_id.in_(visitors),
             ),
         ),
     ]

@@ -38,7 +38,7 @@ async def export_contact(*, session: AsyncSession, project: Project, contact_id:
             )
         ).scalars()
     )
-    visitor_ids = [v.id for v in visitors]
+    visitor_row_ids = [v.id for v in visitors]
     events = list(
         (
             await session.execute(
@@ -46,7 +46,7 @@ async def export_contact(*, session: AsyncSession, project: Project, contact_id:
                 .where(
                     or_(
                         Event.contact_id == contact.id,
-                        Event.visitor_id.in_(visitor_ids) & Event.contact_id.is_(None),
+                        Event.visitor_row_id.in_(visitor_row_ids) & Event.contact_id.is_(None),
                     )
                 )
                 .order_by(Event.id)
@@ -60,7 +60,7 @@ async def export_contact(*, session: AsyncSession, project: Project, contact_id:
                 .where(
                     or_(
                         Conversation.contact_id == contact.id,
-                        Conversation.visitor_id.in_(visitor_ids)
+                        Conversation.visitor_row_id.in_(visitor_row_ids)
                         & Conversation.contact_id.is_(None),
                     )
                 )

@@ -8,9 +8,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from hal.db.engine import Tx, lock_key
-from hal.db.models import ContactMerge, Project
+from hal.db.engine import Database, Tx, lock_key
+from hal.db.models import Contact, ContactMerge, Project
 from hal.db.store.base import (
     CONTACT_COLUMNS,
     CONTACTS,
@@ -22,8 +23,9 @@ from hal.db.store.base import (
 )
 from hal.db.store.people import merge_lead, update_contact
 from hal.domain.changes import changed_values
-from hal.domain.errors import Gone, NotFound
+from hal.domain.errors import Gone, HalError, NotFound
 from hal.domain.privacy import MergePlan, MergeSide, plan_merge
+from hal.services import team
 from hal.services.audit import Actor, record_audit
 from hal.services.change_data import CONTACT_FIELDS, contact_data
 
@@ -174,3 +176,46 @@ def _shown(contact: ContactRow) -> dict[str, Any]:
         "verified": contact.verified,
         "email_verified": contact.email_verified,
     }
+
+
+@dataclass(frozen=True)
+class MergeScreen:
+    """The inbox's merge page: the contact to merge into, the duplicates a search found, and
+    the preview of merging `from` (or why it would be refused)."""
+
+    into: Contact
+    found: list[Contact]
+    preview: MergeResult | None
+    refusal: str | None
+
+
+async def merge_screen(
+    database: Database,
+    *,
+    project: Project,
+    into_id: int,
+    q: str | None,
+    from_id: int | None,
+    actor: Actor,
+) -> MergeScreen:
+    async def people(session: AsyncSession) -> tuple[Contact, list[Contact]]:
+        into = await team.get_contact(session=session, project=project, contact_id=into_id)
+        if not q or not q.strip():
+            return into, []
+        page = await team.search_contacts(
+            session=session, project=project, q=q, cursor=None, limit=20
+        )
+        return into, [c for c in page.items if c.id != into_id]
+
+    into, found = await database.transaction(people)
+    preview, refusal = None, None
+    if from_id is not None:
+        try:
+            preview = await database.run(
+                lambda tx: merge_contacts(
+                    tx, project=project, from_id=from_id, into_id=into_id, preview=True, actor=actor
+                )
+            )
+        except HalError as exc:
+            refusal = exc.message
+    return MergeScreen(into, found, preview, refusal)

@@ -48,7 +48,7 @@ async def post_widget_message(
             tx,
             {
                 "project_id": call.project.id,
-                "visitor_id": visitor.id,
+                "visitor_row_id": visitor.id,
                 "contact_id": visitor.contact_id,
                 "company_id": active,
                 "verified_contact_id": visitor.contact_id if call.verified else None,
@@ -70,9 +70,9 @@ async def post_widget_message(
     anonymous = visitor.id if conversation.contact_id is None else None
     if started:
         data = conversation_data(conversation)
-        tx.record(call.project.id, "conversation.created", data, visitor_id=anonymous)
+        tx.record(call.project.id, "conversation.created", data, visitor_row_id=anonymous)
     data = message_data(conversation, message)
-    tx.record(call.project.id, "message.created", data, visitor_id=anonymous)
+    tx.record(call.project.id, "message.created", data, visitor_row_id=anonymous)
     return conversation, message
 
 
@@ -95,7 +95,7 @@ async def read_widget_messages(
     own = [
         t
         for t in threads
-        if t.conversation.visitor_id == call.widget_visitor.id
+        if t.conversation.visitor_row_id == call.widget_visitor.id
         and t.conversation.contact_id == call.widget_visitor.contact_id
     ]
     current = next((t for t in own if t.conversation.status == OPEN), own[0] if own else None)

@@ -63,7 +63,7 @@ async def move_events(tx: Tx, *, where: Any, contact_id: int) -> None:
 
 CONVERSATION_COLUMNS = (
     CONVERSATIONS.c.id,
-    CONVERSATIONS.c.visitor_id,
+    CONVERSATIONS.c.visitor_row_id,
     CONVERSATIONS.c.contact_id,
     CONVERSATIONS.c.company_id,
     CONVERSATIONS.c.verified_contact_id,
@@ -85,7 +85,7 @@ MESSAGE_COLUMNS = (
 def own_conversations(visitor: VisitorRow) -> Any:
     """The conversations a visitor started under its current contact (or while anonymous)."""
     return and_(
-        CONVERSATIONS.c.visitor_id == visitor.id,
+        CONVERSATIONS.c.visitor_row_id == visitor.id,
         CONVERSATIONS.c.contact_id.is_not_distinct_from(visitor.contact_id),
     )
 
