@@ -126,7 +126,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    # Outermost first: CORS must also decorate the 413 of the body limit.
+    # Each add_middleware wraps the ones added before it, so the last is outermost: the
+    # security headers wrap CORS, and CORS wraps the body limit, so its 413 carries CORS
+    # headers. The request id and metrics wrap all of them (operations.OperatedAPI).
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

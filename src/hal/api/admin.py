@@ -10,10 +10,6 @@ from fastapi import APIRouter
 from hal.api.body import StrictJSONRoute
 from hal.api.deps import AdminProjectDep, DatabaseDep, TokenActorDep
 from hal.api.errors import error_responses
-from hal.db.models import Project
-from hal.domain.projects import CompanyClaims
-from hal.domain.stages import StageMode
-from hal.domain.verification import VerificationMode
 from hal.schemas import ProjectOut, ProjectPatch, RotatedSecretOut, RotateSecretRequest
 from hal.services import projects
 
@@ -25,26 +21,10 @@ router = APIRouter(
 )
 
 
-def project_out(project: Project) -> ProjectOut:
-    return ProjectOut(
-        app_id=project.app_id,
-        name=project.name,
-        identity_verification=VerificationMode(project.identity_verification),
-        stage_mode=StageMode(project.stage_mode),
-        stages=project.stages,
-        allowed_origins=project.allowed_origins,
-        protected_keys=project.protected_keys,
-        company_claims=CompanyClaims(project.company_claims),
-        event_retention_days=project.event_retention_days,
-        conversation_retention_days=project.conversation_retention_days,
-        created_at=project.created_at,
-    )
-
-
 @router.get("/settings", response_model=ProjectOut)
 async def get_settings(project: AdminProjectDep) -> ProjectOut:
     """The project's settings (never its secret)."""
-    return project_out(project)
+    return projects.project_view(project)
 
 
 @router.patch("/settings", response_model=ProjectOut)
@@ -58,7 +38,7 @@ async def patch_settings(
             session=s, app_id=project.app_id, settings=changes, actor=actor
         )
     )
-    return project_out(updated)
+    return projects.project_view(updated)
 
 
 @router.post("/settings/rotate-secret", response_model=RotatedSecretOut)

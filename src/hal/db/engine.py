@@ -11,11 +11,13 @@ Engines never log or raise with SQL parameters (`hide_parameters`): they hold pe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -200,18 +202,17 @@ class Database:
         self.dialect = make_url(self.url).get_backend_name()
         self.max_attempts = max_attempts
         self.checkpointer: SQLiteCheckpointer | None = None
-        self._turns: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._turns: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         if self.dialect == "sqlite":
             # One connection per process: requests queue for it instead of spinning on
             # SQLite's busy handler. Other processes still wait on busy_timeout.
-            self.connections = 1
             path = make_url(self.url).database or ":memory:"
             self.engine = create_async_engine(
                 self.url,
                 echo=echo,
                 async_creator=partial(_connect_sqlite, path),
                 poolclass=AsyncAdaptedQueuePool,
-                pool_size=self.connections,
+                pool_size=1,
                 max_overflow=0,
                 pool_timeout=60,
                 hide_parameters=True,
@@ -220,12 +221,11 @@ class Database:
             if path != ":memory:":
                 self.checkpointer = SQLiteCheckpointer(path).start()
         else:
-            self.connections = 20
             self.engine = create_async_engine(
                 self.url,
                 echo=echo,
                 pool_size=10,
-                max_overflow=self.connections - 10,
+                max_overflow=10,
                 # No pre-ping (a round trip per transaction): a dead pooled connection fails
                 # its first statement, is invalidated, and the transaction is retried.
                 pool_recycle=3600,
@@ -240,16 +240,19 @@ class Database:
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
-    def _turn(self) -> asyncio.Semaphore:
-        """Transactions of this process take their connections in arrival order.
+    def _turn(self) -> AbstractAsyncContextManager[Any]:
+        """SQLite: the process's transactions take its one connection in arrival order.
 
         SQLAlchemy's async pool hands a returned connection to whoever asks first: a request
         arriving at that moment takes it ahead of one already waiting, which then waits again
-        at the back of the queue. Under load some requests waited seconds (bench/RESULTS.md).
-        A semaphore as wide as the pool serves waiters first come, first served."""
+        at the back of the queue. On SQLite's single connection some requests waited seconds
+        under load (identify p99 7 s; 98 ms in turns, bench/RESULTS.md). PostgreSQL's pool of
+        20 showed no such tail, and turns there cost throughput: it keeps the pool's order."""
+        if self.is_postgres:
+            return contextlib.nullcontext()
         loop = asyncio.get_running_loop()
         if self._turns is None or self._turns[0] is not loop:
-            self._turns = (loop, asyncio.Semaphore(self.connections))
+            self._turns = (loop, asyncio.Lock())
         return self._turns[1]
 
     async def _retrying(self, attempt_once: Callable[[], Awaitable[T]]) -> T:

@@ -19,6 +19,7 @@ from hal.domain.privacy import check_retention_days
 from hal.domain.projects import CompanyClaims, check_app_id, check_stages, normalize_origin
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode
+from hal.schemas.team import ProjectOut
 from hal.services.audit import CLI, SECRET, Actor, record_audit
 
 DEFAULT_STAGES = ["Lead", "Qualified", "Trial", "Customer", "Churned"]
@@ -145,20 +146,13 @@ async def rotate_secret(
     return project
 
 
+def project_view(project: Project) -> ProjectOut:
+    """The project's settings as the admin API and the command line show them (no secret)."""
+    return ProjectOut.model_validate(project, from_attributes=True)
+
+
 def describe_project(project: Project, *, include_secret: bool) -> dict[str, Any]:
-    shown: dict[str, Any] = {
-        "app_id": project.app_id,
-        "name": project.name,
-        "identity_verification": project.identity_verification,
-        "stage_mode": project.stage_mode,
-        "stages": project.stages,
-        "allowed_origins": project.allowed_origins,
-        "protected_keys": project.protected_keys,
-        "company_claims": project.company_claims,
-        "event_retention_days": project.event_retention_days,
-        "conversation_retention_days": project.conversation_retention_days,
-        "created_at": project.created_at.isoformat(),
-    }
+    shown: dict[str, Any] = project_view(project).model_dump(mode="json")
     if include_secret:
         shown["identity_secret"] = project.identity_secret
         if project.previous_secret_expires_at is not None:
