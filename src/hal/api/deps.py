@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Query, Request
 
 from hal.config import Settings
 from hal.db.engine import Database
@@ -13,6 +13,7 @@ from hal.db.models import Project
 from hal.domain.errors import Forbidden, Unauthorized
 from hal.services.audit import Actor
 from hal.services.projects import project_for_api_token
+from hal.services.team import MAX_ID, MAX_PAGE
 from hal.services.widget_call import Caller
 
 
@@ -131,3 +132,10 @@ async def get_token_actor(auth: TeamAuthDep) -> Actor:
 TeamProjectDep = Annotated[Project, Depends(get_team_project)]
 AdminProjectDep = Annotated[Project, Depends(get_admin_project)]
 TokenActorDep = Annotated[Actor, Depends(get_token_actor)]
+
+
+# Path and query parameters of the team routes. Ids the database can hold: a larger or
+# non-positive one is a 422 naming the field, not a 500.
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the last page")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]

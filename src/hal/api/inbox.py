@@ -7,12 +7,12 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hal.api.deps import DatabaseDep
+from hal.api.deps import DatabaseDep, RowId
 from hal.api.errors import error_response
 from hal.api.inbox_session import (
     AgentSession,
@@ -34,8 +34,6 @@ TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent.parent / "web" /
 router = APIRouter(prefix="/inbox", include_in_schema=False)
 AgentDep = Annotated[AgentSession, Depends(current_agent)]
 CsrfField = Annotated[str | None, Form(alias="csrf_token")]
-# Ids the database can hold: a larger or non-positive one is a 422 naming the field, not a 500.
-RowId = Annotated[int, Path(ge=1, le=team.MAX_ID)]
 
 
 def segment(value: object) -> str:

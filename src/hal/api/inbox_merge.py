@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hal.api.deps import DatabaseDep
-from hal.api.inbox import AgentDep, CsrfField, RowId, _forbidden, _page
+from hal.api.deps import DatabaseDep, RowId
+from hal.api.inbox import AgentDep, CsrfField, _forbidden, _page
 from hal.api.inbox_session import csrf_ok
 from hal.api.presenters import contact_summary
 from hal.db.engine import Database

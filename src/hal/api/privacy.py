@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from hal.api.body import StrictJSONRoute
-from hal.api.deps import AdminProjectDep, DatabaseDep, TeamProjectDep, TokenActorDep
+from hal.api.deps import (
+    AdminProjectDep,
+    Cursor,
+    DatabaseDep,
+    Limit,
+    RowId,
+    TeamProjectDep,
+    TokenActorDep,
+)
 from hal.api.errors import error_responses
 from hal.api.presenters import (
     company_events_out,
@@ -39,10 +47,6 @@ router = APIRouter(
     route_class=StrictJSONRoute,
     responses=error_responses(400, 401, 403, 404, 413, 415, 422),
 )
-
-RowId = Annotated[int, Path(ge=1, le=team.MAX_ID)]
-Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the last page")]
-Limit = Annotated[int, Query(ge=1, le=team.MAX_PAGE)]
 
 
 @router.delete("/contacts/{contact_id}", response_model=ErasedOut, responses=error_responses(410))

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from hal.api.body import StrictJSONRoute
-from hal.api.deps import DatabaseDep, SettingsDep, TeamProjectDep, TokenActorDep
+from hal.api.deps import (
+    Cursor,
+    DatabaseDep,
+    Limit,
+    RowId,
+    SettingsDep,
+    TeamProjectDep,
+    TokenActorDep,
+)
 from hal.api.errors import error_responses
 from hal.api.presenters import (
     company_events_out,
@@ -46,11 +54,6 @@ router = APIRouter(
     route_class=StrictJSONRoute,
     responses=error_responses(400, 401, 403, 404, 413, 415, 422),
 )
-
-Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the last page")]
-Limit = Annotated[int, Query(ge=1, le=team.MAX_PAGE)]
-# Ids the database can hold: a larger or non-positive one is a 422 naming the field, not a 500.
-RowId = Annotated[int, Path(ge=1, le=team.MAX_ID)]
 
 
 @router.get("/contacts", response_model=ContactPage)

@@ -7,11 +7,31 @@ from typing import Any
 
 from hal.db.models import Company, Contact, Conversation, Deal, Message
 from hal.db.store.base import CompanyRow, ContactRow
+from hal.domain.changes import changed_values
 from hal.domain.crm import DealStatus
 from hal.domain.stages import StageDecision, StageMode, StageSource
 from hal.schemas import CompanyOut, ContactOut, ContactSummary, DealOut, MessageOut
 
 CONTACT_FIELDS = ("user_id", "email", "name", "metadata", "verified", "email_verified")
+
+
+def contact_changes(before: ContactRow, after: ContactRow) -> dict[str, Any]:
+    """What a `contact.updated` names: each field and metadata key that changed, old and new
+    (`last_seen_at` moves on every call: not a change)."""
+
+    def fields(contact: ContactRow) -> dict[str, Any]:
+        return {
+            "user_id": contact.user_id,
+            "email": contact.email,
+            "name": contact.name,
+            "metadata": contact.metadata_,
+            "verified": contact.verified,
+            "email_verified": contact.email_verified,
+        }
+
+    return changed_values(fields(before), fields(after), CONTACT_FIELDS)
+
+
 COMPANY_FIELDS = ("name", "stage", "metadata")
 
 

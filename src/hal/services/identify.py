@@ -47,8 +47,8 @@ from hal.domain.validation import (
 from hal.domain.verification import UNVERIFIED, Claims, resolve_proof
 from hal.schemas import CompanyInput, IdentifyFields, IdentifyRequest
 from hal.services.change_data import (
-    CONTACT_FIELDS,
     company_data,
+    contact_changes,
     contact_data,
     stage_change_data,
 )
@@ -247,7 +247,7 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
         stored = replace(stored, email_verified=plan.email_verified)
 
     changed = _changed(target, stored)
-    shown_changes = changed_values(_shown(current), _shown(stored), CONTACT_FIELDS)
+    shown_changes = contact_changes(current, stored)
     if target is None:
         # A lead being merged holds the email until it is gone.
         later = {"email", "email_normalized"} if lead is not None else set()
@@ -275,18 +275,6 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
         changes = {**contact_data(stored), "changed": shown_changes}
         tx.record(call.project.id, "contact.updated", changes)
     return stored
-
-
-def _shown(contact: ContactRow) -> dict[str, Any]:
-    """The fields a contact change reports (last_seen_at moves on every call: not a change)."""
-    return {
-        "user_id": contact.user_id,
-        "email": contact.email,
-        "name": contact.name,
-        "metadata": contact.metadata_,
-        "verified": contact.verified,
-        "email_verified": contact.email_verified,
-    }
 
 
 _CONTACT_FIELDS = {

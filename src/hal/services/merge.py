@@ -22,12 +22,11 @@ from hal.db.store.base import (
     ContactRow,
 )
 from hal.db.store.people import merge_lead, update_contact
-from hal.domain.changes import changed_values
 from hal.domain.errors import Gone, HalError, NotFound
 from hal.domain.privacy import MergePlan, MergeSide, plan_merge
 from hal.services import team
 from hal.services.audit import Actor, record_audit
-from hal.services.change_data import CONTACT_FIELDS, contact_data
+from hal.services.change_data import contact_changes, contact_data
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ async def merge_contacts(
     }
     await update_contact(tx, into.id, values)
     tx.record(project.id, "contact.merged", {"from": source.id, "into": into.id})
-    shown = changed_values(_shown(into), _shown(after), CONTACT_FIELDS)
+    shown = contact_changes(into, after)
     tx.record(project.id, "contact.updated", {**contact_data(after), "changed": shown})
     await record_audit(
         tx,
@@ -165,17 +164,6 @@ async def merge_contacts(
         now=tx.now,
     )
     return result
-
-
-def _shown(contact: ContactRow) -> dict[str, Any]:
-    return {
-        "user_id": contact.user_id,
-        "email": contact.email,
-        "name": contact.name,
-        "metadata": contact.metadata_,
-        "verified": contact.verified,
-        "email_verified": contact.email_verified,
-    }
 
 
 @dataclass(frozen=True)
