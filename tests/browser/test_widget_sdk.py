@@ -84,20 +84,24 @@ def test_switching_company_changes_the_active_company(page, demo):
 
 
 def test_calls_before_the_script_loads_are_replayed_in_order(page, demo):
-    def slow_widget(route):
-        time.sleep(1.5)
-        route.continue_()
-
-    page.route("**/widget.js", slow_widget)
+    held = []  # the widget script's request, answered only once the early calls are made
+    page.route("**/widget.js", lambda route: held.append(route))
     page.goto(f"{demo.url}/demo", wait_until="domcontentloaded")
-    assert page.evaluate("() => window.HalWidget.version") is None  # still the loader's stub
-    results = page.evaluate(
-        """async () => {
-            const calls = [
+    page.evaluate(
+        """() => {
+            window.early = Promise.all([
                 HalWidget.identify({user_id: "early-bird", email: "early@bird.com", name: "Early"}),
                 HalWidget.track("first"), HalWidget.track("second"), HalWidget.track("third"),
-            ];
-            const answers = await Promise.all(calls);
+            ]);
+        }"""
+    )
+    assert page.evaluate("() => window.HalWidget.version") is None  # still the loader's stub
+    while not held:
+        page.wait_for_timeout(20)
+    held[0].continue_()
+    results = page.evaluate(
+        """async () => {
+            const answers = await window.early;
             return {version: HalWidget.version, contact: answers[0].contact.user_id,
                     events: answers.slice(1).map(a => a.event.id)};
         }"""
