@@ -11,7 +11,8 @@ PORT ?= 8000
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
-	@$(UV) sync --frozen --quiet
+	@# Bytecode now: with PYTHONDONTWRITEBYTECODE set, every process would compile it again.
+	@$(UV) sync --frozen --quiet --compile-bytecode
 
 run: install
 	$(UV) run hal serve --demo --host $(HOST) --port $(PORT)

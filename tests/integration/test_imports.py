@@ -121,6 +121,62 @@ async def test_a_row_failing_after_it_wrote_leaves_nothing_behind(new_project, t
     assert [c.external_id for c in await inspect.companies(project.app_id)] == ["acme"]
 
 
+# A chunk reads once which of its people exist and its companies (db/store/lookahead.py);
+# these rows must still see what the chunk's earlier rows wrote.
+
+
+async def test_a_person_named_again_in_the_same_chunk_is_found(team, inspect):
+    text = "user_id,email,name\nu1,,Ann\nu1,ann@example.com,\n,ann@example.com,Annie\n"
+    assert counts(await upload(team, text)) == (1, 2, 0, 0)
+    [contact] = await inspect.contacts(team.project.app_id)
+    assert (contact.user_id, contact.email, contact.name) == ("u1", "ann@example.com", "Annie")
+
+
+async def test_a_company_is_read_as_an_earlier_row_of_the_chunk_wrote_it(
+    new_project, team_for, database, inspect
+):
+    project = await new_project(stage_mode="forward_only", stages=["Lead", "Customer"])
+    team = await team_for(project)
+    text = "user_id,company_id,company_name,stage\nu1,acme,Acme,Lead\nu2,acme,Acme Corp,Customer\n"
+    assert counts(await upload(team, text)) == (2, 0, 0, 0)
+    logged = await changes(database, project)
+    moves = [(c.data["previous"], c.data["stage"]) for c in logged
+             if c.type == "company.stage_changed"]  # fmt: skip
+    assert moves == [(None, "Lead"), ("Lead", "Customer")]
+    [renamed] = [c for c in logged if c.type == "company.updated"]
+    assert renamed.data["changed"]["name"] == {"old": "Acme", "new": "Acme Corp"}
+    backwards = "user_id,company_id,stage\nu3,acme,Lead\n"
+    assert counts(await upload(team, backwards)) == (1, 0, 0, 0)  # forward_only: kept Customer
+    assert [c.stage for c in await inspect.companies(project.app_id)] == ["Customer"]
+
+
+async def test_a_company_made_by_a_failed_row_is_made_again_by_the_next(
+    new_project, team_for, inspect, database
+):
+    team = await team_for(await new_project(stage_mode="forward_only", stages=["Lead"]))
+    text = "user_id,company_id,company_name,stage\nu1,newco,New Co,Unknown\nu2,newco,New Co,\n"
+    answer = await upload(team, text)
+    assert counts(answer) == (1, 0, 0, 1)
+    [company] = await inspect.companies(team.project.app_id)
+    [contact] = await inspect.contacts(team.project.app_id)
+    assert await inspect.links(team.project.app_id) == [(contact.id, "newco")]
+    created = [c for c in await changes(database, team.project) if c.type == "company.created"]
+    assert [c.data["id"] for c in created] == [company.external_id]
+
+
+async def test_an_email_merged_into_another_contact_reaches_it(team, inspect):
+    people = "user_id,email\n,old@example.com\nb,new@example.com\n"
+    assert counts(await upload(team, people)) == (2, 0, 0, 0)
+    ids = {c.email: c.id for c in await inspect.contacts(team.project.app_id)}
+    merged = await team.post(
+        "/contacts/merge", {"from": ids["old@example.com"], "into": ids["new@example.com"]}
+    )
+    assert merged.status_code == 200, merged.text
+    assert counts(await upload(team, "email,name\nold@example.com,Bea\n")) == (0, 1, 0, 0)
+    named = [(c.id, c.name) for c in await inspect.contacts(team.project.app_id) if c.name]
+    assert named == [(ids["new@example.com"], "Bea")]
+
+
 async def test_companies_are_imported_and_counted(team, inspect):
     text = "id,name,stage,metadata.tier\nacme,Acme,Trial,gold\nbeta,,,\n"
     assert counts(await upload(team, text, "companies")) == (2, 0, 0, 0)

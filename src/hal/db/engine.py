@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 from sqlalchemy import CursorResult, Executable, event, text
@@ -39,6 +39,9 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from hal.db.changelog import NUMBER_BATCH, PendingChange, number_changes, write_changes
 from hal.db.project_cache import ProjectCache
 from hal.db.types import utcnow
+
+if TYPE_CHECKING:
+    from hal.db.store.lookahead import Lookahead
 
 T = TypeVar("T")
 
@@ -164,6 +167,8 @@ class Tx:
     projects: ProjectCache
     now: datetime = field(default_factory=utcnow)
     changes: list[PendingChange] = field(default_factory=list)
+    # An import chunk's reads made once for all its rows (db/store/lookahead.py).
+    lookahead: Lookahead | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -186,12 +191,13 @@ class Tx:
         `visitor_row_id`: the anonymous visitor a change names no contact for (erased with it)."""
         self.changes.append(PendingChange(project_id, type, data, visitor_row_id))
 
-    async def lock(self, keys: Iterable[int]) -> None:
-        """Serialize transactions on business keys: PostgreSQL advisory locks taken in one
-        statement, in sorted order so two transactions never wait on each other. SQLite already
-        runs one writer at a time."""
+    async def lock(self, keys: Iterable[tuple[object, ...]]) -> None:
+        """Serialize transactions on business keys (each a tuple such as `(project_id,
+        "email", value)`): PostgreSQL advisory locks taken in one statement, in sorted order so
+        two transactions never wait on each other. SQLite already runs one writer at a time."""
         if self.is_postgres:
-            await self.connection.execute(_ADVISORY_LOCKS, {"keys": sorted(set(keys))})
+            locks = sorted({lock_key(*key) for key in keys})
+            await self.connection.execute(_ADVISORY_LOCKS, {"keys": locks})
 
 
 class Database:

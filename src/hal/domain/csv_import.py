@@ -152,6 +152,13 @@ def company_fields(values: Mapping[str, str]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
+def named_keys(kind: ImportKind, values: Mapping[str, str]) -> tuple[str | None, ...]:
+    """The user_id, email (as written) and company id a row names."""
+    if kind is ImportKind.CONTACTS:
+        return _given(values, "user_id"), _given(values, "email"), _given(values, "company_id")
+    return None, None, _given(values, "id")
+
+
 # A field path of the write -> the column it came from (for a row's error).
 _CONTACT_PATHS = {("company", "id"): "company_id", ("company", "name"): "company_name",
                   ("company", "stage"): "stage"}  # fmt: skip

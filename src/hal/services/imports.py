@@ -12,6 +12,7 @@ its rows failed). A dry run writes each chunk and rolls it back.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from hal.db.engine import Database, Tx
+from hal.db.store.lookahead import Lookahead, look_ahead, write_links
 from hal.db.types import utcnow
 from hal.domain.csv_import import (
     Header,
@@ -32,11 +34,13 @@ from hal.domain.csv_import import (
     column_of,
     company_fields,
     contact_fields,
+    named_keys,
     read_header,
     row_values,
 )
 from hal.domain.errors import HalError, InvalidInput, NotFound
 from hal.domain.limits import Limits
+from hal.domain.validation import parse_email
 from hal.schemas import CompanyInput, IdentifyFields
 from hal.services.identify import identify_contact, write_company
 
@@ -136,6 +140,7 @@ async def _write_chunk(
     chunk is not taken as made by this one). Without savepoints a failing row sends the
     chunk back (`_Redo`); with them it is rolled back alone and the chunk goes on."""
     outcome: list[tuple[str, _Row, HalError | None]] = []
+    ahead = await _look_ahead(tx, app_id=app_id, kind=kind, rows=rows, limits=limits)
     for row in rows:
         if row.error is not None:
             outcome.append(("failed", row, row.error))
@@ -144,12 +149,14 @@ async def _write_chunk(
         recorded = len(tx.changes)
         if savepoints:
             await tx.connection.exec_driver_sql("SAVEPOINT import_row")
+            ahead.save()
         try:
             await _write_row(tx, app_id=app_id, kind=kind, row=row, limits=limits)
         except HalError as exc:
             if not savepoints:
                 raise _Redo from exc
             await tx.connection.exec_driver_sql("ROLLBACK TO SAVEPOINT import_row")
+            ahead.restore()
             del tx.changes[recorded:]
             outcome.append(("failed", row, exc))
             continue
@@ -157,9 +164,37 @@ async def _write_chunk(
             await tx.connection.exec_driver_sql("RELEASE SAVEPOINT import_row")
         types = [change.type for change in tx.changes[recorded:]]
         outcome.append((_verdict(kind, types), row, None))
+    await write_links(tx)
     if dry_run:
         raise _DryRun(outcome)
     return outcome
+
+
+async def _look_ahead(
+    tx: Tx, *, app_id: str, kind: ImportKind, rows: list[_Row], limits: Limits
+) -> Lookahead:
+    """Read once what the chunk's rows name: which of their people exist, and their companies
+    (db/store/lookahead.py)."""
+    project = await tx.projects.get(tx.connection, app_id)
+    user_ids: set[str] = set()
+    emails: set[str] = set()
+    company_ids: set[str] = set()
+    for row in rows:
+        if row.error is not None:
+            continue
+        user_id, email, company_id = named_keys(kind, row.values)
+        if user_id is not None:
+            user_ids.add(user_id)
+        if email is not None:
+            with contextlib.suppress(InvalidInput):  # the row will say what is wrong
+                emails.add(parse_email(email, limits=limits).normalized)
+        if company_id is not None:
+            company_ids.add(company_id)
+    if project is None:
+        return Lookahead()  # the rows will say so
+    return await look_ahead(
+        tx, project_id=project.id, user_ids=user_ids, emails=emails, company_ids=company_ids
+    )
 
 
 async def _import_chunk(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hal.db.engine import Database, Tx, lock_key
+from hal.db.engine import Database, Tx
 from hal.db.models import Contact, ContactMerge, Project
 from hal.db.store.base import (
     CONTACT_COLUMNS,
@@ -125,8 +125,8 @@ async def merge_contacts(
     ]
     # The same advisory locks as identify takes on these keys, so no identify races the move.
     await tx.lock(
-        [lock_key(project.id, "user_id", c.user_id) for c in seen if c.user_id]
-        + [lock_key(project.id, "email", c.email_normalized) for c in seen if c.email_normalized]
+        [(project.id, "user_id", c.user_id) for c in seen if c.user_id]
+        + [(project.id, "email", c.email_normalized) for c in seen if c.email_normalized]
     )
     source = await _contact(tx, project.id, from_id, field="from")
     into = await _contact(tx, project.id, into_id, field="into")

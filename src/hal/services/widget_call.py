@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from hal.db.engine import Tx, lock_key
+from hal.db.engine import Tx
 from hal.db.store.base import CompanyRow, ContactRow, VisitorRow
 from hal.db.store.people import contact_by_id, contacts_by_keys, find_visitor, upsert_visitor
 from hal.domain.access import check_company_access, company_visible, require_session
@@ -333,8 +333,10 @@ async def _lock_keys(
 ) -> None:
     """Serialize the calls naming one person (PostgreSQL advisory locks on the user_id and
     the email, before any row), and refuse a person erased with suppression."""
-    keys = [lock_key(project.id, "user_id", user_id)] if user_id is not None else []
+    keys: list[tuple[object, ...]] = []
+    if user_id is not None:
+        keys.append((project.id, "user_id", user_id))
     if email_key is not None:
-        keys.append(lock_key(project.id, "email", email_key))
+        keys.append((project.id, "email", email_key))
     await tx.lock(keys)
     await refuse_suppressed(tx, project=project, user_id=user_id, email_key=email_key)

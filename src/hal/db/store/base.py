@@ -18,6 +18,7 @@ from hal.db.models import (
     Company,
     Contact,
     ContactCompany,
+    ContactMerge,
     Conversation,
     Deal,
     Event,
@@ -35,6 +36,7 @@ STAGE_CHANGES = cast(Table, StageChange.__table__)
 DEALS = cast(Table, Deal.__table__)
 CONVERSATIONS = cast(Table, Conversation.__table__)
 MESSAGES = cast(Table, Message.__table__)
+MERGES = cast(Table, ContactMerge.__table__)
 
 
 def insert(tx: Tx, table: Table) -> PgInsert | SqliteInsert:

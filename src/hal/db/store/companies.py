@@ -19,6 +19,7 @@ from hal.db.store.base import (
     insert,
     per_dialect,
 )
+from hal.db.store.lookahead import write_links
 
 
 @per_dialect
@@ -40,6 +41,8 @@ async def upsert_companies(
     equal to the transaction's `now`."""
     if not names:
         return {}
+    if tx.lookahead is not None and (known := tx.lookahead.known_companies(names)) is not None:
+        return known
     rows: list[dict[str, Any]] = [
         {
             "project_id": project_id,
@@ -52,7 +55,10 @@ async def upsert_companies(
         for external_id in sorted(names)
     ]
     found = [CompanyRow.of(row) for row in await tx.execute(_upsert_companies(tx), rows)]
-    return {company.external_id: company for company in found}
+    upserted = {company.external_id: company for company in found}
+    if tx.lookahead is not None:
+        tx.lookahead.companies.update(upserted)
+    return upserted
 
 
 _COMPANY_FOR_UPDATE = (
@@ -73,6 +79,8 @@ _UPDATE_COMPANY = update(COMPANIES).where(COMPANIES.c.id == bindparam("company_r
 async def update_company(tx: Tx, company_id: int, values: Mapping[str, Any]) -> None:
     if values:
         await tx.execute(_UPDATE_COMPANY, {"company_row_id": company_id, **values})
+        if tx.lookahead is not None:
+            tx.lookahead.company_written(company_id, values)
 
 
 @per_dialect
@@ -86,12 +94,13 @@ def _insert_links(insert: Callable[[Table], Any]) -> Any:
 
 async def link(tx: Tx, *, contact_id: int, company_ids: Iterable[int]) -> set[int]:
     """Link the contact to the companies; returns the ones that were not linked yet."""
-    rows = [
-        {"contact_id": contact_id, "company_id": company_id, "created_at": tx.now}
-        for company_id in sorted(set(company_ids))
-    ]
-    if not rows:
+    ids = sorted(set(company_ids))
+    if not ids:
         return set()
+    ahead = tx.lookahead
+    if ahead is not None and contact_id in ahead.created_contacts:
+        return ahead.link_later(contact_id, ids, tx.now)
+    rows = [{"contact_id": contact_id, "company_id": id_, "created_at": tx.now} for id_ in ids]
     return {int(row.company_id) for row in await tx.execute(_insert_links(tx), rows)}
 
 
@@ -105,6 +114,7 @@ _LINKED = (
 
 async def linked_companies(tx: Tx, contact_id: int) -> list[CompanyRow]:
     """Every company linked to the contact, by external id."""
+    await write_links(tx)
     return [CompanyRow.of(row) for row in await tx.execute(_LINKED, {"contact_id": contact_id})]
 
 
@@ -130,11 +140,16 @@ async def guard(tx: Tx, company_ids: Iterable[int]) -> None:
     ids = sorted(set(company_ids))
     if ids:
         await tx.execute(_GUARD, {"ids": ids})
+        if tx.lookahead is not None:
+            tx.lookahead.guarded(set(ids))
 
 
 async def guard_linked(tx: Tx, contact_id: int) -> None:
     """Mark every company of a contact that has just become verified."""
+    await write_links(tx)
     await tx.execute(_GUARD_LINKED, {"contact_id": contact_id})
+    if tx.lookahead is not None:
+        tx.lookahead.companies.clear()  # which ones it guarded is not known here
 
 
 async def add_event(tx: Tx, values: Mapping[str, Any]) -> int:

@@ -6,7 +6,6 @@ import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from typing import cast as typed
 
 from sqlalchemy import (
     BigInteger,
@@ -22,22 +21,21 @@ from sqlalchemy import (
 )
 
 from hal.db.engine import Tx
-from hal.db.models import ContactMerge
 from hal.db.store.base import (
     CONTACT_COLUMNS,
     CONTACTS,
     CONVERSATIONS,
     EVENTS,
     LINKS,
+    MERGES,
     VISITORS,
     ContactRow,
     VisitorRow,
     insert,
     per_dialect,
 )
+from hal.db.store.lookahead import write_links
 from hal.db.store.timeline import move_events
-
-MERGES = typed(Table, ContactMerge.__table__)
 
 _VISITOR_COLUMNS = (
     VISITORS.c.id,
@@ -165,6 +163,9 @@ async def contacts_by_keys(
     bound contact; and the contact the email was merged into, if it was (also read). FOR NO
     KEY UPDATE on PostgreSQL, so a link insert's KEY SHARE lock on a contact never deadlocks
     with it."""
+    ahead = tx.lookahead
+    if ahead is not None and ahead.unknown_person(user_id, email_normalized) and contact_id is None:
+        return [], None
     query = _contacts_by_keys(
         user_id is not None, email_normalized is not None, contact_id is not None
     )
@@ -205,7 +206,10 @@ async def insert_contact(tx: Tx, *, project_id: int, values: dict[str, Any]) -> 
         "last_seen_at": tx.now,
         **search_keys(values),
     }
-    return int((await tx.execute(_insert_contact(tx), row)).scalar_one())
+    contact_id = int((await tx.execute(_insert_contact(tx), row)).scalar_one())
+    if tx.lookahead is not None:
+        tx.lookahead.created_contacts.add(contact_id)
+    return contact_id
 
 
 _UPDATE_CONTACT = update(CONTACTS).where(CONTACTS.c.id == bindparam("contact_row_id"))
@@ -234,6 +238,7 @@ async def merge_lead(tx: Tx, *, lead_id: int, into_id: int, alias: str | None = 
     """Move a lead's timeline, visitors, conversations and links to `into`, then delete it
     (which frees its email for `into`). Its id is remembered as merged into `into` (its
     team API address answers 410; erasing `into` erases what the change log holds of it)."""
+    await write_links(tx)
     await move_events(tx, where=EVENTS.c.contact_id == lead_id, contact_id=into_id)
     for table in (VISITORS, CONVERSATIONS):
         await tx.execute(
