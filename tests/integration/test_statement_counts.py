@@ -71,3 +71,20 @@ async def test_track_and_set_properties_run_a_bounded_number_of_statements(
     assert changed.status_code == 200, changed.text
     assert len(track) <= TRACK, track
     assert len(properties) <= SET_PROPERTIES, properties
+
+
+# An import chunk (db/store/lookahead.py): one statement for each new contact (and its
+# advisory lock on PostgreSQL), and a few for the chunk.
+IMPORT_CHUNK = 10
+
+
+async def test_an_import_runs_about_one_statement_a_new_contact(team, database):
+    from tests.integration.test_imports import counts, upload
+
+    assert counts(await upload(team, "id\nacme\nbeta\n", "companies")) == (2, 0, 0, 0)
+    rows = "".join(f"u{i},u{i}@example.com,{('acme', 'beta')[i % 2]}\n" for i in range(40))
+    with counting(database) as statements:
+        answer = await upload(team, "user_id,email,company_id\n" + rows)
+    assert counts(answer) == (40, 0, 0, 0)
+    per_row = 2 if database.is_postgres else 1
+    assert len(statements) <= 40 * per_row + IMPORT_CHUNK, statements
