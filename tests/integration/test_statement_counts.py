@@ -73,8 +73,8 @@ async def test_track_and_set_properties_run_a_bounded_number_of_statements(
     assert len(properties) <= SET_PROPERTIES, properties
 
 
-# An import chunk (db/store/lookahead.py): one statement for each new contact (and its
-# advisory lock on PostgreSQL), and a few for the chunk.
+# An import chunk (db/store/lookahead.py): one statement for each new contact, and a few for
+# the chunk (its people's advisory locks on PostgreSQL among them).
 IMPORT_CHUNK = 10
 
 
@@ -86,5 +86,4 @@ async def test_an_import_runs_about_one_statement_a_new_contact(team, database):
     with counting(database) as statements:
         answer = await upload(team, "user_id,email,company_id\n" + rows)
     assert counts(answer) == (40, 0, 0, 0)
-    per_row = 2 if database.is_postgres else 1
-    assert len(statements) <= 40 * per_row + IMPORT_CHUNK, statements
+    assert len(statements) <= 40 + IMPORT_CHUNK, statements

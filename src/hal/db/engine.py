@@ -169,6 +169,8 @@ class Tx:
     changes: list[PendingChange] = field(default_factory=list)
     # An import chunk's reads made once for all its rows (db/store/lookahead.py).
     lookahead: Lookahead | None = None
+    locked: set[int] = field(default_factory=set)  # advisory locks held (until the end)
+    _savepoint: tuple[int, set[int]] | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -191,13 +193,35 @@ class Tx:
         `visitor_row_id`: the anonymous visitor a change names no contact for (erased with it)."""
         self.changes.append(PendingChange(project_id, type, data, visitor_row_id))
 
+    async def savepoint(self) -> None:
+        """Mark a point `rollback_to_savepoint` can return to (one at a time): the database's
+        writes and locks since, and this transaction's record of them."""
+        await self.connection.exec_driver_sql("SAVEPOINT hal_row")
+        self._savepoint = (len(self.changes), set(self.locked))
+        if self.lookahead is not None:
+            self.lookahead.save()
+
+    async def rollback_to_savepoint(self) -> None:
+        await self.connection.exec_driver_sql("ROLLBACK TO SAVEPOINT hal_row")
+        assert self._savepoint is not None
+        recorded, self.locked = self._savepoint
+        del self.changes[recorded:]
+        if self.lookahead is not None:
+            self.lookahead.restore()
+
+    async def release_savepoint(self) -> None:
+        await self.connection.exec_driver_sql("RELEASE SAVEPOINT hal_row")
+        self._savepoint = None
+
     async def lock(self, keys: Iterable[tuple[object, ...]]) -> None:
         """Serialize transactions on business keys (each a tuple such as `(project_id,
         "email", value)`): PostgreSQL advisory locks taken in one statement, in sorted order so
         two transactions never wait on each other. SQLite already runs one writer at a time."""
         if self.is_postgres:
-            locks = sorted({lock_key(*key) for key in keys})
-            await self.connection.execute(_ADVISORY_LOCKS, {"keys": locks})
+            locks = sorted({lock_key(*key) for key in keys} - self.locked)
+            if locks:
+                await self.connection.execute(_ADVISORY_LOCKS, {"keys": locks})
+                self.locked.update(locks)
 
 
 class Database:

@@ -35,21 +35,25 @@ def contact_changes(before: ContactRow, after: ContactRow) -> dict[str, Any]:
 COMPANY_FIELDS = ("name", "stage", "metadata")
 
 
+def _contact_fields(contact: Contact | ContactRow) -> dict[str, Any]:
+    return {
+        "id": contact.id,
+        "user_id": contact.user_id,
+        "email": contact.email,
+        "name": contact.name,
+        "metadata": contact.metadata_,
+        "verified": contact.verified,
+        "email_verified": contact.email_verified,
+    }
+
+
 def contact_out(contact: Contact | ContactRow) -> ContactOut:
-    return ContactOut(
-        id=contact.id,
-        user_id=contact.user_id,
-        email=contact.email,
-        name=contact.name,
-        metadata=contact.metadata_,
-        verified=contact.verified,
-        email_verified=contact.email_verified,
-    )
+    return ContactOut(**_contact_fields(contact))
 
 
 def contact_summary(contact: Contact | ContactRow) -> ContactSummary:
     return ContactSummary(
-        **contact_out(contact).model_dump(),
+        **_contact_fields(contact),
         created_at=contact.created_at,
         last_seen_at=contact.last_seen_at,
     )

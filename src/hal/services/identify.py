@@ -234,17 +234,17 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
         metadata = merge_metadata(metadata, checked.metadata)
     if checked.claims.name is not None:
         name = checked.claims.name
-    stored = replace(
-        current,
-        user_id=checked.user_id if plan.claim_user_id else current.user_id,
-        name=name,
-        metadata_=metadata,
-        verified=verified,
-    )
+    written: dict[str, Any] = {
+        "user_id": checked.user_id if plan.claim_user_id else current.user_id,
+        "name": name,
+        "metadata_": metadata,
+        "verified": verified,
+    }
     if plan.set_email and checked.email is not None:
-        stored = replace(stored, email=checked.email.display, email_normalized=checked.email_key)
+        written.update(email=checked.email.display, email_normalized=checked.email_key)
     if plan.email_verified is not None:
-        stored = replace(stored, email_verified=plan.email_verified)
+        written["email_verified"] = plan.email_verified
+    stored = replace(current, **written)
 
     changed = _changed(target, stored)
     shown_changes = contact_changes(current, stored)

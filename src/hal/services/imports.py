@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from hal.db.engine import Database, Tx
-from hal.db.store.lookahead import Lookahead, look_ahead, write_links
+from hal.db.store.lookahead import look_ahead, write_links
 from hal.db.types import utcnow
 from hal.domain.csv_import import (
     Header,
@@ -140,7 +140,7 @@ async def _write_chunk(
     chunk is not taken as made by this one). Without savepoints a failing row sends the
     chunk back (`_Redo`); with them it is rolled back alone and the chunk goes on."""
     outcome: list[tuple[str, _Row, HalError | None]] = []
-    ahead = await _look_ahead(tx, app_id=app_id, kind=kind, rows=rows, limits=limits)
+    await _look_ahead(tx, app_id=app_id, kind=kind, rows=rows, limits=limits)
     for row in rows:
         if row.error is not None:
             outcome.append(("failed", row, row.error))
@@ -148,20 +148,17 @@ async def _write_chunk(
         tx.now = max(utcnow(), tx.now + timedelta(microseconds=1))
         recorded = len(tx.changes)
         if savepoints:
-            await tx.connection.exec_driver_sql("SAVEPOINT import_row")
-            ahead.save()
+            await tx.savepoint()
         try:
             await _write_row(tx, app_id=app_id, kind=kind, row=row, limits=limits)
         except HalError as exc:
             if not savepoints:
                 raise _Redo from exc
-            await tx.connection.exec_driver_sql("ROLLBACK TO SAVEPOINT import_row")
-            ahead.restore()
-            del tx.changes[recorded:]
+            await tx.rollback_to_savepoint()
             outcome.append(("failed", row, exc))
             continue
         if savepoints:
-            await tx.connection.exec_driver_sql("RELEASE SAVEPOINT import_row")
+            await tx.release_savepoint()
         types = [change.type for change in tx.changes[recorded:]]
         outcome.append((_verdict(kind, types), row, None))
     await write_links(tx)
@@ -172,7 +169,7 @@ async def _write_chunk(
 
 async def _look_ahead(
     tx: Tx, *, app_id: str, kind: ImportKind, rows: list[_Row], limits: Limits
-) -> Lookahead:
+) -> None:
     """Read once what the chunk's rows name: which of their people exist, and their companies
     (db/store/lookahead.py)."""
     project = await tx.projects.get(tx.connection, app_id)
@@ -191,8 +188,8 @@ async def _look_ahead(
         if company_id is not None:
             company_ids.add(company_id)
     if project is None:
-        return Lookahead()  # the rows will say so
-    return await look_ahead(
+        return  # the rows will say so
+    await look_ahead(
         tx, project_id=project.id, user_ids=user_ids, emails=emails, company_ids=company_ids
     )
 

@@ -137,8 +137,14 @@ async def look_ahead(
     user_ids: set[str],
     emails: set[str],
     company_ids: set[str],
-) -> Lookahead:
-    """Read what the chunk's rows name and set it on the transaction."""
+) -> None:
+    """Lock the people the chunk's rows name (as each row would, see `Tx.lock`: no other
+    writer can give them a contact meanwhile), read what the rows name and set it on the
+    transaction."""
+    await tx.lock(
+        [(project_id, "user_id", user_id) for user_id in user_ids]
+        + [(project_id, "email", email) for email in emails]
+    )
     present: set[PersonKey] = set()
     if user_ids or emails:
         params = {"project_id": project_id, "user_ids": sorted(user_ids), "emails": sorted(emails)}
@@ -152,7 +158,6 @@ async def look_ahead(
         for row in await tx.execute(_COMPANIES, params):
             companies[row.external_id] = CompanyRow.of(row)
     tx.lookahead = Lookahead(absent, companies)
-    return tx.lookahead
 
 
 async def write_links(tx: Tx) -> None:
