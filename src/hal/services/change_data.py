@@ -15,27 +15,8 @@ from hal.schemas import CompanyOut, ContactOut, ContactSummary, DealOut, Message
 CONTACT_FIELDS = ("user_id", "email", "name", "metadata", "verified", "email_verified")
 
 
-def contact_changes(before: ContactRow, after: ContactRow) -> dict[str, Any]:
-    """What a `contact.updated` names: each field and metadata key that changed, old and new
-    (`last_seen_at` moves on every call: not a change)."""
-
-    def fields(contact: ContactRow) -> dict[str, Any]:
-        return {
-            "user_id": contact.user_id,
-            "email": contact.email,
-            "name": contact.name,
-            "metadata": contact.metadata_,
-            "verified": contact.verified,
-            "email_verified": contact.email_verified,
-        }
-
-    return changed_values(fields(before), fields(after), CONTACT_FIELDS)
-
-
-COMPANY_FIELDS = ("name", "stage", "metadata")
-
-
 def _contact_fields(contact: Contact | ContactRow) -> dict[str, Any]:
+    """The contact as the API shows it, by field name (`metadata`, not the column's name)."""
     return {
         "id": contact.id,
         "user_id": contact.user_id,
@@ -45,6 +26,15 @@ def _contact_fields(contact: Contact | ContactRow) -> dict[str, Any]:
         "verified": contact.verified,
         "email_verified": contact.email_verified,
     }
+
+
+def contact_changes(before: ContactRow, after: ContactRow) -> dict[str, Any]:
+    """What a `contact.updated` names: each field and metadata key that changed, old and new
+    (`last_seen_at` moves on every call: not a change)."""
+    return changed_values(_contact_fields(before), _contact_fields(after), CONTACT_FIELDS)
+
+
+COMPANY_FIELDS = ("name", "stage", "metadata")
 
 
 def contact_out(contact: Contact | ContactRow) -> ContactOut:
