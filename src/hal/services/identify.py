@@ -247,7 +247,7 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
     stored = replace(current, **written)
 
     changed = _changed(target, stored)
-    shown_changes = contact_changes(current, stored)
+    shown_changes = contact_changes(current, stored) if target is not None else {}
     if target is None:
         # A lead being merged holds the email until it is gone.
         later = {"email", "email_normalized"} if lead is not None else set()
