@@ -1,9 +1,10 @@
 """What an import chunk reads once, before its rows, instead of row by row (README "Batch
 writes and imports").
 
-A chunk's transaction reads, in two statements, which of the user_ids and emails its rows
-name no contact has, and the companies its rows name (locked, in id order). The store then
-answers from that `Lookahead` while it stays true:
+A chunk's transaction takes the advisory locks of the user_ids and emails its rows name (one
+statement, PostgreSQL only), then reads in two statements which of them no contact has, and
+the companies its rows name (locked, in id order). The store then answers from that
+`Lookahead` while it stays true:
 
 - `contacts_by_keys` runs no statement for keys no contact had when the chunk began and no
   earlier row of the chunk named (a contact gets a key only from a call naming it);
@@ -14,7 +15,7 @@ answers from that `Lookahead` while it stays true:
   and `write_links` inserts them in one statement: at the end of the chunk, and before any
   statement that reads links.
 
-A row rolled back to its savepoint takes back what it did here with `restore`.
+A row rolled back to its savepoint (`Tx.rollback_to_savepoint`) takes back what it did here.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def person_keys(user_id: str | None, email_normalized: str | None) -> list[Perso
 
 @dataclass
 class Lookahead:
+    """One chunk's knowledge: keys no contact has, its companies as last written, the
+    contacts it created and their links not written yet."""
+
     absent: set[PersonKey] = field(default_factory=set)
     companies: dict[str, CompanyRow] = field(default_factory=dict)  # by external id
     created_contacts: set[int] = field(default_factory=set)
