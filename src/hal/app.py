@@ -81,7 +81,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         new_visitors=settings.new_visitors_per_project,
         new_visitors_per_client=settings.new_visitors_per_client,
     )
-    app.state.change_feed = ChangeFeed(database, retention=settings.stream_retention)
+    app.state.change_feed = ChangeFeed(
+        database,
+        retention=settings.stream_retention,
+        webhook_log_retention=settings.webhook_log_retention,
+    )
     app.state.login_throttle = LoginThrottle(
         storage_url=settings.rate_limit_storage,
         per_email=settings.login_failures_per_email,

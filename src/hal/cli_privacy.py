@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hal.cli_common import DatabaseUrl, print_json, run_on_database
+from hal.cli_common import DatabaseUrl, print_json, run_on_database, settings_for
 from hal.db.engine import Database
 from hal.services import erasure, retention
 from hal.services.audit import CLI
@@ -51,10 +51,12 @@ def contacts_erase(
 
 
 def purge_command(database_url: DatabaseUrl = None) -> None:
-    """Apply every project's event and conversation retention now (bounded batches), and
-    finish erasures a stopped server left half done."""
+    """Apply every project's event and conversation retention and the webhook delivery log's
+    (HAL_WEBHOOK_LOG_RETENTION) now, in bounded batches, and finish erasures a stopped server
+    left half done."""
+    keep = settings_for(database_url).webhook_log_retention
 
     async def work(database: Database) -> dict[str, int]:
-        return (await retention.purge(database)).as_dict()
+        return (await retention.purge(database, webhook_log=keep)).as_dict()
 
     print_json(run_on_database(database_url, work))

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # How long the change log keeps changes for streams to replay (seconds, or ISO 8601
     # like PT72H); older ones are purged in bounded batches.
     stream_retention: timedelta = timedelta(hours=72)
+    # How long the webhook delivery log keeps a message and its attempts (same formats); the
+    # retry schedule ends within about 28 hours, so older messages are settled.
+    webhook_log_retention: timedelta = timedelta(days=30)
     # Webhooks (README "Webhooks"). Delivery runs inside `hal serve` unless webhook_worker is
     # false (then `hal worker` processes do it). Seconds before each attempt, the first one
     # included; private and loopback receivers only for development and tests.

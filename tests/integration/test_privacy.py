@@ -9,13 +9,13 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from hal.app import create_app
 from hal.cli import app as cli_app
 from hal.config import Settings
-from hal.db.models import Conversation, Event, Project
+from hal.db.models import Conversation, Event, Project, WebhookAttempt, WebhookMessage
 from hal.db.types import utcnow
 from hal.services.retention import purge
 from tests.factories import make_token, number_all_changes, unique, unique_email
@@ -393,6 +393,43 @@ async def test_retention_deletes_only_what_is_old(widget, admin, project, databa
     assert bad.json()["error"]["field"] == "conversation_retention_days"
 
 
+async def test_the_delivery_log_keeps_messages_for_its_retention_only(project, database):
+    from tests.integration.test_webhook_delivery import drop_endpoint, endpoint_for
+
+    endpoint = await endpoint_for(database, project, "http://127.0.0.1:9/hooks")
+    ages = {"old-delivered": 40, "old-failed": 31, "recent": 29}
+
+    async def add(session):
+        for name, days in ages.items():
+            status = "failed" if name == "old-failed" else "delivered"
+            message = WebhookMessage(
+                endpoint_id=endpoint.id, type=name, payload={"type": name}, status=status,
+                created_at=utcnow() - timedelta(days=days),
+            )  # fmt: skip
+            session.add(message)
+            await session.flush()
+            session.add(WebhookAttempt(message_id=message.id, status_code=200, duration_ms=1))
+
+    async def left(session):
+        kept = await session.execute(
+            select(WebhookMessage.type).where(WebhookMessage.endpoint_id == endpoint.id)
+        )
+        attempts = await session.execute(
+            select(func.count()).select_from(WebhookAttempt).join(WebhookMessage)
+            .where(WebhookMessage.endpoint_id == endpoint.id)
+        )  # fmt: skip
+        return sorted(kept.scalars()), attempts.scalar_one()
+
+    try:
+        await database.transaction(add)
+        assert (await purge(database)).webhook_messages == 0  # no retention given: all kept
+        counts = await purge(database, webhook_log=timedelta(days=30), batch=1)
+        assert counts.webhook_messages == 2
+        assert await database.transaction(left) == (["recent"], 1)
+    finally:
+        await drop_endpoint(database, endpoint.id)
+
+
 # --- command line --------------------------------------------------------------------------
 
 
@@ -449,7 +486,10 @@ def test_hal_contacts_erase_by_email_user_id_or_id_and_hal_purge(tmp_path):
     assert hal("contacts", "erase", "--app-id", "p1", "--contact-id", str(by_id))["erased"] == by_id
     missing = hal("contacts", "erase", "--app-id", "p1", "--user-id", "cli-user", ok=False)
     assert missing.exit_code == 1
-    assert hal("purge") == {"events": 0, "conversations": 0, "messages": 0, "erasures_finished": 0}
+    assert hal("purge") == {
+        "events": 0, "conversations": 0, "messages": 0, "webhook_messages": 0,
+        "erasures_finished": 0,
+    }  # fmt: skip
 
 
 async def test_erasing_a_contact_also_erases_what_the_log_holds_of_contacts_merged_into_it(

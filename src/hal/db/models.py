@@ -350,6 +350,7 @@ class WebhookMessage(Base):
         UniqueConstraint("endpoint_id", "change_id", name="uq_webhook_messages_change"),
         Index("ix_webhook_messages_contact", "contact_id"),
         Index("ix_webhook_messages_visitor", "visitor_row_id"),
+        Index("ix_webhook_messages_created", "created_at"),  # the delivery log's retention
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

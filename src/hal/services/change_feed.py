@@ -93,9 +93,15 @@ class ChangeFeed:
     """One process's readers of the change log, for its open streams."""
 
     def __init__(
-        self, database: Database, *, poll_seconds: float = 0.25, retention: timedelta
+        self,
+        database: Database,
+        *,
+        poll_seconds: float = 0.25,
+        retention: timedelta,
+        webhook_log_retention: timedelta | None = None,
     ) -> None:
         self.database, self.poll_seconds, self.retention = database, poll_seconds, retention
+        self.webhook_log_retention = webhook_log_retention
         self._subscribers: dict[int, set[Subscription]] = {}
         self._cursors: dict[int, int] = {}
         self._wake = asyncio.Event()
@@ -152,8 +158,9 @@ class ChangeFeed:
                 if loop.time() - last_purge > 60:
                     last_purge = loop.time()
                     await purge_changes(self.database, self.retention)
-                    # Projects' event and conversation retention, and unfinished erasures.
-                    await retention.purge(self.database)
+                    # Projects' event and conversation retention, the delivery log's, and
+                    # unfinished erasures.
+                    await retention.purge(self.database, webhook_log=self.webhook_log_retention)
             except Exception:  # a database hiccup must not end every stream of the process
                 log.warning("change feed read failed; retrying", exc_info=True)
                 await asyncio.sleep(self.poll_seconds)

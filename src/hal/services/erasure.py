@@ -227,7 +227,8 @@ def _batches(project_id: int, contact_id: int) -> list[tuple[Table, Any, Any]]:
     ]
 
 
-async def _delete_batch(tx: Tx, *, table: Table, key: Any, where: Any, batch: int) -> int:
+async def delete_batch(tx: Tx, *, table: Table, key: Any, where: Any, batch: int) -> int:
+    """Delete up to `batch` rows of `table` matching `where`; how many went."""
     ids = [row[0] for row in await tx.execute(select(key).where(where).limit(batch))]
     if not ids:
         return 0
@@ -244,7 +245,7 @@ async def finish_erasure(
     for table, key, where in _batches(project_id, contact_id):
         while True:
             removed = await database.run(
-                partial(_delete_batch, table=table, key=key, where=where, batch=batch)
+                partial(delete_batch, table=table, key=key, where=where, batch=batch)
             )
             deleted += removed
             await asyncio.sleep(0)  # let waiting requests have the database between batches
@@ -265,7 +266,7 @@ async def _delete_contact(tx: Tx, *, project_id: int, contact_id: int) -> int:
         )
     deleted = 0
     for table, key, where in _batches(project_id, contact_id):
-        while removed := await _delete_batch(tx, table=table, key=key, where=where, batch=BATCH):
+        while removed := await delete_batch(tx, table=table, key=key, where=where, batch=BATCH):
             deleted += removed
     visitors = await tx.execute(delete(VISITORS).where(VISITORS.c.contact_id == contact_id))
     gone = await tx.execute(

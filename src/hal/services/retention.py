@@ -1,8 +1,9 @@
 """Retention (README "Privacy and data hygiene"): tracked events older than a project's
-`event_retention_days`, and closed conversations quiet for longer than its
-`conversation_retention_days`, are deleted in bounded batches, each its own transaction.
-The server runs `purge` beside the change log's purge; `hal purge` runs it on demand. It also
-finishes erasures a stopped process left half done."""
+`event_retention_days`, closed conversations quiet for longer than its
+`conversation_retention_days`, and webhook messages older than `HAL_WEBHOOK_LOG_RETENTION`
+(with their attempts) are deleted in bounded batches, each its own transaction. The server
+runs `purge` beside the change log's purge; `hal purge` runs it on demand. It also finishes
+erasures a stopped process left half done."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, select
 
 from hal.db.engine import Database, Tx
 from hal.db.models import Project
 from hal.db.store.base import CONVERSATIONS, EVENTS, MESSAGES
 from hal.db.types import utcnow
-from hal.services.erasure import finish_unfinished_erasures
+from hal.services.erasure import WEBHOOK_MESSAGES, delete_batch, finish_unfinished_erasures
 
 BATCH = 1000
 
@@ -28,6 +29,7 @@ class PurgeCounts:
     events: int
     conversations: int
     messages: int
+    webhook_messages: int
     erasures_finished: int
 
     def as_dict(self) -> dict[str, int]:
@@ -50,18 +52,16 @@ async def _projects(database: Database) -> list[Any]:
 
 async def _old_events(tx: Tx, *, project_id: int, days: int, batch: int) -> int:
     cutoff = utcnow() - timedelta(days=days)
-    ids = list(
-        (
-            await tx.execute(
-                select(EVENTS.c.id)
-                .where(EVENTS.c.project_id == project_id, EVENTS.c.received_at < cutoff)
-                .limit(batch)
-            )
-        ).scalars()
+    where = and_(EVENTS.c.project_id == project_id, EVENTS.c.received_at < cutoff)
+    return await delete_batch(tx, table=EVENTS, key=EVENTS.c.id, where=where, batch=batch)
+
+
+async def _old_deliveries(tx: Tx, *, keep: timedelta, batch: int) -> int:
+    """Webhook messages older than `keep`; their attempts go with them (ON DELETE CASCADE)."""
+    where = WEBHOOK_MESSAGES.c.created_at < utcnow() - keep
+    return await delete_batch(
+        tx, table=WEBHOOK_MESSAGES, key=WEBHOOK_MESSAGES.c.id, where=where, batch=batch
     )
-    if ids:
-        await tx.execute(delete(EVENTS).where(EVENTS.c.id.in_(ids)))
-    return len(ids)
 
 
 async def _old_conversations(tx: Tx, *, project_id: int, days: int, batch: int) -> tuple[int, int]:
@@ -89,9 +89,12 @@ async def _old_conversations(tx: Tx, *, project_id: int, days: int, batch: int) 
     return len(ids), 0
 
 
-async def purge(database: Database, *, batch: int = BATCH) -> PurgeCounts:
-    """Apply every project's retention settings, then finish half-done erasures."""
-    events = conversations = messages = 0
+async def purge(
+    database: Database, *, webhook_log: timedelta | None = None, batch: int = BATCH
+) -> PurgeCounts:
+    """Apply every project's retention settings and the delivery log's (`webhook_log`, kept
+    whole when None), then finish half-done erasures."""
+    events = conversations = messages = deliveries = 0
     for project in await _projects(database):
         if project.event_retention_days is not None:
             while True:
@@ -122,5 +125,11 @@ async def purge(database: Database, *, batch: int = BATCH) -> PurgeCounts:
                 await asyncio.sleep(0)
                 if gone < batch and removed == 0:
                     break
+    while webhook_log is not None:
+        removed = await database.run(partial(_old_deliveries, keep=webhook_log, batch=batch))
+        deliveries += removed
+        await asyncio.sleep(0)
+        if removed < batch:
+            break
     finished = await finish_unfinished_erasures(database)
-    return PurgeCounts(events, conversations, messages, finished)
+    return PurgeCounts(events, conversations, messages, deliveries, finished)
