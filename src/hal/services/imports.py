@@ -7,7 +7,9 @@ and the change log are the widget's own. A row is counted by the changes it reco
 `contact.created` / `company.created` is created, any other change is updated, none is
 unchanged. Each row runs in a savepoint: a row that fails leaves nothing behind and the chunk
 goes on (a chunk is first written without savepoints, and again with them only when one of
-its rows failed). A dry run writes each chunk and rolls it back.
+its rows failed). Before its rows, a chunk reads once what they name: which of their people
+exist and their companies (db/store/lookahead.py). A dry run writes each chunk and rolls it
+back.
 """
 
 from __future__ import annotations
