@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,26 @@ def replace_section(name: str, text: str, path: Path = RESULTS) -> None:
     else:
         current = current.rstrip("\n") + ("\n\n" if current else "") + section + "\n"
     path.write_text(current)
+
+
+def _uv() -> list[str]:
+    """uv as `uv run` names it, else on the PATH, else the module of the Python that runs us."""
+    found = os.environ.get("UV") or shutil.which("uv")
+    return [found] if found else [sys.executable, "-m", "uv"]
+
+
+def baseline(ref: str, workdir: Path) -> str:
+    """Check out `ref` beside this tree with its own virtualenv (bytecode compiled, as `make
+    install` does); returns its Python."""
+    tree, venv = workdir / "baseline", workdir / "baseline-venv"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run([*_uv(), "sync", "--frozen", "--no-dev", "--quiet", "--compile-bytecode"],
+                   cwd=tree, check=True,
+                   env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)})  # fmt: skip
+    return str(venv / "bin" / "python")
+
+
+def drop_baseline(workdir: Path) -> None:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                    str(workdir / "baseline")], capture_output=True)  # fmt: skip

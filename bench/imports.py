@@ -2,7 +2,7 @@
 imports it with `hal import contacts` on SQLite and PostgreSQL, then imports it again (every
 row unchanged), and reports rows per second and the importing process's peak RSS.
 
-    uv run python bench/imports.py [--rows 100000] [--backends sqlite,postgres] [--out FILE]
+    uv run python bench/imports.py [--rows 100000] [--backends sqlite,postgres] [--baseline REV]
 
 Replaces its own section of bench/RESULTS.md (between the import markers) and prints it.
 """
@@ -23,7 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import drop_database, hal, new_database, replace_section  # noqa: E402
+from bench.common import (  # noqa: E402
+    baseline,
+    drop_baseline,
+    drop_database,
+    hal,
+    new_database,
+    replace_section,
+)
 
 STAGES = ["Lead", "Trial", "Customer"]
 
@@ -42,9 +49,11 @@ def write_csv(path: Path, rows: int, companies: int) -> None:
                              ("eu", "us", "apac")[i % 3]])  # fmt: skip
 
 
-def timed_import(database_url: str, csv_path: Path) -> tuple[float, int, dict[str, int]]:
+def timed_import(
+    database_url: str, csv_path: Path, python: str
+) -> tuple[float, int, dict[str, int]]:
     """Seconds, peak RSS (KiB) of the importing process, and its counts."""
-    command = [sys.executable, "-m", "hal", "import", "contacts", str(csv_path),
+    command = [python, "-m", "hal", "import", "contacts", str(csv_path),
                "--app-id", "bench", "--database-url", database_url]  # fmt: skip
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -61,19 +70,26 @@ def timed_import(database_url: str, csv_path: Path) -> tuple[float, int, dict[st
 
 
 def run_backend(
-    backend: str, csv_path: Path, rows: int, workdir: Path, labels: tuple[str, ...]
+    backend: str,
+    csv_path: Path,
+    rows: int,
+    workdir: Path,
+    labels: tuple[str, ...],
+    python: str = sys.executable,
+    tree: str = "this tree",
 ) -> list[str]:
     url, pg_name = new_database(backend, workdir)
     try:
-        hal(url, "migrate")
-        hal(url, "projects", "create", "--app-id", "bench", "--stages", ",".join(STAGES))
+        hal(url, "migrate", python=python)
+        hal(url, "projects", "create", "--app-id", "bench", "--stages", ",".join(STAGES),
+            python=python)  # fmt: skip
         lines = []
         for label in labels:
-            seconds, rss_kib, counts = timed_import(url, csv_path)
+            seconds, rss_kib, counts = timed_import(url, csv_path, python)
             lines.append(
-                f"| {backend} | {label} | {rows:,} | {seconds:.1f} | {rows / seconds:,.0f} | "
-                f"{rss_kib / 1024:.0f} | {counts['created']:,} / {counts['updated']:,} / "
-                f"{counts['unchanged']:,} / {counts['failed']:,} |"
+                f"| {backend} | {tree} | {label} | {rows:,} | {seconds:.1f} | "
+                f"{rows / seconds:,.0f} | {rss_kib / 1024:.0f} | {counts['created']:,} / "
+                f"{counts['updated']:,} / {counts['unchanged']:,} / {counts['failed']:,} |"
             )
             print(lines[-1], flush=True)
         return lines
@@ -92,9 +108,9 @@ def render(rows: int, companies: int, lines: list[str]) -> str:
         f"(`wait4`). {platform.node()}, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
-        "| backend | run | rows | seconds | rows/s | peak RSS (MiB) | "
+        "| backend | tree | run | rows | seconds | rows/s | peak RSS (MiB) | "
         "created / updated / unchanged / failed |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "|---|---|---|---:|---:|---:|---:|---|",
         *lines,
     ])  # fmt: skip
 
@@ -104,6 +120,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--companies", type=int, default=2_000)
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--baseline", default="", help="a commit to measure in the same run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -111,11 +128,19 @@ def main() -> None:
         write_csv(csv_path, args.rows, args.companies)
         small_path, small = workdir / "tenth.csv", args.rows // 10
         write_csv(small_path, small, args.companies)
+        before = baseline(args.baseline, workdir) if args.baseline else None
+        full = ("first import", "re-run (unchanged)")
         lines = []
-        for backend in args.backends.split(","):
-            full = ("first import", "re-run (unchanged)")
-            lines += run_backend(backend.strip(), csv_path, args.rows, workdir, full)
-            lines += run_backend(backend.strip(), small_path, small, workdir, ("first import",))
+        try:
+            for backend in (name.strip() for name in args.backends.split(",")):
+                if before is not None:
+                    tree = f"before ({args.baseline})"
+                    lines += run_backend(backend, csv_path, args.rows, workdir, full, before, tree)
+                lines += run_backend(backend, csv_path, args.rows, workdir, full)
+                lines += run_backend(backend, small_path, small, workdir, ("first import",))
+        finally:
+            if before is not None:
+                drop_baseline(workdir)
     section = render(args.rows, args.companies, lines)
     replace_section("imports", section)
     print(section)

@@ -32,7 +32,15 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PG_BASE, hal, new_database, pg_admin, replace_section  # noqa: E402
+from bench.common import (  # noqa: E402
+    PG_BASE,
+    baseline,
+    drop_baseline,
+    hal,
+    new_database,
+    pg_admin,
+    replace_section,
+)
 from tests.servers import Server  # noqa: E402
 
 from hal.domain.verification import compute_user_hash  # noqa: E402
@@ -151,22 +159,6 @@ def contact_id_range(database_url: str) -> tuple[int, int]:
     )  # fmt: skip
     low, high = out.stdout.strip().split("|")
     return int(low), int(high)
-
-
-def baseline(ref: str, workdir: Path) -> str:
-    """Check out `ref` beside this tree with its own virtualenv; returns its Python."""
-    tree, venv = workdir / "baseline", workdir / "baseline-venv"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref],
-                   check=True, capture_output=True)  # fmt: skip
-    uv = shutil.which("uv") or "uv"
-    subprocess.run([uv, "sync", "--frozen", "--no-dev", "--quiet"], cwd=tree, check=True,
-                   env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)})  # fmt: skip
-    return str(venv / "bin" / "python")
-
-
-def drop_baseline(workdir: Path) -> None:
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                    str(workdir / "baseline")], capture_output=True)  # fmt: skip
 
 
 @dataclass
