@@ -27,7 +27,8 @@ test: lint
 
 # Benchmarks against real servers on SQLite and PostgreSQL, then CSV import and erasure;
 # each script rewrites its own section of bench/RESULTS.md.
-# BENCH_ARGS="--sizes 10000,100000 --duration 5" for a shorter run.
+# BENCH_ARGS="--sizes 10000,100000 --duration 5" for a shorter run; bench/imports.py and
+# bench/run.py take --baseline REV to measure an older commit in the same run.
 bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(UV) run python bench/run.py $(BENCH_ARGS)
