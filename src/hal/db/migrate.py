@@ -39,8 +39,25 @@ def _upgrade(connection: Connection) -> None:
 
 async def migrate(database: Database) -> None:
     """Bring the schema to the newest revision."""
-    async with database.engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    if database.engine.dialect.name != "sqlite":
+        async with database.engine.begin() as connection:
+            await connection.run_sync(_upgrade)
+        return
+    # SQLite rebuilds a table to change it, and dropping the old one with foreign keys on
+    # would cascade into its children: they are off for the migration (outside its
+    # transaction, the only place SQLite takes the pragma), then checked and on again.
+    async with database.engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            async with connection.begin():
+                await connection.run_sync(_upgrade)
+                broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first()
+                if broken is not None:
+                    raise RuntimeError(f"a migration broke a foreign key: {tuple(broken)}")
+        finally:
+            await raw.execute("PRAGMA foreign_keys=ON")
 
 
 def head_revision() -> str:

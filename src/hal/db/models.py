@@ -401,6 +401,9 @@ class Suppression(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     user_id_hash: Mapped[str | None] = mapped_column(String(64))
     email_hash: Mapped[str | None] = mapped_column(String(64))
+    # The rows of one erased person (their keys, and emails merged into them) share it:
+    # lifting the suppression by any of their hashes lifts them all.
+    person: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -437,6 +440,12 @@ class AuditEntry(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+
+# SQLite gives a deleted row's id to the next row unless the key is AUTOINCREMENT; an erased or
+# merged contact's id (and a conversation's, a visitor's) must never name someone else.
+for _table in Base.metadata.tables.values():
+    if _table.autoincrement_column is not None:
+        _table.dialect_options["sqlite"]["autoincrement"] = True
 
 __all__ = [
     "AuditEntry",
