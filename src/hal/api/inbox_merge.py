@@ -81,6 +81,7 @@ async def confirm_merge(
     db: DatabaseDep,
     from_id: Annotated[int, Form(alias="from", ge=1, le=team.MAX_ID)],
     csrf: CsrfField = None,
+    confirm_verified_pair: Annotated[bool, Form()] = False,
 ) -> Response:
     """Merge `from` into this contact, then show it."""
     if not csrf_ok(session, csrf):
@@ -94,6 +95,7 @@ async def confirm_merge(
                 into_id=contact_id,
                 preview=False,
                 actor=inbox_actor(session),
+                confirm_verified_pair=confirm_verified_pair,
             )
         )
     except HalError as exc:

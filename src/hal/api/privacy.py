@@ -125,6 +125,7 @@ async def merge_contacts(
             into_id=body.into,
             preview=body.preview,
             actor=actor,
+            confirm_verified_pair=body.confirm_verified_pair,
         )
     )
     return merge_out(result)
@@ -135,6 +136,7 @@ def merge_out(result: merge.MergeResult) -> MergeOut:
         from_=result.from_id,
         into=result.into.id,
         preview=result.preview,
+        verified_pair=result.verified_pair,
         contact=contact_summary(result.into),
         changed=list(result.changed),
         moves=MergeMoves(

@@ -34,6 +34,12 @@ def suppression_hashes(
     )
 
 
+def erased_values(changes: dict[str, Any]) -> dict[str, Any]:
+    """An audit entry's changes once its person is erased: which fields changed stays, what
+    they held goes."""
+    return dict.fromkeys(changes)
+
+
 def check_retention_days(value: int | None, *, field: str) -> int | None:
     if value is not None and not 1 <= value <= MAX_RETENTION_DAYS:
         raise InvalidInput(
@@ -72,8 +78,22 @@ class MergePlan:
     changed: tuple[str, ...]
 
 
-def plan_merge(source: MergeSide, into: MergeSide) -> MergePlan:
-    """`into` wins; its blanks are filled from `from`; two different user_ids never merge."""
+def proven(side: MergeSide) -> bool:
+    """Whether a proof (a hash or an identity token) stands behind the contact."""
+    return side.verified or side.email_verified
+
+
+def verified_pair(source: MergeSide, into: MergeSide) -> bool:
+    """Both contacts are verified, each by its own proof: after a merge either proof would
+    reach the other person's data, so the team must say it means it."""
+    return proven(source) and proven(into)
+
+
+def plan_merge(
+    source: MergeSide, into: MergeSide, *, confirm_verified_pair: bool = False
+) -> MergePlan:
+    """`into` wins; its blanks are filled from `from`; two different user_ids never merge;
+    two contacts verified by different proofs merge only when confirmed."""
     if source.id == into.id:
         raise Conflict("same_contact", "a contact cannot be merged into itself", field="into")
     if source.user_id is not None and into.user_id is not None and source.user_id != into.user_id:
@@ -81,6 +101,13 @@ def plan_merge(source: MergeSide, into: MergeSide) -> MergePlan:
             "conflicting_user_ids",
             "both contacts have a user_id: they are two people as far as HAL can tell",
             field="from",
+        )
+    if verified_pair(source, into) and not confirm_verified_pair:
+        raise Conflict(
+            "verified_pair",
+            "both contacts are verified, each by its own proof: after the merge either proof"
+            " reads the other's data; send confirm_verified_pair to merge them anyway",
+            field="confirm_verified_pair",
         )
     takes_email = into.email_normalized is None and source.email_normalized is not None
     metadata = {**source.metadata, **into.metadata}

@@ -55,6 +55,11 @@ class MergeRequest(BaseModel):
     from_: StrictInt = Field(alias="from", ge=1, le=MAX_ID, description="the contact that goes")
     into: StrictInt = Field(ge=1, le=MAX_ID, description="the contact that stays")
     preview: StrictBool = Field(default=False, description="answer what would move; write nothing")
+    confirm_verified_pair: StrictBool = Field(
+        default=False,
+        description="merge even though both contacts are verified, each by its own proof"
+        " (otherwise 409 verified_pair)",
+    )
 
 
 class MergeMoves(BaseModel):
@@ -73,6 +78,10 @@ class MergeOut(BaseModel):
     contact: ContactSummary = Field(description="`into` as it is (or would be) after the merge")
     changed: list[str] = Field(description="fields of `into` the merge fills from `from`")
     moves: MergeMoves
+    verified_pair: bool = Field(
+        description="both contacts are verified by their own proofs: the merge needs"
+        " `confirm_verified_pair`"
+    )
 
 
 class AuditActor(BaseModel):

@@ -23,29 +23,28 @@ from sqlalchemy import String, Table, and_, cast, delete, literal, or_, select, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.db.engine import Database, Tx
-from hal.db.models import (
-    Change,
-    Contact,
-    ContactMerge,
-    Project,
-    Suppression,
-    WebhookEndpoint,
-    WebhookMessage,
-)
+from hal.db.models import Contact, Project, Suppression, WebhookEndpoint
 from hal.db.queries import locked
-from hal.db.store.base import CONTACTS, CONVERSATIONS, EVENTS, LINKS, MESSAGES, VISITORS
+from hal.db.store.base import (
+    CHANGES,
+    CONTACTS,
+    CONVERSATIONS,
+    EVENTS,
+    LINKS,
+    MERGES,
+    MESSAGES,
+    VISITORS,
+    WEBHOOK_MESSAGES,
+)
 from hal.db.types import utcnow
 from hal.domain.errors import NotFound
 from hal.domain.limits import Limits
-from hal.domain.privacy import new_suppression_key, suppression_hashes
+from hal.domain.privacy import erased_values, new_suppression_key, suppression_hashes
 from hal.domain.validation import parse_email
-from hal.services.audit import Actor, record_audit
+from hal.services.audit import AUDIT, Actor, record_audit
 from hal.services.team import get_contact
 
-CHANGES = typed(Table, Change.__table__)
-WEBHOOK_MESSAGES = typed(Table, WebhookMessage.__table__)
 ENDPOINTS = typed(Table, WebhookEndpoint.__table__)
-MERGES = typed(Table, ContactMerge.__table__)
 BATCH = 1000
 
 
@@ -127,14 +126,31 @@ async def start_erasure(
             user_id=locked_contact.user_id,
             email_key=locked_contact.email_normalized,
         )
+        person = user_id_hash or email_hash
         session.add(
             Suppression(
                 project_id=project.id,
                 user_id_hash=user_id_hash,
                 email_hash=email_hash,
+                person=person,
                 created_at=now,
             )
         )
+        # Emails of contacts merged into this one still reach it: they are the person's too.
+        aliases = await session.execute(
+            select(MERGES.c.email_normalized).where(
+                MERGES.c.into_contact_id == contact.id, MERGES.c.email_normalized.is_not(None)
+            )
+        )
+        for alias in aliases.scalars():
+            _, alias_hash = suppression_hashes(
+                project.suppression_key, user_id=None, email_key=alias
+            )
+            session.add(
+                Suppression(
+                    project_id=project.id, email_hash=alias_hash, person=person, created_at=now
+                )
+            )
     locked_contact.user_id = None
     locked_contact.name = None
     locked_contact.email = None
@@ -158,6 +174,7 @@ async def start_erasure(
     await session.execute(
         update(MERGES).where(MERGES.c.into_contact_id == contact.id).values(email_normalized=None)
     )
+    await _erase_audit_values(session, project_id=project.id, contact_id=contact.id)
     await record_audit(
         session,
         project_id=project.id,
@@ -174,6 +191,29 @@ async def start_erasure(
         user_id_hash,
         email_hash,
     )
+
+
+# The audit actions whose changes hold a person's values (old and new names, metadata).
+_PERSONAL_AUDIT_ACTIONS = ("contact.updated",)
+
+
+async def _erase_audit_values(session: AsyncSession, *, project_id: int, contact_id: int) -> None:
+    """The audit log keeps who did what to the person, and which fields, but not the values:
+    of the contact and of every contact merged into it."""
+    merged = select(cast(MERGES.c.from_contact_id, String(255))).where(
+        MERGES.c.into_contact_id == contact_id
+    )
+    entries = await session.execute(
+        select(AUDIT.c.id, AUDIT.c.changes).where(
+            AUDIT.c.project_id == project_id,
+            AUDIT.c.action.in_(_PERSONAL_AUDIT_ACTIONS),
+            or_(AUDIT.c.target == str(contact_id), AUDIT.c.target.in_(merged)),
+        )
+    )
+    for entry in entries:
+        await session.execute(
+            update(AUDIT).where(AUDIT.c.id == entry.id).values(changes=erased_values(entry.changes))
+        )
 
 
 def _visitors_of(contact_id: int) -> Any:
@@ -193,11 +233,25 @@ def _conversations_of(contact_id: int) -> Any:
 
 
 def _batches(project_id: int, contact_id: int) -> list[tuple[Table, Any, Any]]:
-    """(table, its key column, which of its rows are the person's), in deletion order."""
+    """(table, its key column, which of its rows are the person's), in deletion order.
+
+    A change or delivery names the person by `contact_id`: its own, one merged into it, or,
+    written while a visitor was anonymous, the contact the visitor first identified as
+    (identify carries those over). Rows still naming only a visitor of the contact are
+    the person's too. A delivery is also the person's when its change is, in case it was
+    copied before the change was carried over; so deliveries go before changes."""
     visitors = _visitors_of(contact_id)
     conversations = _conversations_of(contact_id)
     merged = select(MERGES.c.from_contact_id).where(MERGES.c.into_contact_id == contact_id)
-    people = or_(CHANGES.c.contact_id == contact_id, CHANGES.c.contact_id.in_(merged))
+    changes = and_(
+        CHANGES.c.project_id == project_id,
+        or_(
+            CHANGES.c.contact_id == contact_id,
+            CHANGES.c.contact_id.in_(merged),
+            and_(CHANGES.c.contact_id.is_(None), CHANGES.c.visitor_row_id.in_(visitors)),
+        ),
+    )
+    endpoints = select(ENDPOINTS.c.id).where(ENDPOINTS.c.project_id == project_id)
     return [
         (EVENTS, EVENTS.c.id, EVENTS.c.contact_id == contact_id),
         (
@@ -208,22 +262,22 @@ def _batches(project_id: int, contact_id: int) -> list[tuple[Table, Any, Any]]:
         (MESSAGES, MESSAGES.c.id, MESSAGES.c.conversation_id.in_(conversations)),
         (CONVERSATIONS, CONVERSATIONS.c.id, CONVERSATIONS.c.id.in_(conversations)),
         (
-            CHANGES,
-            CHANGES.c.seq,  # numbered or not yet
-            and_(
-                CHANGES.c.project_id == project_id,
-                or_(people, CHANGES.c.visitor_row_id.in_(visitors)),
-            ),
-        ),
-        (
             WEBHOOK_MESSAGES,
             WEBHOOK_MESSAGES.c.id,
             or_(
                 WEBHOOK_MESSAGES.c.contact_id == contact_id,
                 WEBHOOK_MESSAGES.c.contact_id.in_(merged),
-                WEBHOOK_MESSAGES.c.visitor_row_id.in_(visitors),
+                and_(
+                    WEBHOOK_MESSAGES.c.contact_id.is_(None),
+                    WEBHOOK_MESSAGES.c.visitor_row_id.in_(visitors),
+                ),
+                and_(
+                    WEBHOOK_MESSAGES.c.endpoint_id.in_(endpoints),
+                    WEBHOOK_MESSAGES.c.change_id.in_(select(CHANGES.c.id).where(changes)),
+                ),
             ),
         ),
+        (CHANGES, CHANGES.c.seq, changes),  # numbered or not yet
     ]
 
 

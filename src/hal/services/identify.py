@@ -267,7 +267,9 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
         await merge_lead(tx, lead_id=lead.id, into_id=stored.id)
         tx.record(call.project.id, "contact.merged", {"from": lead.id, "into": stored.id})
     if visitor is not None and visitor.contact_id is None and not visitor.created:
-        await carry_over(tx, visitor_row_id=visitor.id, contact_id=stored.id)
+        await carry_over(
+            tx, project_id=call.project.id, visitor_row_id=visitor.id, contact_id=stored.id
+        )
     await update_contact(tx, stored.id, changed)
     if target is None:
         tx.record(call.project.id, "contact.created", contact_data(stored))

@@ -21,9 +21,11 @@ from hal.db.store.base import (
     VISITORS,
     ContactRow,
 )
+from hal.db.store.companies import guard_linked
 from hal.db.store.people import merge_lead, update_contact
 from hal.domain.errors import Gone, HalError, NotFound
-from hal.domain.privacy import MergePlan, MergeSide, plan_merge
+from hal.domain.privacy import MergePlan, MergeSide, plan_merge, verified_pair
+from hal.domain.verification import VerificationMode
 from hal.services import team
 from hal.services.audit import Actor, record_audit
 from hal.services.change_data import contact_changes, contact_data
@@ -39,6 +41,7 @@ class MergeResult:
     conversations: int
     companies: int
     preview: bool
+    verified_pair: bool  # both verified by their own proofs (a merge must be confirmed)
 
 
 async def _contact(
@@ -116,9 +119,17 @@ def _after(into: ContactRow, plan: MergePlan) -> ContactRow:
 
 
 async def merge_contacts(
-    tx: Tx, *, project: Project, from_id: int, into_id: int, preview: bool, actor: Actor
+    tx: Tx,
+    *,
+    project: Project,
+    from_id: int,
+    into_id: int,
+    preview: bool,
+    actor: Actor,
+    confirm_verified_pair: bool = False,
 ) -> MergeResult:
-    """Merge `from` into `into` (or, with `preview`, say what would move)."""
+    """Merge `from` into `into` (or, with `preview`, say what would move). A merged contact
+    gets a verified contact's protection: its companies are guarded as identify guards them."""
     seen = [
         await _contact(tx, project.id, i, field=f, lock=False)
         for i, f in ((from_id, "from"), (into_id, "into"))
@@ -130,11 +141,20 @@ async def merge_contacts(
     )
     source = await _contact(tx, project.id, from_id, field="from")
     into = await _contact(tx, project.id, into_id, field="into")
-    plan = plan_merge(_side(source), _side(into))
+    sides = _side(source), _side(into)
+    plan = plan_merge(*sides, confirm_verified_pair=confirm_verified_pair or preview)
     visitors, events, conversations, companies = await _moves(tx, source.id, into.id)
     after = _after(into, plan)
     result = MergeResult(
-        source.id, after, plan.changed, visitors, events, conversations, companies, preview
+        source.id,
+        after,
+        plan.changed,
+        visitors,
+        events,
+        conversations,
+        companies,
+        preview,
+        verified_pair(*sides),
     )
     if preview:
         return result
@@ -151,6 +171,8 @@ async def merge_contacts(
         "version": after.version,
     }
     await update_contact(tx, into.id, values)
+    if after.verified and project.identity_verification != VerificationMode.DISABLED:
+        await guard_linked(tx, into.id)
     tx.record(project.id, "contact.merged", {"from": source.id, "into": into.id})
     shown = contact_changes(into, after)
     tx.record(project.id, "contact.updated", {**contact_data(after), "changed": shown})

@@ -17,9 +17,9 @@ from sqlalchemy import and_, delete, select
 
 from hal.db.engine import Database, Tx
 from hal.db.models import Project
-from hal.db.store.base import CONVERSATIONS, EVENTS, MESSAGES
+from hal.db.store.base import CONVERSATIONS, EVENTS, MESSAGES, WEBHOOK_MESSAGES
 from hal.db.types import utcnow
-from hal.services.erasure import WEBHOOK_MESSAGES, delete_batch, finish_unfinished_erasures
+from hal.services.erasure import delete_batch, finish_unfinished_erasures
 
 BATCH = 1000
 

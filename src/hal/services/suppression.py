@@ -66,25 +66,35 @@ def check_hash(value: str) -> str:
 
 
 async def lift_suppression(tx: Tx, *, project_id: int, hash: str, actor: Actor) -> int:
-    """Lift the suppression holding this hash (of its user_id or its email): both keys of that
-    person may identify again. Returns the suppression's id."""
+    """Lift the suppression holding this hash (of its user_id, its email or an email merged
+    into the person): every key of that person may identify again. Returns its id."""
     check_hash(hash)
     matches = or_(SUPPRESSIONS.c.user_id_hash == hash, SUPPRESSIONS.c.email_hash == hash)
     found = (
         await tx.execute(
-            select(SUPPRESSIONS.c.id).where(SUPPRESSIONS.c.project_id == project_id, matches)
+            select(SUPPRESSIONS.c.id, SUPPRESSIONS.c.person).where(
+                SUPPRESSIONS.c.project_id == project_id, matches
+            )
         )
     ).all()
     if not found:
         raise NotFound("unknown_suppression", "no suppression with this hash", field="hash")
-    ids = [row.id for row in found]
-    await tx.execute(delete(SUPPRESSIONS).where(SUPPRESSIONS.c.id.in_(ids)))
+    people = {row.person for row in found if row.person is not None}
+    await tx.execute(
+        delete(SUPPRESSIONS).where(
+            SUPPRESSIONS.c.project_id == project_id,
+            or_(
+                SUPPRESSIONS.c.id.in_([row.id for row in found]), SUPPRESSIONS.c.person.in_(people)
+            ),
+        )
+    )
+    first = min(row.id for row in found)
     await record_audit(
         tx,
         project_id=project_id,
         actor=actor,
         action="suppression.lifted",
-        target=str(ids[0]),
+        target=str(first),
         now=tx.now,
     )
-    return int(ids[0])
+    return int(first)

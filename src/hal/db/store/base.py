@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from hal.db.engine import Tx
 from hal.db.models import (
+    Change,
     Company,
     Contact,
     ContactCompany,
@@ -25,6 +26,7 @@ from hal.db.models import (
     Message,
     StageChange,
     Visitor,
+    WebhookMessage,
 )
 
 VISITORS = cast(Table, Visitor.__table__)
@@ -37,6 +39,8 @@ DEALS = cast(Table, Deal.__table__)
 CONVERSATIONS = cast(Table, Conversation.__table__)
 MESSAGES = cast(Table, Message.__table__)
 MERGES = cast(Table, ContactMerge.__table__)
+CHANGES = cast(Table, Change.__table__)
+WEBHOOK_MESSAGES = cast(Table, WebhookMessage.__table__)
 
 
 def insert(tx: Tx, table: Table) -> PgInsert | SqliteInsert:

@@ -22,6 +22,7 @@ from sqlalchemy import (
 
 from hal.db.engine import Tx
 from hal.db.store.base import (
+    CHANGES,
     CONTACT_COLUMNS,
     CONTACTS,
     CONVERSATIONS,
@@ -29,6 +30,7 @@ from hal.db.store.base import (
     LINKS,
     MERGES,
     VISITORS,
+    WEBHOOK_MESSAGES,
     ContactRow,
     VisitorRow,
     insert,
@@ -220,8 +222,10 @@ async def update_contact(tx: Tx, contact_id: int, values: dict[str, Any]) -> Non
         await tx.execute(_UPDATE_CONTACT, {"contact_row_id": contact_id, **search_keys(values)})
 
 
-async def carry_over(tx: Tx, *, visitor_row_id: int, contact_id: int) -> None:
-    """What an anonymous visitor collected (events, conversations) now belongs to the contact."""
+async def carry_over(tx: Tx, *, project_id: int, visitor_row_id: int, contact_id: int) -> None:
+    """What an anonymous visitor collected (events, conversations, and the copies of them in
+    the change log and the webhook delivery log) now belongs to the contact: erasing the
+    contact erases it, whichever contact the visitor belongs to later."""
     anonymous = and_(EVENTS.c.visitor_row_id == visitor_row_id, EVENTS.c.contact_id.is_(None))
     await move_events(tx, where=anonymous, contact_id=contact_id)
     await tx.execute(
@@ -229,6 +233,23 @@ async def carry_over(tx: Tx, *, visitor_row_id: int, contact_id: int) -> None:
         .where(
             CONVERSATIONS.c.visitor_row_id == visitor_row_id,
             CONVERSATIONS.c.contact_id.is_(None),
+        )
+        .values(contact_id=contact_id)
+    )
+    await tx.execute(
+        update(CHANGES)
+        .where(
+            CHANGES.c.project_id == project_id,
+            CHANGES.c.visitor_row_id == visitor_row_id,
+            CHANGES.c.contact_id.is_(None),
+        )
+        .values(contact_id=contact_id)
+    )
+    await tx.execute(
+        update(WEBHOOK_MESSAGES)
+        .where(
+            WEBHOOK_MESSAGES.c.visitor_row_id == visitor_row_id,
+            WEBHOOK_MESSAGES.c.contact_id.is_(None),
         )
         .values(contact_id=contact_id)
     )
