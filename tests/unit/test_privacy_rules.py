@@ -10,6 +10,7 @@ from hal.domain.errors import Conflict, InvalidInput
 from hal.domain.privacy import (
     MergeSide,
     check_retention_days,
+    erased_values,
     new_suppression_key,
     plan_merge,
     suppression_hash,
@@ -79,6 +80,32 @@ def test_two_user_ids_or_one_contact_never_merge():
     assert refused.value.code == "conflicting_user_ids"
     with pytest.raises(Conflict):
         plan_merge(side(1), side(1))
+
+
+@pytest.mark.parametrize(
+    ("source", "into"),
+    [
+        ({"user_id": "eve", "verified": True}, {"email_normalized": "v@x.io", "verified": True}),
+        ({"email_normalized": "v@x.io", "verified": True}, {"user_id": "eve", "verified": True}),
+        ({"user_id": "u", "email_verified": True}, {"user_id": "u", "verified": True}),
+    ],
+)
+def test_two_contacts_each_with_its_own_proof_merge_only_when_confirmed(source, into):
+    with pytest.raises(Conflict) as refused:
+        plan_merge(side(1, **source), side(2, **into))
+    assert refused.value.code == "verified_pair"
+    assert refused.value.field == "confirm_verified_pair"
+    assert plan_merge(side(1, **source), side(2, **into), confirm_verified_pair=True).verified
+
+
+@pytest.mark.parametrize("verified", [(True, False), (False, True), (False, False)])
+def test_a_merge_with_at_most_one_proof_needs_no_confirmation(verified):
+    plan_merge(side(1, verified=verified[0]), side(2, verified=verified[1]))
+
+
+def test_an_erased_persons_audit_changes_keep_field_names_only():
+    changes = {"name": {"old": "Olga", "new": "Olga R"}, "metadata.salary": {"new": "99k"}}
+    assert erased_values(changes) == {"name": None, "metadata.salary": None}
 
 
 @pytest.mark.parametrize("days", [0, -1, 36_501])
