@@ -1,9 +1,11 @@
-"""Checks of client-supplied values: ids, placeholders, emails, metadata shapes."""
+"""Checks of client-supplied values: ids, placeholders, invisible characters, emails, metadata
+shapes."""
 
 from __future__ import annotations
 
 import functools
 import math
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +27,61 @@ class Email:
     normalized: str
 
 
+# Unicode's Default_Ignorable_Code_Point property: every code point a renderer may show as
+# nothing (format characters, variation selectors, fillers, tags and the ranges reserved for
+# more of them). Copied from DerivedCoreProperties.txt of Unicode 15.1 (unchanged in 16.0;
+# "# Total code points: 4174"): https://www.unicode.org/Public/UCD/latest/ucd/
+DEFAULT_IGNORABLE: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD),  # SOFT HYPHEN
+    (0x034F, 0x034F),  # COMBINING GRAPHEME JOINER
+    (0x061C, 0x061C),  # ARABIC LETTER MARK
+    (0x115F, 0x1160),  # HANGUL CHOSEONG FILLER..HANGUL JUNGSEONG FILLER
+    (0x17B4, 0x17B5),  # KHMER VOWEL INHERENT AQ..KHMER VOWEL INHERENT AA
+    (0x180B, 0x180D),  # MONGOLIAN FREE VARIATION SELECTOR ONE..THREE
+    (0x180E, 0x180E),  # MONGOLIAN VOWEL SEPARATOR
+    (0x180F, 0x180F),  # MONGOLIAN FREE VARIATION SELECTOR FOUR
+    (0x200B, 0x200F),  # ZERO WIDTH SPACE..RIGHT-TO-LEFT MARK
+    (0x202A, 0x202E),  # LEFT-TO-RIGHT EMBEDDING..RIGHT-TO-LEFT OVERRIDE
+    (0x2060, 0x2064),  # WORD JOINER..INVISIBLE PLUS
+    (0x2065, 0x2065),  # <reserved-2065>
+    (0x2066, 0x206F),  # LEFT-TO-RIGHT ISOLATE..NOMINAL DIGIT SHAPES
+    (0x3164, 0x3164),  # HANGUL FILLER
+    (0xFE00, 0xFE0F),  # VARIATION SELECTOR-1..VARIATION SELECTOR-16
+    (0xFEFF, 0xFEFF),  # ZERO WIDTH NO-BREAK SPACE
+    (0xFFA0, 0xFFA0),  # HALFWIDTH HANGUL FILLER
+    (0xFFF0, 0xFFF8),  # <reserved-FFF0>..<reserved-FFF8>
+    (0x1BCA0, 0x1BCA3),  # SHORTHAND FORMAT LETTER OVERLAP..SHORTHAND FORMAT UP STEP
+    (0x1D173, 0x1D17A),  # MUSICAL SYMBOL BEGIN BEAM..MUSICAL SYMBOL END PHRASE
+    (0xE0000, 0xE0000),  # <reserved-E0000>
+    (0xE0001, 0xE0001),  # LANGUAGE TAG
+    (0xE0002, 0xE001F),  # <reserved-E0002>..<reserved-E001F>
+    (0xE0020, 0xE007F),  # TAG SPACE..CANCEL TAG
+    (0xE0080, 0xE00FF),  # <reserved-E0080>..<reserved-E00FF>
+    (0xE0100, 0xE01EF),  # VARIATION SELECTOR-17..VARIATION SELECTOR-256
+    (0xE01F0, 0xE0FFF),  # <reserved-E01F0>..<reserved-E0FFF>
+)
+_INVISIBLE = re.compile(
+    "[" + "".join(f"\\U{low:08x}-\\U{high:08x}" for low, high in DEFAULT_IGNORABLE) + "]"
+)
+
+
+def check_visible(value: str, *, field: str) -> str:
+    """Refuse an id or email holding a default-ignorable code point.
+
+    Such a character shows as nothing, so "acme" followed by U+200B would be a second,
+    look-alike "acme" beside the real one; `strip()` and NFKC keep most of them.
+    """
+    found = _INVISIBLE.search(value)
+    if found is not None:
+        raise InvalidInput(
+            "invisible_character",
+            f"{field} holds an invisible character (U+{ord(found.group()):04X}); "
+            "ids and emails are matched exactly",
+            field=field,
+        )
+    return value
+
+
 def check_text(value: str, *, field: str, max_length: int, what: str = "value") -> str:
     """Refuse empty-after-trimming or over-long text."""
     if not value.strip():
@@ -37,12 +94,14 @@ def check_text(value: str, *, field: str, max_length: int, what: str = "value") 
 
 
 def check_identifier(value: str, *, field: str, limits: Limits) -> str:
-    """An id (user_id, company id, visitor_id): 1-255 chars and not a placeholder.
+    """An id (user_id, company id, visitor_id, event_id, deal id): 1-255 chars, none of them
+    invisible, no surrounding whitespace, and not a placeholder.
 
     Placeholders such as "null" or "guest" come from templates that rendered a missing value;
     accepting them would merge unrelated people into one record.
     """
     check_text(value, field=field, max_length=limits.max_id_length)
+    check_visible(value, field=field)
     if value != value.strip():
         # "u_victim " must not become a second, look-alike contact of "u_victim".
         raise InvalidInput(
@@ -73,6 +132,7 @@ def parse_email(value: str, *, field: str = "email", limits: Limits) -> Email:
     """
     display = value.strip()
     check_text(display, field=field, max_length=limits.max_id_length)
+    check_visible(display, field=field)
     folded = unicodedata.normalize("NFKC", display).strip()
     try:
         checked = validate_email(folded, check_deliverability=False)
