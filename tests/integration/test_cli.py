@@ -134,16 +134,26 @@ def test_only_serve_and_migrate_change_the_schema(tmp_path):
     assert hal(fresh, "projects", "create", "--name", "Acme")["name"] == "Acme"
 
 
-def test_db_revision_writes_a_migration_after_the_newest(tmp_path, monkeypatch):
+def test_db_revision_writes_the_migration_a_model_change_needs(tmp_path, monkeypatch):
+    import sqlalchemy as sa
+
     from hal.db import migrate as migrations
+    from hal.db.models import Base
 
     versions = tmp_path / "migrations" / "versions"
     shutil.copytree(migrations.MIGRATIONS, tmp_path / "migrations")
     monkeypatch.setattr(migrations, "MIGRATIONS", tmp_path / "migrations")
     head = migrations.head_revision()
-    result = runner.invoke(app, ["db", "revision", "-m", "add a column"])
+    column = sa.Column("nickname", sa.String(64), nullable=True)
+    Base.metadata.tables["contacts"].append_column(column)
+    try:
+        result = runner.invoke(app, ["db", "revision", "-m", "add a column"])
+    finally:
+        Base.metadata.tables["contacts"]._columns.remove(column)
     assert result.exit_code == 0, result.output
     written = Path(result.stdout.strip().splitlines()[-1])
     assert written.parent == versions and written.exists()
-    assert f"Revises: {head}" in written.read_text()
+    text = written.read_text()
+    assert f"Revises: {head}" in text
+    assert "add_column" in text and "nickname" in text
     assert migrations.head_revision() != head

@@ -10,7 +10,7 @@ from alembic import command
 from sqlalchemy import text
 
 from hal.db.engine import Database
-from hal.db.migrate import alembic_config, migrate
+from hal.db.migrate import alembic_config, migrate, schema_drift
 
 NOW = "2026-01-01 00:00:00.000000"
 NEW_CONTACT = text(
@@ -109,3 +109,9 @@ async def test_the_serving_connections_keep_foreign_keys_on_after_a_migration(tm
             assert (await c.execute(text("PRAGMA foreign_keys"))).scalar() == 1
     finally:
         await database.dispose()
+
+
+async def test_the_models_and_the_migrations_agree(database: Database):
+    """A model changed without its migration (or the reverse) fails here, on both engines."""
+    async with database.engine.connect() as connection:
+        assert await connection.run_sync(schema_drift) == []

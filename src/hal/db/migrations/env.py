@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from hal.db.migrate import include_object
 from hal.db.models import Base
 
 connection = context.config.attributes.get("connection")
@@ -15,6 +16,7 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_object=include_object,
 )
 with context.begin_transaction():
     context.run_migrations()
