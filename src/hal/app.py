@@ -137,9 +137,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         timeout_seconds=settings.body_timeout_seconds,
+        database=database,
         route_limits=[
-            (r"/api/projects/[^/]+/batch", settings.max_batch_bytes),
-            (r"/api/projects/[^/]+/imports", settings.max_import_bytes),
+            (r"/api/projects/(?P<app_id>[^/]+)/batch", settings.max_batch_bytes),
+            (r"/api/projects/(?P<app_id>[^/]+)/imports", settings.max_import_bytes),
         ],
     )
     app.add_middleware(WidgetCORSMiddleware)

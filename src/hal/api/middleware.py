@@ -10,15 +10,23 @@ from collections.abc import Sequence
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hal.domain.errors import error_body
+from hal.api.deps import get_team_auth
+from hal.db.engine import Database
+from hal.domain.errors import Forbidden, Unauthorized, error_body
 
 WIDGET_PREFIX = "/api/widget/"
 
 
 class BodyLimitMiddleware:
     """Refuse bodies over `max_bytes` with 413, and bodies that take longer than
-    `timeout_seconds` to arrive with 408, before any route reads them. `route_limits` gives
-    routes that take more (batch writes, CSV imports) their own limit, by path pattern."""
+    `timeout_seconds` to arrive with 408, before any route reads them.
+
+    `route_limits` gives routes that take more (batch writes, CSV imports) their own limit, by
+    a path pattern whose `app_id` group names the project. Only a request whose bearer token is
+    a valid team API token of that project gets it, checked (one short read, by the team API's
+    own check) before any byte of the body is read: anyone else is held to `max_bytes`, so a
+    caller without a token cannot make the server hold megabytes of body.
+    """
 
     def __init__(
         self,
@@ -26,21 +34,45 @@ class BodyLimitMiddleware:
         *,
         max_bytes: int,
         timeout_seconds: float,
+        database: Database,
         route_limits: Sequence[tuple[str, int]] = (),
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_seconds = timeout_seconds
+        self.database = database
         self.route_limits = [(re.compile(pattern), limit) for pattern, limit in route_limits]
 
-    def _limit(self, path: str) -> int:
+    async def _limit(self, scope: Scope, declared: int | None) -> tuple[int, bool]:
+        """The route's own limit when it is smaller, or larger and the token is its project's;
+        else the common one. True when a larger limit was withheld for want of the token."""
         for pattern, limit in self.route_limits:
-            if pattern.fullmatch(path):
-                return limit
-        return self.max_bytes
+            matched = pattern.fullmatch(scope["path"])
+            if matched is None:
+                continue
+            if limit <= self.max_bytes:
+                return limit, False
+            if declared is not None and declared <= self.max_bytes:
+                return self.max_bytes, False  # it fits either way: the route checks the token
+            if await self._authorized(matched["app_id"], scope):
+                return limit, False
+            return self.max_bytes, True
+        return self.max_bytes, False
 
-    async def _too_large(self, send: Send, limit: int) -> None:
-        await self._refuse(send, 413, "body_too_large", f"the body is over {limit} bytes")
+    async def _authorized(self, app_id: str, scope: Scope) -> bool:
+        """Whether the request's bearer token is a valid team API token of `app_id`."""
+        authorization = _header(scope, b"authorization")
+        try:
+            await get_team_auth(app_id=app_id, db=self.database, authorization=authorization)
+        except (Unauthorized, Forbidden):
+            return False  # the route answers 401/403 itself if the body fits the common limit
+        return True
+
+    async def _too_large(self, send: Send, limit: int, *, withheld: bool = False) -> None:
+        message = f"the body is over {limit} bytes"
+        if withheld:
+            message += "; a larger one needs a valid API token of this project"
+        await self._refuse(send, 413, "body_too_large", message)
 
     async def _refuse(self, send: Send, status: int, code: str, message: str) -> None:
         body = json.dumps(error_body(code, message, "body")).encode()
@@ -61,16 +93,11 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
             await self.app(scope, receive, send)
             return
-        limit = self._limit(scope["path"])
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > limit:
-                    await self._too_large(send, limit)
-                    return
+        declared = _content_length(scope)
+        limit, withheld = await self._limit(scope, declared)
+        if declared is not None and declared > limit:
+            await self._too_large(send, limit, withheld=withheld)
+            return
         # Read the body up front (it is bounded by the limit) so a body that lies about
         # its length, or has none, is still held to the limit, and one that trickles in is
         # cut off (a slow client holds a connection and a task for as long as it likes).
@@ -94,7 +121,7 @@ class BodyLimitMiddleware:
             )
             return
         if size > limit:
-            await self._too_large(send, limit)
+            await self._too_large(send, limit, withheld=withheld)
             return
         body = b"".join(chunks)
         replayed = False
@@ -107,6 +134,22 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared length of the body; None when it is not declared (or not a number)."""
+    value = _header(scope, b"content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 class WidgetCORSMiddleware:
