@@ -1,10 +1,11 @@
 """The inbox's login session: an HttpOnly cookie holding a random token whose session lives on
 the server (logging out, removing the agent or a new password ends it at once), with a CSRF
-token per session."""
+token per session; and the login itself, throttled and audited."""
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import Request, Response
@@ -13,6 +14,7 @@ from hal.db.engine import Database
 from hal.db.models import Agent
 from hal.services import agents
 from hal.services.agents import SignedIn as AgentSession
+from hal.services.login_throttle import LoginThrottle
 
 COOKIE = "hal_inbox"
 MAX_AGE = 12 * 3600
@@ -43,6 +45,42 @@ async def start_session(request: Request, response: Response, agent: Agent) -> b
     return True
 
 
+@dataclass(frozen=True)
+class LoginOutcome:
+    """How a login ended: signed in (the cookie is set), refused, or throttled for some time."""
+
+    signed_in: bool
+    retry_after: int | None = None  # seconds, when throttled
+
+
+async def log_in(
+    request: Request, response: Response, *, email: str, password: str, workspace: str | None
+) -> LoginOutcome:
+    """Check a login (throttled first), set the session cookie on `response` when it is right,
+    and audit it either way. A throttled attempt is not audited: it reaches no password check,
+    and a flood of them must not become a flood of writes (the failures before it were)."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else "unknown"
+    wait = await throttle.attempt(email=email, client=client)
+    if wait is not None:
+        return LoginOutcome(signed_in=False, retry_after=wait)
+    database: Database = request.app.state.database
+    candidates = await database.transaction(
+        lambda s: agents.login_candidates(session=s, email=email, app_id=workspace)
+    )
+    found = await agents.authenticate(candidates, password)
+    if found is not None and await start_session(request, response, found[0]):
+        await throttle.succeeded(email=email, client=client)
+        return LoginOutcome(signed_in=True)
+    # A wrong password and an unknown email both end here, after the same argon2 work.
+    await database.transaction(
+        lambda s: agents.record_failed_login(
+            session=s, email=email, app_id=workspace, candidates=candidates
+        )
+    )
+    return LoginOutcome(signed_in=False)
+
+
 async def end_session(request: Request, response: Response, session: AgentSession) -> None:
     database: Database = request.app.state.database
     await database.transaction(lambda s: agents.end_session(session=s, session_id=session.id))
@@ -68,9 +106,11 @@ def csrf_ok(session: AgentSession, submitted: str | None) -> bool:
 
 __all__ = [
     "AgentSession",
+    "LoginOutcome",
     "LoginRequired",
     "csrf_ok",
     "current_agent",
     "end_session",
+    "log_in",
     "start_session",
 ]

@@ -1,5 +1,6 @@
 """Inbox logins: agents of a project, with argon2-hashed passwords, and their sessions,
-kept on the server so that logging out, removing an agent or a new password ends them."""
+kept on the server so that logging out, removing an agent or a new password ends them. Every
+login, failed or successful, is an audit entry of the project it was for."""
 
 from __future__ import annotations
 
@@ -17,16 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.db.models import Agent, InstanceSecret, Project
 from hal.db.models import AgentSession as SessionRow
-from hal.db.queries import insert_ignoring_conflict, locked
+from hal.db.queries import insert_ignoring_conflict, locked, project_by_app_id
 from hal.db.types import utcnow
 from hal.domain.errors import Conflict, InvalidInput, NotFound
 from hal.domain.limits import Limits
 from hal.domain.validation import parse_email
-from hal.services.audit import CLI, SECRET, record_audit
+from hal.services.audit import CLI, SECRET, Actor, record_audit
 from hal.services.projects import get_project, new_secret
 
 _hasher = PasswordHasher()
 MIN_PASSWORD = 8
+LOGIN = "agent.login"
+LOGIN_FAILED = "agent.login_failed"
 
 
 @cache
@@ -111,6 +114,43 @@ async def authenticate(
     return matches[0] if len(matches) == 1 else None
 
 
+def _login_name(email: str) -> str:
+    """The email a login was tried with, as an audit entry's target (never the password)."""
+    return email.strip().lower()[:255]
+
+
+async def record_failed_login(
+    *,
+    session: AsyncSession,
+    email: str,
+    app_id: str | None,
+    candidates: list[tuple[Agent, Project]],
+) -> None:
+    """Audit a refused login: in the project of each agent the email named (with that agent
+    as the actor), or, for an email no agent has, in the named workspace's project (with no
+    agent id). An unknown email with no workspace names no project, so no audit log gets it."""
+    target = _login_name(email)
+    if candidates:
+        for agent, project in candidates:
+            await record_audit(
+                session,
+                project_id=project.id,
+                actor=Actor("agent", agent.id),
+                action=LOGIN_FAILED,
+                target=target,
+            )
+        return
+    workspace = await project_by_app_id(session, app_id.strip()) if app_id else None
+    if workspace is not None:
+        await record_audit(
+            session,
+            project_id=workspace.id,
+            actor=Actor("agent"),
+            action=LOGIN_FAILED,
+            target=target,
+        )
+
+
 async def _agent(*, session: AsyncSession, app_id: str, email: str) -> Agent:
     project = await get_project(session=session, app_id=app_id)
     address = email.strip().lower()
@@ -173,7 +213,8 @@ class SignedIn:
 
 
 async def start_session(*, session: AsyncSession, agent: Agent, ttl: timedelta) -> str | None:
-    """A new session's token (only its hash is stored); None if the agent changed meanwhile."""
+    """A new session's token (only its hash is stored), audited as the agent's login; None if
+    the agent changed meanwhile."""
     # The row lock orders this after a concurrent set_password or remove_agent, whose
     # deletion of sessions would otherwise miss the one being added.
     unchanged = await session.execute(
@@ -198,6 +239,14 @@ async def start_session(*, session: AsyncSession, agent: Agent, ttl: timedelta) 
         )
     )
     await session.flush()
+    await record_audit(
+        session,
+        project_id=agent.project_id,
+        actor=Actor("agent", agent.id),
+        action=LOGIN,
+        target=_login_name(agent.email),
+        now=now,
+    )
     return token
 
 

@@ -1,6 +1,7 @@
-"""The audit log (README "Privacy and data hygiene"): every agent or admin write, with who
-made it, what, when and the fields it changed. `record_audit` is the one way in, called by
-the service functions in the write's own transaction; secrets are named, never shown."""
+"""The audit log (README "Privacy and data hygiene"): every agent or admin write and every
+inbox login, with who made it, what, when and the fields it changed. `record_audit` is the one
+way in, called by the service functions in the write's own transaction; secrets are named,
+never shown."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class Actor:
     """Who made a write: an inbox agent, an API token, or the command line on the server."""
 
     kind: str  # agent | token | cli
-    id: int | None = None
+    id: int | None = None  # None for a login tried with an email no agent has
 
 
 CLI = Actor("cli")
