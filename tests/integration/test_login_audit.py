@@ -17,12 +17,6 @@ from tests.factories import make_token, unique_email
 
 PASSWORD = "long enough pw"
 WRONG = "not-the-password-42"
-# A refused login is audited by hal.api.inbox_session.log_in; until POST /inbox/login calls it
-# (hal/api/inbox.py), these fail, and strictly: an unexpected pass fails too, so the marker
-# goes when the route does.
-ROUTE_PENDING = pytest.mark.xfail(
-    strict=True, reason="POST /inbox/login does not call hal.api.inbox_session.log_in yet"
-)
 
 
 @pytest.fixture
@@ -82,7 +76,6 @@ async def test_a_successful_login_is_audited_as_the_agent(app, database, project
     assert PASSWORD not in str(entry)
 
 
-@ROUTE_PENDING
 async def test_a_wrong_password_is_audited_as_a_failed_login_of_the_agent(
     app, database, project, agent
 ):
@@ -96,7 +89,6 @@ async def test_a_wrong_password_is_audited_as_a_failed_login_of_the_agent(
     assert WRONG not in str(entry) and entry["changes"] == {}
 
 
-@ROUTE_PENDING
 async def test_an_unknown_email_is_audited_as_a_failed_login_with_no_agent(
     app, database, project, agent
 ):
@@ -112,7 +104,6 @@ async def test_an_unknown_email_is_audited_as_a_failed_login_with_no_agent(
     assert WRONG not in str(entry)
 
 
-@ROUTE_PENDING
 async def test_failures_then_a_success_read_in_order(app, database, project, agent):
     agent_id, email = agent
     assert (await log_in(app, email, WRONG)).status_code == 401
@@ -127,7 +118,6 @@ async def test_failures_then_a_success_read_in_order(app, database, project, age
     ]
 
 
-@ROUTE_PENDING
 async def test_a_throttled_attempt_is_refused_without_an_audit_entry(app, database, project, agent):
     _, email = agent
     statuses = [(await log_in(app, email, WRONG)).status_code for _ in range(5)]
@@ -136,7 +126,6 @@ async def test_a_throttled_attempt_is_refused_without_an_audit_entry(app, databa
     assert [e["action"] for e in entries] == ["agent.login_failed"] * 3
 
 
-@ROUTE_PENDING
 async def test_a_login_for_another_project_is_not_in_this_ones_audit_log(
     app, database, project, new_project, agent
 ):
