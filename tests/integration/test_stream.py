@@ -11,8 +11,9 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from hal.services.agents import create_agent
 from hal.services.change_feed import purge_changes
-from tests.factories import make_project, make_token, number_all_changes, unique
+from tests.factories import make_project, make_token, number_all_changes, unique, unique_email
 from tests.servers import running_server
 from tests.sse import Event, events
 
@@ -176,3 +177,66 @@ async def test_a_visitors_stream_carries_its_replies_and_never_anothers(database
     assert reply.event == "message.created"
     assert reply.json()["data"]["body"] == "to alice"
     assert reply.json()["data"]["author"] == "agent"
+
+
+# README "What round 2's review found": a Last-Event-ID that is not a plain ASCII number the
+# database can hold is a 4xx naming the field, never a 500, on every stream route, before any
+# credential or project is looked at.
+NOT_CHANGE_IDS = [
+    b"\xb2",  # "²" once decoded: str.isdigit() says yes, int() refuses
+    "\u0663".encode(),  # an Arabic-Indic three, as the client's bytes
+    "9" * 5000,
+    "9223372036854775808",  # 2**63: past what the database holds
+    "-1",
+    "+1",
+    "1.5",
+    "1e3",
+    "0x10",
+    "1_000",
+]
+NOT_CHANGE_IDS_IN_QUERY = ["\u00b2", "\u0663", " 1 ", "9" * 5000, "-1", "+1", "1_000"]
+
+
+def refused_as_last_event_id(answer: httpx.Response, field: str) -> None:
+    assert answer.status_code == 422, (answer.status_code, answer.text[:200])
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_last_event_id"
+    assert error["field"] == field
+
+
+async def test_a_last_event_id_that_is_no_change_id_is_refused_never_a_500(database_url, database):
+    project = await make_project(database)
+    token = await make_token(database, project)
+    email = unique_email("agent")
+    await database.transaction(
+        lambda s: create_agent(session=s, app_id=project.app_id, email=email, password="long pw 1")
+    )
+    team = {"Authorization": f"Bearer {token}"}
+    unknown_app = {"app_id": "no_such_app", "visitor_id": "v1"}
+    with running_server(database_url) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=WAIT) as http:
+            signed_in = await http.post(
+                "/inbox/login", data={"email": email, "password": "long pw 1"}
+            )
+            assert signed_in.status_code == 303, signed_in.text
+            for value in NOT_CHANGE_IDS:
+                header = {"Last-Event-ID": value}
+                anonymous = await http.get("/api/widget/stream", params=unknown_app, headers=header)
+                refused_as_last_event_id(anonymous, "Last-Event-ID")
+                own = await http.get(
+                    f"/api/projects/{project.app_id}/stream", headers={**team, **header}
+                )
+                refused_as_last_event_id(own, "Last-Event-ID")
+                inbox = await http.get("/inbox/stream", headers=header)
+                refused_as_last_event_id(inbox, "Last-Event-ID")
+            for value in NOT_CHANGE_IDS_IN_QUERY:
+                query = {"last_event_id": value}
+                anonymous = await http.get("/api/widget/stream", params={**unknown_app, **query})
+                refused_as_last_event_id(anonymous, "last_event_id")
+                own = await http.get(
+                    f"/api/projects/{project.app_id}/stream", params=query, headers=team
+                )
+                refused_as_last_event_id(own, "last_event_id")
+        # The largest id the database holds is one: the stream opens (with nothing after it).
+        async with stream(url, project.app_id, token, **{"Last-Event-ID": str(2**63 - 1)}):
+            pass

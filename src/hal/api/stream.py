@@ -5,6 +5,7 @@ kept."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from functools import partial
@@ -25,6 +26,8 @@ router = APIRouter(prefix="/api/projects/{app_id}", tags=["stream"])
 MAX_ID = 2**63 - 1
 KEEP_ALIVE_SECONDS = 15
 
+_CHANGE_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "²"
+
 
 def _event(change: ChangeView) -> ServerSentEvent:
     document = {"id": change.id, "type": change.type, "timestamp": change.timestamp,
@@ -32,16 +35,20 @@ def _event(change: ChangeView) -> ServerSentEvent:
     return ServerSentEvent(data=json.dumps(document), event=change.type, id=str(change.id))
 
 
-def last_event_id_of(header: str | None, query: int | None) -> int | None:
-    if query is not None:
-        return query
-    if header is None or not header.strip():
+def last_event_id_of(header: str | None, query: str | None) -> int | None:
+    """The change id a client resumes after: `?last_event_id=`, else the Last-Event-ID header
+    (absent or empty: none). Anything but a plain ASCII number the database can hold
+    (0..2**63-1) is refused with 422 naming where it came from."""
+    value, field = (query, "last_event_id") if query else (header, "Last-Event-ID")
+    if not value:
         return None
-    if not header.strip().isdigit() or int(header) > MAX_ID:
+    if _CHANGE_ID.fullmatch(value) is None or int(value) > MAX_ID:
         raise InvalidInput(
-            "invalid_last_event_id", "Last-Event-ID must be a change id", field="last-event-id"
+            "invalid_last_event_id",
+            f"{field} must be a change id: a number from 0 to {MAX_ID}",
+            field=field,
         )
-    return int(header)
+    return int(value)
 
 
 def change_stream(
@@ -92,7 +99,10 @@ def change_stream(
 
 
 LastEventIdHeader = Annotated[str | None, Header(alias="Last-Event-ID")]
-LastEventIdQuery = Annotated[int | None, Query(ge=0, le=MAX_ID)]
+LastEventIdQuery = Annotated[
+    str | None,
+    Query(description="The change id to resume after, taken before the Last-Event-ID header"),
+]
 
 
 @router.get(
