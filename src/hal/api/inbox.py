@@ -23,7 +23,7 @@ from hal.api.inbox_session import (
     start_session,
 )
 from hal.api.presenters import conversation_summary_out, message_out
-from hal.api.stream import change_stream, last_event_id_of
+from hal.api.stream import last_event_id_of, open_stream
 from hal.db.engine import Database
 from hal.services import conversations, team
 from hal.services.agents import authenticate, login_candidates
@@ -147,9 +147,19 @@ async def stream(
     db: DatabaseDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
-    """The project's changes for the open inbox page (the browser resumes with Last-Event-ID)."""
+    """The project's changes for the open inbox page (the browser resumes with Last-Event-ID),
+    until the login session ends (logout, a new password, the agent's removal)."""
     after = last_event_id_of(last_event_id, None)
-    return change_stream(db, request.app.state.change_feed, session.project.id, after)
+
+    async def still_signed_in() -> bool:
+        try:
+            return (await current_agent(request)).id == session.id
+        except LoginRequired:
+            return False
+
+    return open_stream(
+        request, db=db, project_id=session.project.id, after=after, still_authorized=still_signed_in
+    )
 
 
 @router.get("/conversations.json")

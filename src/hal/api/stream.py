@@ -1,30 +1,43 @@
-"""The live stream (README "Change log and live stream"): `GET /api/projects/{app_id}/stream`, one
+"""The live streams (README "Change log and live stream"): `GET /api/projects/{app_id}/stream`, one
 SSE event per change, replay after Last-Event-ID, `resync` when the id is older than what is
-kept."""
+kept; the widget's `GET /api/widget/stream` the same way for one visitor.
+
+A stream lives only as long as the credential that opened it: whoever authorized it hands over
+a check of that credential, asked again at least every `CHECK_SECONDS` and before anything is
+sent once a check is due; when it fails the stream sends nothing more and ends.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from hal.api.deps import DatabaseDep, TeamProjectDep, WidgetDep
+from hal.api.deps import DatabaseDep, TeamAuthDep, WidgetDep, get_team_auth
 from hal.api.errors import error_responses
 from hal.db.engine import Database
-from hal.domain.errors import InvalidInput, NotFound
+from hal.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from hal.services.change_feed import ChangeFeed, ChangeView, changes_after, replay_start, view
 from hal.services.widget_messages import open_visitor_stream
+
+log = logging.getLogger("hal.stream")
 
 router = APIRouter(prefix="/api/projects/{app_id}", tags=["stream"])
 
 MAX_ID = 2**63 - 1
 KEEP_ALIVE_SECONDS = 15
+CHECK_SECONDS = 2.0  # a credential that ends closes its streams within this (and a read)
+
+StillAuthorized = Callable[[], Awaitable[bool]]
+Carries = Callable[[ChangeView], Awaitable[bool]]
 
 _CHANGE_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "²"
 
@@ -51,19 +64,48 @@ def last_event_id_of(header: str | None, query: str | None) -> int | None:
     return int(value)
 
 
-def change_stream(
+class CredentialCheck:
+    """Asks whether a stream's credential still holds, at most every `every` seconds (it was
+    checked when the stream opened). A check that cannot be made counts as failed: the client
+    reconnects and is authorized again."""
+
+    def __init__(self, still_authorized: StillAuthorized, every: float = CHECK_SECONDS) -> None:
+        self._ask, self.every = still_authorized, every
+        self._clock = asyncio.get_running_loop().time
+        self._due = self._clock() + every
+
+    def seconds_left(self) -> float:
+        """Until the next check is due."""
+        return max(0.0, self._due - self._clock())
+
+    async def holds(self) -> bool:
+        if self._clock() < self._due:
+            return True
+        try:
+            held = await self._ask()
+        except Exception:
+            log.warning("a stream's credential could not be checked; ending it", exc_info=True)
+            return False
+        self._due = self._clock() + self.every
+        return held
+
+
+def _events(
     db: Database,
     feed: ChangeFeed,
     project_id: int,
     after: int | None,
-    carries: Callable[[ChangeView], Awaitable[bool]] | None = None,
-) -> EventSourceResponse:
-    """Replay after `after`, then live changes; only those `carries` accepts."""
+    still_authorized: StillAuthorized,
+    carries: Carries | None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Replay after `after`, then live changes; only those `carries` accepts, and only while
+    the credential holds."""
 
     async def wanted(change: ChangeView) -> bool:
         return carries is None or await carries(change)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
+        credential = CredentialCheck(still_authorized)
         async with feed.subscribe(project_id) as subscription:
             last = subscription.cursor
             if after is not None:
@@ -83,19 +125,45 @@ def change_stream(
                         break
                     for row in rows:
                         change = view(row)
+                        if not await credential.holds():
+                            return
                         if await wanted(change):
                             yield _event(change)
                         last = row.id
             while True:
-                live = await subscription.queue.get()
+                try:
+                    live = await asyncio.wait_for(
+                        subscription.queue.get(), credential.seconds_left()
+                    )
+                except TimeoutError:
+                    if not await credential.holds():
+                        return
+                    continue
                 if live is None:  # this client fell too far behind: it reconnects and replays
                     return
                 if live.id > last:
+                    if not await credential.holds():
+                        return
                     if await wanted(live):
                         yield _event(live)
                     last = live.id
 
-    return EventSourceResponse(events(), ping=KEEP_ALIVE_SECONDS)
+    return events()
+
+
+def open_stream(
+    request: Request,
+    *,
+    db: Database,
+    project_id: int,
+    after: int | None,
+    still_authorized: StillAuthorized,
+    carries: Carries | None = None,
+) -> EventSourceResponse:
+    """A stream of the project's changes for an authorized caller."""
+    feed: ChangeFeed = request.app.state.change_feed
+    events = _events(db, feed, project_id, after, still_authorized, carries)
+    return EventSourceResponse(events, ping=KEEP_ALIVE_SECONDS)
 
 
 LastEventIdHeader = Annotated[str | None, Header(alias="Last-Event-ID")]
@@ -103,32 +171,39 @@ LastEventIdQuery = Annotated[
     str | None,
     Query(description="The change id to resume after, taken before the Last-Event-ID header"),
 ]
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
 
 
-@router.get(
-    "/stream",
-    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(401, 403, 422)},
-)
+@router.get("/stream", responses={**STREAM_RESPONSES, **error_responses(401, 403, 422)})
 async def stream(
     request: Request,
-    project: TeamProjectDep,
+    auth: TeamAuthDep,
     db: DatabaseDep,
     last_event_id_header: LastEventIdHeader = None,
     last_event_id: LastEventIdQuery = None,
 ) -> EventSourceResponse:
     """Every change of the project as it commits; with Last-Event-ID, first every change after
-    it (a `resync` event first when some were already purged)."""
+    it (a `resync` event first when some were already purged). It ends when its token is
+    revoked."""
     after = last_event_id_of(last_event_id_header, last_event_id)
-    return change_stream(db, request.app.state.change_feed, project.id, after)
+    app_id = auth.project.app_id
+
+    async def still_authorized() -> bool:
+        try:
+            again = await get_team_auth(app_id, db, request.headers.get("authorization"))
+        except (Unauthorized, Forbidden):
+            return False
+        return again.token_id == auth.token_id
+
+    return open_stream(
+        request, db=db, project_id=auth.project.id, after=after, still_authorized=still_authorized
+    )
 
 
 widget_router = APIRouter(prefix="/api/widget", tags=["widget"])
 
 
-@widget_router.get(
-    "/stream",
-    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(401, 403, 404, 422)},
-)
+@widget_router.get("/stream", responses={**STREAM_RESPONSES, **error_responses(401, 403, 404, 422)})
 async def widget_stream(
     request: Request,
     widget: WidgetDep,
@@ -140,7 +215,7 @@ async def widget_stream(
 ) -> EventSourceResponse:
     """The visitor's own conversations' messages as they are written (the rules of
     `GET /api/widget/messages`; EventSource sends no headers, so the session token may come
-    as `?session_token=`)."""
+    as `?session_token=`). It ends when that session token stops vouching for the visitor."""
     after = last_event_id_of(last_event_id_header, last_event_id)
     caller = replace(widget.caller, bearer=session_token or widget.caller.bearer)
     limits = widget.settings.limits
@@ -157,5 +232,11 @@ async def widget_stream(
     async def carries(change: ChangeView) -> bool:
         return await visitor_stream.carries(widget.db, change.type, change.data)
 
-    project_id = visitor_stream.call.project.id
-    return change_stream(widget.db, request.app.state.change_feed, project_id, after, carries)
+    return open_stream(
+        request,
+        db=widget.db,
+        project_id=visitor_stream.call.project.id,
+        after=after,
+        still_authorized=partial(visitor_stream.still_authorized, widget.db),
+        carries=carries,
+    )

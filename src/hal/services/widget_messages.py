@@ -18,6 +18,7 @@ from hal.db.store.timeline import (
     touch_conversation,
 )
 from hal.domain.limits import Limits
+from hal.domain.sessions import read_session_token
 from hal.schemas import WidgetMessageRequest
 from hal.services.change_data import conversation_data, message_data
 from hal.services.conversations import OPEN, check_body
@@ -108,11 +109,32 @@ CHAT_CHANGES = {"message.created", "conversation.closed", "conversation.reopened
 @dataclass
 class VisitorStream:
     """What a visitor's stream may carry: changes of the conversations it may read (as
-    `GET /api/widget/messages` decides, at the time the stream opened)."""
+    `GET /api/widget/messages` decides, at the time the stream opened), for as long as the
+    session token it was opened with still vouches for the visitor."""
 
     call: WidgetCall
     readable: set[int]
     refused: set[int]
+    session_token: str | None  # the token that vouched for the visitor's binding, if one did
+
+    async def still_authorized(self, database: Database) -> bool:
+        """Whether the session token still vouches for the visitor's binding under the
+        project's current session secret (`rotate-secret --revoke-sessions` replaces it) and
+        has not expired. A stream opened without one has no credential that can end."""
+        if self.session_token is None:
+            return True
+        app_id = self.call.project.app_id
+        project = await database.run(lambda tx: tx.projects.get(tx.connection, app_id))
+        if project is None:
+            return False
+        visitor = self.call.widget_visitor
+        vouched = read_session_token(
+            secret=project.session_secret,
+            token=self.session_token,
+            app_id=project.app_id,
+            visitor_id=visitor.visitor_key,
+        )
+        return vouched is not None and vouched == visitor.contact_id
 
     async def carries(self, database: Database, change_type: str, data: dict[str, Any]) -> bool:
         if change_type not in CHAT_CHANGES:
@@ -155,4 +177,5 @@ async def open_visitor_stream(
         verified=call.verified,
         limit=500,
     )
-    return VisitorStream(call, {c.id for c in conversations}, set())
+    token = caller.bearer if call.session else None
+    return VisitorStream(call, {c.id for c in conversations}, set(), token)
