@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     # How long the change log keeps changes for streams to replay (seconds, or ISO 8601
     # like PT72H); older ones are purged in bounded batches.
     stream_retention: timedelta = timedelta(hours=72)
+    # Open live streams allowed per visitor, per client address (an office shares one) and
+    # in all, counted by each process; past them a stream is refused (429; 503 for the
+    # process's own cap).
+    streams_per_visitor: int = Field(default=5, ge=1)
+    streams_per_client: int = Field(default=200, ge=1)
+    streams_per_process: int = Field(default=2000, ge=1)
     # How long the webhook delivery log keeps a message and its attempts (same formats); the
     # retry schedule ends within about 28 hours, so older messages are settled.
     webhook_log_retention: timedelta = timedelta(days=30)

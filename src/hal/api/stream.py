@@ -4,12 +4,14 @@ kept; the widget's `GET /api/widget/stream` the same way for one visitor.
 
 A stream lives only as long as the credential that opened it: whoever authorized it hands over
 a check of that credential, asked again at least every `CHECK_SECONDS` and before anything is
-sent once a check is due; when it fails the stream sends nothing more and ends.
+sent once a check is due; when it fails the stream sends nothing more and ends. Each stream also
+holds a slot of its process, its client address and its visitor (services/change_feed.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -19,13 +21,26 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Scope, Send
 
 from hal.api.deps import DatabaseDep, TeamAuthDep, WidgetDep, get_team_auth
-from hal.api.errors import error_responses
+from hal.api.errors import ErrorBody, error_response, error_responses
+from hal.config import Settings
 from hal.db.engine import Database
 from hal.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from hal.services.change_feed import ChangeFeed, ChangeView, changes_after, replay_start, view
+from hal.services.change_feed import (
+    RETRY_AFTER_SECONDS,
+    ChangeFeed,
+    ChangeView,
+    Concerning,
+    StreamCaps,
+    StreamsFull,
+    StreamSlot,
+    replay,
+    replay_start,
+)
 from hal.services.widget_messages import open_visitor_stream
 
 log = logging.getLogger("hal.stream")
@@ -90,6 +105,20 @@ class CredentialCheck:
         return held
 
 
+class _SlotHoldingStream(EventSourceResponse):
+    """An SSE response that gives its stream slot back however it ends."""
+
+    def __init__(self, content: AsyncIterator[ServerSentEvent], slot: StreamSlot) -> None:
+        super().__init__(content, ping=KEEP_ALIVE_SECONDS)
+        self.slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slot.release()
+
+
 def _events(
     db: Database,
     feed: ChangeFeed,
@@ -97,6 +126,7 @@ def _events(
     after: int | None,
     still_authorized: StillAuthorized,
     carries: Carries | None,
+    concerning: Concerning | None,
 ) -> AsyncIterator[ServerSentEvent]:
     """Replay after `after`, then live changes; only those `carries` accepts, and only while
     the credential holds."""
@@ -111,25 +141,20 @@ def _events(
             if after is not None:
                 if await db.run(partial(replay_start, project_id=project_id, after=after)):
                     yield ServerSentEvent(data=json.dumps({"last_event_id": after}), event="resync")
-                last = after
-                while last < subscription.cursor:
-                    rows = await db.run(
-                        partial(
-                            changes_after,
-                            project_id=project_id,
-                            after=last,
-                            up_to=subscription.cursor,
-                        )  # fmt: skip
-                    )
-                    if not rows:
-                        break
-                    for row in rows:
-                        change = view(row)
+                missed = replay(
+                    db,
+                    project_id=project_id,
+                    after=after,
+                    up_to=subscription.cursor,
+                    concerning=concerning,
+                )
+                async with contextlib.aclosing(missed):
+                    async for change in missed:
                         if not await credential.holds():
                             return
                         if await wanted(change):
                             yield _event(change)
-                        last = row.id
+                last = max(after, subscription.cursor)
             while True:
                 try:
                     live = await asyncio.wait_for(
@@ -158,12 +183,35 @@ def open_stream(
     project_id: int,
     after: int | None,
     still_authorized: StillAuthorized,
+    visitor_id: str | None = None,
     carries: Carries | None = None,
-) -> EventSourceResponse:
-    """A stream of the project's changes for an authorized caller."""
+    concerning: Concerning | None = None,
+) -> Response:
+    """A stream of the project's changes for an authorized caller, once its process, client
+    address and visitor have a slot for it (429 past the client's or visitor's cap, 503 past
+    the process's)."""
+    settings: Settings = request.app.state.settings
     feed: ChangeFeed = request.app.state.change_feed
-    events = _events(db, feed, project_id, after, still_authorized, carries)
-    return EventSourceResponse(events, ping=KEEP_ALIVE_SECONDS)
+    caps = StreamCaps(
+        per_process=settings.streams_per_process,
+        per_client=settings.streams_per_client,
+        per_visitor=settings.streams_per_visitor,
+    )
+    client = request.client.host if request.client else "unknown"
+    visitor = (project_id, visitor_id) if visitor_id is not None else None
+    try:
+        slot = feed.slots.take(caps=caps, client=client, visitor=visitor)
+    except StreamsFull:
+        return error_response(
+            503,
+            "streams_full",
+            "this server holds as many live streams as it may; retry later",
+            None,
+            None,
+            **{"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    events = _events(db, feed, project_id, after, still_authorized, carries, concerning)
+    return _SlotHoldingStream(events, slot)
 
 
 LastEventIdHeader = Annotated[str | None, Header(alias="Last-Event-ID")]
@@ -171,17 +219,20 @@ LastEventIdQuery = Annotated[
     str | None,
     Query(description="The change id to resume after, taken before the Last-Event-ID header"),
 ]
-STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}},
+    503: {"model": ErrorBody, "description": "This server holds all the streams it may"},
+}
 
 
-@router.get("/stream", responses={**STREAM_RESPONSES, **error_responses(401, 403, 422)})
+@router.get("/stream", responses={**STREAM_RESPONSES, **error_responses(401, 403, 422, 429)})
 async def stream(
     request: Request,
     auth: TeamAuthDep,
     db: DatabaseDep,
     last_event_id_header: LastEventIdHeader = None,
     last_event_id: LastEventIdQuery = None,
-) -> EventSourceResponse:
+) -> Response:
     """Every change of the project as it commits; with Last-Event-ID, first every change after
     it (a `resync` event first when some were already purged). It ends when its token is
     revoked."""
@@ -203,7 +254,9 @@ async def stream(
 widget_router = APIRouter(prefix="/api/widget", tags=["widget"])
 
 
-@widget_router.get("/stream", responses={**STREAM_RESPONSES, **error_responses(401, 403, 404, 422)})
+@widget_router.get(
+    "/stream", responses={**STREAM_RESPONSES, **error_responses(401, 403, 404, 422, 429)}
+)
 async def widget_stream(
     request: Request,
     widget: WidgetDep,
@@ -212,7 +265,7 @@ async def widget_stream(
     session_token: Annotated[str | None, Query(max_length=4096)] = None,
     last_event_id_header: LastEventIdHeader = None,
     last_event_id: LastEventIdQuery = None,
-) -> EventSourceResponse:
+) -> Response:
     """The visitor's own conversations' messages as they are written (the rules of
     `GET /api/widget/messages`; EventSource sends no headers, so the session token may come
     as `?session_token=`). It ends when that session token stops vouching for the visitor."""
@@ -238,5 +291,7 @@ async def widget_stream(
         project_id=visitor_stream.call.project.id,
         after=after,
         still_authorized=partial(visitor_stream.still_authorized, widget.db),
+        visitor_id=visitor_id,
         carries=carries,
+        concerning=visitor_stream.concerning,
     )

@@ -21,6 +21,7 @@ from hal.domain.limits import Limits
 from hal.domain.sessions import read_session_token
 from hal.schemas import WidgetMessageRequest
 from hal.services.change_data import conversation_data, message_data
+from hal.services.change_feed import Concerning
 from hal.services.conversations import OPEN, check_body
 from hal.services.widget_call import Caller, WidgetCall, find_widget_call, open_widget_call
 
@@ -103,7 +104,7 @@ async def read_widget_messages(
     return current, threads
 
 
-CHAT_CHANGES = {"message.created", "conversation.closed", "conversation.reopened"}
+CHAT_CHANGES = frozenset({"message.created", "conversation.closed", "conversation.reopened"})
 
 
 @dataclass
@@ -116,6 +117,13 @@ class VisitorStream:
     readable: set[int]
     refused: set[int]
     session_token: str | None  # the token that vouched for the visitor's binding, if one did
+
+    @property
+    def concerning(self) -> Concerning:
+        """The changes that can concern this visitor: its contact's, and its own anonymous
+        ones (a replay reads only those, then `carries` decides)."""
+        visitor = self.call.widget_visitor
+        return Concerning(visitor.contact_id, visitor.id, frozenset(CHAT_CHANGES))
 
     async def still_authorized(self, database: Database) -> bool:
         """Whether the session token still vouches for the visitor's binding under the
