@@ -182,17 +182,17 @@ async def test_a_visitors_stream_carries_its_replies_and_never_anothers(database
 # README "What round 2's review found": a Last-Event-ID that is not a plain ASCII number the
 # database can hold is a 4xx naming the field, never a 500, on every stream route, before any
 # credential or project is looked at.
-NOT_CHANGE_IDS = [
+NOT_CHANGE_IDS: list[bytes] = [  # header values, as the client's bytes
     b"\xb2",  # "²" once decoded: str.isdigit() says yes, int() refuses
-    "\u0663".encode(),  # an Arabic-Indic three, as the client's bytes
-    "9" * 5000,
-    "9223372036854775808",  # 2**63: past what the database holds
-    "-1",
-    "+1",
-    "1.5",
-    "1e3",
-    "0x10",
-    "1_000",
+    "\u0663".encode(),  # an Arabic-Indic three
+    b"9" * 5000,
+    b"9223372036854775808",  # 2**63: past what the database holds
+    b"-1",
+    b"+1",
+    b"1.5",
+    b"1e3",
+    b"0x10",
+    b"1_000",
 ]
 NOT_CHANGE_IDS_IN_QUERY = ["\u00b2", "\u0663", " 1 ", "9" * 5000, "-1", "+1", "1_000"]
 
@@ -212,6 +212,7 @@ async def test_a_last_event_id_that_is_no_change_id_is_refused_never_a_500(datab
         lambda s: create_agent(session=s, app_id=project.app_id, email=email, password="long pw 1")
     )
     team = {"Authorization": f"Bearer {token}"}
+    team_bytes = {b"Authorization": f"Bearer {token}".encode()}
     unknown_app = {"app_id": "no_such_app", "visitor_id": "v1"}
     with running_server(database_url) as url:
         async with httpx.AsyncClient(base_url=url, timeout=WAIT) as http:
@@ -220,17 +221,17 @@ async def test_a_last_event_id_that_is_no_change_id_is_refused_never_a_500(datab
             )
             assert signed_in.status_code == 303, signed_in.text
             for value in NOT_CHANGE_IDS:
-                header = {"Last-Event-ID": value}
+                header = {b"Last-Event-ID": value}
                 anonymous = await http.get("/api/widget/stream", params=unknown_app, headers=header)
                 refused_as_last_event_id(anonymous, "Last-Event-ID")
                 own = await http.get(
-                    f"/api/projects/{project.app_id}/stream", headers={**team, **header}
+                    f"/api/projects/{project.app_id}/stream", headers={**team_bytes, **header}
                 )
                 refused_as_last_event_id(own, "Last-Event-ID")
                 inbox = await http.get("/inbox/stream", headers=header)
                 refused_as_last_event_id(inbox, "Last-Event-ID")
-            for value in NOT_CHANGE_IDS_IN_QUERY:
-                query = {"last_event_id": value}
+            for text in NOT_CHANGE_IDS_IN_QUERY:
+                query = {"last_event_id": text}
                 anonymous = await http.get("/api/widget/stream", params={**unknown_app, **query})
                 refused_as_last_event_id(anonymous, "last_event_id")
                 own = await http.get(

@@ -14,6 +14,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -37,7 +38,7 @@ PASSWORD = "long enough pw"
 
 @asynccontextmanager
 async def streaming(
-    http: httpx.AsyncClient, path: str, **request: object
+    http: httpx.AsyncClient, path: str, **request: Any
 ) -> AsyncIterator[AsyncIterator[Event]]:
     async with http.stream("GET", path, **request) as response:
         assert response.status_code == 200, await response.aread()
