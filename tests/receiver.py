@@ -31,7 +31,8 @@ class Received:
 
     @property
     def document(self) -> dict[str, Any]:
-        return json.loads(self.body)
+        document: dict[str, Any] = json.loads(self.body)
+        return document
 
     def verify(self, secret: str) -> dict[str, Any]:
         """What a receiver does with the standardwebhooks library, as it comes."""

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -44,7 +45,7 @@ class Server:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
-        self._output = None
+        self._output: IO[bytes] | None = None
 
     def start(self) -> Server:
         command = [
@@ -128,7 +129,7 @@ class Worker:
     ) -> None:
         self.database_url, self.log, self.env = database_url, log, env or {}
         self.process: subprocess.Popen[bytes] | None = None
-        self._output = None
+        self._output: IO[bytes] | None = None
 
     def start(self) -> Worker:
         command = [sys.executable, "-m", "hal", "worker", "--database-url", self.database_url]

@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +27,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def hal(database_url: str, *args: str, stdin: str | None = None) -> dict:
+def hal(database_url: str, *args: str, stdin: str | None = None) -> dict[str, Any]:
     """Run the `hal` command line and parse its JSON output."""
     result = subprocess.run(
         [sys.executable, "-m", "hal", *args, "--database-url", database_url],
@@ -35,7 +37,8 @@ def hal(database_url: str, *args: str, stdin: str | None = None) -> dict:
         check=True,
         timeout=60,
     )
-    return json.loads(result.stdout)
+    parsed: dict[str, Any] = json.loads(result.stdout)
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class DemoSite:
     port: int
     log: Path
 
-    def team(self, path: str, **params: object) -> dict:
+    def team(self, path: str, **params: str | int | float | bool | None) -> dict[str, Any]:
         import httpx
 
         response = httpx.get(
@@ -100,9 +103,10 @@ class DemoSite:
             headers={"Authorization": f"Bearer {self.token}"},
         )
         response.raise_for_status()
-        return response.json()
+        document: dict[str, Any] = response.json()
+        return document
 
-    def server(self):  # type: ignore[no-untyped-def]
+    def server(self) -> AbstractContextManager[str]:
         """Start (or start again) the demo server on its port."""
         return running_server(
             self.database_url, log=self.log, env={"HAL_DEMO": "true"}, port=self.port
@@ -145,7 +149,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser):  # type: ignore[no-untyped-def]
+def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)

@@ -106,7 +106,7 @@ class Inspector:
                 .where(Project.app_id == app_id)
                 .order_by(ContactCompany.contact_id, Company.external_id)
             )
-            return [tuple(row) for row in rows]
+            return [(contact_id, company) for contact_id, company in rows]
 
     async def visitor(self, app_id: str, visitor_id: str) -> Any:
         rows = await self._rows(

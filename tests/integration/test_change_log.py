@@ -34,7 +34,11 @@ async def project_by_app_id_row(database, project) -> int:
 
 async def last_id(database, project) -> int:
     found = await changes(database, project)
-    return found[-1].id if found else 0
+    if not found:
+        return 0
+    last = found[-1].id
+    assert last is not None  # changes() returns numbered changes only
+    return last
 
 
 async def test_a_new_contact_with_a_company_is_created_linked_and_staged(widget, project, database):

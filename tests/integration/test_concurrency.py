@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ def server(database_url: str, artifacts_dir) -> Iterator[str]:
         yield url
 
 
-async def _identify_all(server: str, bodies: list[dict]) -> list[httpx.Response]:
+async def _identify_all(server: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(base_url=server, limits=limits, timeout=60) as http:
         return await asyncio.gather(*(http.post("/api/widget/identify", json=b) for b in bodies))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from hal.services.companies import company_for_update, write_stage
 from hal.services.projects import get_project
 from tests.factories import unique
 
-COMPANY_ROUTES = [
+COMPANY_ROUTES: list[tuple[str, dict[str, Any]]] = [
     ("track", {"event": "seat-added"}),
     ("set-stage", {"stage": "Trial"}),
     ("set-deal", {"deal": {"id": "d1"}}),

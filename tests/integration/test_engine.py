@@ -33,12 +33,17 @@ async def test_a_failing_statement_shows_no_parameters(database: Database, caplo
 async def test_sqlite_statements_run_on_the_event_loops_thread(tmp_path):
     database = Database(f"sqlite:///{tmp_path / 'inline.db'}")
     seen: list[int] = []
+
+    def thread_id() -> int:
+        seen.append(threading.get_ident())
+        return 1
+
     try:
         async with database.engine.connect() as connection:
             raw = await connection.get_raw_connection()
-            raw.driver_connection._conn.create_function(  # the sqlite3 connection
-                "thread_id", 0, lambda: seen.append(threading.get_ident()) or 1
-            )
+            driver = raw.driver_connection
+            assert driver is not None
+            driver._conn.create_function("thread_id", 0, thread_id)  # the sqlite3 connection
             await connection.execute(text("SELECT thread_id()"))
     finally:
         await database.dispose()
@@ -114,17 +119,18 @@ async def test_access_lines_and_json_lines_show_no_secrets(widget, project, capl
     # The test's own HTTP client logs its URLs (httpx); the service sets httpx to WARNING.
     records = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
     access = [r for r in records if r.name == "hal.access"]
-    assert {(r.route, r.status) for r in access} >= {  # type: ignore[attr-defined]
+    assert {(r.route, r.status) for r in access} >= {
         ("/api/widget/identify", 200),
         ("/api/widget/stream", 404),
     }
     json_lines = [json.loads(json_formatter().format(record)) for record in records]
+    for record in records:
+        record.request_id = "r"  # the filter's stamp
     text_lines = [
         logging.Formatter(logging_config("text", "info")["formatters"]["hal"]["format"]).format(
             record
         )
         for record in records
-        if setattr(record, "request_id", "r") is None  # the filter's stamp
     ]
     logged = json.dumps(json_lines) + "\n".join(text_lines)
     for secret in [SECRET, user_id, project.hash(user_id), session_token, project.secret]:

@@ -15,6 +15,7 @@ from hal.app import create_app
 from hal.cli import app as cli
 from hal.config import Settings
 from tests.factories import make_project, make_token
+from tests.integration.conftest import TeamClient
 from tests.integration.test_change_log import changes
 
 CONTACTS = (
@@ -25,8 +26,14 @@ CONTACTS = (
 )
 
 
-async def upload(team, text: str | bytes, kind: str = "contacts", *, dry_run: bool = False,
-                 content_type: str = "text/csv") -> httpx.Response:  # fmt: skip
+async def upload(
+    team: TeamClient,
+    text: str | bytes,
+    kind: str = "contacts",
+    *,
+    dry_run: bool = False,
+    content_type: str = "text/csv",
+) -> httpx.Response:
     body = text.encode() if isinstance(text, str) else text
     params = {"kind": kind, **({"dry_run": "true"} if dry_run else {})}
     return await team.http.post(
@@ -69,7 +76,7 @@ async def test_a_rerun_creates_nothing_and_a_changed_row_is_updated(team, databa
     assert len(await changes(database, team.project)) == logged  # nothing changed, nothing logged
     edited = CONTACTS.replace("Bob,acme", "Robert,acme")
     assert counts(await upload(team, edited)) == (0, 1, 2, 0)
-    [update] = [c for c in await changes(database, team.project) if c.id > logged]
+    [update] = await changes(database, team.project, after=logged)
     assert update.type == "contact.updated"
     assert update.data["changed"]["name"] == {"old": "Bob", "new": "Robert"}
 

@@ -73,7 +73,9 @@ async def test_forms_without_the_csrf_token_are_refused(inbox, agent, widget, pr
     forged = await inbox.post(url, data={"body": "forged"})
     assert forged.status_code == 403
     page = (await inbox.get(f"/inbox/conversations/{conversation['id']}")).text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found is not None
+    token = found.group(1)
     genuine = await inbox.post(url, data={"body": "real reply", "csrf_token": token})
     assert genuine.status_code == 303
     thread = (
@@ -289,6 +291,7 @@ async def test_inbox_routes_refuse_ids_out_of_range(inbox, agent, widget, projec
     await widget.call("messages", project, visitor, body="hello")
     await log_in(inbox, *agent)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', (await inbox.get("/inbox")).text)
+    assert csrf is not None
     form = {"csrf_token": csrf.group(1), "body": "hi"}
     for value in (TOO_BIG, 0, -1):
         for method, path, field in [
@@ -325,7 +328,9 @@ async def test_a_company_id_cannot_lead_a_link_to_another_page(
     assert company_page.status_code == 200
     assert "Evil Corp" in company_page.text
     assert 'action="/inbox/companies/..%2Fcontacts%2F1/stage"' in company_page.text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', company_page.text).group(1)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', company_page.text)
+    assert found is not None
+    csrf = found.group(1)
     staged = await inbox.post(
         "/inbox/companies/..%2Fcontacts%2F1/stage", data={"stage": "Customer", "csrf_token": csrf}
     )

@@ -49,7 +49,7 @@ async def conversation(widget, project):
     return answer.json()["conversation"]["id"], visitor
 
 
-async def log_in(browser, email, password=PASSWORD) -> str:
+async def log_in(browser: httpx.AsyncClient, email, password=PASSWORD) -> str:
     """Log in; returns the session cookie, as someone who copied it would hold it."""
     response = await browser.post("/inbox/login", data={"email": email, "password": password})
     assert response.status_code == 303, response.text
@@ -59,7 +59,9 @@ async def log_in(browser, email, password=PASSWORD) -> str:
 async def csrf_token(client, path="/inbox") -> str:
     page = await client.get(path)
     assert page.status_code == 200, page.text
-    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found is not None
+    return found.group(1)
 
 
 def stolen(cookie: str) -> dict[str, str]:

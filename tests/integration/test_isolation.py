@@ -4,13 +4,14 @@ read from the service's own OpenAPI document, so a new route is covered when it 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from hal.domain.sessions import issue_session_token
 from hal.services.projects import get_project
 
-WIDGET_BODIES = {
+WIDGET_BODIES: dict[str, dict[str, Any]] = {
     "/api/widget/identify": {"user_id": "victim", "email": "victim@example.com", "name": "X"},
     "/api/widget/set-properties": {"properties": {"plan": "free"}},
     "/api/widget/track": {"event": "pwned", "company_id": "b-co"},
@@ -129,7 +130,7 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
                 {"type": "track", "email": "victim@example.com", "event": "e"},
             ]},
         }.get(path, {"body": "x"})  # fmt: skip
-        kwargs: dict = {"json": body} if method in {"post", "patch"} else {}
+        kwargs: dict[str, Any] = {"json": body} if method in {"post", "patch"} else {}
         if path.endswith("/imports"):
             csv_headers = {"Authorization": f"Bearer {team.token}", "Content-Type": "text/csv"}
             kwargs = {"params": {"kind": "contacts", "dry_run": "true"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -41,14 +42,14 @@ async def agent(database, project) -> tuple[int, str]:
     return created.id, email
 
 
-async def log_in(app, email, password, workspace=None) -> httpx.Response:
+async def log_in(app: httpx.AsyncClient, email, password, workspace=None) -> httpx.Response:
     form = {"email": email, "password": password}
     if workspace is not None:
         form["workspace"] = workspace
     return await app.post("/inbox/login", data=form)
 
 
-async def login_entries(app, database, project) -> list[dict]:
+async def login_entries(app, database, project) -> list[dict[str, Any]]:
     token = await make_token(database, project, admin=True)
     answer = await app.get(
         f"/api/projects/{project.app_id}/audit",
@@ -59,7 +60,7 @@ async def login_entries(app, database, project) -> list[dict]:
     return [e for e in answer.json()["items"] if e["action"].startswith("agent.login")]
 
 
-def recent(entry: dict) -> bool:
+def recent(entry: dict[str, Any]) -> bool:
     at = datetime.fromisoformat(entry["created_at"])
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
     return abs(datetime.now(UTC) - at) < timedelta(minutes=1)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hal.db.engine import Database
 from hal.domain.errors import NotFound
 from hal.services.projects import (
     ProjectSettings,
@@ -31,11 +32,11 @@ CHECKS = ",".join(
 )
 
 
-async def _ensure_demo_project(database) -> str:
+async def _ensure_demo_project(database: Database) -> str:
     """The schema's examples use app_id "demo", so they reach the real identify path; the
     team API token lets the run past authentication."""
 
-    async def work(session):
+    async def work(session) -> str:
         try:
             await get_project(session=session, app_id="demo")
         except NotFound:

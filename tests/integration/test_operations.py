@@ -207,7 +207,7 @@ async def test_metrics_add_up_across_worker_processes(database_url, database):
     project = await make_project(database)
     token = await make_token(database, project)
     pool = database.engine.sync_engine.pool
-    per_process = pool.size() + pool._max_overflow  # type: ignore[attr-defined]
+    per_process = pool.size() + pool._max_overflow
     env = {
         "HAL_METRICS": "true",
         "HAL_WEBHOOKS_ALLOW_PRIVATE": "true",
@@ -360,6 +360,6 @@ async def test_a_500_carries_the_request_id_and_its_traceback_line_too(database,
     assert response.json()["error"]["code"] == "internal_error"
     assert response.headers["x-request-id"] == "boom-1"
     traceback = [r for r in caplog.records if r.getMessage() == "unhandled error"]
-    assert [r.request_id for r in traceback] == ["boom-1"]  # type: ignore[attr-defined]
+    assert [r.request_id for r in traceback] == ["boom-1"]
     access = [r for r in caplog.records if r.name == "hal.access"]
-    assert [(r.request_id, r.status) for r in access] == [("boom-1", 500)]  # type: ignore[attr-defined]
+    assert [(r.request_id, r.status) for r in access] == [("boom-1", 500)]

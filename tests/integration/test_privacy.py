@@ -533,6 +533,7 @@ async def test_an_erasure_cut_short_is_finished_by_the_purge(widget, team, proje
 
     async def start(session):
         row = await project_by_app_id(session, project.app_id)
+        assert row is not None
         return await start_erasure(
             session=session, project=row, contact_id=contact_id, suppress=False, actor=CLI
         )
@@ -567,7 +568,9 @@ async def test_an_agents_write_in_the_inbox_is_audited_as_that_agent(
         login = await browser.post("/inbox/login", data={"email": email, "password": password})
         assert login.status_code == 303
         page = await browser.get("/inbox/companies/inbox-co")
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert found is not None
+        csrf = found.group(1)
         staged = await browser.post(
             "/inbox/companies/inbox-co/stage", data={"stage": "Trial", "csrf_token": csrf}
         )

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -50,7 +51,7 @@ async def everything_seen(
     app_id: str,
     token: str,
     admin: str,
-    ids: dict,
+    ids: dict[str, Any],
     inbox: httpx.AsyncClient,
 ) -> str:
     """The text of every answer that could show the person."""

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from hal.app import create_app
 from hal.config import Settings
+from hal.db.engine import Database
 from hal.db.models import AuditEntry, Change, Project, WebhookMessage
 from hal.services.delivery import fan_out
 from tests.factories import make_token, number_all_changes, unique, unique_email
@@ -45,7 +46,7 @@ async def merge(team: TeamClient, source: int, into: int, **extra: object) -> ht
     return await team.post("/contacts/merge", {"from": source, "into": into, **extra})
 
 
-async def copies_holding(database, app_id: str, text: str) -> list[str]:
+async def copies_holding(database: Database, app_id: str, text: str) -> list[str]:
     """Change log rows and webhook messages of the project whose JSON holds `text`."""
 
     async def read(session) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import event
 
@@ -34,7 +35,7 @@ def counting(database: Database) -> Iterator[list[str]]:
         event.remove(database.engine.sync_engine, "before_cursor_execute", count)
 
 
-def _user(project, user_id: str) -> dict:
+def _user(project, user_id: str) -> dict[str, Any]:
     return {
         "user_id": user_id,
         "email": f"{user_id}@example.com",

@@ -112,7 +112,7 @@ async def deliveries(
     """The delivery log once `count` messages are in it (and all have `status`)."""
     for _ in range(300):
         page = (await admin.get(f"/webhooks/{endpoint_id}/deliveries", status=status)).json()
-        items = page["items"]
+        items: list[dict[str, Any]] = page["items"]
         if len(items) >= count and all(status in {None, m["status"]} for m in items):
             return items
         await asyncio.sleep(0.02)

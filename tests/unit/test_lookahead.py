@@ -5,6 +5,7 @@ rolled back takes back what it did."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from hal.db.store.base import CompanyRow
 from hal.db.store.lookahead import Lookahead
@@ -13,7 +14,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def company(id_: int, external_id: str, **values: object) -> CompanyRow:
-    fields = {"name": None, "stage": None, "stage_source": None, "metadata_": {},
+    fields: dict[str, Any] = {"name": None, "stage": None, "stage_source": None, "metadata_": {},
               "guarded": False, "version": 1, "created_at": NOW, **values}  # fmt: skip
     return CompanyRow(id=id_, external_id=external_id, **fields)
 
