@@ -18,7 +18,6 @@ from typing import Any
 from hal.domain.errors import InvalidInput
 
 METADATA_PREFIX = "metadata."
-UTF8_BOM = codecs.BOM_UTF8
 
 
 class ImportKind(StrEnum):

@@ -16,15 +16,15 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hal.db.models import Agent, InstanceSecret, Project
+from hal.db.models import Agent, Project
 from hal.db.models import AgentSession as SessionRow
-from hal.db.queries import insert_ignoring_conflict, locked, project_by_app_id
+from hal.db.queries import locked, project_by_app_id
 from hal.db.types import utcnow
 from hal.domain.errors import Conflict, InvalidInput, NotFound
 from hal.domain.limits import Limits
 from hal.domain.validation import parse_email
 from hal.services.audit import CLI, SECRET, Actor, record_audit
-from hal.services.projects import get_project, new_secret
+from hal.services.projects import get_project
 
 _hasher = PasswordHasher()
 MIN_PASSWORD = 8
@@ -269,13 +269,3 @@ async def session_for_token(*, session: AsyncSession, token: str) -> SignedIn | 
 async def end_session(*, session: AsyncSession, session_id: int) -> None:
     """Delete one session (logout)."""
     await session.execute(delete(SessionRow).where(SessionRow.id == session_id))
-
-
-async def instance_secret(session: AsyncSession, name: str) -> str:
-    """A secret of this installation, created on first use and shared by every process."""
-    await insert_ignoring_conflict(
-        session, InstanceSecret, [{"name": name, "value": new_secret()}], ["name"]
-    )
-    return (
-        await session.execute(select(InstanceSecret.value).where(InstanceSecret.name == name))
-    ).scalar_one()

@@ -34,9 +34,6 @@ def contact_changes(before: ContactRow, after: ContactRow) -> dict[str, Any]:
     return changed_values(_contact_fields(before), _contact_fields(after), CONTACT_FIELDS)
 
 
-COMPANY_FIELDS = ("name", "stage", "metadata")
-
-
 def contact_out(contact: Contact | ContactRow) -> ContactOut:
     return ContactOut(**_contact_fields(contact))
 
