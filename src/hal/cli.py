@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal import cli_privacy
 from hal.cli_common import DatabaseUrl, print_json, run_on_database, settings_for
-from hal.db.engine import Database
+from hal.db.engine import Database, Tx
 from hal.db.migrate import head_revision, new_revision
 from hal.domain.csv_import import ImportKind
 from hal.domain.errors import HalError
@@ -327,12 +327,12 @@ def seed_command(
 ) -> None:
     """Bulk-load seeded contacts, companies and events (benchmarks; idempotent by count)."""
 
-    async def work(session: AsyncSession) -> dict[str, int]:
+    async def work(tx: Tx) -> dict[str, int]:
         return await seed(
-            session=session, app_id=app_id, contacts=contacts, events_per_contact=events_per_contact
+            tx, app_id=app_id, contacts=contacts, events_per_contact=events_per_contact
         )
 
-    result = _run(database_url, work)
+    result = run_on_database(database_url, lambda db: db.run(work))
     asyncio.run(refresh_statistics(settings_for(database_url).database_url))
     print_json(result)
 

@@ -135,3 +135,39 @@ async def test_concurrent_writes_of_one_deal_create_one_deal(server, database, i
     assert [r.status_code for r in responses] == [200] * CONCURRENCY, responses[0].text
     [deal] = await inspect.deals(project.app_id)
     assert deal.metadata_ == {f"k{i}": i for i in range(CONCURRENCY)}
+
+
+async def test_identifies_racing_an_erase_with_suppression_never_bring_the_person_back(
+    server, database, database_url, inspect
+):
+    """Erase takes the person's advisory locks, as identify does: an identify that passed its
+    suppression check before the erase committed cannot re-create the person after it."""
+    from tests.factories import make_token
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one writer at a time: an erase and an identify cannot overlap")
+    project = await make_project(database)
+    token = await make_token(database, project)
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=server, limits=limits, timeout=60) as http:
+        for _ in range(8):
+            user_id = unique("u")
+            body = {"app_id": project.app_id, "user_id": user_id}
+            made = await http.post("/api/widget/identify", json={**body, "visitor_id": "v0"})
+            contact_id = made.json()["contact"]["id"]
+            erase = http.delete(
+                f"/api/projects/{project.app_id}/contacts/{contact_id}",
+                params={"suppress": "true"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            identifies = [
+                http.post("/api/widget/identify", json={**body, "visitor_id": unique("v")})
+                for _ in range(CONCURRENCY // 2)
+            ]
+            answers = await asyncio.gather(erase, *identifies)
+            assert answers[0].status_code == 200, answers[0].text
+            assert {a.status_code for a in answers[1:]} <= {200, 403}
+            late = await http.post("/api/widget/identify", json={**body, "visitor_id": "late"})
+            assert late.status_code == 403 and late.json()["error"]["code"] == "suppressed"
+            held = [c for c in await inspect.contacts(project.app_id) if c.user_id == user_id]
+            assert held == [], f"{user_id} came back after its erasure"

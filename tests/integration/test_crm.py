@@ -7,9 +7,6 @@ from typing import Any
 
 import pytest
 
-from hal.domain.stages import StageMode, StageSource
-from hal.services.companies import company_for_update, write_stage
-from hal.services.projects import get_project
 from tests.factories import unique
 
 COMPANY_ROUTES: list[tuple[str, dict[str, Any]]] = [
@@ -241,25 +238,12 @@ async def test_forward_only_never_moves_back_and_refuses_unknown_stages(widget, 
     assert unknown.json()["error"]["code"] == "unknown_stage"
 
 
-async def test_agent_wins_keeps_an_agents_stage(widget, new_project, database):
+async def test_agent_wins_keeps_an_agents_stage(widget, new_project, team_for):
     project = await new_project(stage_mode="agent_wins")
     visitor = await identified(widget, project, company={"id": "acme", "stage": "Lead"})
-
-    async def agent_writes(session):
-        stored = await get_project(session=session, app_id=project.app_id)
-        companies = await widget_company_ids(session, stored.id)
-        company = await company_for_update(session, companies["acme"])
-        await write_stage(
-            session=session,
-            project=stored,
-            company=company,
-            stage="Customer",
-            mode=StageMode.OVERWRITE,
-            source=StageSource.AGENT,
-            now=datetime.now(UTC),
-        )
-
-    await database.transaction(agent_writes)
+    team = await team_for(project)
+    agent = await team.patch("/companies/acme", {"stage": "Customer"})
+    assert agent.status_code == 200, agent.text
     body = (await widget.call("set-stage", project, visitor, stage="Churned")).json()
     assert (body["stage"]["applied"], body["stage"]["reason"]) == (False, "set_by_agent")
     assert body["company"]["stage"] == "Customer"
@@ -267,17 +251,6 @@ async def test_agent_wins_keeps_an_agents_stage(widget, new_project, database):
         await widget.call("set-stage", project, visitor, stage="Churned", stage_mode="overwrite")
     ).json()
     assert override["stage"]["applied"] is True
-
-
-async def widget_company_ids(session, project_id):
-    from sqlalchemy import select
-
-    from hal.db.models import Company
-
-    rows = await session.execute(
-        select(Company.external_id, Company.id).where(Company.project_id == project_id)
-    )
-    return {external_id: row_id for external_id, row_id in rows}  # noqa: C416
 
 
 async def test_set_deal_creates_then_updates_with_one_event_per_change(widget, project, inspect):

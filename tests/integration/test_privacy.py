@@ -531,14 +531,14 @@ async def test_an_erasure_cut_short_is_finished_by_the_purge(widget, team, proje
     await widget.call("track", project, visitor, event="seen")
     contact_id = made.json()["contact"]["id"]
 
-    async def start(session):
-        row = await project_by_app_id(session, project.app_id)
+    async def start(tx):
+        row = await project_by_app_id(tx.orm, project.app_id)
         assert row is not None
         return await start_erasure(
-            session=session, project=row, contact_id=contact_id, suppress=False, actor=CLI
+            tx, project=row, contact_id=contact_id, suppress=False, actor=CLI
         )
 
-    await database.transaction(start)  # the process "dies" before deleting the rows
+    await database.run(start)  # the process "dies" before deleting the rows
     assert (await team.get(f"/contacts/{contact_id}")).status_code == 404
     assert email not in (await team.get("/contacts")).text
     again = await widget.identify(project, visitor_id=visitor, email=email)

@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 from hal.app import create_app
 from hal.cli import app as cli_app
 from hal.config import Settings
-from hal.db.changelog import record
-from hal.db.engine import Database
+from hal.db.engine import Database, Tx
 from hal.db.models import Change, WebhookAttempt, WebhookEndpoint, WebhookMessage
 from hal.db.queries import project_by_app_id
+from hal.domain.changes import ChangeType
 from hal.domain.webhooks import DELIVERED_TYPES
 from hal.services.delivery import DeliveryWorker
 from tests.factories import (
@@ -97,13 +97,13 @@ async def record_changes(
 ) -> None:
     """Commit changes to the project's change log, as a use case's transaction does."""
 
-    async def work(session: Any) -> None:
-        found = await project_by_app_id(session, project.app_id)
+    async def work(tx: Tx) -> None:
+        found = await project_by_app_id(tx.orm, project.app_id)
         assert found is not None
         for change_type, data in changes:
-            record(session, found.id, change_type, data)
+            tx.record(found.id, ChangeType(change_type), data)
 
-    await database.transaction(work)
+    await database.run(work)
 
 
 async def deliveries(

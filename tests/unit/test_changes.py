@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hal.domain.changes import changed_values
+import pytest
+
+from hal.domain.changes import ChangeType, changed_values
 
 
 def test_only_fields_that_differ_are_named():
@@ -26,3 +28,27 @@ def test_metadata_is_compared_key_by_key():
 def test_nothing_changed_is_empty():
     same = {"name": "A", "metadata": {"k": [1, 2]}}
     assert changed_values(same, dict(same), ["name", "metadata"]) == {}
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "person"),
+    [
+        ("contact.created", {"id": 7, "email": "a@b.c"}, 7),
+        ("contact.updated", {"id": 7, "changed": {}}, 7),
+        ("contact.merged", {"from": 7, "into": 8}, None),  # ids only
+        ("contact.deleted", {"id": 7}, None),  # ids only
+        ("contact.company_linked", {"contact_id": 7, "company_id": "acme"}, 7),
+        ("message.created", {"conversation_id": 3, "contact_id": 7}, 7),
+        ("message.created", {"conversation_id": 3, "contact_id": None}, None),
+        ("event.tracked", {"contact_id": 7, "company_id": None}, 7),
+        ("company.updated", {"id": "acme", "contact_id": 7}, None),  # a company names no one
+        ("deal.updated", {"company_id": "acme"}, None),
+    ],
+)
+def test_each_change_type_says_which_key_names_its_person(type_, data, person):
+    assert ChangeType(type_).person(data) == person
+
+
+def test_an_unknown_change_type_is_refused():
+    with pytest.raises(ValueError):
+        ChangeType("contact.renamed")

@@ -10,9 +10,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from hal.api.deps import DatabaseDep, RowId
+from hal.api.deps import DatabaseDep, RowId, SettingsDep
 from hal.api.errors import error_response
 from hal.api.inbox_session import (
     AgentSession,
@@ -20,15 +19,13 @@ from hal.api.inbox_session import (
     csrf_ok,
     current_agent,
     end_session,
-    start_session,
+    log_in,
 )
 from hal.api.presenters import conversation_summary_out, message_out
 from hal.api.stream import last_event_id_of, open_stream
-from hal.db.engine import Database
+from hal.db.engine import Database, Tx
 from hal.services import conversations, team
-from hal.services.agents import authenticate, login_candidates
 from hal.services.audit import Actor
-from hal.services.login_throttle import LoginThrottle
 
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent.parent / "web" / "templates")
 router = APIRouter(prefix="/inbox", include_in_schema=False)
@@ -58,13 +55,13 @@ async def _form_action(
     db: Database,
     session: AgentSession,
     csrf: str | None,
-    work: Callable[[AsyncSession], Awaitable[object]],
+    work: Callable[[Tx], Awaitable[object]],
     then: str,
 ) -> Response:
     """A form post: CSRF token checked, the write in one transaction, then back to a page."""
     if not csrf_ok(session, csrf):
         return _forbidden()
-    await db.transaction(work)
+    await db.run(work)
     return RedirectResponse(then, status_code=303)
 
 
@@ -76,30 +73,22 @@ async def login_form(request: Request) -> HTMLResponse:
 @router.post("/login")
 async def login(
     request: Request,
-    db: DatabaseDep,
     email: Annotated[str, Form(max_length=255)],
     password: Annotated[str, Form(max_length=1024)],
     workspace: Annotated[str | None, Form(max_length=255)] = None,
 ) -> Response:
-    throttle: LoginThrottle = request.app.state.login_throttle
-    client = request.client.host if request.client else "unknown"
-    wait = await throttle.attempt(email=email, client=client)
-    if wait is not None:
-        error = f"Too many failed logins. Try again in {-(-wait // 60)} min."
+    response = RedirectResponse("/inbox", status_code=303)
+    outcome = await log_in(request, response, email=email, password=password, workspace=workspace)
+    if outcome.retry_after is not None:
+        error = f"Too many failed logins. Try again in {-(-outcome.retry_after // 60)} min."
         page = _page(request, "login.html", None, error=error, email=email)
         page.status_code = 429
-        page.headers["Retry-After"] = str(wait)
+        page.headers["Retry-After"] = str(outcome.retry_after)
         return page
-    candidates = await db.transaction(
-        lambda s: login_candidates(session=s, email=email, app_id=workspace)
-    )
-    found = await authenticate(candidates, password)
-    response = RedirectResponse("/inbox", status_code=303)
-    if found is None or not await start_session(request, response, found[0]):
+    if not outcome.signed_in:
         page = _page(request, "login.html", None, error="Wrong email or password.", email=email)
         page.status_code = 401
         return page
-    await throttle.succeeded(email=email, client=client)
     return response
 
 
@@ -232,8 +221,8 @@ async def reply(
         db,
         session,
         csrf,
-        lambda s: conversations.reply(
-            session=s,
+        lambda tx: conversations.reply(
+            tx,
             project=session.project,
             conversation_id=conversation_id,
             body=body,
@@ -258,8 +247,8 @@ async def change_status(
         db,
         session,
         csrf,
-        lambda s: conversations.set_status(
-            session=s, project=session.project, conversation_id=conversation_id, status=status
+        lambda tx: conversations.set_status(
+            tx, project=session.project, conversation_id=conversation_id, status=status
         ),
         f"/inbox/conversations/{conversation_id}",
     )
@@ -293,6 +282,7 @@ async def company_stage(
     company_id: str,
     session: AgentDep,
     db: DatabaseDep,
+    settings: SettingsDep,
     stage: Annotated[str, Form(max_length=255)],
     csrf: CsrfField = None,
 ) -> Response:
@@ -300,11 +290,12 @@ async def company_stage(
         db,
         session,
         csrf,
-        lambda s: team.agent_set_stage(
-            session=s,
+        lambda tx: team.agent_set_stage(
+            tx,
             project=session.project,
             company_id=company_id,
             stage=stage,
+            limits=settings.limits,
             actor=Actor("agent", session.agent.id),
         ),
         f"/inbox/companies/{segment(company_id)}",

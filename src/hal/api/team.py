@@ -107,9 +107,9 @@ async def patch_contact(
     actor: TokenActorDep,
 ) -> ContactSummary:
     """The team's write to a contact's name and metadata (protected keys included)."""
-    contact = await db.transaction(
-        lambda s: team.update_contact(
-            session=s,
+    contact = await db.run(
+        lambda tx: team.update_contact(
+            tx,
             project=project,
             contact_id=contact_id,
             name=body.name,
@@ -153,12 +153,18 @@ async def patch_company(
     body: StagePatch,
     project: TeamProjectDep,
     db: DatabaseDep,
+    settings: SettingsDep,
     actor: TokenActorDep,
 ) -> StagePatchOut:
     """An agent's stage write: always applied; `agent_wins` widget writes then yield to it."""
-    company, decision = await db.transaction(
-        lambda s: team.agent_set_stage(
-            session=s, project=project, company_id=company_id, stage=body.stage, actor=actor
+    company, decision = await db.run(
+        lambda tx: team.agent_set_stage(
+            tx,
+            project=project,
+            company_id=company_id,
+            stage=body.stage,
+            limits=settings.limits,
+            actor=actor,
         )
     )
     return StagePatchOut(
@@ -208,9 +214,9 @@ async def post_reply(
     conversation_id: RowId, body: ReplyRequest, project: TeamProjectDep, db: DatabaseDep
 ) -> MessageOut:
     """Reply as the support team; the visitor sees it in GET /api/widget/messages."""
-    message = await db.transaction(
-        lambda s: conversations.reply(
-            session=s, project=project, conversation_id=conversation_id, body=body.body, agent=None
+    message = await db.run(
+        lambda tx: conversations.reply(
+            tx, project=project, conversation_id=conversation_id, body=body.body, agent=None
         )
     )
     return message_out(message)
@@ -219,9 +225,9 @@ async def post_reply(
 async def _set_status(
     db: Database, project: Project, conversation_id: int, status: str
 ) -> ThreadOut:
-    thread = await db.transaction(
-        lambda s: team.set_conversation_status(
-            session=s, project=project, conversation_id=conversation_id, status=status
+    thread = await db.run(
+        lambda tx: team.set_conversation_status(
+            tx, project=project, conversation_id=conversation_id, status=status
         )
     )
     return _thread_out(thread)

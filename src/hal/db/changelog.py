@@ -1,8 +1,8 @@
 """The change log's write side (README "Change log and live stream").
 
-A use case records changes as it goes (`Tx.record`, or `record` on an ORM session); the
-transaction inserts them as its last statement, just before it commits. A rolled-back
-transaction writes none.
+A use case records changes as it goes (`Tx.record`, each of a `ChangeType`); the transaction
+inserts them as its last statement, just before it commits. A rolled-back transaction writes
+none.
 
 Readers (streams, webhook fan-out) follow a project's changes by `id`, so a change must never
 get an id lower than one a reader has already passed. How ids are given differs per engine:
@@ -25,10 +25,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hal.db.models import Change, Project
 from hal.db.types import utcnow
+from hal.domain.changes import ChangeType
 
 CHANGES = cast(Table, Change.__table__)
 PROJECTS = cast(Table, Project.__table__)
@@ -37,25 +38,10 @@ PROJECTS = cast(Table, Project.__table__)
 @dataclass(frozen=True)
 class PendingChange:
     project_id: int
-    type: str
+    type: ChangeType
     data: dict[str, Any]
     # An anonymous visitor's change (its data names no contact): erased with that visitor.
     visitor_row_id: int | None = None
-
-
-_CONTACT_CHANGES = {"contact.created", "contact.updated"}
-
-
-def contact_of(type: str, data: dict[str, Any]) -> int | None:
-    """The contact whose data a change carries (None for ids-only changes such as
-    contact.merged and contact.deleted), kept beside it so an erasure finds every copy."""
-    if type in _CONTACT_CHANGES:
-        value = data.get("id")
-    elif type.startswith("contact.") and type != "contact.company_linked":
-        return None
-    else:
-        value = data.get("contact_id")
-    return value if isinstance(value, int) else None
 
 
 _ADVANCE = (
@@ -71,7 +57,7 @@ def _row(change: PendingChange, now: datetime) -> dict[str, Any]:
         "project_id": change.project_id,
         "type": change.type,
         "data": change.data,
-        "contact_id": contact_of(change.type, change.data),
+        "contact_id": change.type.person(change.data),
         "visitor_row_id": change.visitor_row_id,
         "created_at": now,
     }
@@ -137,16 +123,3 @@ async def number_changes(connection: AsyncConnection, batch: int = NUMBER_BATCH)
     await connection.execute(_ONE_NUMBERING)
     numbered = await connection.execute(_NUMBER, {"batch": batch})
     return int(numbered.rowcount)
-
-
-def record(
-    session: AsyncSession,
-    project_id: int,
-    type: str,
-    data: dict[str, Any],
-    *,
-    visitor_row_id: int | None = None,
-) -> None:
-    """Record a change made through the ORM session; written when its transaction commits."""
-    change = PendingChange(project_id, type, data, visitor_row_id)
-    session.info.setdefault("changes", []).append(change)

@@ -2,8 +2,11 @@
 
 `Database.run(work)` runs `work(tx)` in one transaction and retries it when a concurrent
 request won a race (a unique key taken meanwhile, a deadlock, a serialization failure): the
-work re-reads and decides again, so no duplicate is ever written. `Database.transaction(work)`
-is the same for code that works through the ORM session.
+work re-reads and decides again, so no duplicate is ever written. It is the one unit of work:
+`tx.orm` is an ORM session on the same connection and transaction, for reads and for the
+administration tables (projects, agents, tokens, webhooks); the CRM tables are written only
+through `hal.db.store` (an ORM flush of a CRM row is refused). `Database.transaction(work)` is
+`run` for code that only needs the ORM session.
 
 Engines never log or raise with SQL parameters (`hide_parameters`): they hold personal data.
 """
@@ -21,7 +24,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 from sqlalchemy import CursorResult, Executable, event, text
@@ -34,14 +37,15 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from hal.db import project_cache
 from hal.db.changelog import NUMBER_BATCH, PendingChange, number_changes, write_changes
+from hal.db.models import CRM_MODELS
 from hal.db.project_cache import ProjectCache
 from hal.db.types import utcnow
-
-if TYPE_CHECKING:
-    from hal.db.store.lookahead import Lookahead
+from hal.domain.changes import ChangeType
 
 T = TypeVar("T")
 
@@ -153,9 +157,26 @@ def lock_key(*parts: object) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+@event.listens_for(Session, "before_flush")
+def _refuse_crm_writes(session: Session, _context: Any, _instances: Any) -> None:
+    """The CRM tables have one write path, `hal.db.store`; the ORM only reads them."""
+    for row in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(row, CRM_MODELS):
+            raise RuntimeError(f"{type(row).__name__} rows are written through hal.db.store")
+
+
 _ADVISORY_LOCKS = text(
     "SELECT count(pg_advisory_xact_lock(key)) FROM unnest(CAST(:keys AS bigint[])) AS key"
 )
+
+
+class Restorable(Protocol):
+    """What a savepoint takes back along with the database's writes (an import chunk's reads
+    of what exists, db/store/lookahead.py)."""
+
+    def save(self) -> None: ...
+
+    def restore(self) -> None: ...
 
 
 @dataclass
@@ -168,9 +189,31 @@ class Tx:
     now: datetime = field(default_factory=utcnow)
     changes: list[PendingChange] = field(default_factory=list)
     # An import chunk's reads made once for all its rows (db/store/lookahead.py).
-    lookahead: Lookahead | None = None
+    lookahead: Restorable | None = None
     locked: set[int] = field(default_factory=set)  # advisory locks held (until the end)
+    # Reads that hold for the rest of the transaction once made (after its locks).
+    read_once: dict[object, Any] = field(default_factory=dict)
     _savepoint: tuple[int, set[int]] | None = None
+    _orm: AsyncSession | None = None
+
+    @property
+    def orm(self) -> AsyncSession:
+        """An ORM session in this transaction (made on first use): reads, and writes to the
+        administration tables (flushed at the end). An object it loaded before a store write
+        still shows the row as it was: a use case loads, decides, writes, then reads anew."""
+        if self._orm is None:
+            self._orm = AsyncSession(bind=self.connection, autoflush=False, expire_on_commit=False)
+            self._orm.info["tx"] = self
+        return self._orm
+
+    async def finish_orm(self) -> None:
+        """Flush what the ORM session holds, before the change log is written."""
+        if self._orm is not None:
+            await self._orm.flush()
+
+    async def close_orm(self) -> None:
+        if self._orm is not None:
+            await self._orm.close()  # its `info` stays, for what the commit must clear
 
     @property
     def is_postgres(self) -> bool:
@@ -184,14 +227,14 @@ class Tx:
     def record(
         self,
         project_id: int,
-        type: str,
+        type: ChangeType,
         data: dict[str, Any],
         *,
         visitor_row_id: int | None = None,
     ) -> None:
         """A change for the change log, written with this transaction (or not at all).
         `visitor_row_id`: the anonymous visitor a change names no contact for (erased with it)."""
-        self.changes.append(PendingChange(project_id, type, data, visitor_row_id))
+        self.changes.append(PendingChange(project_id, ChangeType(type), data, visitor_row_id))
 
     async def savepoint(self) -> None:
         """Mark a point `rollback_to_savepoint` can return to (one at a time): the database's
@@ -302,8 +345,14 @@ class Database:
         async def once() -> T:
             async with self.engine.begin() as connection:
                 tx = Tx(connection, self.dialect, self.projects)
-                result = await work(tx)
-                await write_changes(connection, tx.changes, tx.now)
+                try:
+                    result = await work(tx)
+                    await tx.finish_orm()
+                    await write_changes(connection, tx.changes, tx.now)
+                finally:
+                    await tx.close_orm()
+            if tx._orm is not None:
+                project_cache.committed(tx._orm.info)
             if tx.changes:
                 self._committed()
             return result
@@ -315,20 +364,8 @@ class Database:
             listener()
 
     async def transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Run `work` on an ORM session in one transaction, retrying it if it lost a race."""
-
-        async def once() -> T:
-            async with self.sessionmaker() as session, session.begin():
-                result = await work(session)
-                pending = session.info.pop("changes", [])
-                if pending:
-                    await session.flush()
-                    await write_changes(await session.connection(), pending)
-            if pending:
-                self._committed()
-            return result
-
-        return await self._retrying(once)
+        """`run` for work that only needs the ORM session."""
+        return await self.run(lambda tx: work(tx.orm))
 
     async def number_changes(self) -> int:
         """Give committed changes their ids (PostgreSQL; see db/changelog.py), until none of an

@@ -378,15 +378,6 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class InstanceSecret(Base):
-    """Secrets of this installation (the inbox's cookie key), shared by every process."""
-
-    __tablename__ = "instance_secrets"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(255))
-
-
 class Suppression(Base):
     """A person erased with `suppress=true`: keyed hashes of their user_id and email, which a
     later identify or batch write may not use (README "Privacy and data hygiene")."""
@@ -441,6 +432,10 @@ class AuditEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# The CRM tables: written only through hal.db.store, on a request's Tx (the ORM reads them).
+CRM_MODELS = (Contact, Company, ContactCompany, Visitor, StageChange, Deal, Event, Conversation,
+              Message)  # fmt: skip
+
 # SQLite gives a deleted row's id to the next row unless the key is AUTOINCREMENT; an erased or
 # merged contact's id (and a conversation's, a visitor's) must never name someone else.
 for _table in Base.metadata.tables.values():
@@ -455,7 +450,6 @@ __all__ = [
     "AgentSession",
     "ApiToken",
     "Conversation",
-    "InstanceSecret",
     "Message",
     "Base",
     "Change",

@@ -33,10 +33,11 @@ def _note_project_change(session: Session, _context: Any, _instances: Any) -> No
         session.info["projects_changed"] = True
 
 
-@event.listens_for(Session, "after_commit")
-def _clear_on_commit(session: Session) -> None:
+def committed(session_info: dict[str, Any]) -> None:
+    """A transaction whose ORM session wrote a project has committed: every cached entry of
+    this process is stale."""
     global _generation
-    if session.info.pop("projects_changed", False):
+    if session_info.pop("projects_changed", False):
         _generation += 1
 
 

@@ -30,6 +30,19 @@ class StageDecision:
     reason: str | None  # why a write was skipped; None when applied
 
 
+def check_stage(
+    *, mode: StageMode, new: str, pipeline: Sequence[str], field: str = "stage"
+) -> None:
+    """The request's stage is one the mode can apply at all: under `forward_only`, a stage of
+    the pipeline (checked before anything is written)."""
+    if mode is StageMode.FORWARD_ONLY and new not in pipeline:
+        raise InvalidInput(
+            "unknown_stage",
+            f"{field} {new!r} is not in the project's stage pipeline {list(pipeline)}",
+            field=field,
+        )
+
+
 def decide_stage_write(
     *,
     mode: StageMode,
@@ -41,12 +54,7 @@ def decide_stage_write(
 ) -> StageDecision:
     """Apply the mode's rule. A skipped write is not an error; an unknown stage under
     `forward_only` is (it cannot be ordered)."""
-    if mode is StageMode.FORWARD_ONLY and new not in pipeline:
-        raise InvalidInput(
-            "unknown_stage",
-            f"{field} {new!r} is not in the project's stage pipeline {list(pipeline)}",
-            field=field,
-        )
+    check_stage(mode=mode, new=new, pipeline=pipeline, field=field)
     if new == current:
         return StageDecision(applied=False, previous=current, reason="unchanged")
     if mode is StageMode.IF_EMPTY and current is not None:

@@ -22,7 +22,7 @@ from hal.schemas import (
     SetStageItem,
     TrackItem,
 )
-from hal.services.crm import record_event, write_deal, write_stage
+from hal.services.crm import record_event, write_deal, write_widget_stage
 from hal.services.identify import identify_contact
 from hal.services.properties import write_properties
 from hal.services.widget_call import WidgetCall, open_team_call
@@ -67,7 +67,7 @@ async def write_item(tx: Tx, *, app_id: str, index: int, item: Item, limits: Lim
         tracked = await record_event(call, item, limits)
         return ItemOutcome(index, contact.id, duplicate=tracked.duplicate)
     elif isinstance(item, SetStageItem):
-        await write_stage(call, item, limits)
+        await write_widget_stage(call, item, limits)
     else:
         await write_deal(call, item, limits)
     return ItemOutcome(index, contact.id)

@@ -4,14 +4,20 @@ The widget's side is `hal.services.widget_messages`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hal.db.changelog import record
+from hal.db.engine import Tx
 from hal.db.models import Agent, Conversation, Message, Project
-from hal.db.types import utcnow
+from hal.db.store.timeline import (
+    add_message,
+    conversation_for_update,
+    set_conversation_status,
+    touch_conversation,
+)
+from hal.domain.changes import ChangeType
 from hal.domain.errors import InvalidInput, NotFound
 from hal.services.change_data import conversation_data, message_data
 
@@ -62,63 +68,72 @@ async def get_conversation(
 ) -> Conversation:
     conversation = await session.get(Conversation, conversation_id)
     if conversation is None or conversation.project_id != project.id:
+        raise _unknown(conversation_id)
+    return conversation
+
+
+def _unknown(conversation_id: int) -> NotFound:
+    return NotFound(
+        "unknown_conversation",
+        f"no conversation {conversation_id} in this project",
+        field="conversation_id",
+    )
+
+
+async def _locked(tx: Tx, project: Project, conversation_id: int) -> Any:
+    found = await conversation_for_update(
+        tx, project_id=project.id, conversation_id=conversation_id
+    )
+    if found is None:
         raise NotFound(
             "unknown_conversation",
             f"no conversation {conversation_id} in this project",
             field="conversation_id",
         )
-    return conversation
+    return found
+
+
+def _anonymous(conversation: Any) -> int | None:
+    """The visitor a change about the conversation names, while it has no contact."""
+    return conversation.visitor_row_id if conversation.contact_id is None else None
 
 
 async def reply(
-    *,
-    session: AsyncSession,
-    project: Project,
-    conversation_id: int,
-    body: str,
-    agent: Agent | None,
-    now: datetime | None = None,
-) -> Message:
+    tx: Tx, *, project: Project, conversation_id: int, body: str, agent: Agent | None
+) -> Any:
     """An agent's reply (the team API's token counts as an unnamed agent). Reopens a closed
     conversation, as support tools do when someone writes into it."""
-    now = now or utcnow()
-    conversation = await get_conversation(
-        session=session, project=project, conversation_id=conversation_id
-    )
+    text = check_body(body)
+    conversation = await _locked(tx, project, conversation_id)
     reopened = conversation.status != OPEN
-    conversation.status = OPEN
-    conversation.last_message_at = now
-    message = Message(
-        conversation_id=conversation.id,
-        author="agent",
-        agent_id=agent.id if agent else None,
-        author_name=(agent.name or agent.email) if agent else "Support team",
-        body=check_body(body),
-        sender_verified=False,
-        created_at=now,
+    conversation = await touch_conversation(tx, conversation.id, {"status": OPEN})
+    message = await add_message(
+        tx,
+        {
+            "conversation_id": conversation.id,
+            "author": "agent",
+            "agent_id": agent.id if agent else None,
+            "author_name": (agent.name or agent.email) if agent else "Support team",
+            "body": text,
+            "sender_verified": False,
+        },
     )
-    session.add(message)
-    await session.flush()
-    anonymous = conversation.visitor_row_id if conversation.contact_id is None else None
+    anonymous = _anonymous(conversation)
     if reopened:
         data = conversation_data(conversation)
-        record(session, project.id, "conversation.reopened", data, visitor_row_id=anonymous)
+        tx.record(project.id, ChangeType.CONVERSATION_REOPENED, data, visitor_row_id=anonymous)
     data = message_data(conversation, message)
-    record(session, project.id, "message.created", data, visitor_row_id=anonymous)
+    tx.record(project.id, ChangeType.MESSAGE_CREATED, data, visitor_row_id=anonymous)
     return message
 
 
-async def set_status(
-    *, session: AsyncSession, project: Project, conversation_id: int, status: str
-) -> Conversation:
+async def set_status(tx: Tx, *, project: Project, conversation_id: int, status: str) -> None:
     """Close or reopen a conversation; a change only when its status changes."""
-    conversation = await get_conversation(
-        session=session, project=project, conversation_id=conversation_id
-    )
+    conversation = await _locked(tx, project, conversation_id)
     if conversation.status != status:
-        conversation.status = status
-        await session.flush()
-        kind = "conversation.closed" if status == CLOSED else "conversation.reopened"
-        anonymous = conversation.visitor_row_id if conversation.contact_id is None else None
-        record(session, project.id, kind, conversation_data(conversation), visitor_row_id=anonymous)
-    return conversation
+        conversation = await set_conversation_status(tx, conversation.id, status)
+        kind = (
+            ChangeType.CONVERSATION_CLOSED if status == CLOSED else ChangeType.CONVERSATION_REOPENED
+        )
+        data = conversation_data(conversation)
+        tx.record(project.id, kind, data, visitor_row_id=_anonymous(conversation))

@@ -6,7 +6,7 @@ as `hal.domain.access` allows, and writes in the caller's one transaction.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,14 +14,13 @@ from hal.db.engine import Tx
 from hal.db.store.base import CompanyRow
 from hal.db.store.companies import (
     add_event,
-    add_stage_change,
     company_for_update,
     deal_of,
     linked_companies,
     save_deal,
-    update_company,
 )
 from hal.db.store.timeline import track_event
+from hal.domain.changes import ChangeType
 from hal.domain.crm import (
     DealStatus,
     EventScope,
@@ -33,7 +32,7 @@ from hal.domain.crm import (
     resolve_company,
 )
 from hal.domain.limits import Limits
-from hal.domain.stages import StageDecision, StageMode, StageSource, decide_stage_write
+from hal.domain.stages import StageDecision, StageMode
 from hal.domain.validation import check_identifier, check_metadata, check_text, merge_metadata
 from hal.schemas import (
     EventOut,
@@ -44,7 +43,8 @@ from hal.schemas import (
     TrackFields,
     TrackRequest,
 )
-from hal.services.change_data import deal_view, stage_change_data
+from hal.services.change_data import deal_view
+from hal.services.stages import decide_stage, stage_changed, write_company_and_stage
 from hal.services.widget_call import Caller, WidgetCall, open_widget_call
 
 
@@ -143,7 +143,7 @@ async def record_event(call: WidgetCall, request: TrackFields, limits: Limits) -
     )
     tx.record(
         call.project.id,
-        "event.tracked",
+        ChangeType.EVENT_TRACKED,
         EventOut(**asdict(event)).model_dump(mode="json"),
         visitor_row_id=call.visitor_row_id if contact_id is None else None,
     )
@@ -164,40 +164,36 @@ async def set_stage(
     call = await open_widget_call(
         tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
     )
-    return await write_stage(call, request, limits)
+    return await write_widget_stage(call, request, limits)
 
 
-async def write_stage(call: WidgetCall, request: SetStageFields, limits: Limits) -> SetStageResult:
+async def write_widget_stage(
+    call: WidgetCall, request: SetStageFields, limits: Limits
+) -> SetStageResult:
     """Set-stage's rules and write for an opened call."""
     tx = call.tx
     check_text(request.stage, field="stage", max_length=limits.max_name_length)
     contact = call.require_contact()
     company = await _target_company(call, request.company_id, limits, lock=True)
     mode = request.stage_mode or call.project.stage_mode
-    decision = decide_stage_write(
+    stage = decide_stage(
+        company,
+        stage=request.stage,
         mode=mode,
-        current=company.stage,
-        current_source=StageSource(company.stage_source) if company.stage_source else None,
-        new=request.stage,
+        source=call.stage_source,
         pipeline=call.project.stages,
     )
-    if decision.applied:
-        source, version = call.stage_source.value, company.version + 1
-        written = {"stage": request.stage, "stage_source": source, "stage_updated_at": tx.now}
-        await update_company(tx, company.id, {**written, "version": version})
-        await add_stage_change(
-            tx,
-            project_id=call.project.id,
-            company_id=company.id,
-            contact_id=contact.id,
-            stage=request.stage,
-            previous=decision.previous,
-            source=source,
-            mode=mode.value,
-        )
-        company = replace(company, stage=request.stage, stage_source=source, version=version)
-        changed = stage_change_data(company, decision, mode=mode, source=call.stage_source)
-        tx.record(call.project.id, "company.stage_changed", changed)
+    values = {"version": company.version + 1} if stage.decision.applied else {}
+    company = await write_company_and_stage(
+        tx,
+        project_id=call.project.id,
+        company=company,
+        values=values,
+        stage=stage,
+        contact_id=contact.id,
+    )
+    stage_changed(tx, project_id=call.project.id, company=company, stage=stage)
+    decision = stage.decision
     return SetStageResult(company=company, decision=decision, mode=mode)
 
 
@@ -294,7 +290,7 @@ async def write_deal(call: WidgetCall, request: SetDealFields, limits: Limits) -
         shown = deal_view(deal).model_dump(mode="json")
         tx.record(
             call.project.id,
-            "deal.updated",
+            ChangeType.DEAL_UPDATED,
             {"company_id": company.external_id, "deal": shown, "created": created,
              "changed": changed},
         )  # fmt: skip

@@ -34,7 +34,7 @@ from hal.services.webhook_send import Claimed, Clients, Outcome, send
 log = logging.getLogger("hal.webhooks")
 
 ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
-MESSAGES = cast(Table, WebhookMessage.__table__)
+WEBHOOK_MESSAGES = cast(Table, WebhookMessage.__table__)
 ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 FAN_OUT_BATCH = 500
 FAN_OUT_ROUNDS = 20  # endpoints fanned out per step before sending resumes
@@ -105,7 +105,7 @@ async def fan_out(db: Database, *, first_delay: float, batch: int = FAN_OUT_BATC
             if subscribes(endpoint.events, change.type)
         ]
         if rows:
-            await tx.execute(insert(MESSAGES), rows)
+            await tx.execute(insert(WEBHOOK_MESSAGES), rows)
         # Past every change read; past the whole range when its changes were purged.
         cursor = changes[-1].id if len(changes) == batch else endpoint.last_change_id
         await tx.execute(
@@ -147,8 +147,8 @@ async def claim(db: Database, *, limit: int, lease: timedelta) -> list[Claimed]:
             return []
         until = tx.now + lease
         await tx.execute(
-            update(MESSAGES)
-            .where(MESSAGES.c.id.in_([row.id for row in rows]))
+            update(WEBHOOK_MESSAGES)
+            .where(WEBHOOK_MESSAGES.c.id.in_([row.id for row in rows]))
             .values(next_attempt_at=until)
         )
         return [
@@ -223,10 +223,15 @@ async def record(
         )
         # Only while this process's lease holds: a retry or replay meanwhile wins.
         await tx.execute(
-            update(MESSAGES)
-            .where(MESSAGES.c.id == message.message_id, MESSAGES.c.next_attempt_at == message.lease)
+            update(WEBHOOK_MESSAGES)
+            .where(
+                WEBHOOK_MESSAGES.c.id == message.message_id,
+                WEBHOOK_MESSAGES.c.next_attempt_at == message.lease,
+            )
             .values(
-                status=status, attempts=MESSAGES.c.attempts + 1, next_attempt_at=next_attempt_at
+                status=status,
+                attempts=WEBHOOK_MESSAGES.c.attempts + 1,
+                next_attempt_at=next_attempt_at,
             )
         )
         return status

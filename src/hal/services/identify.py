@@ -13,12 +13,10 @@ from typing import Any
 from hal.db.engine import Tx
 from hal.db.store.base import CompanyRow, ContactRow
 from hal.db.store.companies import (
-    add_stage_change,
     guard,
     guard_linked,
     link,
     linked_companies,
-    update_company,
     upsert_companies,
 )
 from hal.db.store.people import (
@@ -29,12 +27,12 @@ from hal.db.store.people import (
     update_visitor,
 )
 from hal.domain.access import check_company_access, company_visible
-from hal.domain.changes import changed_values
+from hal.domain.changes import ChangeType, changed_values
 from hal.domain.errors import InvalidInput
 from hal.domain.limits import Limits
 from hal.domain.matching import Binding, ContactRef, IdentifyPlan, plan_identify
 from hal.domain.projects import ProjectConfig
-from hal.domain.stages import StageDecision, StageMode, StageSource, decide_stage_write
+from hal.domain.stages import StageDecision, StageMode
 from hal.domain.validation import (
     Email,
     check_identifier,
@@ -50,8 +48,9 @@ from hal.services.change_data import (
     company_data,
     contact_changes,
     contact_data,
-    stage_change_data,
 )
+from hal.services.stages import decide_stage, stage_changed, write_company_and_stage
+from hal.services.suppression import refuse_suppressed_since
 from hal.services.widget_call import (
     Caller,
     Identity,
@@ -247,6 +246,12 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
     stored = replace(current, **written)
 
     changed = _changed(target, stored)
+    if "user_id" in changed or "email_normalized" in changed:
+        identity = call.identity
+        assert identity is not None
+        await refuse_suppressed_since(
+            tx, project=call.project, user_id=identity.user_id, email_key=identity.email_key
+        )
     shown_changes = contact_changes(current, stored) if target is not None else {}
     if target is None:
         # A lead being merged holds the email until it is gone.
@@ -265,17 +270,17 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
             changed["version"] = stored.version
     if lead is not None:
         await merge_lead(tx, lead_id=lead.id, into_id=stored.id)
-        tx.record(call.project.id, "contact.merged", {"from": lead.id, "into": stored.id})
+        tx.record(call.project.id, ChangeType.CONTACT_MERGED, {"from": lead.id, "into": stored.id})
     if visitor is not None and visitor.contact_id is None and not visitor.created:
         await carry_over(
             tx, project_id=call.project.id, visitor_row_id=visitor.id, contact_id=stored.id
         )
     await update_contact(tx, stored.id, changed)
     if target is None:
-        tx.record(call.project.id, "contact.created", contact_data(stored))
+        tx.record(call.project.id, ChangeType.CONTACT_CREATED, contact_data(stored))
     elif shown_changes:
         changes = {**contact_data(stored), "changed": shown_changes}
-        tx.record(call.project.id, "contact.updated", changes)
+        tx.record(call.project.id, ChangeType.CONTACT_UPDATED, changes)
     return stored
 
 
@@ -333,10 +338,10 @@ async def _write_companies(
     for external_id, row in rows.items():
         created = row.created_at == tx.now
         if created and (checked.company is None or external_id != checked.company.id):
-            tx.record(project.id, "company.created", company_data(row))
+            tx.record(project.id, ChangeType.COMPANY_CREATED, company_data(row))
         if row.id in linked:
             link_data = {"contact_id": contact.id, "company_id": external_id}
-            tx.record(project.id, "contact.company_linked", link_data)
+            tx.record(project.id, ChangeType.CONTACT_COMPANY_LINKED, link_data)
     if project.protects(contact.verified):
         await guard(tx, [row.id for row in rows.values() if not row.guarded])
         if newly_verified:
@@ -365,53 +370,32 @@ async def _write_company(
         merged = merge_metadata(company.metadata_, given.metadata)
         if merged != company.metadata_:
             values["metadata"] = merged
-    decision = None
+    stage = None
     if given.stage is not None:
-        decision = decide_stage_write(
+        stage = decide_stage(
+            company,
+            stage=given.stage,
             mode=stage_mode,
-            current=company.stage,
-            current_source=StageSource(company.stage_source) if company.stage_source else None,
-            new=given.stage,
+            source=call.stage_source,
             pipeline=call.project.stages,
             field="company.stage",
         )
-        if decision.applied:
-            values.update(
-                stage=given.stage, stage_source=call.stage_source.value, stage_updated_at=tx.now
-            )
-            await add_stage_change(
-                tx,
-                project_id=call.project.id,
-                company_id=company.id,
-                contact_id=contact_id,
-                stage=given.stage,
-                previous=decision.previous,
-                source=call.stage_source.value,
-                mode=stage_mode.value,
-            )
-    if values and not created:
+    if (values or (stage and stage.decision.applied)) and not created:
         values["version"] = company.version + 1
-    await update_company(tx, company.id, values)
-    after = replace(
-        company,
-        name=values.get("name", company.name),
-        metadata_=values.get("metadata", company.metadata_),
-        stage=values.get("stage", company.stage),
-        version=values.get("version", company.version),
-    )
+    after = await write_company_and_stage(
+        tx, project_id=project_id, company=company, values=values, stage=stage,
+        contact_id=contact_id,
+    )  # fmt: skip
     if created:
-        tx.record(project_id, "company.created", company_data(after))
+        tx.record(project_id, ChangeType.COMPANY_CREATED, company_data(after))
     else:
         shown = changed_values(_company_shown(company), _company_shown(after), ("name", "metadata"))
         if shown:
-            tx.record(project_id, "company.updated", {**company_data(after), "changed": shown})
-    if decision is not None and decision.applied:
-        tx.record(
-            project_id,
-            "company.stage_changed",
-            stage_change_data(after, decision, mode=stage_mode, source=call.stage_source),
-        )
-    return decision
+            tx.record(
+                project_id, ChangeType.COMPANY_UPDATED, {**company_data(after), "changed": shown}
+            )
+    stage_changed(tx, project_id=project_id, company=after, stage=stage)
+    return stage.decision if stage is not None else None
 
 
 def _company_shown(company: CompanyRow) -> dict[str, Any]:

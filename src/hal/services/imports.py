@@ -29,6 +29,7 @@ from sqlalchemy import text
 from hal.db.engine import Database, Tx
 from hal.db.store.lookahead import look_ahead, write_links
 from hal.db.types import utcnow
+from hal.domain.changes import ChangeType
 from hal.domain.csv_import import (
     Header,
     ImportKind,
@@ -116,8 +117,9 @@ async def _write_row(tx: Tx, *, app_id: str, kind: ImportKind, row: _Row, limits
         raise _column_error(kind, exc) from None
 
 
-def _verdict(kind: ImportKind, types: list[str]) -> str:
-    created = "contact.created" if kind is ImportKind.CONTACTS else "company.created"
+def _verdict(kind: ImportKind, types: list[ChangeType]) -> str:
+    contacts = kind is ImportKind.CONTACTS
+    created = ChangeType.CONTACT_CREATED if contacts else ChangeType.COMPANY_CREATED
     if created in types:
         return "created"
     return "updated" if types else "unchanged"

@@ -20,9 +20,11 @@ from hal.db.store.base import (
     LINKS,
     VISITORS,
     ContactRow,
+    lock_people,
 )
 from hal.db.store.companies import guard_linked
 from hal.db.store.people import merge_lead, update_contact
+from hal.domain.changes import ChangeType
 from hal.domain.errors import Gone, HalError, NotFound
 from hal.domain.privacy import MergePlan, MergeSide, plan_merge, verified_pair
 from hal.domain.verification import VerificationMode
@@ -135,9 +137,11 @@ async def merge_contacts(
         for i, f in ((from_id, "from"), (into_id, "into"))
     ]
     # The same advisory locks as identify takes on these keys, so no identify races the move.
-    await tx.lock(
-        [(project.id, "user_id", c.user_id) for c in seen if c.user_id]
-        + [(project.id, "email", c.email_normalized) for c in seen if c.email_normalized]
+    await lock_people(
+        tx,
+        project.id,
+        user_ids=[c.user_id for c in seen if c.user_id],
+        emails=[c.email_normalized for c in seen if c.email_normalized],
     )
     source = await _contact(tx, project.id, from_id, field="from")
     into = await _contact(tx, project.id, into_id, field="into")
@@ -173,9 +177,9 @@ async def merge_contacts(
     await update_contact(tx, into.id, values)
     if after.verified and project.identity_verification != VerificationMode.DISABLED:
         await guard_linked(tx, into.id)
-    tx.record(project.id, "contact.merged", {"from": source.id, "into": into.id})
+    tx.record(project.id, ChangeType.CONTACT_MERGED, {"from": source.id, "into": into.id})
     shown = contact_changes(into, after)
-    tx.record(project.id, "contact.updated", {**contact_data(after), "changed": shown})
+    tx.record(project.id, ChangeType.CONTACT_UPDATED, {**contact_data(after), "changed": shown})
     await record_audit(
         tx,
         project_id=project.id,

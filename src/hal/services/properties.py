@@ -9,7 +9,7 @@ from typing import Any
 from hal.db.engine import Tx
 from hal.db.store.base import ContactRow
 from hal.db.store.people import update_contact, update_visitor
-from hal.domain.changes import changed_values
+from hal.domain.changes import ChangeType, changed_values
 from hal.domain.limits import Limits
 from hal.domain.validation import check_metadata, check_protected_keys, merge_metadata
 from hal.schemas import SetPropertiesFields, SetPropertiesRequest
@@ -70,5 +70,9 @@ async def write_properties(
     )
     await update_contact(tx, contact.id, values)
     if changed:
-        tx.record(call.project.id, "contact.updated", {**contact_data(contact), "changed": changed})
+        tx.record(
+            call.project.id,
+            ChangeType.CONTACT_UPDATED,
+            {**contact_data(contact), "changed": changed},
+        )
     return contact

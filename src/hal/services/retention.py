@@ -13,13 +13,14 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, select
 
 from hal.db.engine import Database, Tx
 from hal.db.models import Project
 from hal.db.store.base import CONVERSATIONS, EVENTS, MESSAGES, WEBHOOK_MESSAGES
+from hal.db.store.privacy import delete_batch
 from hal.db.types import utcnow
-from hal.services.erasure import delete_batch, finish_unfinished_erasures
+from hal.services.erasure import finish_unfinished_erasures
 
 BATCH = 1000
 
@@ -73,20 +74,16 @@ async def _old_conversations(tx: Tx, *, project_id: int, days: int, batch: int) 
         CONVERSATIONS.c.status == "closed",
         CONVERSATIONS.c.last_message_at < cutoff,
     )
-    message_ids = list(
-        (
-            await tx.execute(
-                select(MESSAGES.c.id).where(MESSAGES.c.conversation_id.in_(old)).limit(batch)
-            )
-        ).scalars()
-    )
-    if message_ids:
-        await tx.execute(delete(MESSAGES).where(MESSAGES.c.id.in_(message_ids)))
-        return 0, len(message_ids)
-    ids = list((await tx.execute(old.limit(batch))).scalars())
-    if ids:
-        await tx.execute(delete(CONVERSATIONS).where(CONVERSATIONS.c.id.in_(ids)))
-    return len(ids), 0
+    messages = await delete_batch(
+        tx, table=MESSAGES, key=MESSAGES.c.id, where=MESSAGES.c.conversation_id.in_(old),
+        batch=batch,
+    )  # fmt: skip
+    if messages:
+        return 0, messages
+    where = CONVERSATIONS.c.id.in_(old)
+    return await delete_batch(
+        tx, table=CONVERSATIONS, key=CONVERSATIONS.c.id, where=where, batch=batch
+    ), 0
 
 
 async def purge(

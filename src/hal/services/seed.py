@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select
 
-from hal.db.engine import Database
-from hal.db.models import Company, Contact, ContactCompany, Event
+from hal.db.engine import Database, Tx
+from hal.db.models import Company, Contact
+from hal.db.store.base import COMPANIES, CONTACTS, EVENTS, LINKS, bulk_insert
 from hal.db.types import utcnow
 from hal.services.projects import get_project
 
@@ -28,36 +26,17 @@ def seeded_email(i: int) -> str:
     return f"seed-{i}@example.com"
 
 
-async def _bulk(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        connection = await session.connection()
-        raw = await connection.get_raw_connection()
-        columns = list(rows[0])
-        records = [
-            tuple(json.dumps(v) if isinstance(v, dict) else v for v in row.values()) for row in rows
-        ]
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            model.__tablename__, records=records, columns=columns
-        )
-    else:
-        await session.execute(insert(model.__table__), rows)
-
-
 def _chunks(start: int, stop: int) -> Iterator[range]:
     for low in range(start, stop, BATCH):
         yield range(low, min(stop, low + BATCH))
 
 
-async def seed(
-    *, session: AsyncSession, app_id: str, contacts: int, events_per_contact: int
-) -> dict[str, int]:
+async def seed(tx: Tx, *, app_id: str, contacts: int, events_per_contact: int) -> dict[str, int]:
     """Add seeded contacts until the project has `contacts` of them (one company per ten
     contacts, each contact linked to its company, `events_per_contact` events each)."""
-    project = await get_project(session=session, app_id=app_id)
+    project = await get_project(session=tx.orm, app_id=app_id)
     have = (
-        await session.execute(
+        await tx.execute(
             select(func.count())
             .select_from(Contact)
             .where(Contact.project_id == project.id, Contact.search_user_id.like("seed-%"))
@@ -65,9 +44,9 @@ async def seed(
     ).scalar_one()
     now = utcnow()
     for chunk in _chunks(have, contacts):
-        await _bulk(
-            session,
-            Contact,
+        await bulk_insert(
+            tx,
+            CONTACTS,
             [
                 {
                     "project_id": project.id,
@@ -86,9 +65,9 @@ async def seed(
             ],
         )
         companies = range(chunk.start // 10, (chunk.stop + 9) // 10)
-        await _bulk(
-            session,
-            Company,
+        await bulk_insert(
+            tx,
+            COMPANIES,
             [
                 {
                     "project_id": project.id,
@@ -101,29 +80,31 @@ async def seed(
                 if c * 10 >= have
             ],
         )
-        contact_ids = dict(
-            (
-                await session.execute(
+        contact_ids: dict[str, int] = {
+            row.user_id: row.id
+            for row in (
+                await tx.execute(
                     select(Contact.user_id, Contact.id).where(
                         Contact.project_id == project.id,
                         Contact.user_id.in_([seeded_user_id(i) for i in chunk]),
                     )
                 )
             ).all()
-        )
-        company_ids = dict(
-            (
-                await session.execute(
+        }
+        company_ids: dict[str, int] = {
+            row.external_id: row.id
+            for row in (
+                await tx.execute(
                     select(Company.external_id, Company.id).where(
                         Company.project_id == project.id,
                         Company.external_id.in_([f"seed-co-{c}" for c in companies]),
                     )
                 )
             ).all()
-        )
-        await _bulk(
-            session,
-            ContactCompany,
+        }
+        await bulk_insert(
+            tx,
+            LINKS,
             [
                 {
                     "contact_id": contact_ids[seeded_user_id(i)],
@@ -133,9 +114,9 @@ async def seed(
                 for i in chunk
             ],
         )
-        await _bulk(
-            session,
-            Event,
+        await bulk_insert(
+            tx,
+            EVENTS,
             [
                 {
                     "project_id": project.id,

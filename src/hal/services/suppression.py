@@ -7,12 +7,13 @@ person, so every caller of identify (the widget, the team's batch) is held to it
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, or_, select
 
 from hal.db.engine import Tx
-from hal.db.models import Suppression
+from hal.db.models import Project, Suppression
 from hal.domain.errors import Forbidden, InvalidInput, NotFound
 from hal.domain.privacy import suppression_hashes
 from hal.domain.projects import ProjectConfig
@@ -55,6 +56,30 @@ async def refuse_suppressed(
         f"this {field} belongs to an erased person who asked not to be recorded again",
         field=field,
     )
+
+
+_CURRENT_KEY = select(Project.suppression_key).where(Project.id == bindparam("project_id"))
+
+
+async def refuse_suppressed_since(
+    tx: Tx, *, project: ProjectConfig, user_id: str | None, email_key: str | None
+) -> None:
+    """The same check, just before a person's keys are written, for a project whose cached
+    settings had no suppression: on PostgreSQL an erasure may have made the first one while
+    this call waited for the person's locks, so the key is read again (one statement, once
+    a transaction, only on this path). SQLite's one writer began after any such erasure had
+    committed, and the erasure cleared this process's cache."""
+    if project.suppression_key is not None or not tx.is_postgres:
+        return
+    # Once per transaction: an import chunk took every advisory lock of its rows first.
+    memo = ("suppression_key", project.id)
+    if memo not in tx.read_once:
+        read = await tx.execute(_CURRENT_KEY, {"project_id": project.id})
+        tx.read_once[memo] = read.scalar_one_or_none()
+    key = tx.read_once[memo]
+    if key is not None:
+        current = replace(project, suppression_key=key)
+        await refuse_suppressed(tx, project=current, user_id=user_id, email_key=email_key)
 
 
 def check_hash(value: str) -> str:

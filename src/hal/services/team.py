@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hal.db.changelog import record
+from hal.db.engine import Tx
 from hal.db.models import (
     Company,
     Contact,
@@ -25,17 +25,20 @@ from hal.db.models import (
     StageChange,
     Visitor,
 )
-from hal.db.queries import contact_for_update, linked_companies
-from hal.db.types import utcnow
-from hal.domain.changes import changed_values
+from hal.db.queries import linked_companies
+from hal.db.store.base import CompanyRow, ContactRow
+from hal.db.store.companies import company_for_update
+from hal.db.store.people import contact_by_id
+from hal.db.store.people import update_contact as store_update_contact
+from hal.domain.changes import ChangeType
 from hal.domain.errors import Gone, InvalidInput, NotFound
 from hal.domain.limits import Limits
 from hal.domain.stages import StageDecision, StageMode, StageSource
 from hal.domain.validation import check_metadata, check_text, merge_metadata
 from hal.services import conversations
 from hal.services.audit import CLI, Actor, record_audit
-from hal.services.change_data import contact_data, stage_change_data
-from hal.services.companies import company_for_update, write_stage
+from hal.services.change_data import contact_changes, contact_data
+from hal.services.stages import decide_stage, stage_changed, write_company_and_stage
 
 MAX_PAGE = 200
 MAX_ID = 2**63 - 1  # ids are signed 64-bit in the database; a larger one cannot be bound
@@ -270,37 +273,34 @@ async def company_detail(
 
 
 async def agent_set_stage(
-    *, session: AsyncSession, project: Project, company_id: str, stage: str, actor: Actor = CLI
-) -> tuple[Company, StageDecision]:
+    tx: Tx, *, project: Project, company_id: str, stage: str, limits: Limits, actor: Actor = CLI
+) -> tuple[CompanyRow, StageDecision]:
     """An agent's stage write: always applied, and remembered as the agent's (agent_wins)."""
-    check_text(stage, field="stage", max_length=255)
-    company = await get_company(session=session, project=project, company_id=company_id)
-    company = await company_for_update(session, company.id)
-    decision = await write_stage(
-        session=session,
-        project=project,
-        company=company,
+    check_text(stage, field="stage", max_length=limits.max_name_length)
+    found = await get_company(session=tx.orm, project=project, company_id=company_id)
+    company = await company_for_update(tx, found.id)
+    write = decide_stage(
+        company,
         stage=stage,
         mode=StageMode.OVERWRITE,
         source=StageSource.AGENT,
-        now=utcnow(),
+        pipeline=project.stages,
     )
-    if decision.applied:
-        company.version += 1
-        await session.flush()
-        changed = stage_change_data(
-            company, decision, mode=StageMode.OVERWRITE, source=StageSource.AGENT
-        )
-        record(session, project.id, "company.stage_changed", changed)
+    values = {"version": company.version + 1} if write.decision.applied else {}
+    company = await write_company_and_stage(
+        tx, project_id=project.id, company=company, values=values, stage=write, contact_id=None
+    )
+    stage_changed(tx, project_id=project.id, company=company, stage=write)
     await record_audit(
-        session,
+        tx,
         project_id=project.id,
         actor=actor,
         action="company.stage_set",
         target=company.external_id,
-        changes={"stage": {"old": decision.previous, "new": stage}},
+        changes={"stage": {"old": write.decision.previous, "new": stage}},
+        now=tx.now,
     )
-    return company, decision
+    return company, write.decision
 
 
 async def list_events(
@@ -398,13 +398,13 @@ async def thread(
 
 
 async def set_conversation_status(
-    *, session: AsyncSession, project: Project, conversation_id: int, status: str
+    tx: Tx, *, project: Project, conversation_id: int, status: str
 ) -> Thread:
     """Close or reopen a conversation; the thread as it now stands."""
     await conversations.set_status(
-        session=session, project=project, conversation_id=conversation_id, status=status
+        tx, project=project, conversation_id=conversation_id, status=status
     )
-    return await thread(session=session, project=project, conversation_id=conversation_id)
+    return await thread(session=tx.orm, project=project, conversation_id=conversation_id)
 
 
 async def summarize(
@@ -453,40 +453,42 @@ async def companies_by_id(session: AsyncSession, ids: set[int | None]) -> dict[i
 
 
 async def update_contact(
+    tx: Tx,
     *,
-    session: AsyncSession,
     project: Project,
     contact_id: int,
     name: str | None,
     metadata: dict[str, Any] | None,
     limits: Limits,
     actor: Actor = CLI,
-) -> Contact:
+) -> ContactRow:
     """The team's write to a contact: name and metadata (null deletes). Protected keys may be
     written here: the team API is trusted, the widget is not."""
-    contact = await get_contact(session=session, project=project, contact_id=contact_id)
-    locked_contact = await contact_for_update(session, contact.id)
-    assert locked_contact is not None
-    before = {"name": locked_contact.name, "metadata": locked_contact.metadata_}
     if name is not None:
-        locked_contact.name = check_text(name, field="name", max_length=limits.max_name_length)
-    if metadata:
-        checked = check_metadata(metadata, field="metadata", limits=limits)
-        locked_contact.metadata_ = merge_metadata(locked_contact.metadata_, checked)
-    after = {"name": locked_contact.name, "metadata": locked_contact.metadata_}
-    changed = changed_values(before, after, ["name", "metadata"])
-    if changed:
-        locked_contact.version += 1
-    await session.flush()
-    if changed:
-        data = {**contact_data(locked_contact), "changed": changed}
-        record(session, project.id, "contact.updated", data)
-        await record_audit(
-            session,
-            project_id=project.id,
-            actor=actor,
-            action="contact.updated",
-            target=str(locked_contact.id),
-            changes=changed,
-        )
-    return locked_contact
+        name = check_text(name, field="name", max_length=limits.max_name_length)
+    checked = check_metadata(metadata, field="metadata", limits=limits) if metadata else None
+    await get_contact(session=tx.orm, project=project, contact_id=contact_id)
+    contact = await contact_by_id(tx, contact_id)
+    assert contact is not None  # it exists (above) and is locked now
+    after = replace(
+        contact,
+        name=name if name is not None else contact.name,
+        metadata_=merge_metadata(contact.metadata_, checked) if checked else contact.metadata_,
+    )
+    changed = contact_changes(contact, after)
+    if not changed:
+        return contact
+    after = replace(after, version=contact.version + 1)
+    values = {"name": after.name, "metadata": after.metadata_, "version": after.version}
+    await store_update_contact(tx, contact.id, values)
+    tx.record(project.id, ChangeType.CONTACT_UPDATED, {**contact_data(after), "changed": changed})
+    await record_audit(
+        tx,
+        project_id=project.id,
+        actor=actor,
+        action="contact.updated",
+        target=str(contact.id),
+        changes=changed,
+        now=tx.now,
+    )
+    return after

@@ -17,6 +17,7 @@ from hal.db.store.timeline import (
     start_conversation,
     touch_conversation,
 )
+from hal.domain.changes import ChangeType
 from hal.domain.limits import Limits
 from hal.domain.sessions import read_session_token
 from hal.schemas import WidgetMessageRequest
@@ -72,9 +73,9 @@ async def post_widget_message(
     anonymous = visitor.id if conversation.contact_id is None else None
     if started:
         data = conversation_data(conversation)
-        tx.record(call.project.id, "conversation.created", data, visitor_row_id=anonymous)
+        tx.record(call.project.id, ChangeType.CONVERSATION_CREATED, data, visitor_row_id=anonymous)
     data = message_data(conversation, message)
-    tx.record(call.project.id, "message.created", data, visitor_row_id=anonymous)
+    tx.record(call.project.id, ChangeType.MESSAGE_CREATED, data, visitor_row_id=anonymous)
     return conversation, message
 
 

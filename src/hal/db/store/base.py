@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -41,6 +42,18 @@ MESSAGES = cast(Table, Message.__table__)
 MERGES = cast(Table, ContactMerge.__table__)
 CHANGES = cast(Table, Change.__table__)
 WEBHOOK_MESSAGES = cast(Table, WebhookMessage.__table__)
+
+
+async def lock_people(
+    tx: Tx, project_id: int, *, user_ids: Iterable[str] = (), emails: Iterable[str] = ()
+) -> None:
+    """Serialize every transaction naming one of these people (PostgreSQL advisory locks on
+    the user_id and the normalized email, taken before any row): identify, merge, erase and
+    an import chunk all lock a person this way."""
+    await tx.lock(
+        [(project_id, "user_id", user_id) for user_id in user_ids]
+        + [(project_id, "email", email) for email in emails]
+    )
 
 
 def insert(tx: Tx, table: Table) -> PgInsert | SqliteInsert:
@@ -160,3 +173,19 @@ COMPANY_COLUMNS = (
     COMPANIES.c.version,
     COMPANIES.c.created_at,
 )
+
+
+async def bulk_insert(tx: Tx, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows at once (PostgreSQL COPY; one executemany on SQLite): seeding only."""
+    if not rows:
+        return
+    if not tx.is_postgres:
+        await tx.execute(table.insert(), rows)
+        return
+    raw = await tx.connection.get_raw_connection()
+    records = [
+        tuple(json.dumps(v) if isinstance(v, dict) else v for v in row.values()) for row in rows
+    ]
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        table.name, records=records, columns=list(rows[0])
+    )

@@ -19,7 +19,7 @@ from hal.db.store.base import (
     insert,
     per_dialect,
 )
-from hal.db.store.lookahead import write_links
+from hal.db.store.lookahead import ahead_of, write_links
 
 
 @per_dialect
@@ -41,7 +41,7 @@ async def upsert_companies(
     equal to the transaction's `now`."""
     if not names:
         return {}
-    if tx.lookahead is not None and (known := tx.lookahead.known_companies(names)) is not None:
+    if (ahead := ahead_of(tx)) is not None and (known := ahead.known_companies(names)) is not None:
         return known
     rows: list[dict[str, Any]] = [
         {
@@ -56,8 +56,8 @@ async def upsert_companies(
     ]
     found = [CompanyRow.of(row) for row in await tx.execute(_upsert_companies(tx), rows)]
     upserted = {company.external_id: company for company in found}
-    if tx.lookahead is not None:
-        tx.lookahead.companies.update(upserted)
+    if (ahead := ahead_of(tx)) is not None:
+        ahead.companies.update(upserted)
     return upserted
 
 
@@ -79,8 +79,8 @@ _UPDATE_COMPANY = update(COMPANIES).where(COMPANIES.c.id == bindparam("company_r
 async def update_company(tx: Tx, company_id: int, values: Mapping[str, Any]) -> None:
     if values:
         await tx.execute(_UPDATE_COMPANY, {"company_row_id": company_id, **values})
-        if tx.lookahead is not None:
-            tx.lookahead.company_written(company_id, values)
+        if (ahead := ahead_of(tx)) is not None:
+            ahead.company_written(company_id, values)
 
 
 @per_dialect
@@ -97,7 +97,7 @@ async def link(tx: Tx, *, contact_id: int, company_ids: Iterable[int]) -> set[in
     ids = sorted(set(company_ids))
     if not ids:
         return set()
-    ahead = tx.lookahead
+    ahead = ahead_of(tx)
     if ahead is not None and contact_id in ahead.created_contacts:
         return ahead.link_later(contact_id, ids, tx.now)
     rows = [{"contact_id": contact_id, "company_id": id_, "created_at": tx.now} for id_ in ids]
@@ -140,16 +140,16 @@ async def guard(tx: Tx, company_ids: Iterable[int]) -> None:
     ids = sorted(set(company_ids))
     if ids:
         await tx.execute(_GUARD, {"ids": ids})
-        if tx.lookahead is not None:
-            tx.lookahead.guarded(set(ids))
+        if (ahead := ahead_of(tx)) is not None:
+            ahead.guarded(set(ids))
 
 
 async def guard_linked(tx: Tx, contact_id: int) -> None:
     """Mark every company of a contact that has just become verified."""
     await write_links(tx)
     await tx.execute(_GUARD_LINKED, {"contact_id": contact_id})
-    if tx.lookahead is not None:
-        tx.lookahead.companies.clear()  # which ones it guarded is not known here
+    if (ahead := ahead_of(tx)) is not None:
+        ahead.companies.clear()  # which ones it guarded is not known here
 
 
 async def add_event(tx: Tx, values: Mapping[str, Any]) -> int:

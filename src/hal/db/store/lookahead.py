@@ -36,6 +36,7 @@ from hal.db.store.base import (
     MERGES,
     CompanyRow,
     insert,
+    lock_people,
 )
 
 PersonKey = tuple[str, str]  # ("user_id", value) or ("email", normalized value)
@@ -145,10 +146,7 @@ async def look_ahead(
     """Lock the people the chunk's rows name (as each row would, see `Tx.lock`: no other
     writer can give them a contact meanwhile), read what the rows name and set it on the
     transaction."""
-    await tx.lock(
-        [(project_id, "user_id", user_id) for user_id in user_ids]
-        + [(project_id, "email", email) for email in emails]
-    )
+    await lock_people(tx, project_id, user_ids=user_ids, emails=emails)
     present: set[PersonKey] = set()
     if user_ids or emails:
         params = {"project_id": project_id, "user_ids": sorted(user_ids), "emails": sorted(emails)}
@@ -164,9 +162,14 @@ async def look_ahead(
     tx.lookahead = Lookahead(absent, companies)
 
 
+def ahead_of(tx: Tx) -> Lookahead | None:
+    """The import chunk's look-ahead of this transaction, if it has one."""
+    return tx.lookahead if isinstance(tx.lookahead, Lookahead) else None
+
+
 async def write_links(tx: Tx) -> None:
     """Insert the links held for the chunk's new contacts (see `Lookahead.link_later`)."""
-    ahead = tx.lookahead
+    ahead = ahead_of(tx)
     if ahead is None or not ahead.links:
         return
     rows = [

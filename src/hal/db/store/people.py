@@ -36,7 +36,7 @@ from hal.db.store.base import (
     insert,
     per_dialect,
 )
-from hal.db.store.lookahead import write_links
+from hal.db.store.lookahead import ahead_of, write_links
 from hal.db.store.timeline import move_events
 
 _VISITOR_COLUMNS = (
@@ -165,7 +165,7 @@ async def contacts_by_keys(
     bound contact; and the contact the email was merged into, if it was (also read). FOR NO
     KEY UPDATE on PostgreSQL, so a link insert's KEY SHARE lock on a contact never deadlocks
     with it."""
-    ahead = tx.lookahead
+    ahead = ahead_of(tx)
     if ahead is not None and ahead.unknown_person(user_id, email_normalized) and contact_id is None:
         return [], None
     query = _contacts_by_keys(
@@ -209,8 +209,8 @@ async def insert_contact(tx: Tx, *, project_id: int, values: dict[str, Any]) -> 
         **search_keys(values),
     }
     contact_id = int((await tx.execute(_insert_contact(tx), row)).scalar_one())
-    if tx.lookahead is not None:
-        tx.lookahead.created_contacts.add(contact_id)
+    if (ahead := ahead_of(tx)) is not None:
+        ahead.created_contacts.add(contact_id)
     return contact_id
 
 

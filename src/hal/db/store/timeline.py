@@ -106,6 +106,32 @@ async def start_conversation(tx: Tx, values: Mapping[str, Any]) -> Any:
     return (await tx.execute(statement, row)).one()
 
 
+_CONVERSATION_FOR_UPDATE = (
+    select(*CONVERSATION_COLUMNS)
+    .where(
+        CONVERSATIONS.c.id == bindparam("conversation_id"),
+        CONVERSATIONS.c.project_id == bindparam("project_id"),
+    )
+    .with_for_update()
+)
+
+
+async def conversation_for_update(tx: Tx, *, project_id: int, conversation_id: int) -> Any | None:
+    """The project's conversation, locked for this transaction (None: no such one)."""
+    params = {"project_id": project_id, "conversation_id": conversation_id}
+    return (await tx.execute(_CONVERSATION_FOR_UPDATE, params)).first()
+
+
+async def set_conversation_status(tx: Tx, conversation_id: int, status: str) -> Any:
+    statement = (
+        update(CONVERSATIONS)
+        .where(CONVERSATIONS.c.id == conversation_id)
+        .values(status=status)
+        .returning(*CONVERSATION_COLUMNS)
+    )
+    return (await tx.execute(statement)).one()
+
+
 async def touch_conversation(tx: Tx, conversation_id: int, values: Mapping[str, Any]) -> Any:
     statement = (
         update(CONVERSATIONS)
