@@ -123,3 +123,52 @@ async def test_one_client_cannot_spend_the_projects_whole_new_visitor_budget(dat
             assert (await identify(real, project, unique("v"))).status_code == 200
     finally:
         await app.state.admission.close()
+
+
+async def test_a_retried_transaction_counts_its_call_and_its_new_visitor_once(database, project):
+    """A lost race runs the call's transaction again (here a real unique-key conflict on the
+    first attempt): the limits count the request, not its attempts."""
+    from sqlalchemy import insert, select
+
+    from hal.db.models import Project, Visitor
+    from hal.domain.limits import Limits
+    from hal.services.admission import Admission
+    from hal.services.widget_call import Caller, open_widget_call, run_widget_call
+
+    admission = Admission(
+        storage_url="memory://",
+        per_project="100/minute",
+        per_visitor="100/minute",
+        new_visitors="100/minute",
+        new_visitors_per_client="100/minute",
+    )
+    visitor, attempts = unique("v"), []
+
+    async def work(tx, caller):
+        call = await open_widget_call(
+            tx, app_id=project.app_id, visitor_id=visitor, caller=caller, limits=Limits()
+        )
+        attempts.append(call.widget_visitor.created)
+        if len(attempts) == 1:  # lose a race: the visitor's key is taken meanwhile
+            project_id = (
+                await tx.execute(select(Project.id).where(Project.app_id == project.app_id))
+            ).scalar_one()
+            await tx.execute(
+                insert(Visitor).values(
+                    project_id=project_id, visitor_key=visitor, properties={}, verified=False
+                )
+            )
+        return call.widget_visitor.id
+
+    caller = Caller(client="203.0.113.9", admission=admission)
+    await run_widget_call(database, caller, app_id=project.app_id, visitor_id=visitor, work=work)
+    assert attempts == [True, True]  # the first attempt rolled back, the second made it again
+
+    async def remaining(item, *keys):
+        return (await admission.limiter.get_window_stats(item, *keys)).remaining
+
+    assert await remaining(admission.per_project, "project", project.app_id) == 99
+    assert await remaining(admission.per_visitor, "visitor", project.app_id, visitor) == 99
+    assert await remaining(admission.new_visitors, "new-visitor", project.app_id) == 99
+    per_client = admission.new_visitors_per_client
+    assert await remaining(per_client, "new-visitor-client", project.app_id, "203.0.113.9") == 99

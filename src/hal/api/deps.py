@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Path, Query, Request
 
 from hal.config import Settings
-from hal.db.engine import Database
+from hal.db.engine import Database, Tx
 from hal.db.models import Project
 from hal.domain.errors import Forbidden, Unauthorized
 from hal.services.audit import Actor
 from hal.services.projects import project_for_api_token
 from hal.services.team import MAX_ID, MAX_PAGE
-from hal.services.widget_call import Caller
+from hal.services.widget_call import Caller, run_widget_call
+
+T = TypeVar("T")
 
 
 async def get_database(request: Request) -> Database:
@@ -44,6 +47,14 @@ class Widget:
     db: Database
     settings: Settings
     caller: Caller
+
+    async def run(
+        self, app_id: str, visitor_id: str, work: Callable[[Tx, Caller], Awaitable[T]]
+    ) -> T:
+        """The widget call's one transaction, admitted once (services/widget_call.py)."""
+        return await run_widget_call(
+            self.db, self.caller, app_id=app_id, visitor_id=visitor_id, work=work
+        )
 
 
 async def get_widget(

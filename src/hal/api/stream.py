@@ -270,12 +270,14 @@ async def widget_stream(
     `GET /api/widget/messages`; EventSource sends no headers, so the session token may come
     as `?session_token=`). It ends when that session token stops vouching for the visitor."""
     after = last_event_id_of(last_event_id_header, last_event_id)
-    caller = replace(widget.caller, bearer=session_token or widget.caller.bearer)
+    bearer = session_token or widget.caller.bearer
     limits = widget.settings.limits
-    visitor_stream = await widget.db.run(
-        partial(
-            open_visitor_stream, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits
-        )
+    visitor_stream = await replace(widget, caller=replace(widget.caller, bearer=bearer)).run(
+        app_id,
+        visitor_id,
+        lambda tx, caller: open_visitor_stream(
+            tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits
+        ),
     )
     if visitor_stream is None:
         raise NotFound(

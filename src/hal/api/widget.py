@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from hal import metrics
 from hal.api.body import StrictJSONRoute
@@ -42,9 +41,11 @@ from hal.schemas import (
     WidgetMessageResponse,
     WidgetMessagesResponse,
 )
+from hal.schemas.widget import WidgetKeys
 from hal.services.crm import set_deal, set_stage, track
 from hal.services.identify import identify
 from hal.services.properties import set_properties
+from hal.services.widget_call import Caller
 from hal.services.widget_messages import post_widget_message, read_widget_messages
 
 router = APIRouter(prefix="/api/widget", tags=["widget"], route_class=StrictJSONRoute)
@@ -53,12 +54,14 @@ T = TypeVar("T")
 
 
 async def _in_transaction(
-    service: Callable[..., Awaitable[T]], body: BaseModel, widget: Widget
+    service: Callable[..., Awaitable[T]], body: WidgetKeys, widget: Widget
 ) -> T:
     """Run a widget use case on its request in one transaction."""
     limits = widget.settings.limits
-    return await widget.db.run(
-        lambda tx: service(tx, request=body, caller=widget.caller, limits=limits)
+    return await widget.run(
+        body.app_id,
+        body.visitor_id,
+        lambda tx, caller: service(tx, request=body, caller=caller, limits=limits),
     )
 
 
@@ -72,13 +75,13 @@ async def identify_route(body: IdentifyRequest, widget: WidgetDep) -> IdentifyRe
     settings = widget.settings
     ttl = timedelta(seconds=settings.session_token_ttl_seconds)
 
-    async def work(tx: Tx) -> Any:
+    async def work(tx: Tx, caller: Caller) -> Any:
         return await identify(
-            tx, request=body, caller=widget.caller, limits=settings.limits, session_ttl=ttl
+            tx, request=body, caller=caller, limits=settings.limits, session_ttl=ttl
         )
 
     try:
-        result = await widget.db.run(work)
+        result = await widget.run(body.app_id, body.visitor_id, work)
     except HalError:
         metrics.identify_outcome("refused")
         raise
@@ -181,10 +184,12 @@ async def read_messages_route(
 ) -> WidgetMessagesResponse:
     """The visitor's conversation with agent replies, and the others it may read."""
     limits = widget.settings.limits
-    current, threads = await widget.db.run(
-        lambda tx: read_widget_messages(
-            tx, app_id=app_id, visitor_id=visitor_id, caller=widget.caller, limits=limits
-        )
+    current, threads = await widget.run(
+        app_id,
+        visitor_id,
+        lambda tx, caller: read_widget_messages(
+            tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits
+        ),
     )
     return WidgetMessagesResponse(
         conversation=conversation_out(current.conversation, current.messages) if current else None,

@@ -287,15 +287,13 @@ class SetDealResponse(BaseModel):
     changed: list[str] = Field(description="the fields this write changed")
 
 
-class WidgetMessageRequest(Input):
+class WidgetMessageRequest(WidgetKeys):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"app_id": "demo", "visitor_id": "v_1", "body": "Hi, I need help"}]
         }
     )
 
-    app_id: Id
-    visitor_id: Id
     body: Annotated[StrictStr, Field(min_length=1, max_length=10_000)]
 
 

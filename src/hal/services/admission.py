@@ -7,6 +7,7 @@ import inspect
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 from limits.aio.strategies import FixedWindowRateLimiter
@@ -22,6 +23,24 @@ def parse_rate(rate: str | None) -> RateLimitItem | None:
     if not rate or rate.strip().lower() in {"off", "0", "none"}:
         return None
     return parse(rate)
+
+
+@dataclass
+class Ticket:
+    """One widget request's admission, made before its transaction (which may run twice):
+    its calls are counted, and whether it may add a visitor is known; the transaction says
+    whether it did, and the visitor is counted after it commits."""
+
+    app_id: str
+    client: str | None
+    refusal: RateLimited | None = None  # what adding a visitor would meet
+    added_visitor: bool = False
+
+    def add_visitor(self) -> None:
+        """The transaction is adding a visitor: refused past the new-visitor limits."""
+        if self.refusal is not None:
+            raise self.refusal
+        self.added_visitor = True
 
 
 class Admission:
@@ -44,12 +63,16 @@ class Admission:
         self.new_visitors = parse_rate(new_visitors)
         self.new_visitors_per_client = parse_rate(new_visitors_per_client)
 
-    async def _hit(self, item: RateLimitItem | None, *keys: str, what: str) -> None:
+    async def _hit(
+        self, item: RateLimitItem | None, *keys: str, what: str, count: bool = True
+    ) -> None:
+        """Count one (or with `count=False`, only see whether one more would pass) and refuse
+        past the limit."""
         if item is None:
             return
         try:
-            allowed = await self.limiter.hit(item, *keys)
-            if allowed:
+            check = self.limiter.hit if count else self.limiter.test
+            if await check(item, *keys):
                 return
             stats = await self.limiter.get_window_stats(item, *keys)
         except Exception:  # the limiter's store is down: serve rather than fail every call
@@ -62,6 +85,22 @@ class Admission:
             retry_after=retry_after,
             field="app_id" if what != "calls for this visitor" else "visitor_id",
         )
+
+    async def admit(self, app_id: str, visitor_id: str, client: str | None) -> Ticket:
+        """Count a widget call for its project and its visitor (429 past either limit), and
+        see whether it may add a visitor, before its transaction starts."""
+        await self.project_call(app_id)
+        await self.visitor_call(app_id, visitor_id)
+        try:
+            await self.new_visitor(app_id, client, count=False)
+        except RateLimited as refusal:
+            return Ticket(app_id, client, refusal)
+        return Ticket(app_id, client)
+
+    async def settle(self, ticket: Ticket) -> None:
+        """After the call committed: count the visitor it added."""
+        if ticket.added_visitor:
+            await self.new_visitor(ticket.app_id, ticket.client)
 
     async def close(self) -> None:
         """Close the connections to a shared store (Redis); nothing to do in memory."""
@@ -80,7 +119,7 @@ class Admission:
             self.per_visitor, "visitor", app_id, visitor_id, what="calls for this visitor"
         )
 
-    async def new_visitor(self, app_id: str, client: str | None) -> None:
+    async def new_visitor(self, app_id: str, client: str | None, *, count: bool = True) -> None:
         """Count a visitor seen for the first time: per client address first, so one client
         cannot spend the project's whole budget, then per project."""
         if client is not None:
@@ -90,5 +129,6 @@ class Admission:
                 app_id,
                 client,
                 what="new visitors from this address",
+                count=count,
             )
-        await self._hit(self.new_visitors, "new-visitor", app_id, what="new visitors")
+        await self._hit(self.new_visitors, "new-visitor", app_id, what="new visitors", count=count)

@@ -11,12 +11,13 @@ same use-case code with no visitor.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import TypeVar
 
-from hal.db.engine import Tx
-from hal.db.store.base import CompanyRow, ContactRow, VisitorRow
+from hal.db.engine import Database, Tx
+from hal.db.store.base import CompanyRow, ContactRow, VisitorRow, lock_people
 from hal.db.store.people import contact_by_id, contacts_by_keys, find_visitor, upsert_visitor
 from hal.domain.access import check_company_access, company_visible, require_session
 from hal.domain.errors import Conflict, Forbidden, NotFound
@@ -26,19 +27,46 @@ from hal.domain.sessions import issue_session_token, read_session_token
 from hal.domain.stages import StageSource
 from hal.domain.validation import check_identifier, parse_email
 from hal.domain.verification import Proof
-from hal.services.admission import Admission
+from hal.services.admission import Admission, Ticket
 from hal.services.suppression import refuse_suppressed
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Where a widget call comes from (the browser's Origin, its bearer token, its address)
-    and the abuse limits it is held to."""
+    """Where a widget call comes from (the browser's Origin, its bearer token, its address),
+    the abuse limits it is held to, and (inside its transaction) its admission."""
 
     origin: str | None = None
     bearer: str | None = None
     client: str | None = None
     admission: Admission | None = None
+    ticket: Ticket | None = None
+
+
+async def run_widget_call(
+    db: Database,
+    caller: Caller,
+    *,
+    app_id: str,
+    visitor_id: str,
+    work: Callable[[Tx, Caller], Awaitable[T]],
+) -> T:
+    """Run one widget call: its calls counted once, before its transaction (which may be run
+    again after a lost race, so counts nothing), and a visitor it added counted after."""
+    if caller.admission is None:
+        return await db.run(lambda tx: work(tx, caller))
+    ticket = await caller.admission.admit(app_id, visitor_id, caller.client)
+    admitted = replace(caller, ticket=ticket)
+
+    async def attempt(tx: Tx) -> T:
+        ticket.added_visitor = False  # what an earlier, rolled back attempt did is undone
+        return await work(tx, admitted)
+
+    result = await db.run(attempt)
+    await caller.admission.settle(ticket)
+    return result
 
 
 @dataclass(frozen=True)
@@ -169,9 +197,6 @@ async def _admit(
             f"origin {caller.origin!r} is not an allowed origin of this project",
             field="origin",
         )
-    if caller.admission is not None:
-        await caller.admission.project_call(project.app_id)
-        await caller.admission.visitor_call(project.app_id, visitor_id)
     return project
 
 
@@ -209,8 +234,8 @@ async def open_widget_call(
     if identity is not None:
         await _lock_keys(tx, project, identity.user_id, identity.email_key)
     visitor = await upsert_visitor(tx, project_id=project.id, visitor_key=visitor_id)
-    if visitor.created and caller.admission is not None:
-        await caller.admission.new_visitor(project.app_id, caller.client)
+    if visitor.created and caller.ticket is not None:
+        caller.ticket.add_visitor()
     candidates: list[ContactRow] = []
     contact = None
     alias_of = None
@@ -333,10 +358,10 @@ async def _lock_keys(
 ) -> None:
     """Serialize the calls naming one person (PostgreSQL advisory locks on the user_id and
     the email, before any row), and refuse a person erased with suppression."""
-    keys: list[tuple[object, ...]] = []
-    if user_id is not None:
-        keys.append((project.id, "user_id", user_id))
-    if email_key is not None:
-        keys.append((project.id, "email", email_key))
-    await tx.lock(keys)
+    await lock_people(
+        tx,
+        project.id,
+        user_ids=[user_id] if user_id is not None else [],
+        emails=[email_key] if email_key is not None else [],
+    )
     await refuse_suppressed(tx, project=project, user_id=user_id, email_key=email_key)
