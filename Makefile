@@ -21,6 +21,7 @@ lint: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+	$(UV) run lint-imports
 
 test: lint
 	$(UV) run pytest
