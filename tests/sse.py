@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -15,13 +16,14 @@ class Event:
     id: str | None
     data: str
 
-    def json(self) -> dict:
-        return json.loads(self.data)
+    def json(self) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.data)
+        return document
 
 
 async def events(response: httpx.Response) -> AsyncIterator[Event]:
     """Events as they arrive (comments, such as keep-alives, are skipped)."""
-    name, event_id, data = "message", None, []
+    name, event_id, data = "message", None, list[str]()
     async for line in response.aiter_lines():
         if line == "":
             if data:
