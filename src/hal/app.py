@@ -11,21 +11,8 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from hal import __version__, metrics
-from hal.api import (
-    admin,
-    batch,
-    demo,
-    inbox,
-    inbox_merge,
-    operations,
-    privacy,
-    stream,
-    team,
-    webhooks,
-    widget,
-)
+from hal.api import admin, batch, demo, operations, privacy, stream, team, widget
 from hal.api.errors import install_error_handlers
-from hal.api.inbox_session import LoginRequired
 from hal.api.middleware import (
     BodyLimitMiddleware,
     InboxSecurityHeadersMiddleware,
@@ -33,10 +20,14 @@ from hal.api.middleware import (
 )
 from hal.config import Settings
 from hal.db.engine import Database
+from hal.inbox import merge as inbox_merge
+from hal.inbox import routes as inbox
+from hal.inbox.session import LoginRequired
 from hal.services.admission import Admission
 from hal.services.change_feed import ChangeFeed
-from hal.services.delivery import DeliveryWorker
 from hal.services.login_throttle import LoginThrottle
+from hal.webhooks import routes as webhooks
+from hal.webhooks.delivery import DeliveryOptions, DeliveryWorker
 
 WEB = Path(__file__).parent / "web"
 
@@ -50,7 +41,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Webhook delivery in the background of this process (`hal worker` does it elsewhere).
-        delivery = DeliveryWorker(database, settings).start() if settings.webhook_worker else None
+        delivery = (
+            DeliveryWorker(database, DeliveryOptions.of(settings)).start()
+            if settings.webhook_worker
+            else None
+        )
         app.state.change_feed.start()  # live streams, and the change log's retention purge
         yield
         await app.state.change_feed.stop()

@@ -462,7 +462,7 @@ def webhooks_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Add a webhook endpoint and print it as JSON, its secret included (shown this once)."""
-    from hal.services import webhooks
+    from hal.webhooks import endpoints as webhooks
 
     settings = settings_for(database_url)
 
@@ -502,7 +502,7 @@ def worker_command(
     """Deliver webhooks in this process (no HTTP); run as many as needed beside `hal serve`."""
     from hal import metrics
     from hal.logs import configure_logging
-    from hal.services.delivery import run_worker
+    from hal.webhooks.delivery import run_worker
 
     settings = settings_for(database_url)
     configure_logging(settings.log_format, log_level)

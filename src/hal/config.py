@@ -10,8 +10,7 @@ from pydantic import AfterValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hal.domain.limits import Limits
-from hal.domain.webhooks import check_retry_schedule
-from hal.services.admission import parse_rate
+from hal.domain.rates import check_retry_schedule, parse_rate
 
 
 class Settings(BaseSettings):

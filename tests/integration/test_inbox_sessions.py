@@ -13,10 +13,10 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from hal.api.inbox_session import COOKIE
 from hal.db.models import Agent
 from hal.db.models import AgentSession as SessionRow
 from hal.db.types import utcnow
+from hal.inbox.session import COOKIE
 from hal.services import agents
 from hal.services.agents import create_agent
 from tests.factories import unique_email

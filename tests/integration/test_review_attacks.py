@@ -16,7 +16,7 @@ from hal.app import create_app
 from hal.config import Settings
 from hal.db.engine import Database
 from hal.db.models import AuditEntry, Change, Project, WebhookMessage
-from hal.services.delivery import fan_out
+from hal.webhooks.delivery import fan_out
 from tests.factories import make_token, number_all_changes, unique, unique_email
 from tests.integration.conftest import TeamClient
 
@@ -112,6 +112,12 @@ async def test_erase_reaches_what_the_person_wrote_before_the_browser_switched_t
     await widget.call("messages", project, visitor, body="b's own question")
     await deliver_all(database)
     assert await copies_holding(database, project.app_id, "b's own question")
+    # Nothing is sent from here: the endpoint and its undelivered messages go.
+    gone = await admin.http.delete(
+        f"/api/projects/{project.app_id}/webhooks/{hook.json()['id']}",
+        headers={"Authorization": f"Bearer {admin.token}"},
+    )
+    assert gone.status_code == 204
 
 
 # 3. Ids of deleted and merged rows are never handed out again.

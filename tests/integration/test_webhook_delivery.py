@@ -16,8 +16,8 @@ from sqlalchemy import delete, func, select
 from hal.db.engine import Database
 from hal.db.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from hal.db.queries import project_by_app_id
-from hal.domain.webhooks import webhook_id
-from hal.services.webhooks import create_endpoint
+from hal.webhooks.endpoints import create_endpoint
+from hal.webhooks.rules import webhook_id
 from tests.factories import TestProject, make_project
 from tests.integration.test_webhooks import record_changes
 from tests.receiver import Receiver, running_receiver

@@ -24,8 +24,8 @@ from hal.db.engine import Database, Tx
 from hal.db.models import Change, WebhookAttempt, WebhookEndpoint, WebhookMessage
 from hal.db.queries import project_by_app_id
 from hal.domain.changes import ChangeType
-from hal.domain.webhooks import DELIVERED_TYPES
-from hal.services.delivery import DeliveryWorker
+from hal.webhooks.delivery import DeliveryOptions, DeliveryWorker
+from hal.webhooks.rules import DELIVERED_TYPES
 from tests.factories import (
     TestProject,
     identify_payload,
@@ -85,7 +85,9 @@ async def endpoint(admin, receiver) -> AsyncIterator[dict[str, Any]]:
 @asynccontextmanager
 async def delivering(database: Database, **overrides: Any) -> AsyncIterator[DeliveryWorker]:
     """The delivery loop of `hal serve`, running in this process for the block."""
-    worker = DeliveryWorker(database, settings_for(database, **overrides)).start()
+    worker = DeliveryWorker(
+        database, DeliveryOptions.of(settings_for(database, **overrides))
+    ).start()
     try:
         yield worker
     finally:

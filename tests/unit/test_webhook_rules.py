@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
 from hal.domain.errors import InvalidInput
-from hal.domain.webhooks import (
+from hal.domain.rates import parse_retry_schedule
+from hal.webhooks.rules import (
     DELIVERED_TYPES,
     UrlNotAllowed,
     check_events,
@@ -21,13 +22,12 @@ from hal.domain.webhooks import (
     is_public_address,
     message_payload,
     parse_retry_after,
-    parse_retry_schedule,
     retry_delay,
     should_disable,
     subscribes,
 )
-from hal.services.webhook_send import Claimed, build_request
-from hal.services.webhook_targets import Target
+from hal.webhooks.send import Claimed, build_request
+from hal.webhooks.targets import Target
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -2,5 +2,4 @@
 
 from hal.schemas.batch import *  # noqa: F403
 from hal.schemas.team import *  # noqa: F403
-from hal.schemas.webhooks import *  # noqa: F403
 from hal.schemas.widget import *  # noqa: F403

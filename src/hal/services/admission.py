@@ -9,20 +9,14 @@ import math
 import time
 from dataclasses import dataclass
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 
 from hal.domain.errors import RateLimited
+from hal.domain.rates import parse_rate
 
 log = logging.getLogger("hal.admission")
-
-
-def parse_rate(rate: str | None) -> RateLimitItem | None:
-    """`"120/minute"`, `"10/second"`; empty or `"off"` disables the limit."""
-    if not rate or rate.strip().lower() in {"off", "0", "none"}:
-        return None
-    return parse(rate)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from limits import RateLimitItem
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 
-from hal.services.admission import parse_rate
+from hal.domain.rates import parse_rate
 
 log = logging.getLogger("hal.login")
 

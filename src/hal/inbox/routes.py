@@ -13,7 +13,10 @@ from fastapi.templating import Jinja2Templates
 
 from hal.api.deps import DatabaseDep, RowId, SettingsDep
 from hal.api.errors import error_response
-from hal.api.inbox_session import (
+from hal.api.presenters import conversation_summary_out, message_out
+from hal.api.stream import last_event_id_of, open_stream
+from hal.db.engine import Database, Tx
+from hal.inbox.session import (
     AgentSession,
     LoginRequired,
     csrf_ok,
@@ -21,9 +24,6 @@ from hal.api.inbox_session import (
     end_session,
     log_in,
 )
-from hal.api.presenters import conversation_summary_out, message_out
-from hal.api.stream import last_event_id_of, open_stream
-from hal.db.engine import Database, Tx
 from hal.services import conversations, team
 from hal.services.audit import Actor
 

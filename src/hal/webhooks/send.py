@@ -18,8 +18,8 @@ from standardwebhooks import Webhook
 from hal import __version__
 from hal.db.types import utcnow
 from hal.domain.errors import InvalidInput
-from hal.domain.webhooks import parse_retry_after, webhook_id
-from hal.services.webhook_targets import Target, resolve_target
+from hal.webhooks.rules import parse_retry_after, webhook_id
+from hal.webhooks.targets import Target, resolve_target
 
 log = logging.getLogger("hal.webhooks")
 

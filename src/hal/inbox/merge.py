@@ -9,11 +9,11 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hal.api.deps import DatabaseDep, RowId
-from hal.api.inbox import AgentDep, CsrfField, _forbidden, _page
-from hal.api.inbox_session import csrf_ok
 from hal.api.presenters import contact_summary
 from hal.db.engine import Database
 from hal.domain.errors import HalError
+from hal.inbox.routes import AgentDep, CsrfField, _forbidden, _page
+from hal.inbox.session import csrf_ok
 from hal.services import merge, team
 from hal.services.audit import Actor
 

@@ -9,7 +9,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
-from hal.domain.webhooks import UrlNotAllowed, check_url, is_public_address
+from hal.webhooks.rules import UrlNotAllowed, check_url, is_public_address
 
 RESOLVE_TIMEOUT_SECONDS = 5.0
 

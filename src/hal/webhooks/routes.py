@@ -11,8 +11,10 @@ from hal.api.body import StrictJSONRoute
 from hal.api.deps import AdminProjectDep, DatabaseDep, SettingsDep, TokenActorDep
 from hal.api.errors import error_responses
 from hal.db.models import WebhookEndpoint
-from hal.domain.webhooks import webhook_id
-from hal.schemas.webhooks import (
+from hal.services.team import MAX_ID, MAX_PAGE
+from hal.webhooks import endpoints as webhooks
+from hal.webhooks.rules import webhook_id
+from hal.webhooks.schemas import (
     DeliveryStatus,
     ReplayOut,
     ReplayRequest,
@@ -26,8 +28,6 @@ from hal.schemas.webhooks import (
     WebhookMessageOut,
     WebhookMessagePage,
 )
-from hal.services import webhooks
-from hal.services.team import MAX_ID, MAX_PAGE
 
 router = APIRouter(
     prefix="/api/projects/{app_id}/webhooks",

@@ -4,7 +4,6 @@ tried again, and which addresses a delivery may reach (README "Webhooks")."""
 from __future__ import annotations
 
 import ipaddress
-import math
 import random
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -67,22 +66,6 @@ def message_payload(change_type: str, created_at: datetime, data: dict[str, Any]
 def webhook_id(message_id: int) -> str:
     """The `webhook-id` header of a message: the same on every attempt."""
     return f"msg_{message_id}"
-
-
-def parse_retry_schedule(text: str) -> tuple[float, ...]:
-    """`"0,5,300"`: seconds before each attempt, the first one included."""
-    try:
-        delays = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError("the retry schedule is comma-separated seconds, e.g. 0,5,300") from None
-    if not delays or any(not math.isfinite(d) or d < 0 for d in delays):
-        raise ValueError("the retry schedule needs one or more delays of 0 seconds or more")
-    return delays
-
-
-def check_retry_schedule(text: str) -> str:
-    parse_retry_schedule(text)
-    return text
 
 
 def retry_delay(

@@ -1,6 +1,6 @@
 """Webhook endpoints and their delivery log: create, change, rotate, test, retry and replay.
 
-Messages are only queued here; hal.services.delivery sends them. A replay or a retry puts the
+Messages are only queued here; hal.webhooks.delivery sends them. A replay or a retry puts the
 same message (the same `webhook-id`) back in the queue, with a fresh retry schedule.
 """
 
@@ -20,10 +20,10 @@ from hal.db.models import Change, Project, WebhookAttempt, WebhookEndpoint, Webh
 from hal.db.queries import locked
 from hal.db.types import utcnow
 from hal.domain.errors import Conflict, NotFound
-from hal.domain.webhooks import OPT_IN_TYPES, TEST_TYPE, check_events, message_payload
 from hal.services.audit import CLI, SECRET, Actor, record_audit
 from hal.services.team import check_limit, decode_cursor, encode_cursor
-from hal.services.webhook_targets import resolve_target
+from hal.webhooks.rules import OPT_IN_TYPES, TEST_TYPE, check_events, message_payload
+from hal.webhooks.targets import resolve_target
 
 SECRET_BYTES = 32
 SECRET_GRACE = timedelta(hours=24)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-from hal.domain.webhooks import DELIVERED_TYPES, MAX_URL_LENGTH
+from hal.webhooks.rules import DELIVERED_TYPES, MAX_URL_LENGTH
 
 WebhookUrl = Annotated[StrictStr, Field(min_length=1, max_length=MAX_URL_LENGTH)]
 EventTypes = Annotated[

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
 
@@ -22,14 +23,14 @@ from hal import metrics
 from hal.config import Settings
 from hal.db.engine import Database, Tx
 from hal.db.models import Change, Project, WebhookAttempt, WebhookEndpoint, WebhookMessage
-from hal.domain.webhooks import (
+from hal.domain.rates import parse_retry_schedule
+from hal.webhooks.rules import (
     message_payload,
-    parse_retry_schedule,
     retry_delay,
     should_disable,
     subscribes,
 )
-from hal.services.webhook_send import Claimed, Clients, Outcome, send
+from hal.webhooks.send import Claimed, Clients, Outcome, send
 
 log = logging.getLogger("hal.webhooks")
 
@@ -239,15 +240,36 @@ async def record(
     return await db.run(work)
 
 
-class DeliveryWorker:
-    """The loop: fan out new changes, claim due messages up to `webhook_concurrency` in
-    flight, send each in its own task and record it; poll when there is nothing to do."""
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """The settings delivery runs by (HAL_WEBHOOK_*)."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
-        self.db, self.settings = db, settings
-        self.schedule = parse_retry_schedule(settings.webhook_retry_schedule)
+    concurrency: int
+    poll_seconds: float
+    timeout_seconds: float
+    retry_schedule: tuple[float, ...]
+    allow_private: bool
+
+    @classmethod
+    def of(cls, settings: Settings) -> DeliveryOptions:
+        return cls(
+            concurrency=settings.webhook_concurrency,
+            poll_seconds=settings.webhook_poll_seconds,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            retry_schedule=parse_retry_schedule(settings.webhook_retry_schedule),
+            allow_private=settings.webhooks_allow_private,
+        )
+
+
+class DeliveryWorker:
+    """The loop: fan out new changes, claim due messages up to `concurrency` in flight, send
+    each in its own task and record it; poll when there is nothing to do."""
+
+    def __init__(self, db: Database, options: DeliveryOptions) -> None:
+        self.db, self.options = db, options
+        self.schedule = options.retry_schedule
         # Longer than one attempt can take, so a live process never loses its claim.
-        self.lease = timedelta(seconds=settings.webhook_timeout_seconds * 2 + 5)
+        self.lease = timedelta(seconds=options.timeout_seconds * 2 + 5)
         self.in_flight: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
         self.wake = asyncio.Event()  # a commit in this process wrote changes
@@ -269,15 +291,15 @@ class DeliveryWorker:
             await self._task
 
     async def run(self) -> None:
-        clients = Clients(self.settings.webhook_timeout_seconds)
-        backoff = self.settings.webhook_poll_seconds
+        clients = Clients(self.options.timeout_seconds)
+        backoff = self.options.poll_seconds
         self.db.commit_listeners.append(self.wake.set)
         try:
             while not self.stopping.is_set():
                 self.wake.clear()  # a commit from here on wakes the pause below
                 try:
                     busy = await self.step(clients)
-                    backoff = self.settings.webhook_poll_seconds
+                    backoff = self.options.poll_seconds
                 except Exception:
                     log.exception("webhook delivery: a step failed; trying again")
                     busy, backoff = False, min(backoff * 2, MAX_BACKOFF_SECONDS)
@@ -298,11 +320,11 @@ class DeliveryWorker:
             if not read:
                 break
             fanned += read
-        free = self.settings.webhook_concurrency - len(self.in_flight)
+        free = self.options.concurrency - len(self.in_flight)
         if free <= 0:
             await asyncio.wait(
                 self.in_flight,
-                timeout=self.settings.webhook_poll_seconds,
+                timeout=self.options.poll_seconds,
                 return_when=asyncio.FIRST_COMPLETED,
             )
             return True
@@ -317,8 +339,8 @@ class DeliveryWorker:
         outcome = await send(
             clients,
             message,
-            allow_private=self.settings.webhooks_allow_private,
-            timeout=self.settings.webhook_timeout_seconds,
+            allow_private=self.options.allow_private,
+            timeout=self.options.timeout_seconds,
         )
         result = "unrecorded"
         try:
@@ -352,7 +374,7 @@ async def run_worker(settings: Settings) -> None:
     """`hal worker`: deliver until SIGTERM or SIGINT."""
     db = Database(settings.database_url)
     metrics.instrument_pool(db.engine)  # when metrics are on
-    worker = DeliveryWorker(db, settings)
+    worker = DeliveryWorker(db, DeliveryOptions.of(settings))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop_soon)
