@@ -42,7 +42,7 @@ async def build_person(database_url: str, app_id: str, events: int) -> int:
     now = datetime.now(UTC)
     try:
 
-        async def person(session) -> tuple[int, int, int]:  # noqa: ANN001
+        async def person(session) -> tuple[int, int, int]:
             project_id = await session.scalar(select(Project.id).where(Project.app_id == app_id))
             contact = Contact(project_id=project_id, user_id="erase-me", email="erase@me.com",
                               email_normalized="erase@me.com", name="Erase Me",

@@ -196,7 +196,7 @@ def setup(backend: str, variant: Variant, report: Report, workdir: Path) -> Setu
 class _Accept(BaseHTTPRequestHandler):
     """A webhook receiver that accepts every delivery at once."""
 
-    def do_POST(self) -> None:  # noqa: N802 (the http.server hook)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
         self.send_response(204)
         self.end_headers()

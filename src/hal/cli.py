@@ -544,6 +544,8 @@ def _import(
 
     settings = settings_for(database_url)
 
+    size = file.stat().st_size
+
     async def work(database: Database) -> dict[str, int]:
         with contextlib.ExitStack() as stack:
             binary = stack.enter_context(file.open("rb"))
@@ -565,7 +567,7 @@ def _import(
                         transient=True,
                     )
                 )
-                task = progress.add_task(f"importing {kind}", total=file.stat().st_size)
+                task = progress.add_task(f"importing {kind}", total=size)
 
                 def on_chunk() -> None:
                     progress.update(task, completed=binary.tell())

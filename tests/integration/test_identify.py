@@ -192,7 +192,7 @@ async def test_company_ids_link_without_changing_the_active_company(widget, proj
     ).json()
     assert body["active_company"]["id"] == "acme"
     assert body["company_ids"] == ["acme", "beta", "gamma"]
-    beta = [c for c in await inspect.companies(project.app_id) if c.external_id == "beta"][0]
+    beta = next(c for c in await inspect.companies(project.app_id) if c.external_id == "beta")
     assert beta.name is None and beta.metadata_ == {}
 
 

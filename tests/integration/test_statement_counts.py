@@ -25,7 +25,7 @@ SET_PROPERTIES = 6
 def counting(database: Database) -> Iterator[list[str]]:
     statements: list[str] = []
 
-    def count(_conn, _cursor, statement, _params, _context, _many) -> None:  # noqa: ANN001
+    def count(_conn, _cursor, statement, _params, _context, _many) -> None:
         statements.append(statement.split(None, 1)[0].upper())
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", count)

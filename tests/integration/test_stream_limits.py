@@ -161,7 +161,7 @@ def statements_run(database: Database) -> Iterator[list[str]]:
     """The SQL text of every statement run on the engine meanwhile."""
     seen: list[str] = []
 
-    def note(_conn, _cursor, statement, _params, _context, _many) -> None:  # noqa: ANN001
+    def note(_conn, _cursor, statement, _params, _context, _many) -> None:
         seen.append(statement)
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", note)
@@ -190,28 +190,30 @@ async def others_changes(database: Database, app_id: str, count: int) -> None:
 async def test_a_visitors_replay_reads_its_own_changes_not_the_projects(database_url, database):
     project = await make_project(database)
     others = 2000  # four pages of the log, were they read
-    async with serving(database) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(WAIT)) as http:
-            await others_changes(database, project.app_id, others // 2)
-            visitor = await anonymous_visitor(http, project.app_id, says="first")
-            said = await http.post(
-                "/api/widget/messages",
-                json={"app_id": project.app_id, "visitor_id": visitor, "body": "second"},
-            )
-            assert said.status_code == 200, said.text
-            await others_changes(database, project.app_id, others // 2)
-            await number_all_changes(database)
+    async with (
+        serving(database) as url,
+        httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(WAIT)) as http,
+    ):
+        await others_changes(database, project.app_id, others // 2)
+        visitor = await anonymous_visitor(http, project.app_id, says="first")
+        said = await http.post(
+            "/api/widget/messages",
+            json={"app_id": project.app_id, "visitor_id": visitor, "body": "second"},
+        )
+        assert said.status_code == 200, said.text
+        await others_changes(database, project.app_id, others // 2)
+        await number_all_changes(database)
 
-            query = {"app_id": project.app_id, "visitor_id": visitor, "last_event_id": "0"}
-            replayed: list[Event] = []
-            with statements_run(database) as statements:
-                async with http.stream("GET", "/api/widget/stream", params=query) as response:
-                    assert response.status_code == 200
-                    async with asyncio.timeout(WAIT):
-                        async for event in events(response):
-                            replayed.append(event)
-                            if len(replayed) == 2:
-                                break
+        query = {"app_id": project.app_id, "visitor_id": visitor, "last_event_id": "0"}
+        replayed: list[Event] = []
+        with statements_run(database) as statements:
+            async with http.stream("GET", "/api/widget/stream", params=query) as response:
+                assert response.status_code == 200
+                async with asyncio.timeout(WAIT):
+                    async for event in events(response):
+                        replayed.append(event)
+                        if len(replayed) == 2:
+                            break
     assert [e.json()["data"]["body"] for e in replayed] == ["first", "second"]
     # Pages of the log read for the replay (those bounded by the stream's start): one page
     # holds this visitor's changes; the others' 2,000 would take four.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 
 import pytest
@@ -89,7 +90,7 @@ def invisible_in(value):
 def test_the_invisible_table_is_unicodes_default_ignorable_set():
     assert list(DEFAULT_IGNORABLE) == sorted(DEFAULT_IGNORABLE)
     assert all(low <= high for low, high in DEFAULT_IGNORABLE)
-    assert all(a[1] < b[0] for a, b in zip(DEFAULT_IGNORABLE, DEFAULT_IGNORABLE[1:], strict=False))
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(DEFAULT_IGNORABLE))
     # DerivedCoreProperties.txt: "# Total code points: 4174".
     assert sum(high - low + 1 for low, high in DEFAULT_IGNORABLE) == 4174
     # Every assigned one is a format character, a mark or an invisible filler letter.

@@ -336,7 +336,7 @@ class Database:
             except DBAPIError as exc:
                 if attempt == self.max_attempts or not _is_retryable(exc):
                     raise
-            await asyncio.sleep(random.uniform(0, 0.005 * attempt))
+            await asyncio.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 (jitter)
         raise AssertionError("unreachable")
 
     async def run(self, work: Callable[[Tx], Awaitable[T]]) -> T:

@@ -30,7 +30,7 @@ SearchKey = String(255).with_variant(String(255, collation="C"), "postgresql")
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSONDocument, list[str]: JSONDocument}
+    type_annotation_map = {dict[str, Any]: JSONDocument, list[str]: JSONDocument}  # noqa: RUF012
 
 
 class Project(Base):
@@ -443,23 +443,23 @@ for _table in Base.metadata.tables.values():
         _table.dialect_options["sqlite"]["autoincrement"] = True
 
 __all__ = [
-    "AuditEntry",
-    "ContactMerge",
-    "Suppression",
     "Agent",
     "AgentSession",
     "ApiToken",
-    "Conversation",
-    "Message",
+    "AuditEntry",
     "Base",
     "Change",
     "Company",
     "Contact",
     "ContactCompany",
+    "ContactMerge",
+    "Conversation",
     "Deal",
     "Event",
+    "Message",
     "Project",
     "StageChange",
+    "Suppression",
     "Visitor",
     "WebhookAttempt",
     "WebhookEndpoint",

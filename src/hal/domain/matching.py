@@ -70,7 +70,7 @@ def plan_identify(
     proof: Proof,
     by_user_id: ContactRef | None,
     by_email: ContactRef | None,
-    binding: Binding = Binding(),  # noqa: B008 (frozen)
+    binding: Binding = Binding(),
     trusted_caller: bool = False,
 ) -> IdentifyPlan:
     """Decide the target contact, lead claim or merge, email change and binding for one
@@ -127,9 +127,9 @@ def plan_identify(
 
     bound = binding.contact
     switching = bound is not None and (target is None or target.id != bound.id)
-    if enforce and switching and bound is not None and bound.verified:
-        if not (binding.session and signs_key):
-            raise _refuse_rebind()
+    verified_binding = switching and bound is not None and bound.verified
+    if enforce and verified_binding and not (binding.session and signs_key):
+        raise _refuse_rebind()
 
     warnings: list[str] = []
     set_email = False

@@ -59,9 +59,12 @@ def decide_stage_write(
         return StageDecision(applied=False, previous=current, reason="unchanged")
     if mode is StageMode.IF_EMPTY and current is not None:
         return StageDecision(applied=False, previous=current, reason="stage_already_set")
-    if mode is StageMode.FORWARD_ONLY and current in pipeline:
-        if pipeline.index(new) < pipeline.index(current):
-            return StageDecision(applied=False, previous=current, reason="not_forward")
+    if (
+        mode is StageMode.FORWARD_ONLY
+        and current in pipeline
+        and pipeline.index(new) < pipeline.index(current)
+    ):
+        return StageDecision(applied=False, previous=current, reason="not_forward")
     if mode is StageMode.AGENT_WINS and current_source is StageSource.AGENT:
         return StageDecision(applied=False, previous=current, reason="set_by_agent")
     return StageDecision(applied=True, previous=current, reason=None)

@@ -330,6 +330,7 @@ class WidgetMessagesResponse(BaseModel):
 
 
 __all__ = [
+    "RECOMMENDED_IDENTIFY",
     "CompanyInput",
     "CompanyOut",
     "ContactOut",
@@ -342,7 +343,6 @@ __all__ = [
     "IdentifyRequest",
     "IdentifyResponse",
     "MessageOut",
-    "RECOMMENDED_IDENTIFY",
     "SetDealFields",
     "SetDealRequest",
     "SetDealResponse",

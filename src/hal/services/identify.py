@@ -499,9 +499,8 @@ async def identify(
     if active_id != visitor.active_company_id:
         visitor_changes["active_company_id"] = active_id
     signed = sorted(checked.proof.company_ids) if checked.proof.company_ids is not None else None
-    if signed is not None or switched:
-        if signed != visitor.signed_company_ids:
-            visitor_changes["signed_company_ids"] = signed
+    if (signed is not None or switched) and signed != visitor.signed_company_ids:
+        visitor_changes["signed_company_ids"] = signed
     await update_visitor(tx, visitor.id, **visitor_changes)
 
     active = next((c for c in linked if c.id == active_id), None)

@@ -149,14 +149,14 @@ class WidgetCall:
     def check_contact_write(self) -> None:
         """An unverified call never writes a verified contact (a session of a binding made
         without proof does not count)."""
-        if self.contact is not None and self.project.protects(self.contact.verified):
-            if not self.verified:
-                raise Forbidden(
-                    "verification_required",
-                    "this contact is verified but this visitor was bound to it without proof: "
-                    "identify with a valid user_hash or identity_token first",
-                    field="user_hash",
-                )
+        verified_contact = self.contact is not None and self.project.protects(self.contact.verified)
+        if verified_contact and not self.verified:
+            raise Forbidden(
+                "verification_required",
+                "this contact is verified but this visitor was bound to it without proof: "
+                "identify with a valid user_hash or identity_token first",
+                field="user_hash",
+            )
 
     def signed_company_ids(self) -> frozenset[str] | None:
         if self.visitor is None:

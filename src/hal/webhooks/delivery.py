@@ -340,7 +340,7 @@ class DeliveryWorker:
             clients,
             message,
             allow_private=self.options.allow_private,
-            timeout=self.options.timeout_seconds,
+            limit_seconds=self.options.timeout_seconds,
         )
         result = "unrecorded"
         try:

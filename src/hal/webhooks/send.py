@@ -125,16 +125,17 @@ def _error_text(exc: BaseException) -> str:
 
 
 async def send(
-    clients: Clients, message: Claimed, *, allow_private: bool, timeout: float
+    clients: Clients, message: Claimed, *, allow_private: bool, limit_seconds: float
 ) -> Outcome:
-    """One attempt, bounded by `timeout` from the address check to the answer's headers."""
+    """One attempt, bounded by `limit_seconds` from the address check to the answer's
+    headers."""
     started_at = utcnow()
     started = time.monotonic()
     status_code: int | None = None
     error: str | None = None
     retry_after: float | None = None
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit_seconds):
             target = await resolve_target(message.url, allow_private=allow_private)
             client = clients.for_host(target.host)
             request = build_request(client, message, target, utcnow())
@@ -146,7 +147,7 @@ async def send(
     except InvalidInput as exc:
         error = exc.message[:255]
     except (TimeoutError, httpx.TimeoutException):
-        error = f"no answer within {timeout:g} s"
+        error = f"no answer within {limit_seconds:g} s"
     except (httpx.HTTPError, OSError) as exc:
         error = _error_text(exc)
     except Exception as exc:  # any other failure is still an attempt, recorded and retried
