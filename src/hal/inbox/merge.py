@@ -20,8 +20,8 @@ from hal.services.audit import Actor
 router = APIRouter(prefix="/inbox", include_in_schema=False)
 
 
-def inbox_actor(session: Any) -> Actor:
-    return Actor("agent", session.agent.id)
+def inbox_actor(login: Any) -> Actor:
+    return Actor("agent", login.agent.id)
 
 
 FromId = Annotated[int | None, Query(alias="from", ge=1, le=team.MAX_ID)]
@@ -30,7 +30,7 @@ FromId = Annotated[int | None, Query(alias="from", ge=1, le=team.MAX_ID)]
 async def _merge_page(
     request: Request,
     db: Database,
-    session: Any,
+    login: Any,
     into_id: int,
     *,
     q: str | None,
@@ -39,17 +39,17 @@ async def _merge_page(
 ) -> HTMLResponse:
     screen = await merge.merge_screen(
         db,
-        project=session.project,
+        project=login.project,
         into_id=into_id,
         q=q,
         from_id=from_id,
-        actor=inbox_actor(session),
+        actor=inbox_actor(login),
     )
     preview = screen.preview
     return _page(
         request,
         "merge.html",
-        session,
+        login,
         into=contact_summary(screen.into),
         q=q or "",
         found=[contact_summary(c) for c in screen.found],
@@ -64,43 +64,43 @@ async def _merge_page(
 async def merge_page(
     request: Request,
     contact_id: RowId,
-    session: AgentDep,
+    login: AgentDep,
     db: DatabaseDep,
     q: Annotated[str | None, Query(max_length=255)] = None,
     from_id: FromId = None,
 ) -> HTMLResponse:
     """Pick the contact to merge into this one (search), then its preview and a confirm."""
-    return await _merge_page(request, db, session, contact_id, q=q, from_id=from_id)
+    return await _merge_page(request, db, login, contact_id, q=q, from_id=from_id)
 
 
 @router.post("/contacts/{contact_id}/merge")
 async def confirm_merge(
     request: Request,
     contact_id: RowId,
-    session: AgentDep,
+    login: AgentDep,
     db: DatabaseDep,
     from_id: Annotated[int, Form(alias="from", ge=1, le=team.MAX_ID)],
     csrf: CsrfField = None,
     confirm_verified_pair: Annotated[bool, Form()] = False,
 ) -> Response:
     """Merge `from` into this contact, then show it."""
-    if not csrf_ok(session, csrf):
+    if not csrf_ok(login, csrf):
         return _forbidden()
     try:
         await db.run(
             lambda tx: merge.merge_contacts(
                 tx,
-                project=session.project,
+                project=login.project,
                 from_id=from_id,
                 into_id=contact_id,
                 preview=False,
-                actor=inbox_actor(session),
+                actor=inbox_actor(login),
                 confirm_verified_pair=confirm_verified_pair,
             )
         )
     except HalError as exc:
         page = await _merge_page(
-            request, db, session, contact_id, q=None, from_id=None, refusal=exc.message
+            request, db, login, contact_id, q=None, from_id=None, refusal=exc.message
         )
         page.status_code = 409
         return page

@@ -17,8 +17,8 @@ from hal.api.presenters import conversation_summary_out, message_out
 from hal.api.stream import last_event_id_of, open_stream
 from hal.db.engine import Database, Tx
 from hal.inbox.session import (
-    AgentSession,
     LoginRequired,
+    SignedIn,
     csrf_ok,
     current_agent,
     end_session,
@@ -29,7 +29,7 @@ from hal.services.audit import Actor
 
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent.parent / "web" / "templates")
 router = APIRouter(prefix="/inbox", include_in_schema=False)
-AgentDep = Annotated[AgentSession, Depends(current_agent)]
+AgentDep = Annotated[SignedIn, Depends(current_agent)]
 CsrfField = Annotated[str | None, Form(alias="csrf_token")]
 
 
@@ -41,10 +41,8 @@ def segment(value: object) -> str:
 TEMPLATES.env.filters["segment"] = segment
 
 
-def _page(
-    request: Request, template: str, session: AgentSession | None, **context: Any
-) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, template, {"session": session, **context})
+def _page(request: Request, template: str, login: SignedIn | None, **context: Any) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(request, template, {"session": login, **context})
 
 
 def _forbidden() -> HTMLResponse:
@@ -53,13 +51,13 @@ def _forbidden() -> HTMLResponse:
 
 async def _form_action(
     db: Database,
-    session: AgentSession,
+    login: SignedIn,
     csrf: str | None,
     work: Callable[[Tx], Awaitable[object]],
     then: str,
 ) -> Response:
     """A form post: CSRF token checked, the write in one transaction, then back to a page."""
-    if not csrf_ok(session, csrf):
+    if not csrf_ok(login, csrf):
         return _forbidden()
     await db.run(work)
     return RedirectResponse(then, status_code=303)
@@ -71,7 +69,7 @@ async def login_form(request: Request) -> HTMLResponse:
 
 
 @router.post("/login")
-async def login(
+async def sign_in(
     request: Request,
     email: Annotated[str, Form(max_length=255)],
     password: Annotated[str, Form(max_length=1024)],
@@ -93,18 +91,18 @@ async def login(
 
 
 @router.post("/logout")
-async def logout(request: Request, session: AgentDep, csrf: CsrfField = None) -> Response:
-    if not csrf_ok(session, csrf):
+async def logout(request: Request, login: AgentDep, csrf: CsrfField = None) -> Response:
+    if not csrf_ok(login, csrf):
         return _forbidden()
     response = RedirectResponse("/inbox/login", status_code=303)
-    await end_session(request, response, session)
+    await end_session(request, response, login)
     return response
 
 
-async def _list(db: Database, session: AgentSession, status: str | None) -> list[Any]:
+async def _list(db: Database, login: SignedIn, status: str | None) -> list[Any]:
     page = await db.transaction(
         lambda s: team.list_conversations(
-            session=s, project=session.project, status=status, cursor=None, limit=100
+            session=s, project=login.project, status=status, cursor=None, limit=100
         )
     )
     return [conversation_summary_out(item) for item in page.items]
@@ -116,14 +114,14 @@ def _status(value: str | None) -> str | None:
 
 @router.get("")
 async def inbox(
-    request: Request, session: AgentDep, db: DatabaseDep, status: str | None = None
+    request: Request, login: AgentDep, db: DatabaseDep, status: str | None = None
 ) -> HTMLResponse:
     chosen = _status(status)
     return _page(
         request,
         "inbox.html",
-        session,
-        conversations=await _list(db, session, chosen),
+        login,
+        conversations=await _list(db, login, chosen),
         status=chosen or "all",
         thread=None,
     )
@@ -132,7 +130,7 @@ async def inbox(
 @router.get("/stream")
 async def stream(
     request: Request,
-    session: AgentDep,
+    login: AgentDep,
     db: DatabaseDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
@@ -142,29 +140,27 @@ async def stream(
 
     async def still_signed_in() -> bool:
         try:
-            return (await current_agent(request)).id == session.id
+            return (await current_agent(request)).id == login.id
         except LoginRequired:
             return False
 
     return open_stream(
-        request, db=db, project_id=session.project.id, after=after, still_authorized=still_signed_in
+        request, db=db, project_id=login.project.id, after=after, still_authorized=still_signed_in
     )
 
 
 @router.get("/conversations.json")
 async def conversations_json(
-    session: AgentDep, db: DatabaseDep, status: str | None = None
+    login: AgentDep, db: DatabaseDep, status: str | None = None
 ) -> JSONResponse:
-    items = await _list(db, session, _status(status))
+    items = await _list(db, login, _status(status))
     return JSONResponse([item.model_dump(mode="json") for item in items])
 
 
-async def _thread_context(
-    db: Database, session: AgentSession, conversation_id: int
-) -> dict[str, Any]:
+async def _thread_context(db: Database, login: SignedIn, conversation_id: int) -> dict[str, Any]:
     thread = await db.transaction(
         lambda s: team.thread(
-            session=s, project=session.project, conversation_id=conversation_id, with_contact=True
+            session=s, project=login.project, conversation_id=conversation_id, with_contact=True
         )
     )
     return {
@@ -178,17 +174,17 @@ async def _thread_context(
 async def conversation_page(
     request: Request,
     conversation_id: RowId,
-    session: AgentDep,
+    login: AgentDep,
     db: DatabaseDep,
     status: str | None = None,
 ) -> HTMLResponse:
     chosen = _status(status)
-    context = await _thread_context(db, session, conversation_id)
+    context = await _thread_context(db, login, conversation_id)
     return _page(
         request,
         "inbox.html",
-        session,
-        conversations=await _list(db, session, chosen),
+        login,
+        conversations=await _list(db, login, chosen),
         status=chosen or "all",
         **context,
     )
@@ -197,13 +193,13 @@ async def conversation_page(
 @router.get("/conversations/{conversation_id}/messages.json")
 async def messages_json(
     conversation_id: RowId,
-    session: AgentDep,
+    login: AgentDep,
     db: DatabaseDep,
     after: Annotated[int, Query(ge=0, le=team.MAX_ID)] = 0,
 ) -> JSONResponse:
     messages = await db.transaction(
         lambda s: conversations.messages_after(
-            session=s, project=session.project, conversation_id=conversation_id, after=after
+            session=s, project=login.project, conversation_id=conversation_id, after=after
         )
     )
     return JSONResponse([message_out(m).model_dump(mode="json") for m in messages])
@@ -212,21 +208,21 @@ async def messages_json(
 @router.post("/conversations/{conversation_id}/reply")
 async def reply(
     conversation_id: RowId,
-    session: AgentDep,
+    login: AgentDep,
     db: DatabaseDep,
     body: Annotated[str, Form(max_length=10_000)],
     csrf: CsrfField = None,
 ) -> Response:
     return await _form_action(
         db,
-        session,
+        login,
         csrf,
         lambda tx: conversations.reply(
             tx,
-            project=session.project,
+            project=login.project,
             conversation_id=conversation_id,
             body=body,
-            agent=session.agent,
+            agent=login.agent,
         ),
         f"/inbox/conversations/{conversation_id}",
     )
@@ -236,7 +232,7 @@ async def reply(
 async def change_status(
     conversation_id: RowId,
     action: str,
-    session: AgentDep,
+    login: AgentDep,
     db: DatabaseDep,
     csrf: CsrfField = None,
 ) -> Response:
@@ -245,10 +241,10 @@ async def change_status(
     status = "closed" if action == "close" else "open"
     return await _form_action(
         db,
-        session,
+        login,
         csrf,
         lambda tx: conversations.set_status(
-            tx, project=session.project, conversation_id=conversation_id, status=status
+            tx, project=login.project, conversation_id=conversation_id, status=status
         ),
         f"/inbox/conversations/{conversation_id}",
     )
@@ -256,31 +252,31 @@ async def change_status(
 
 @router.get("/contacts/{contact_id}")
 async def contact_page(
-    request: Request, contact_id: RowId, session: AgentDep, db: DatabaseDep
+    request: Request, contact_id: RowId, login: AgentDep, db: DatabaseDep
 ) -> HTMLResponse:
     detail = await db.transaction(
-        lambda s: team.contact_detail(session=s, project=session.project, contact_id=contact_id)
+        lambda s: team.contact_detail(session=s, project=login.project, contact_id=contact_id)
     )
     threads = [conversation_summary_out(x) for x in detail.conversations]
-    return _page(request, "contact.html", session, detail=detail, threads=threads)
+    return _page(request, "contact.html", login, detail=detail, threads=threads)
 
 
 @router.get("/companies/{company_id:path}")
 async def company_page(
-    request: Request, company_id: str, session: AgentDep, db: DatabaseDep
+    request: Request, company_id: str, login: AgentDep, db: DatabaseDep
 ) -> HTMLResponse:
     detail = await db.transaction(
         lambda s: team.company_detail(
-            session=s, project=session.project, company_id=company_id, contacts_limit=500
+            session=s, project=login.project, company_id=company_id, contacts_limit=500
         )
     )
-    return _page(request, "company.html", session, detail=detail, stages=session.project.stages)
+    return _page(request, "company.html", login, detail=detail, stages=login.project.stages)
 
 
 @router.post("/companies/{company_id:path}/stage")
 async def company_stage(
     company_id: str,
-    session: AgentDep,
+    login: AgentDep,
     db: DatabaseDep,
     settings: SettingsDep,
     stage: Annotated[str, Form(max_length=255)],
@@ -288,15 +284,15 @@ async def company_stage(
 ) -> Response:
     return await _form_action(
         db,
-        session,
+        login,
         csrf,
         lambda tx: team.agent_set_stage(
             tx,
-            project=session.project,
+            project=login.project,
             company_id=company_id,
             stage=stage,
             limits=settings.limits,
-            actor=Actor("agent", session.agent.id),
+            actor=Actor("agent", login.agent.id),
         ),
         f"/inbox/companies/{segment(company_id)}",
     )

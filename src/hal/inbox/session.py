@@ -13,7 +13,7 @@ from fastapi import Request, Response
 from hal.db.engine import Database
 from hal.db.models import Agent
 from hal.services import agents
-from hal.services.agents import SignedIn as AgentSession
+from hal.services.agents import SignedIn
 from hal.services.login_throttle import LoginThrottle
 
 COOKIE = "hal_inbox"
@@ -81,13 +81,13 @@ async def log_in(
     return LoginOutcome(signed_in=False)
 
 
-async def end_session(request: Request, response: Response, session: AgentSession) -> None:
+async def end_session(request: Request, response: Response, login: SignedIn) -> None:
     database: Database = request.app.state.database
-    await database.transaction(lambda s: agents.end_session(session=s, session_id=session.id))
+    await database.transaction(lambda s: agents.end_session(session=s, session_id=login.id))
     response.delete_cookie(COOKIE, path="/inbox")
 
 
-async def current_agent(request: Request) -> AgentSession:
+async def current_agent(request: Request) -> SignedIn:
     token = request.cookies.get(COOKIE)
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise LoginRequired
@@ -98,16 +98,16 @@ async def current_agent(request: Request) -> AgentSession:
     return found
 
 
-def csrf_ok(session: AgentSession, submitted: str | None) -> bool:
+def csrf_ok(login: SignedIn, submitted: str | None) -> bool:
     if submitted is None:
         return False
-    return hmac.compare_digest(session.csrf_token.encode(), submitted.encode())
+    return hmac.compare_digest(login.csrf_token.encode(), submitted.encode())
 
 
 __all__ = [
-    "AgentSession",
     "LoginOutcome",
     "LoginRequired",
+    "SignedIn",
     "csrf_ok",
     "current_agent",
     "end_session",

@@ -22,7 +22,7 @@ from hal.schemas import (
     SetStageItem,
     TrackItem,
 )
-from hal.services.crm import record_event, write_deal, write_widget_stage
+from hal.services.crm import write_set_deal, write_set_stage, write_track
 from hal.services.identify import identify_contact
 from hal.services.properties import write_properties
 from hal.services.widget_call import WidgetCall, open_team_call
@@ -64,12 +64,12 @@ async def write_item(tx: Tx, *, app_id: str, index: int, item: Item, limits: Lim
     if isinstance(item, SetPropertiesItem):
         await write_properties(call, item, limits)
     elif isinstance(item, TrackItem):
-        tracked = await record_event(call, item, limits)
+        tracked = await write_track(call, item, limits)
         return ItemOutcome(index, contact.id, duplicate=tracked.duplicate)
     elif isinstance(item, SetStageItem):
-        await write_widget_stage(call, item, limits)
+        await write_set_stage(call, item, limits)
     else:
-        await write_deal(call, item, limits)
+        await write_set_deal(call, item, limits)
     return ItemOutcome(index, contact.id)
 
 

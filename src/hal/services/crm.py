@@ -93,10 +93,10 @@ async def track(tx: Tx, *, request: TrackRequest, caller: Caller, limits: Limits
     call = await open_widget_call(
         tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
     )
-    return await record_event(call, request, limits)
+    return await write_track(call, request, limits)
 
 
-async def record_event(call: WidgetCall, request: TrackFields, limits: Limits) -> TrackResult:
+async def write_track(call: WidgetCall, request: TrackFields, limits: Limits) -> TrackResult:
     """Track's rules and write for an opened call (a widget visitor's, or the team's)."""
     tx = call.tx
     check_text(request.event, field="event", max_length=limits.max_event_name_length)
@@ -164,10 +164,10 @@ async def set_stage(
     call = await open_widget_call(
         tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
     )
-    return await write_widget_stage(call, request, limits)
+    return await write_set_stage(call, request, limits)
 
 
-async def write_widget_stage(
+async def write_set_stage(
     call: WidgetCall, request: SetStageFields, limits: Limits
 ) -> SetStageResult:
     """Set-stage's rules and write for an opened call."""
@@ -230,10 +230,10 @@ async def set_deal(
     call = await open_widget_call(
         tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
     )
-    return await write_deal(call, request, limits)
+    return await write_set_deal(call, request, limits)
 
 
-async def write_deal(call: WidgetCall, request: SetDealFields, limits: Limits) -> SetDealResult:
+async def write_set_deal(call: WidgetCall, request: SetDealFields, limits: Limits) -> SetDealResult:
     """Set-deal's rules and write for an opened call."""
     tx = call.tx
     check_identifier(request.deal.id, field="deal.id", limits=limits)

@@ -170,7 +170,7 @@ async def claim(db: Database, *, limit: int, lease: timedelta) -> list[Claimed]:
     return await db.run(work)
 
 
-async def record(
+async def record_attempt(
     db: Database, message: Claimed, outcome: Outcome, *, schedule: tuple[float, ...]
 ) -> str:
     """Store the attempt, then the message's fate: delivered, retried later, or failed; and
@@ -344,7 +344,7 @@ class DeliveryWorker:
         )
         result = "unrecorded"
         try:
-            status = await record(self.db, message, outcome, schedule=self.schedule)
+            status = await record_attempt(self.db, message, outcome, schedule=self.schedule)
             result = "retrying" if status == "pending" else status
         except Exception:
             log.exception("webhook delivery: msg_%s sent but not recorded", message.message_id)
