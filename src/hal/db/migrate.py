@@ -13,14 +13,15 @@ from __future__ import annotations
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import JSON, Connection, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import SAWarning
 
 from hal.db.engine import Database
@@ -93,6 +94,14 @@ async def require_current(database: Database) -> None:
 # What the migrations make on PostgreSQL by hand and the models leave out: the change log's
 # transaction stamp (type xid8, which SQLAlchemy does not know) and its partial index.
 _UNMODELLED = {("column", "txid"), ("index", "ix_changes_unnumbered")}
+
+
+def render_item(type_: str, object: Any, autogen_context: Any) -> str | Literal[False]:
+    """Autogenerate writes the JSON document type as ours (JSON, JSONB on PostgreSQL)."""
+    variants = getattr(object, "_variant_mapping", {}) if type_ == "type" else {}
+    if isinstance(object, JSON) and isinstance(variants.get("postgresql"), JSONB):
+        return "hal.db.types.JSONDocument"
+    return False
 
 
 def include_object(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from hal.db.migrate import include_object
+from hal.db.migrate import include_object, render_item
 from hal.db.models import Base
 
 connection = context.config.attributes.get("connection")
@@ -17,6 +17,7 @@ context.configure(
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
     include_object=include_object,
+    render_item=render_item,
 )
 with context.begin_transaction():
     context.run_migrations()
