@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_metadata_keys: int = Field(default=100, ge=1)
     max_company_ids: int = Field(default=50, ge=1)
+    max_attributes: int = Field(default=250, ge=1)  # per model (contact, company) and project
     # Abuse limits on the widget routes ("N/second|minute|hour", or "off"). Counted in this
     # process ("memory://") or shared by every process ("redis://127.0.0.1:6379").
     rate_limit_storage: str = "memory://"
@@ -100,4 +101,5 @@ class Settings(BaseSettings):
             max_body_bytes=self.max_body_bytes,
             max_metadata_keys=self.max_metadata_keys,
             max_company_ids=self.max_company_ids,
+            max_attributes=self.max_attributes,
         )

@@ -115,3 +115,42 @@ async def test_the_models_and_the_migrations_agree(database: Database):
     """A model changed without its migration (or the reverse) fails here, on both engines."""
     async with database.engine.connect() as connection:
         assert await connection.run_sync(schema_drift) == []
+
+
+async def test_keys_stored_before_types_get_the_type_most_of_their_values_have(tmp_path: Path):
+    database = Database(f"sqlite:///{tmp_path / 'typed.db'}")
+    try:
+        await _migrate_to(database, "0009")
+        async with database.engine.begin() as c:
+            await c.execute(
+                text(
+                    "INSERT INTO projects (id, app_id, name, identity_secret, session_secret,"
+                    " identity_verification, stage_mode, stages, allowed_origins, protected_keys,"
+                    " company_claims, last_change_id, created_at) VALUES (1, 'p', 'P', 's', 's',"
+                    " 'enabled', 'overwrite', '[]', '[]', '[]', 'open', 0, :now)"
+                ),
+                {"now": NOW},
+            )
+            for i, metadata in enumerate(
+                ['{"seats": 1, "plan": "pro"}', '{"seats": "x"}', '{"seats": 2, "renewed_at": 0}']
+            ):
+                await c.execute(text(
+                    "INSERT INTO contacts (id, project_id, metadata, verified, created_at,"
+                    " last_seen_at) VALUES (:id, 1, :m, 0, :now, :now)"),
+                    {"id": i + 1, "m": metadata, "now": NOW})  # fmt: skip
+            await c.execute(text(
+                "INSERT INTO companies (id, project_id, external_id, metadata, guarded, version,"
+                " created_at) VALUES (1, 1, 'acme', :m, 0, 1, :now)"),
+                {"m": '{"arr": 5.5}', "now": NOW})  # fmt: skip
+        await migrate(database)
+        async with database.engine.connect() as c:
+            rows = await c.execute(text("SELECT model, key, type, source FROM attributes"))
+            defined = {(r.model, r.key): (r.type, r.source) for r in rows}
+        assert defined == {
+            ("contact", "plan"): ("string", "auto"),
+            ("contact", "seats"): ("number", "auto"),
+            ("contact", "renewed_at"): ("date", "auto"),
+            ("company", "arr"): ("number", "auto"),
+        }
+    finally:
+        await database.dispose()

@@ -113,6 +113,7 @@ async def set_properties_route(
         visitor_id=result.visitor_key,
         contact=contact_out(result.contact) if result.contact else None,
         properties=result.properties,
+        warnings=result.warnings,
     )
 
 

@@ -193,6 +193,8 @@ class Tx:
     locked: set[int] = field(default_factory=set)  # advisory locks held (until the end)
     # Reads that hold for the rest of the transaction once made (after its locks).
     read_once: dict[object, Any] = field(default_factory=dict)
+    # What this process learns once the transaction has committed (a cache to update).
+    committed: list[Callable[[], None]] = field(default_factory=list)
     _savepoint: tuple[int, set[int]] | None = None
     _orm: AsyncSession | None = None
 
@@ -353,6 +355,8 @@ class Database:
                     await tx.close_orm()
             if tx._orm is not None:
                 project_cache.committed(tx._orm.info)
+            for learn in tx.committed:
+                learn()
             if tx.changes:
                 self._committed()
             return result

@@ -415,6 +415,27 @@ class ContactMerge(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class AttributeDefinition(Base):
+    """A metadata key of the project's contacts or companies, with its type (README
+    "Attributes"): made by the first value written, or by an admin before it; the type never
+    changes."""
+
+    __tablename__ = "attributes"
+    __table_args__ = (UniqueConstraint("project_id", "model", "key", name="uq_attributes_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(8))  # contact | company
+    key: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(8), default="auto")  # auto | admin
+    label: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[list[str]] = mapped_column(default=list)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class AuditEntry(Base):
     """One agent or admin write: who (an agent, an API token, the command line), what, when,
     and the fields it changed (never a secret)."""
@@ -446,6 +467,7 @@ __all__ = [
     "Agent",
     "AgentSession",
     "ApiToken",
+    "AttributeDefinition",
     "AuditEntry",
     "Base",
     "Change",

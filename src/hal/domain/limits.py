@@ -20,6 +20,7 @@ class Limits:
     max_list_length: int = 50
     max_event_name_length: int = 128
     max_company_ids: int = 50
+    max_attributes: int = 250  # attribute definitions per model and project
     # JSON numbers beyond this lose precision in JavaScript and in some databases' JSON types.
     max_abs_number: float = 2.0**53
     placeholder_ids: frozenset[str] = field(default=DEFAULT_PLACEHOLDER_IDS)

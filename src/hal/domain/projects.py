@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from hal.domain.attributes import Attribute, Model
 from hal.domain.errors import InvalidInput
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode
@@ -84,6 +85,11 @@ class ProjectConfig:
     session_secret: str
     # The key of the project's suppression hashes; None while it has none to check.
     suppression_key: str | None = None
+    # Its attribute definitions, by model and key (README "Attributes").
+    attributes: Mapping[Model, Mapping[str, Attribute]] = field(default_factory=dict)
+
+    def attributes_of(self, model: Model) -> Mapping[str, Attribute]:
+        return self.attributes.get(model, {})
 
     @property
     def verifies(self) -> bool:

@@ -146,7 +146,10 @@ class IdentifyResponse(BaseModel):
     active_company: CompanyOut | None
     company_ids: list[str]
     session_token: str
-    warnings: list[Literal["email_in_use"]]
+    warnings: list[str] = Field(
+        description="`email_in_use`; `attribute_type:KEY`, `attribute_archived:KEY`,"
+        " `too_many_attributes:KEY` for metadata left out (`company.KEY` for the company's)"
+    )
     stage: StageWriteOut | None = None
 
 
@@ -155,6 +158,11 @@ class SetPropertiesResponse(BaseModel):
     contact: ContactOut | None = Field(description="the bound contact; null while anonymous")
     properties: dict[str, Any] = Field(
         description="what the visitor collected while anonymous (empty once identified)"
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="properties left out, as `attribute_type:KEY`, `attribute_archived:KEY`"
+        " or `too_many_attributes:KEY` (the rest is written)",
     )
 
 

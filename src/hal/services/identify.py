@@ -6,7 +6,7 @@ contact write, one company upsert, one link insert and one read of the linked co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from hal.db.store.people import (
     update_visitor,
 )
 from hal.domain.access import check_company_access, company_visible
+from hal.domain.attributes import Model, TypedWrite
 from hal.domain.changes import ChangeType, changed_values
 from hal.domain.errors import InvalidInput
 from hal.domain.limits import Limits
@@ -44,6 +45,7 @@ from hal.domain.validation import (
 )
 from hal.domain.verification import UNVERIFIED, Claims, resolve_proof
 from hal.schemas import CompanyInput, IdentifyFields, IdentifyRequest
+from hal.services.attributes import check_types, define_new, typed_metadata
 from hal.services.change_data import (
     company_data,
     contact_changes,
@@ -85,6 +87,18 @@ class _Checked(Identity):
     company: CompanyInput | None
     company_ids: list[str]
     stage_mode: StageMode
+    # The metadata after the attribute types (README "Attributes"), and what they left out.
+    contact_types: TypedWrite | None = None
+    company_types: TypedWrite | None = None
+    limits: Limits = field(default_factory=Limits)
+    trusted: bool = False
+
+    @property
+    def type_warnings(self) -> tuple[str, ...]:
+        """`attribute_type:KEY` for the contact's keys, `...:company.KEY` for the company's."""
+        contact = self.contact_types.warnings if self.contact_types else []
+        company = self.company_types.warnings if self.company_types else []
+        return (*contact, *(w.replace(":", ":company.", 1) for w in company))
 
 
 def _check(
@@ -126,7 +140,11 @@ def _check(
             **(metadata or {}),
             **check_metadata(proof.metadata, field="identity_token", limits=limits),
         }
-    company = request.company
+    contact_types = None
+    if metadata:
+        contact_types = check_types(project, Model.CONTACT, metadata, limits=limits, refuse=trusted)
+        metadata = contact_types.values
+    company, company_types = request.company, None
     if company is not None:
         check_identifier(company.id, field="company.id", limits=limits)
         if company.metadata:
@@ -138,6 +156,12 @@ def _check(
                 signed={},
                 field="company.metadata",
             )
+        if company.metadata:
+            company_types = check_types(
+                project, Model.COMPANY, company.metadata, limits=limits, refuse=trusted,
+                field="company.metadata",
+            )  # fmt: skip
+            company = company.model_copy(update={"metadata": company_types.values})
     company_ids = list(request.company_ids or [])
     if len(company_ids) > limits.max_company_ids:
         raise InvalidInput(
@@ -157,6 +181,36 @@ def _check(
         company=company,
         company_ids=company_ids,
         stage_mode=request.stage_mode or project.stage_mode,
+        contact_types=contact_types,
+        company_types=company_types,
+        limits=limits,
+        trusted=trusted,
+    )
+
+
+async def _define_attributes(call: WidgetCall, checked: _Checked) -> _Checked:
+    """Make the definitions of keys written for the first time: the first write of identify,
+    after every check."""
+
+    async def defined(types: TypedWrite | None, model: Model) -> TypedWrite | None:
+        if types is None or not types.new:
+            return types
+        return await define_new(
+            call.tx, types, project=call.project, model=model, metadata=types.values,
+            limits=checked.limits, refuse=checked.trusted,
+        )  # fmt: skip
+
+    contact_types = await defined(checked.contact_types, Model.CONTACT)
+    company_types = await defined(checked.company_types, Model.COMPANY)
+    company = checked.company
+    if company is not None and company_types is not None:
+        company = company.model_copy(update={"metadata": company_types.values})
+    return replace(
+        checked,
+        metadata=contact_types.values if contact_types is not None else checked.metadata,
+        company=company,
+        contact_types=contact_types,
+        company_types=company_types,
     )
 
 
@@ -409,6 +463,7 @@ async def _write(
     checked = call.identity
     assert isinstance(checked, _Checked)
     plan = _plan(call, checked)
+    checked = await _define_attributes(call, checked)
     contact = await _write_contact(call, checked, plan)
     target_was_verified = plan.target is not None and plan.target.verified
     decision = await _write_companies(
@@ -444,8 +499,9 @@ async def identify_contact(
         limits=limits,
         identify=lambda project: _check(request, project, limits, tx, trusted=True),
     )
-    _, plan, contact, decision = await _write(call)
-    return ContactWrite(contact=contact, warnings=plan.warnings, stage=decision)
+    checked, plan, contact, decision = await _write(call)
+    warnings = (*plan.warnings, *checked.type_warnings)
+    return ContactWrite(contact=contact, warnings=warnings, stage=decision)
 
 
 async def write_company(
@@ -457,6 +513,11 @@ async def write_company(
     check_identifier(company.id, field="id", limits=limits)
     if company.metadata:
         check_metadata(company.metadata, field="metadata", limits=limits)
+        typed = await typed_metadata(
+            tx, project=call.project, model=Model.COMPANY, metadata=company.metadata,
+            limits=limits, refuse=True,
+        )  # fmt: skip
+        company = company.model_copy(update={"metadata": typed.values})
     rows = await upsert_companies(tx, project_id=call.project.id, names={company.id: company.name})
     mode = call.project.stage_mode
     return await _write_company(call, company, mode, rows[company.id], None)
@@ -520,7 +581,7 @@ async def identify(
             tx=tx,
             ttl=session_ttl,
         ),
-        warnings=plan.warnings,
+        warnings=(*plan.warnings, *checked.type_warnings),
         stage=decision,
         stage_mode=checked.stage_mode if decision is not None else None,
         outcome=_outcome(plan),

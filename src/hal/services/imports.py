@@ -29,6 +29,7 @@ from sqlalchemy import text
 from hal.db.engine import Database, Tx
 from hal.db.store.lookahead import look_ahead, write_links
 from hal.db.types import utcnow
+from hal.domain.attributes import Model, read_cells
 from hal.domain.changes import ChangeType
 from hal.domain.csv_import import (
     Header,
@@ -104,12 +105,19 @@ def _column_error(kind: ImportKind, exc: HalError) -> HalError:
 
 
 async def _write_row(tx: Tx, *, app_id: str, kind: ImportKind, row: _Row, limits: Limits) -> None:
+    project = await tx.projects.get(tx.connection, app_id)
+    model = Model.CONTACT if kind is ImportKind.CONTACTS else Model.COMPANY
+    known = project.attributes_of(model) if project is not None else {}
     try:
         if kind is ImportKind.CONTACTS:
-            request = IdentifyFields.model_validate(contact_fields(row.values))
+            fields = contact_fields(row.values)
+            fields["metadata"] = read_cells(fields.get("metadata"), known)
+            request = IdentifyFields.model_validate(fields)
             await identify_contact(tx, app_id=app_id, request=request, limits=limits)
         else:
-            company = CompanyInput.model_validate(company_fields(row.values))
+            fields = company_fields(row.values)
+            fields["metadata"] = read_cells(fields.get("metadata"), known)
+            company = CompanyInput.model_validate(fields)
             await write_company(tx, app_id=app_id, company=company, limits=limits)
     except ValidationError as exc:
         raise _invalid(kind, exc) from None

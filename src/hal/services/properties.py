@@ -9,10 +9,12 @@ from typing import Any
 from hal.db.engine import Tx
 from hal.db.store.base import ContactRow
 from hal.db.store.people import update_contact, update_visitor
+from hal.domain.attributes import Model, TypedWrite
 from hal.domain.changes import ChangeType, changed_values
 from hal.domain.limits import Limits
 from hal.domain.validation import check_metadata, check_protected_keys, merge_metadata
 from hal.schemas import SetPropertiesFields, SetPropertiesRequest
+from hal.services.attributes import check_types, define_new
 from hal.services.change_data import contact_data
 from hal.services.widget_call import Caller, WidgetCall, open_widget_call
 
@@ -22,6 +24,7 @@ class PropertiesResult:
     visitor_key: str
     contact: ContactRow | None
     properties: dict[str, Any]  # what the visitor keeps while anonymous
+    warnings: list[str]  # properties left out: `attribute_type:KEY`, ...
 
 
 async def set_properties(
@@ -33,30 +36,45 @@ async def set_properties(
     )
     visitor = call.widget_visitor
     if call.contact is None:
-        properties = _checked(call, request, limits)
-        kept = merge_metadata(visitor.properties, properties)
+        typed = await _defined(call, _checked(call, request, limits), limits)
+        kept = merge_metadata(visitor.properties, typed.values)
         await update_visitor(tx, visitor.id, properties=kept)
-        return PropertiesResult(visitor.visitor_key, None, kept)
-    contact = await write_properties(call, request, limits)
-    return PropertiesResult(visitor.visitor_key, contact, visitor.properties)
+        return PropertiesResult(visitor.visitor_key, None, kept, typed.warnings)
+    contact, warnings = await write_properties(call, request, limits)
+    return PropertiesResult(visitor.visitor_key, contact, visitor.properties, warnings)
 
 
-def _checked(call: WidgetCall, request: SetPropertiesFields, limits: Limits) -> dict[str, Any]:
+def _checked(call: WidgetCall, request: SetPropertiesFields, limits: Limits) -> TypedWrite:
+    """The properties checked (limits, protected keys, attribute types: the team's call is
+    refused on a type problem, the widget's leaves the key out and warns)."""
     properties = check_metadata(request.properties, field="properties", limits=limits)
     if not call.trusted:
         check_protected_keys(
             properties, protected=call.project.protected_keys, signed={}, field="properties"
         )
-    return properties
+    return check_types(
+        call.project, Model.CONTACT, properties, limits=limits, refuse=call.trusted,
+        field="properties",
+    )  # fmt: skip
+
+
+async def _defined(call: WidgetCall, typed: TypedWrite, limits: Limits) -> TypedWrite:
+    return await define_new(
+        call.tx, typed, project=call.project, model=Model.CONTACT, metadata=typed.values,
+        limits=limits, refuse=call.trusted, field="properties",
+    )  # fmt: skip
 
 
 async def write_properties(
     call: WidgetCall, request: SetPropertiesFields, limits: Limits
-) -> ContactRow:
-    """Merge `properties` into the call's contact (a widget visitor's, or one the team named)."""
+) -> tuple[ContactRow, list[str]]:
+    """Merge `properties` into the call's contact (a widget visitor's, or one the team named);
+    the contact and the warnings."""
     tx, contact = call.tx, call.require_contact()
-    properties = _checked(call, request, limits)
+    typed = _checked(call, request, limits)
     call.check_contact_write()
+    typed = await _defined(call, typed, limits)
+    properties = typed.values
     merged = merge_metadata(contact.metadata_, properties)
     changed = changed_values({"metadata": contact.metadata_}, {"metadata": merged}, ["metadata"])
     values: dict[str, Any] = {"last_seen_at": tx.now} if call.visitor is not None else {}
@@ -75,4 +93,4 @@ async def write_properties(
             ChangeType.CONTACT_UPDATED,
             {**contact_data(contact), "changed": changed},
         )
-    return contact
+    return contact, typed.warnings

@@ -30,12 +30,14 @@ from hal.db.store.base import CompanyRow, ContactRow
 from hal.db.store.companies import company_for_update
 from hal.db.store.people import contact_by_id
 from hal.db.store.people import update_contact as store_update_contact
+from hal.domain.attributes import Model
 from hal.domain.changes import ChangeType
 from hal.domain.errors import Gone, InvalidInput, NotFound
 from hal.domain.limits import Limits
 from hal.domain.stages import StageDecision, StageMode, StageSource
 from hal.domain.validation import check_metadata, check_text, merge_metadata
 from hal.services import conversations
+from hal.services.attributes import check_types, define_new
 from hal.services.audit import CLI, Actor, record_audit
 from hal.services.change_data import contact_changes, contact_data
 from hal.services.stages import decide_stage, stage_changed, write_company_and_stage
@@ -467,17 +469,24 @@ async def update_contact(
     if name is not None:
         name = check_text(name, field="name", max_length=limits.max_name_length)
     checked = check_metadata(metadata, field="metadata", limits=limits) if metadata else None
+    config = await tx.projects.get(tx.connection, project.app_id)
+    assert config is not None  # the caller's token named this project
+    typed = check_types(config, Model.CONTACT, checked or {}, limits=limits, refuse=True)
     await get_contact(session=tx.orm, project=project, contact_id=contact_id)
     contact = await contact_by_id(tx, contact_id)
     assert contact is not None  # it exists (above) and is locked now
     after = replace(
         contact,
         name=name if name is not None else contact.name,
-        metadata_=merge_metadata(contact.metadata_, checked) if checked else contact.metadata_,
+        metadata_=merge_metadata(contact.metadata_, typed.values) if checked else contact.metadata_,
     )
     changed = contact_changes(contact, after)
     if not changed:
         return contact
+    await define_new(
+        tx, typed, project=config, model=Model.CONTACT, metadata=typed.values, limits=limits,
+        refuse=True,
+    )  # fmt: skip
     after = replace(after, version=contact.version + 1)
     values = {"name": after.name, "metadata": after.metadata_, "version": after.version}
     await store_update_contact(tx, contact.id, values)
