@@ -135,3 +135,27 @@ async def test_access_lines_and_json_lines_show_no_secrets(widget, project, capl
     logged = json.dumps(json_lines) + "\n".join(text_lines)
     for secret in [SECRET, user_id, project.hash(user_id), session_token, project.secret]:
         assert secret not in logged
+
+
+async def test_a_transactions_now_is_fixed_and_its_upserts_say_what_they_created(
+    database: Database, project
+):
+    from hal.db.store.companies import upsert_companies
+    from hal.db.store.people import upsert_visitor
+    from tests.factories import unique
+
+    async def work(tx):
+        with pytest.raises(AttributeError):
+            tx.now = tx.now
+        first, second = tx.stamp(), tx.stamp()
+        assert tx.now < first < second
+        config = await tx.projects.get(tx.connection, project.app_id)
+        key = unique("c")
+        made = await upsert_companies(tx, project_id=config.id, names={key: "Made"})
+        again = await upsert_companies(tx, project_id=config.id, names={key: "Made"})
+        visitor = unique("v")
+        new = await upsert_visitor(tx, project_id=config.id, visitor_key=visitor)
+        seen = await upsert_visitor(tx, project_id=config.id, visitor_key=visitor)
+        return made[key].created, again[key].created, new.created, seen.created
+
+    assert await database.run(work) == (True, False, True, False)

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -186,7 +186,9 @@ class Tx:
     connection: AsyncConnection
     dialect: str
     projects: ProjectCache
+    # The transaction's time, fixed: what it writes is "now" for all of it.
     now: datetime = field(default_factory=utcnow)
+    _stamps: int = 0
     changes: list[PendingChange] = field(default_factory=list)
     # An import chunk's reads made once for all its rows (db/store/lookahead.py).
     lookahead: Restorable | None = None
@@ -220,6 +222,17 @@ class Tx:
     @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
+
+    def stamp(self) -> datetime:
+        """A creation time for one upsert: `now` plus a microsecond more at each call, so the
+        upsert knows a row is its own by the time it carries (db/store: `created`)."""
+        self._stamps += 1
+        return self.now + timedelta(microseconds=self._stamps)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "now" and "now" in self.__dict__:
+            raise AttributeError("a transaction's now is fixed")
+        super().__setattr__(name, value)
 
     async def execute(
         self, statement: Executable, params: Mapping[str, Any] | list[dict[str, Any]] | None = None

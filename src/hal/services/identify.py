@@ -390,7 +390,7 @@ async def _write_companies(
             )
     linked = await link(tx, contact_id=contact.id, company_ids=[r.id for r in rows.values()])
     for external_id, row in rows.items():
-        created = row.created_at == tx.now
+        created = row.created
         if created and (checked.company is None or external_id != checked.company.id):
             tx.record(project.id, ChangeType.COMPANY_CREATED, company_data(row))
         if row.id in linked:
@@ -416,7 +416,7 @@ async def _write_company(
     """Name it, merge `company.metadata` and apply `company.stage` under the stage mode; one
     change says what happened (created, updated, stage_changed)."""
     tx, project_id = call.tx, call.project.id
-    created = company.created_at == tx.now
+    created = company.created
     values: dict[str, Any] = {}
     if given.name is not None and given.name != company.name:
         values["name"] = given.name

@@ -19,7 +19,6 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import partial
 from typing import IO
 
@@ -28,7 +27,6 @@ from sqlalchemy import text
 
 from hal.db.engine import Database, Tx
 from hal.db.store.lookahead import look_ahead, write_links
-from hal.db.types import utcnow
 from hal.domain.attributes import Model, read_cells
 from hal.domain.changes import ChangeType
 from hal.domain.csv_import import (
@@ -148,16 +146,14 @@ async def _write_chunk(
     dry_run: bool,
     savepoints: bool,
 ) -> list[tuple[str, _Row, HalError | None]]:
-    """Every row of the chunk with its own `now` (so a company made by an earlier row of the
-    chunk is not taken as made by this one). Without savepoints a failing row sends the
-    chunk back (`_Redo`); with them it is rolled back alone and the chunk goes on."""
+    """Every row of the chunk. Without savepoints a failing row sends the chunk back
+    (`_Redo`); with them it is rolled back alone and the chunk goes on."""
     outcome: list[tuple[str, _Row, HalError | None]] = []
     await _look_ahead(tx, app_id=app_id, kind=kind, rows=rows, limits=limits)
     for row in rows:
         if row.error is not None:
             outcome.append(("failed", row, row.error))
             continue
-        tx.now = max(utcnow(), tx.now + timedelta(microseconds=1))
         recorded = len(tx.changes)
         if savepoints:
             await tx.savepoint()

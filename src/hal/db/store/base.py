@@ -133,9 +133,10 @@ class CompanyRow:
     guarded: bool
     version: int
     created_at: datetime
+    created: bool = False  # made by the write that returned it
 
     @classmethod
-    def of(cls, row: Any) -> CompanyRow:
+    def of(cls, row: Any, *, stamp: datetime | None = None) -> CompanyRow:
         return cls(
             id=row.id,
             external_id=row.external_id,
@@ -146,6 +147,7 @@ class CompanyRow:
             guarded=row.guarded,
             version=row.version,
             created_at=row.created_at,
+            created=stamp is not None and row.created_at == stamp,
         )
 
 

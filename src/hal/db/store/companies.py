@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, true, update
@@ -37,12 +38,13 @@ async def upsert_companies(
     """Create every company in `names` (external id -> the name a new one gets) and return
     them all, in one statement, in id order so two transactions lock them in the same order.
     The no-op conflict update returns existing rows as they are and takes each row's lock on
-    PostgreSQL (NO KEY UPDATE: no key column changes). A row created here has `created_at`
-    equal to the transaction's `now`."""
+    PostgreSQL (NO KEY UPDATE: no key column changes). A row this call created says so
+    (`created`): it carries this call's stamp as its creation time."""
     if not names:
         return {}
     if (ahead := ahead_of(tx)) is not None and (known := ahead.known_companies(names)) is not None:
         return known
+    stamp = tx.stamp()
     rows: list[dict[str, Any]] = [
         {
             "project_id": project_id,
@@ -50,14 +52,14 @@ async def upsert_companies(
             "name": names[external_id],
             "metadata": {},
             "guarded": False,
-            "created_at": tx.now,
+            "created_at": stamp,
         }
         for external_id in sorted(names)
     ]
-    found = [CompanyRow.of(row) for row in await tx.execute(_upsert_companies(tx), rows)]
-    upserted = {company.external_id: company for company in found}
-    if (ahead := ahead_of(tx)) is not None:
-        ahead.companies.update(upserted)
+    found = await tx.execute(_upsert_companies(tx), rows)
+    upserted = {row.external_id: CompanyRow.of(row, stamp=stamp) for row in found}
+    if (ahead := ahead_of(tx)) is not None:  # what a later row of the chunk finds exists
+        ahead.companies.update({k: replace(c, created=False) for k, c in upserted.items()})
     return upserted
 
 

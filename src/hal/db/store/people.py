@@ -51,7 +51,7 @@ _VISITOR_COLUMNS = (
 )
 
 
-def _visitor(row: Any, now: datetime | None) -> VisitorRow:
+def _visitor(row: Any, stamp: datetime | None) -> VisitorRow:
     return VisitorRow(
         id=row.id,
         visitor_key=row.visitor_key,
@@ -60,7 +60,7 @@ def _visitor(row: Any, now: datetime | None) -> VisitorRow:
         properties=row.properties,
         verified=row.verified,
         signed_company_ids=row.signed_company_ids,
-        created=now is not None and row.created_at == now,
+        created=stamp is not None and row.created_at == stamp,
     )
 
 
@@ -75,17 +75,19 @@ def _upsert_visitor(insert: Callable[[Table], Any]) -> Any:
 
 async def upsert_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> VisitorRow:
     """The visitor, created on first sight, seen now, and locked for this transaction (one
-    statement: the conflict update takes the row lock on PostgreSQL)."""
+    statement: the conflict update takes the row lock on PostgreSQL); `created` says whether
+    this call made it."""
+    stamp = tx.stamp()
     values = {
         "project_id": project_id,
         "visitor_key": visitor_key,
         "properties": {},
         "verified": False,
-        "created_at": tx.now,
+        "created_at": stamp,
         "last_seen_at": tx.now,
     }
     row = (await tx.execute(_upsert_visitor(tx), values)).one()
-    return _visitor(row, tx.now)
+    return _visitor(row, stamp)
 
 
 _FIND_VISITOR = select(*_VISITOR_COLUMNS).where(
