@@ -32,7 +32,7 @@ from hal.domain.crm import (
     resolve_company,
 )
 from hal.domain.limits import Limits
-from hal.domain.stages import StageDecision, StageMode
+from hal.domain.stages import StageDecision, StageMode, check_stage
 from hal.domain.validation import check_identifier, check_metadata, check_text, merge_metadata
 from hal.schemas import (
     EventOut,
@@ -173,9 +173,10 @@ async def write_set_stage(
     """Set-stage's rules and write for an opened call."""
     tx = call.tx
     check_text(request.stage, field="stage", max_length=limits.max_name_length)
+    mode = request.stage_mode or call.project.stage_mode
+    check_stage(mode=mode, new=request.stage, pipeline=call.project.stages)
     contact = call.require_contact()
     company = await _target_company(call, request.company_id, limits, lock=True)
-    mode = request.stage_mode or call.project.stage_mode
     stage = decide_stage(
         company,
         stage=request.stage,

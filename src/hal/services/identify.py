@@ -33,7 +33,7 @@ from hal.domain.errors import InvalidInput
 from hal.domain.limits import Limits
 from hal.domain.matching import Binding, ContactRef, IdentifyPlan, plan_identify
 from hal.domain.projects import ProjectConfig
-from hal.domain.stages import StageDecision, StageMode
+from hal.domain.stages import StageDecision, StageMode, check_stage
 from hal.domain.validation import (
     Email,
     check_identifier,
@@ -145,8 +145,13 @@ def _check(
         contact_types = check_types(project, Model.CONTACT, metadata, limits=limits, refuse=trusted)
         metadata = contact_types.values
     company, company_types = request.company, None
+    stage_mode = request.stage_mode or project.stage_mode
     if company is not None:
         check_identifier(company.id, field="company.id", limits=limits)
+        if company.stage is not None:  # refused before anything is written
+            check_stage(
+                mode=stage_mode, new=company.stage, pipeline=project.stages, field="company.stage"
+            )
         if company.metadata:
             check_metadata(company.metadata, field="company.metadata", limits=limits)
         if company.metadata and not trusted:
@@ -180,7 +185,7 @@ def _check(
         metadata=metadata,
         company=company,
         company_ids=company_ids,
-        stage_mode=request.stage_mode or project.stage_mode,
+        stage_mode=stage_mode,
         contact_types=contact_types,
         company_types=company_types,
         limits=limits,
