@@ -13,6 +13,12 @@ from hal.db.engine import Database
 from hal.db.migrate import alembic_config, migrate, schema_drift
 
 NOW = "2026-01-01 00:00:00.000000"
+PROJECT = text(
+    "INSERT INTO projects (id, app_id, name, identity_secret, session_secret,"
+    " identity_verification, stage_mode, stages, allowed_origins, protected_keys,"
+    " company_claims, last_change_id, created_at) VALUES (1, 'p', 'P', 's', 's',"
+    " 'enabled', 'overwrite', '[]', '[]', '[]', 'open', 0, :now)"
+)
 NEW_CONTACT = text(
     "INSERT INTO contacts (project_id, metadata, verified, created_at, last_seen_at)"
     " VALUES (1, '{}', 0, :now, :now) RETURNING id"
@@ -30,15 +36,7 @@ async def test_sqlite_keeps_every_row_and_never_reuses_a_deleted_or_merged_id(tm
     try:
         await _migrate_to(database, "0007")
         async with database.engine.begin() as c:
-            await c.execute(
-                text(
-                    "INSERT INTO projects (id, app_id, name, identity_secret, session_secret,"
-                    " identity_verification, stage_mode, stages, allowed_origins, protected_keys,"
-                    " company_claims, last_change_id, created_at) VALUES (1, 'p', 'P', 's', 's',"
-                    " 'enabled', 'overwrite', '[]', '[]', '[]', 'open', 0, :now)"
-                ),
-                {"now": NOW},
-            )
+            await c.execute(PROJECT, {"now": NOW})
             for contact_id in (1, 2):
                 await c.execute(
                     text(
@@ -122,15 +120,7 @@ async def test_keys_stored_before_types_get_the_type_most_of_their_values_have(t
     try:
         await _migrate_to(database, "0009")
         async with database.engine.begin() as c:
-            await c.execute(
-                text(
-                    "INSERT INTO projects (id, app_id, name, identity_secret, session_secret,"
-                    " identity_verification, stage_mode, stages, allowed_origins, protected_keys,"
-                    " company_claims, last_change_id, created_at) VALUES (1, 'p', 'P', 's', 's',"
-                    " 'enabled', 'overwrite', '[]', '[]', '[]', 'open', 0, :now)"
-                ),
-                {"now": NOW},
-            )
+            await c.execute(PROJECT, {"now": NOW})
             for i, metadata in enumerate(
                 ['{"seats": 1, "plan": "pro"}', '{"seats": "x"}', '{"seats": 2, "renewed_at": 0}']
             ):

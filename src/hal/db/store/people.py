@@ -230,31 +230,17 @@ async def carry_over(tx: Tx, *, project_id: int, visitor_row_id: int, contact_id
     contact erases it, whichever contact the visitor belongs to later."""
     anonymous = and_(EVENTS.c.visitor_row_id == visitor_row_id, EVENTS.c.contact_id.is_(None))
     await move_events(tx, where=anonymous, contact_id=contact_id)
-    await tx.execute(
-        update(CONVERSATIONS)
-        .where(
-            CONVERSATIONS.c.visitor_row_id == visitor_row_id,
-            CONVERSATIONS.c.contact_id.is_(None),
+    project = CHANGES.c.project_id == project_id  # the change log's index leads with it
+    for table, scope in ((CONVERSATIONS, None), (CHANGES, project), (WEBHOOK_MESSAGES, None)):
+        await tx.execute(
+            update(table)
+            .where(
+                table.c.visitor_row_id == visitor_row_id,
+                table.c.contact_id.is_(None),
+                *([scope] if scope is not None else []),
+            )
+            .values(contact_id=contact_id)
         )
-        .values(contact_id=contact_id)
-    )
-    await tx.execute(
-        update(CHANGES)
-        .where(
-            CHANGES.c.project_id == project_id,
-            CHANGES.c.visitor_row_id == visitor_row_id,
-            CHANGES.c.contact_id.is_(None),
-        )
-        .values(contact_id=contact_id)
-    )
-    await tx.execute(
-        update(WEBHOOK_MESSAGES)
-        .where(
-            WEBHOOK_MESSAGES.c.visitor_row_id == visitor_row_id,
-            WEBHOOK_MESSAGES.c.contact_id.is_(None),
-        )
-        .values(contact_id=contact_id)
-    )
 
 
 async def merge_lead(tx: Tx, *, lead_id: int, into_id: int, alias: str | None = None) -> None:
