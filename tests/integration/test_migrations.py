@@ -3,6 +3,7 @@ never go back (nothing lost, no cascade), and a suppression's rows are grouped b
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -136,6 +137,8 @@ async def test_keys_stored_before_types_get_the_type_most_of_their_values_have(t
         async with database.engine.connect() as c:
             rows = await c.execute(text("SELECT model, key, type, source FROM attributes"))
             defined = {(r.model, r.key): (r.type, r.source) for r in rows}
+            folded = await c.execute(text("SELECT search_metadata FROM contacts WHERE id = 1"))
+            assert json.loads(folded.scalar_one()) == {"plan": "pro"}  # strings, case-folded
         assert defined == {
             ("contact", "plan"): ("string", "auto"),
             ("contact", "seats"): ("number", "auto"),

@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hal.db.types import JSONDocument, UTCDateTime, utcnow
 
@@ -80,9 +80,12 @@ class Contact(Base):
     email: Mapped[str | None] = mapped_column(String(255))
     email_normalized: Mapped[str | None] = mapped_column(SearchKey)
     name: Mapped[str | None] = mapped_column(String(255))
+    # Case-folded copies that searches compare with (db/store/people.search_keys).
     search_name: Mapped[str | None] = mapped_column(SearchKey)
     search_user_id: Mapped[str | None] = mapped_column(SearchKey)
+    search_email: Mapped[str | None] = mapped_column(SearchKey)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    search_metadata: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # `verified` speaks for the user_id (or the email of a contact without one); the email is
     # vouched for only once a proof signs it.
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -94,15 +97,6 @@ class Contact(Base):
     # Being erased: unreachable and shown nowhere while its rows are deleted in batches.
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    @validates("name", "user_id")
-    def _keep_search_keys(self, key: str, value: str | None) -> str | None:
-        search = value.lower() if value is not None else None
-        if key == "name":
-            self.search_name = search
-        else:
-            self.search_user_id = search
-        return value
-
 
 class Company(Base):
     __tablename__ = "companies"
@@ -113,6 +107,11 @@ class Company(Base):
     external_id: Mapped[str] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(String(255))
     stage: Mapped[str | None] = mapped_column(String(255))
+    # Case-folded copies that searches compare with (db/store/companies.search_keys).
+    search_external_id: Mapped[str | None] = mapped_column(SearchKey)
+    search_name: Mapped[str | None] = mapped_column(SearchKey)
+    search_stage: Mapped[str | None] = mapped_column(SearchKey)
+    search_metadata: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stage_source: Mapped[str | None] = mapped_column(String(16))
     stage_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)

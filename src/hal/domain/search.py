@@ -98,6 +98,16 @@ def fold(text: str) -> str:
     return text.casefold()
 
 
+def folded(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The case-folded copy of a metadata document that string conditions compare with: its
+    string values folded; other values left out."""
+    return {key: fold(value) for key, value in (metadata or {}).items() if isinstance(value, str)}
+
+
+def fold_text(value: str | None) -> str | None:
+    return fold(value) if value is not None else None
+
+
 def _refuse(path: str, message: str) -> InvalidInput:
     return InvalidInput("invalid_query", message, field=path)
 

@@ -56,6 +56,8 @@ async def seed(tx: Tx, *, app_id: str, contacts: int, events_per_contact: int) -
                     "name": f"Seed Person {i}",
                     "search_name": f"seed person {i}",
                     "search_user_id": seeded_user_id(i),
+                    "search_email": seeded_email(i),
+                    "search_metadata": {"plan": "pro"},
                     "metadata": {"plan": "pro", "seats": i % 50},
                     "verified": False,
                     "created_at": now,
@@ -73,7 +75,10 @@ async def seed(tx: Tx, *, app_id: str, contacts: int, events_per_contact: int) -
                     "project_id": project.id,
                     "external_id": f"seed-co-{c}",
                     "name": f"Seed Company {c}",
+                    "search_external_id": f"seed-co-{c}",
+                    "search_name": f"seed company {c}",
                     "metadata": {},
+                    "search_metadata": {},
                     "created_at": now,
                 }
                 for c in companies

@@ -34,6 +34,7 @@ from hal.domain.attributes import Model
 from hal.domain.changes import ChangeType
 from hal.domain.errors import Gone, InvalidInput, NotFound
 from hal.domain.limits import Limits
+from hal.domain.search import fold
 from hal.domain.stages import StageDecision, StageMode, StageSource
 from hal.domain.validation import check_metadata, check_text, merge_metadata
 from hal.services import conversations
@@ -118,15 +119,18 @@ async def search_contacts(
     else:
         # The project is filtered inside each branch: filtering it again outside makes
         # SQLite walk the project's index instead of looking the matches up by id.
-        low, high = q.strip().lower(), q.strip().lower() + "\U0010ffff"
         matches = [
             select(Contact.id).where(
                 Contact.project_id == project.id,
                 column >= low,
-                column < high,
+                column < low + "\U0010ffff",
                 *([Contact.id < after] if after is not None else []),
             )
-            for column in (Contact.search_name, Contact.email_normalized, Contact.search_user_id)
+            for column, low in (
+                (Contact.search_name, fold(q.strip())),
+                (Contact.email_normalized, q.strip().lower()),
+                (Contact.search_user_id, fold(q.strip())),
+            )
         ]
         query = query.where(Contact.id.in_(union(*matches)))
     if after is not None:

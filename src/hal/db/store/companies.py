@@ -21,6 +21,7 @@ from hal.db.store.base import (
     per_dialect,
 )
 from hal.db.store.lookahead import ahead_of, write_links
+from hal.domain.search import fold_text, folded
 
 
 @per_dialect
@@ -46,14 +47,16 @@ async def upsert_companies(
         return known
     stamp = tx.stamp()
     rows: list[dict[str, Any]] = [
-        {
-            "project_id": project_id,
-            "external_id": external_id,
-            "name": names[external_id],
-            "metadata": {},
-            "guarded": False,
-            "created_at": stamp,
-        }
+        search_keys(
+            {
+                "project_id": project_id,
+                "external_id": external_id,
+                "name": names[external_id],
+                "metadata": {},
+                "guarded": False,
+                "created_at": stamp,
+            }
+        )
         for external_id in sorted(names)
     ]
     found = await tx.execute(_upsert_companies(tx), rows)
@@ -78,9 +81,29 @@ async def company_for_update(tx: Tx, company_id: int) -> CompanyRow:
 _UPDATE_COMPANY = update(COMPANIES).where(COMPANIES.c.id == bindparam("company_row_id"))
 
 
+def search_keys(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values with the case-folded search columns that follow them (what searches
+    compare with): id, name, stage and the metadata's strings."""
+    keys: dict[str, Any] = {}
+    for column, search in _SEARCH_COLUMNS.items():
+        if column in values:
+            keys[search] = fold_text(values[column])
+    if "metadata" in values:
+        keys["search_metadata"] = folded(values["metadata"])
+    return {**values, **keys}
+
+
+_SEARCH_COLUMNS = {
+    "external_id": "search_external_id",
+    "name": "search_name",
+    "stage": "search_stage",
+}
+
+
 async def update_company(tx: Tx, company_id: int, values: Mapping[str, Any]) -> None:
     if values:
-        await tx.execute(_UPDATE_COMPANY, {"company_row_id": company_id, **values})
+        params = {"company_row_id": company_id, **search_keys(values)}
+        await tx.execute(_UPDATE_COMPANY, params)
         if (ahead := ahead_of(tx)) is not None:
             ahead.company_written(company_id, values)
 

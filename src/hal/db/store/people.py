@@ -38,6 +38,7 @@ from hal.db.store.base import (
 )
 from hal.db.store.lookahead import ahead_of, write_links
 from hal.db.store.timeline import move_events
+from hal.domain.search import fold_text, folded
 
 _VISITOR_COLUMNS = (
     VISITORS.c.id,
@@ -185,14 +186,22 @@ async def contacts_by_keys(
 
 
 def search_keys(values: dict[str, Any]) -> dict[str, Any]:
-    """The lower-cased search columns that follow `name` and `user_id`."""
-    keys = {}
-    if "name" in values:
-        keys["search_name"] = values["name"].lower() if values["name"] is not None else None
-    if "user_id" in values:
-        user_id = values["user_id"]
-        keys["search_user_id"] = user_id.lower() if user_id is not None else None
+    """The values with the case-folded search columns that follow them (what searches
+    compare with): name, user_id, email and the metadata's strings."""
+    keys: dict[str, Any] = {}
+    for column, search in _SEARCH_COLUMNS.items():
+        if column in values:
+            keys[search] = fold_text(values[column])
+    if "metadata" in values:
+        keys["search_metadata"] = folded(values["metadata"])
     return {**values, **keys}
+
+
+_SEARCH_COLUMNS = {
+    "name": "search_name",
+    "user_id": "search_user_id",
+    "email_normalized": "search_email",
+}
 
 
 @per_dialect
@@ -204,6 +213,7 @@ async def insert_contact(tx: Tx, *, project_id: int, values: dict[str, Any]) -> 
     row = {
         "project_id": project_id,
         "metadata": {},
+        "search_metadata": {},
         "verified": False,
         "email_verified": False,
         "created_at": tx.now,

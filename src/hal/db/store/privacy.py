@@ -61,6 +61,8 @@ async def make_unreachable(tx: Tx, contact_id: int) -> None:
             email_normalized=None,
             search_name=None,
             search_user_id=None,
+            search_email=None,
+            search_metadata={},
             metadata={},
             erased_at=tx.now,
         )
