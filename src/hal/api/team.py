@@ -27,7 +27,7 @@ from hal.api.presenters import (
     optional_company_out,
     person_out,
 )
-from hal.db.engine import Database
+from hal.db.engine import Database, Tx
 from hal.db.models import Project
 from hal.schemas import (
     CompanyDealOut,
@@ -35,18 +35,20 @@ from hal.schemas import (
     ContactDetailOut,
     ContactPage,
     ContactPatch,
+    ContactSearchPage,
     ContactSummary,
     ConversationPage,
     EventPage,
     LinkedCompanyOut,
     MessageOut,
     ReplyRequest,
+    SearchRequest,
     StageChangeOut,
     StagePatch,
     StagePatchOut,
     ThreadOut,
 )
-from hal.services import conversations, team
+from hal.services import conversations, search, team
 
 router = APIRouter(
     prefix="/api/projects/{app_id}",
@@ -69,6 +71,30 @@ async def search_contacts(
         lambda s: team.search_contacts(session=s, project=project, q=q, cursor=cursor, limit=limit)
     )
     return ContactPage(items=[contact_summary(c) for c in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("/contacts/search", response_model=ContactSearchPage)
+async def search_contacts_with_filters(
+    body: SearchRequest, project: TeamProjectDep, db: DatabaseDep
+) -> ContactSearchPage:
+    """Contacts a query finds (fields, operators and the missing-value rule: README
+    "Search"), sorted, paged by cursor, with their total."""
+
+    async def work(tx: Tx) -> search.SearchPage:
+        config = await tx.projects.get(tx.connection, project.app_id)
+        assert config is not None  # the token named this project
+        return await search.search_contacts(
+            tx, project=config, query=body.query, sort=body.sort, limit=body.limit,
+            cursor=body.cursor,
+        )  # fmt: skip
+
+    page = await db.run(work)
+    return ContactSearchPage(
+        items=[contact_summary(c) for c in page.items],
+        next_cursor=page.next_cursor,
+        total=page.total,
+        total_exact=page.total_exact,
+    )
 
 
 @router.get("/contacts/{contact_id}", response_model=ContactDetailOut)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -185,6 +185,7 @@ __all__ = [
     "ContactDetailOut",
     "ContactPage",
     "ContactPatch",
+    "ContactSearchPage",
     "ContactSummary",
     "ConversationPage",
     "ConversationSummaryOut",
@@ -196,8 +197,28 @@ __all__ = [
     "ReplyRequest",
     "RotateSecretRequest",
     "RotatedSecretOut",
+    "SearchRequest",
     "StageChangeOut",
     "StagePatch",
     "StagePatchOut",
     "ThreadOut",
 ]
+
+
+class SearchRequest(TeamInput):
+    """A search (README "Search"): `query` a condition or a group, `sort` `{"field",
+    "order"}`, a page of `limit` records after `cursor`."""
+
+    query: dict[str, Any] | None = Field(default=None, description="a condition or a group")
+    sort: dict[str, Any] | None = Field(
+        default=None, description='{"field": ..., "order": "asc" | "desc"}'
+    )
+    limit: Annotated[StrictInt, Field(ge=1, le=200)] = 50
+    cursor: Annotated[StrictStr, Field(max_length=1000)] | None = None
+
+
+class ContactSearchPage(BaseModel):
+    items: list[ContactSummary]
+    next_cursor: str | None
+    total: int = Field(description="exact up to 10,000 matches, then 10000")
+    total_exact: bool
