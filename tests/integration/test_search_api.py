@@ -50,3 +50,15 @@ async def test_a_wrong_query_is_422_naming_its_path(team):
     bad_cursor = await team.post("/contacts/search", {"cursor": "nonsense"})
     assert bad_cursor.status_code == 422
     assert bad_cursor.json()["error"]["code"] == "invalid_cursor"
+
+
+async def test_a_cursor_from_another_sort_is_refused(widget, team, project):
+    for i in range(3):
+        await widget.identify(project, user_id=unique("u"), metadata={"seats": i})
+    by_seats = await team.post("/contacts/search", {"sort": {"field": "metadata.seats"},
+                                                    "limit": 1})  # fmt: skip
+    cursor = by_seats.json()["next_cursor"]
+    by_date = await team.post(
+        "/contacts/search", {"sort": {"field": "created_at"}, "limit": 1, "cursor": cursor}
+    )
+    assert by_date.status_code == 422, by_date.text

@@ -177,3 +177,9 @@ def test_sort_takes_an_own_field_of_a_sortable_type():
         with pytest.raises(InvalidInput) as refused:
             parse_sort(bad, CATALOG, default=default)
         assert refused.value.field == "sort.field"
+
+
+def test_a_number_beyond_what_is_stored_is_refused_not_overflowed():
+    assert refused_at({"field": "metadata.seats", "operator": ">", "value": 10**400}) == (
+        "query.value"
+    )

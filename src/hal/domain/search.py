@@ -223,8 +223,14 @@ class _Reader:
         return moment
 
 
+# Stored numbers are at most this large (hal.domain.limits.Limits.max_abs_number).
+MAX_NUMBER = 2.0**53
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return abs(value) <= MAX_NUMBER and (isinstance(value, int) or math.isfinite(value))
 
 
 def _count(value: Any, path: str) -> int:

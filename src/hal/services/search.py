@@ -78,11 +78,22 @@ def _decode(cursor: str, spec: FieldSpec) -> tuple[bool, Any, int]:
             value = datetime.fromisoformat(value)
         if not isinstance(row_id, int) or not isinstance(missing, bool):
             raise ValueError
+        if not missing and not _of_sort_type(value, spec):
+            raise ValueError
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(
             "invalid_cursor", "cursor is not one this API gave", field="cursor"
         ) from None
     return missing, value, row_id
+
+
+def _of_sort_type(value: Any, spec: FieldSpec) -> bool:
+    """Whether a cursor's value is one the sort's column can be compared with."""
+    if spec.type is AttrType.NUMBER:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if spec.type is AttrType.DATE and spec.source == "builtin":
+        return isinstance(value, datetime) and value.tzinfo is not None
+    return isinstance(value, str)
 
 
 def _after(
