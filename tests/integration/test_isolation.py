@@ -121,6 +121,9 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
             "/api/projects/{app_id}/companies/{company_id}": {"stage": "Churned"},
             "/api/projects/{app_id}/contacts/{contact_id}": {"name": "x"},
             "/api/projects/{app_id}/settings": {"stage_mode": "overwrite"},
+            "/api/projects/{app_id}/contacts/search": {
+                "query": {"field": "name", "operator": "exists"}
+            },
             "/api/projects/{app_id}/settings/rotate-secret": {"grace_seconds": 0},
             "/api/projects/{app_id}/contacts/merge": {
                 "from": victim["contact_id"],

@@ -62,3 +62,9 @@ async def test_a_cursor_from_another_sort_is_refused(widget, team, project):
         "/contacts/search", {"sort": {"field": "created_at"}, "limit": 1, "cursor": cursor}
     )
     assert by_date.status_code == 422, by_date.text
+
+
+async def test_an_unknown_key_of_the_body_is_named_even_when_it_is_called_body(team):
+    refused = await team.post("/contacts/search", {"body": "x"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "body"

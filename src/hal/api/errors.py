@@ -103,7 +103,10 @@ PYDANTIC_CODES = {
 
 
 def _field_name(location: tuple[Any, ...]) -> str | None:
-    parts = [part for part in location if part not in {"body", "query", "path", "header"}]
+    # The first part says where the field was (the body, the query string, ...); a field may
+    # itself be called "body" or "query".
+    sources = {"body", "query", "path", "header"}
+    parts = list(location[1:] if location and location[0] in sources else location)
     # Pydantic names the union branch it tried ("str", "list[...]"); users want the field.
     parts = [p for p in parts if not (isinstance(p, str) and ("[" in p or p in _TYPE_NAMES))]
     name = ""
