@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -29,6 +29,7 @@ from hal.db.models import (
     Visitor,
     WebhookMessage,
 )
+from hal.domain.search import fold_text, folded
 
 VISITORS = cast(Table, Visitor.__table__)
 CONTACTS = cast(Table, Contact.__table__)
@@ -191,3 +192,15 @@ async def bulk_insert(tx: Tx, table: Table, rows: list[dict[str, Any]]) -> None:
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
         table.name, records=records, columns=list(rows[0])
     )
+
+
+def with_search_copies(values: Mapping[str, Any], columns: Mapping[str, str]) -> dict[str, Any]:
+    """The values with the case-folded copies that follow them (what searches compare with,
+    hal.domain.search.fold): `columns` maps a written column to its copy; the metadata's
+    strings go to `search_metadata`."""
+    copies: dict[str, Any] = {
+        copy: fold_text(values[column]) for column, copy in columns.items() if column in values
+    }
+    if "metadata" in values:
+        copies["search_metadata"] = folded(values["metadata"])
+    return {**values, **copies}

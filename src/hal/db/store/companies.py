@@ -19,9 +19,9 @@ from hal.db.store.base import (
     CompanyRow,
     insert,
     per_dialect,
+    with_search_copies,
 )
 from hal.db.store.lookahead import ahead_of, write_links
-from hal.domain.search import fold_text, folded
 
 
 @per_dialect
@@ -82,15 +82,8 @@ _UPDATE_COMPANY = update(COMPANIES).where(COMPANIES.c.id == bindparam("company_r
 
 
 def search_keys(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The values with the case-folded search columns that follow them (what searches
-    compare with): id, name, stage and the metadata's strings."""
-    keys: dict[str, Any] = {}
-    for column, search in _SEARCH_COLUMNS.items():
-        if column in values:
-            keys[search] = fold_text(values[column])
-    if "metadata" in values:
-        keys["search_metadata"] = folded(values["metadata"])
-    return {**values, **keys}
+    """A company's values with their case-folded copies: id, name, stage, metadata."""
+    return with_search_copies(values, _SEARCH_COLUMNS)
 
 
 _SEARCH_COLUMNS = {

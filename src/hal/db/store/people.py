@@ -35,10 +35,10 @@ from hal.db.store.base import (
     VisitorRow,
     insert,
     per_dialect,
+    with_search_copies,
 )
 from hal.db.store.lookahead import ahead_of, write_links
 from hal.db.store.timeline import move_events
-from hal.domain.search import fold_text, folded
 
 _VISITOR_COLUMNS = (
     VISITORS.c.id,
@@ -186,15 +186,8 @@ async def contacts_by_keys(
 
 
 def search_keys(values: dict[str, Any]) -> dict[str, Any]:
-    """The values with the case-folded search columns that follow them (what searches
-    compare with): name, user_id, email and the metadata's strings."""
-    keys: dict[str, Any] = {}
-    for column, search in _SEARCH_COLUMNS.items():
-        if column in values:
-            keys[search] = fold_text(values[column])
-    if "metadata" in values:
-        keys["search_metadata"] = folded(values["metadata"])
-    return {**values, **keys}
+    """A contact's values with their case-folded copies: name, user_id, email, metadata."""
+    return with_search_copies(values, _SEARCH_COLUMNS)
 
 
 _SEARCH_COLUMNS = {
