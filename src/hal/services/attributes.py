@@ -62,13 +62,12 @@ async def define_new(
     *,
     project: ProjectConfig,
     model: Model,
-    metadata: Mapping[str, Any],
     limits: Limits,
     refuse: bool,
     field: str = "metadata",
 ) -> TypedWrite:
     """Define the keys this write names first; when another writer defined one meanwhile
-    with another type, the write is checked again against it."""
+    with another type, the checked values are checked again against it."""
     if not typed.new:
         return typed
     defined = await define_attributes(tx, project_id=project.id, model=model, types=typed.new)
@@ -76,7 +75,7 @@ async def define_new(
         return typed
     known = {**project.attributes_of(model), **defined}
     return check_types(
-        project, model, metadata, limits=limits, refuse=refuse, field=field, known=known
+        project, model, typed.values, limits=limits, refuse=refuse, field=field, known=known
     )
 
 
@@ -93,7 +92,7 @@ async def typed_metadata(
     """Both steps, for a use case that writes right after its checks."""
     typed = check_types(project, model, metadata, limits=limits, refuse=refuse, field=field)
     return await define_new(
-        tx, typed, project=project, model=model, metadata=metadata, limits=limits,
+        tx, typed, project=project, model=model, limits=limits,
         refuse=refuse, field=field,
     )  # fmt: skip
 

@@ -201,9 +201,13 @@ async def _define_attributes(call: WidgetCall, checked: _Checked) -> _Checked:
         if types is None or not types.new:
             return types
         return await define_new(
-            call.tx, types, project=call.project, model=model, metadata=types.values,
-            limits=checked.limits, refuse=checked.trusted,
-        )  # fmt: skip
+            call.tx,
+            types,
+            project=call.project,
+            model=model,
+            limits=checked.limits,
+            refuse=checked.trusted,
+        )
 
     contact_types = await defined(checked.contact_types, Model.CONTACT)
     company_types = await defined(checked.company_types, Model.COMPANY)

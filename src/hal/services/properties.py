@@ -60,9 +60,14 @@ def _checked(call: WidgetCall, request: SetPropertiesFields, limits: Limits) -> 
 
 async def _defined(call: WidgetCall, typed: TypedWrite, limits: Limits) -> TypedWrite:
     return await define_new(
-        call.tx, typed, project=call.project, model=Model.CONTACT, metadata=typed.values,
-        limits=limits, refuse=call.trusted, field="properties",
-    )  # fmt: skip
+        call.tx,
+        typed,
+        project=call.project,
+        model=Model.CONTACT,
+        limits=limits,
+        refuse=call.trusted,
+        field="properties",
+    )
 
 
 async def write_properties(

@@ -488,7 +488,7 @@ async def update_contact(
     if not changed:
         return contact
     await define_new(
-        tx, typed, project=config, model=Model.CONTACT, metadata=typed.values, limits=limits,
+        tx, typed, project=config, model=Model.CONTACT, limits=limits,
         refuse=True,
     )  # fmt: skip
     after = replace(after, version=contact.version + 1)

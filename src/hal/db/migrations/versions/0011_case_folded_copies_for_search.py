@@ -20,55 +20,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("companies", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "search_external_id",
-                sa.String(length=255).with_variant(
-                    sa.String(length=255, collation="C"), "postgresql"
-                ),
-                nullable=True,
+    # The contacts' name and user_id copies exist already (lower-cased until now).
+    new = {"companies": _SOURCES["companies"], "contacts": ["search_email"]}
+    for table, copies in new.items():
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            for copy in copies:
+                batch_op.add_column(sa.Column(copy, SEARCH_KEY, nullable=True))
+            batch_op.add_column(
+                sa.Column(
+                    "search_metadata",
+                    hal.db.types.JSONDocument,
+                    nullable=False,
+                    server_default="{}",
+                )
             )
-        )
-        batch_op.add_column(
-            sa.Column(
-                "search_name",
-                sa.String(length=255).with_variant(
-                    sa.String(length=255, collation="C"), "postgresql"
-                ),
-                nullable=True,
-            )
-        )
-        batch_op.add_column(
-            sa.Column(
-                "search_stage",
-                sa.String(length=255).with_variant(
-                    sa.String(length=255, collation="C"), "postgresql"
-                ),
-                nullable=True,
-            )
-        )
-        batch_op.add_column(
-            sa.Column(
-                "search_metadata", hal.db.types.JSONDocument, nullable=False, server_default="{}"
-            )
-        )
-
-    with op.batch_alter_table("contacts", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "search_email",
-                sa.String(length=255).with_variant(
-                    sa.String(length=255, collation="C"), "postgresql"
-                ),
-                nullable=True,
-            )
-        )
-        batch_op.add_column(
-            sa.Column(
-                "search_metadata", hal.db.types.JSONDocument, nullable=False, server_default="{}"
-            )
-        )
     _fold_existing_rows()
 
 
@@ -83,6 +48,8 @@ def downgrade() -> None:
         batch_op.drop_column("search_name")
         batch_op.drop_column("search_external_id")
 
+
+SEARCH_KEY = sa.String(length=255).with_variant(sa.String(length=255, collation="C"), "postgresql")
 
 # The columns each table's folded copies are made from.
 _SOURCES = {
