@@ -452,6 +452,23 @@ class AuditEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class View(Base):
+    """A saved search of the project's team (README "Saved views"): a name, the model it lists
+    and its query and sort in the search language (no query: every record)."""
+
+    __tablename__ = "views"
+    __table_args__ = (UniqueConstraint("project_id", "model", "name", name="uq_views_name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    model: Mapped[str] = mapped_column(String(16))  # contacts | companies | conversations
+    query: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    sort: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 # The CRM tables: written only through hal.db.store, on a request's Tx (the ORM reads them).
 CRM_MODELS = (Contact, Company, ContactCompany, Visitor, StageChange, Deal, Event, Conversation,
               Message)  # fmt: skip
@@ -481,6 +498,7 @@ __all__ = [
     "Project",
     "StageChange",
     "Suppression",
+    "View",
     "Visitor",
     "WebhookAttempt",
     "WebhookEndpoint",
