@@ -124,6 +124,12 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
             "/api/projects/{app_id}/contacts/search": {
                 "query": {"field": "name", "operator": "exists"}
             },
+            "/api/projects/{app_id}/companies/search": {
+                "query": {"field": "name", "operator": "exists"}
+            },
+            "/api/projects/{app_id}/conversations/search": {
+                "query": {"field": "status", "operator": "exists"}
+            },
             "/api/projects/{app_id}/settings/rotate-secret": {"grace_seconds": 0},
             "/api/projects/{app_id}/contacts/merge": {
                 "from": victim["contact_id"],

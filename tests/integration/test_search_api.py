@@ -68,3 +68,87 @@ async def test_an_unknown_key_of_the_body_is_named_even_when_it_is_called_body(t
     refused = await team.post("/contacts/search", {"body": "x"})
     assert refused.status_code == 422
     assert refused.json()["error"]["field"] == "body"
+
+
+async def _identified(widget, project, **fields):
+    visitor = unique("v")
+    made = await widget.identify(project, visitor_id=visitor, **fields)
+    assert made.status_code == 200, made.text
+    return visitor
+
+
+async def test_companies_are_found_by_their_deals_and_contacts(widget, team, project):
+    qualified = {"id": "big", "stage": "Qualified", "metadata": {"arr": 9}}
+    big = await _identified(widget, project, user_id=unique("u"), company=qualified)
+    await _identified(widget, project, user_id=unique("u"), company={"id": "big"})
+    small = await _identified(widget, project, user_id=unique("u"),
+                              company={"id": "small", "stage": "Qualified"})  # fmt: skip
+    await _identified(widget, project, user_id=unique("u"), company={"id": "dealless"})
+    for visitor, deal in ((big, {"id": "d1", "amount": 25000}),
+                          (small, {"id": "d2", "amount": 500})):  # fmt: skip
+        made = await widget.call("set-deal", project, visitor, deal=deal)
+        assert made.status_code == 200, made.text
+    query = {"operator": "AND", "value": [
+        {"field": "stage", "operator": "=", "value": "qualified"},
+        {"field": "deal.status", "operator": "=", "value": "open"},
+        {"field": "deal.amount", "operator": ">", "value": 10000}]}  # fmt: skip
+    found = await team.post("/companies/search", {"query": query})
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert [(c["id"], c["contact_count"]) for c in body["items"]] == [("big", 2)]
+    assert (body["total"], body["total_exact"]) == (1, True)
+    no_deal = {"field": "deal.amount", "operator": "!exists"}
+    found = await team.post("/companies/search", {"query": no_deal, "sort": {"field": "id"}})
+    assert [c["id"] for c in found.json()["items"]] == ["dealless"]
+    listed = await team.get("/companies", sort='{"field": "contact_count", "order": "desc"}')
+    assert [c["id"] for c in listed.json()["items"]][:1] == ["big"]
+
+
+async def test_conversations_are_found_by_their_contact_and_company(widget, team, project):
+    for plan, stage in (("enterprise", "Trial"), ("free", "Trial"), ("enterprise", "Customer")):
+        visitor = await _identified(widget, project, user_id=unique("u"),
+                                    metadata={"plan": plan},
+                                    company={"id": unique("co"), "stage": stage})  # fmt: skip
+        sent = await widget.call("messages", project, visitor, body=f"{plan} {stage}")
+        assert sent.status_code == 200, sent.text
+    query = {"operator": "AND", "value": [
+        {"field": "status", "operator": "=", "value": "open"},
+        {"field": "contact.metadata.plan", "operator": "=", "value": "Enterprise"},
+        {"field": "company.stage", "operator": "IN", "value": ["Trial"]}]}  # fmt: skip
+    found = await team.post("/conversations/search", {"query": query})
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert [c["last_message"]["body"] for c in body["items"]] == ["enterprise Trial"]
+    assert body["total"] == 1
+    events = {"field": "event", "event": "x", "operator": "exists"}
+    wrong = await team.post("/conversations/search", {"query": events})
+    assert wrong.status_code == 422
+    assert wrong.json()["error"]["field"] == "query.field"
+
+
+async def test_a_list_takes_the_query_in_its_url(widget, team, project):
+    for plan in ("enterprise", "free", "enterprise"):
+        visitor = await _identified(widget, project, user_id=unique("u"), metadata={"plan": plan})
+        await widget.call("messages", project, visitor, body=plan)
+    enterprise = '{"field": "metadata.plan", "operator": "=", "value": "enterprise"}'
+    contacts = await team.get("/contacts", filter=enterprise, limit=1)
+    assert contacts.status_code == 200, contacts.text
+    first = contacts.json()
+    assert (len(first["items"]), first["total"], first["total_exact"]) == (1, 2, True)
+    rest = await team.get("/contacts", filter=enterprise, cursor=first["next_cursor"])
+    assert len(rest.json()["items"]) == 1 and rest.json()["next_cursor"] is None
+    assert rest.json()["items"][0]["id"] != first["items"][0]["id"]
+
+    by_plan = '{"field": "contact.metadata.plan", "operator": "!=", "value": "enterprise"}'
+    conversations = await team.get("/conversations", filter=by_plan, status="open")
+    assert [c["last_message"]["body"] for c in conversations.json()["items"]] == ["free"]
+    closed = await team.get("/conversations", filter=by_plan, status="closed")
+    assert closed.json()["total"] == 0
+
+    for params, field in (({"filter": "{nope"}, "filter"),
+                          ({"filter": '{"field": "x", "operator": "exists"}'}, "filter.field"),
+                          ({"filter": enterprise, "q": "a"}, "q"),
+                          ({"sort": '{"field": "company.name"}'}, "sort.field")):  # fmt: skip
+        refused = await team.get("/contacts", **params)
+        assert refused.status_code == 422, (params, refused.text)
+        assert refused.json()["error"]["field"] == field

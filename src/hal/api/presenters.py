@@ -11,6 +11,7 @@ from hal.domain.stages import StageDecision, StageMode
 from hal.schemas import (
     CompanyBrief,
     CompanyOut,
+    CompanySummary,
     ConversationOut,
     ConversationSummaryOut,
     DealOut,
@@ -30,6 +31,14 @@ def company_out(company: Company | CompanyRow, *, visible: bool = True) -> Compa
     if not visible:
         return CompanyOut(id=company.external_id, name=None, stage=None, metadata={})
     return company_view(company)
+
+
+def company_summary(company: Company, contact_count: int) -> CompanySummary:
+    return CompanySummary(
+        **company_view(company).model_dump(),
+        created_at=company.created_at,
+        contact_count=contact_count,
+    )
 
 
 def optional_company_out(

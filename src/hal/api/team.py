@@ -20,6 +20,7 @@ from hal.api.errors import error_responses
 from hal.api.presenters import (
     company_events_out,
     company_out,
+    company_summary,
     contact_summary,
     conversation_summary_out,
     deal_out,
@@ -29,15 +30,19 @@ from hal.api.presenters import (
 )
 from hal.db.engine import Database, Tx
 from hal.db.models import Project
+from hal.domain.errors import InvalidInput
+from hal.domain.search import Kind
 from hal.schemas import (
     CompanyDealOut,
     CompanyDetailOut,
+    CompanyPage,
     ContactDetailOut,
     ContactPage,
     ContactPatch,
     ContactSearchPage,
     ContactSummary,
     ConversationPage,
+    ConversationSearchPage,
     EventPage,
     LinkedCompanyOut,
     MessageOut,
@@ -58,43 +63,121 @@ router = APIRouter(
 )
 
 
+Filter = Annotated[
+    str | None,
+    Query(max_length=20_000, description='a search query as URL-encoded JSON (README "Search")'),
+]
+SortBy = Annotated[
+    str | None,
+    Query(max_length=1000, description='with filter: {"field", "order"} as URL-encoded JSON'),
+]
+
+
+async def _search(
+    db: Database, project: Project, kind: Kind, body: SearchRequest
+) -> search.SearchPage:
+    async def work(tx: Tx) -> search.SearchPage:
+        return await search.list_records(
+            tx, app_id=project.app_id, kind=kind, filters=[(body.query, "query")],
+            sort=body.sort, limit=body.limit, cursor=body.cursor,
+        )  # fmt: skip
+
+    return await db.run(work)
+
+
+async def _filtered(
+    db: Database,
+    project: Project,
+    kind: Kind,
+    filter_: str | None,
+    sort: str | None,
+    limit: int,
+    cursor: str | None,
+    also: list[search.Filter] | None = None,
+) -> search.SearchPage:
+    return await db.run(
+        lambda tx: search.list_records(
+            tx, app_id=project.app_id, kind=kind,
+            filters=[*(also or []), (search.read_json(filter_, "filter"), "filter")],
+            sort=search.read_json(sort, "sort"), limit=limit, cursor=cursor,
+        )
+    )  # fmt: skip
+
+
 @router.get("/contacts", response_model=ContactPage)
-async def search_contacts(
+async def list_contacts(
     project: TeamProjectDep,
     db: DatabaseDep,
     q: Annotated[str | None, Query(max_length=255, description="name, email or user_id")] = None,
+    filter: Filter = None,
+    sort: SortBy = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> ContactPage:
-    """Contacts whose name, email or user_id starts with `q`, newest first."""
-    page = await db.transaction(
+    """Contacts whose name, email or user_id starts with `q`, newest first; or, with
+    `filter`, those the search finds, with their total."""
+    if filter is not None or sort is not None:
+        if q is not None:
+            raise InvalidInput("invalid_query", "q does not combine with filter", field="q")
+        page = await _filtered(db, project, Kind.CONTACTS, filter, sort, limit, cursor)
+        return ContactPage(
+            items=[contact_summary(c) for c in page.items],
+            next_cursor=page.next_cursor,
+            total=page.total,
+            total_exact=page.total_exact,
+        )
+    listed = await db.transaction(
         lambda s: team.search_contacts(session=s, project=project, q=q, cursor=cursor, limit=limit)
     )
-    return ContactPage(items=[contact_summary(c) for c in page.items], next_cursor=page.next_cursor)
+    return ContactPage(
+        items=[contact_summary(c) for c in listed.items], next_cursor=listed.next_cursor
+    )
 
 
 @router.post("/contacts/search", response_model=ContactSearchPage)
-async def search_contacts_with_filters(
+async def search_contacts(
     body: SearchRequest, project: TeamProjectDep, db: DatabaseDep
 ) -> ContactSearchPage:
     """Contacts a query finds (fields, operators and the missing-value rule: README
     "Search"), sorted, paged by cursor, with their total."""
-
-    async def work(tx: Tx) -> search.SearchPage:
-        config = await tx.projects.get(tx.connection, project.app_id)
-        assert config is not None  # the token named this project
-        return await search.search_contacts(
-            tx, project=config, query=body.query, sort=body.sort, limit=body.limit,
-            cursor=body.cursor,
-        )  # fmt: skip
-
-    page = await db.run(work)
+    page = await _search(db, project, Kind.CONTACTS, body)
     return ContactSearchPage(
         items=[contact_summary(c) for c in page.items],
         next_cursor=page.next_cursor,
         total=page.total,
         total_exact=page.total_exact,
     )
+
+
+def _companies(page: search.SearchPage) -> CompanyPage:
+    return CompanyPage(
+        items=[company_summary(c.company, c.contact_count) for c in page.items],
+        next_cursor=page.next_cursor,
+        total=page.total,
+        total_exact=page.total_exact,
+    )
+
+
+@router.get("/companies", response_model=CompanyPage)
+async def list_companies(
+    project: TeamProjectDep,
+    db: DatabaseDep,
+    filter: Filter = None,
+    sort: SortBy = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> CompanyPage:
+    """Companies newest first, or as `sort` says; with `filter`, those the search finds."""
+    return _companies(await _filtered(db, project, Kind.COMPANIES, filter, sort, limit, cursor))
+
+
+@router.post("/companies/search", response_model=CompanyPage)
+async def search_companies(
+    body: SearchRequest, project: TeamProjectDep, db: DatabaseDep
+) -> CompanyPage:
+    """Companies a query finds: built-ins, `metadata.KEY`, `deal.status` and `deal.amount`
+    (any of its deals), `event` (company events)."""
+    return _companies(await _search(db, project, Kind.COMPANIES, body))
 
 
 @router.get("/contacts/{contact_id}", response_model=ContactDetailOut)
@@ -205,17 +288,46 @@ async def list_conversations(
     project: TeamProjectDep,
     db: DatabaseDep,
     status: Literal["open", "closed"] | None = None,
+    filter: Filter = None,
+    sort: SortBy = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> ConversationPage:
-    """Conversations with each contact's name, email and company, and the last message."""
-    page = await db.transaction(
+    """Conversations with each contact's name, email and company, and the last message, most
+    recently active first; with `filter`, those the search finds, with their total."""
+    if filter is not None or sort is not None:
+        also: list[search.Filter] = []
+        if status is not None:
+            also.append(({"field": "status", "operator": "=", "value": status}, "status"))
+        page = await _filtered(db, project, Kind.CONVERSATIONS, filter, sort, limit, cursor, also)
+        return ConversationPage(
+            items=[conversation_summary_out(s) for s in page.items],
+            next_cursor=page.next_cursor,
+            total=page.total,
+            total_exact=page.total_exact,
+        )
+    listed = await db.transaction(
         lambda s: team.list_conversations(
             session=s, project=project, status=status, cursor=cursor, limit=limit
         )
     )
     return ConversationPage(
-        items=[conversation_summary_out(s) for s in page.items], next_cursor=page.next_cursor
+        items=[conversation_summary_out(s) for s in listed.items], next_cursor=listed.next_cursor
+    )
+
+
+@router.post("/conversations/search", response_model=ConversationSearchPage)
+async def search_conversations(
+    body: SearchRequest, project: TeamProjectDep, db: DatabaseDep
+) -> ConversationSearchPage:
+    """Conversations a query finds: `status`, `created_at`, `updated_at` (last activity),
+    `contact.FIELD`, `contact.metadata.KEY`, `company.FIELD`, `company.metadata.KEY`."""
+    page = await _search(db, project, Kind.CONVERSATIONS, body)
+    return ConversationSearchPage(
+        items=[conversation_summary_out(s) for s in page.items],
+        next_cursor=page.next_cursor,
+        total=page.total,
+        total_exact=page.total_exact,
     )
 
 

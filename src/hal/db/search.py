@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Float,
+    Select,
     Table,
     and_,
     case,
@@ -28,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from hal.db.store.base import COMPANIES, CONTACTS, EVENTS, LINKS
+from hal.db.store.base import COMPANIES, CONTACTS, DEALS, EVENTS, LINKS
 from hal.domain.attributes import AttrType, format_date
 from hal.domain.search import (
     NEGATIVE_OPS,
@@ -64,6 +65,15 @@ _BUILTINS: dict[str, dict[str, tuple[str, str | None]]] = {
         "stage": ("stage", "search_stage"),
         "created_at": ("created_at", None),
     },
+    "conversations": {
+        "status": ("status", "status"),  # always lower case
+        "created_at": ("created_at", None),
+        "updated_at": ("last_message_at", None),
+    },
+    "deals": {
+        "status": ("status", "status"),  # always lower case
+        "amount": ("amount", None),
+    },
 }
 
 
@@ -76,7 +86,8 @@ class Value:
 
 
 class Compiler:
-    """Conditions on one table's rows (contacts or companies), for one engine."""
+    """Conditions on one table's rows (contacts, companies or conversations), for one
+    engine."""
 
     def __init__(self, dialect: str) -> None:
         self.postgres = dialect == "postgresql"
@@ -96,6 +107,8 @@ class Compiler:
 
     def value(self, table: Table, spec: FieldSpec) -> Value:
         if spec.source == "builtin":
+            if spec.name == "contact_count":
+                return Value(false(), _contact_count(table))
             column, folded = _BUILTINS[table.name][spec.name]
             source = table.c[column]
             typed = table.c[folded] if folded is not None else source
@@ -175,7 +188,7 @@ class Compiler:
     # --- the query ------------------------------------------------------------------------
 
     def condition(self, node: Node, table: Table) -> ColumnElement[bool]:
-        """The query on `table`'s rows (contacts: with their linked companies and events)."""
+        """The query on `table`'s rows, with their related records and events."""
         if isinstance(node, Group):
             parts = [self.condition(child, table) for child in node.children]
             return and_(*parts) if node.op == "AND" else or_(*parts)
@@ -187,19 +200,14 @@ class Compiler:
         return self._related(node, table)
 
     def _related(self, node: Condition, table: Table) -> ColumnElement[bool]:
-        """A contact's company condition: any linked company holds it; none is missing."""
+        """A condition on related records: any of them holds it; none is a missing value."""
         spec = node.spec
-        company = self.value(COMPANIES, spec)
-        holding = (
-            select(LINKS.c.company_id)
-            .join(COMPANIES, COMPANIES.c.id == LINKS.c.company_id)
-            .where(LINKS.c.contact_id == table.c.id, self.holds(node.op, company, spec, node.value))
-            .exists()
-        )
+        related, link = _relation(table, spec.relation)
+        value = self.value(related, spec)
+        holding = link.where(self.holds(node.op, value, spec, node.value)).exists()
         if node.op not in NEGATIVE_OPS:
             return holding
-        linked = select(LINKS.c.company_id).where(LINKS.c.contact_id == table.c.id).exists()
-        return or_(not_(linked), holding)
+        return or_(not_(link.exists()), holding)
 
     def _events(self, node: EventCondition, table: Table) -> ColumnElement[bool]:
         owner = EVENTS.c.contact_id if table is CONTACTS else EVENTS.c.company_id
@@ -216,3 +224,27 @@ class Compiler:
         have = Value(false(), count)
         wanted = tuple(map(float, node.value)) if node.op in ("IN", "NIN") else float(node.value)
         return self.holds(node.op, have, spec, wanted)
+
+
+def _relation(table: Table, relation: str | None) -> tuple[Table, Select[Any]]:
+    """The table of a record's related records and a SELECT of those related to the row."""
+    if relation == "deal":
+        return DEALS, select(DEALS.c.id).where(DEALS.c.company_id == table.c.id)
+    if relation == "contact":
+        return CONTACTS, select(CONTACTS.c.id).where(
+            CONTACTS.c.id == table.c.contact_id, CONTACTS.c.erased_at.is_(None)
+        )
+    if table is CONTACTS:
+        linked = select(COMPANIES.c.id).join(LINKS, LINKS.c.company_id == COMPANIES.c.id)
+        return COMPANIES, linked.where(LINKS.c.contact_id == table.c.id)
+    return COMPANIES, select(COMPANIES.c.id).where(COMPANIES.c.id == table.c.company_id)
+
+
+def _contact_count(table: Table) -> ColumnElement[Any]:
+    """A company's linked contacts (erased ones left out)."""
+    return (
+        select(func.count())
+        .select_from(LINKS.join(CONTACTS, CONTACTS.c.id == LINKS.c.contact_id))
+        .where(LINKS.c.company_id == table.c.id, CONTACTS.c.erased_at.is_(None))
+        .scalar_subquery()
+    )

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from hal.domain.attributes import AttrType, conforms, parse_date
@@ -45,11 +46,21 @@ SORTABLE = (AttrType.STRING, AttrType.NUMBER, AttrType.DATE)
 _RELATIVE = re.compile(r"-(\d{1,6})([dhm])")
 
 
+class Kind(StrEnum):
+    """What a search (and a saved view) finds."""
+
+    CONTACTS = "contacts"
+    COMPANIES = "companies"
+    CONVERSATIONS = "conversations"
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """A searchable field: its type, its list options, and where it lives. `relation` is
-    None for the record's own fields, else "company" or "contact" (a related record);
-    `source` is "builtin" (a column) or "metadata" (a key of the metadata document)."""
+    None for the record's own fields, else the related records' kind: "company" (a
+    contact's linked companies, a conversation's company), "contact" (a conversation's
+    contact) or "deal" (a company's deals); `source` is "builtin" (a column) or "metadata"
+    (a key of the metadata document)."""
 
     type: AttrType
     source: str  # builtin | metadata

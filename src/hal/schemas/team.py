@@ -21,6 +21,10 @@ class ContactSummary(ContactOut):
 class ContactPage(BaseModel):
     items: list[ContactSummary]
     next_cursor: str | None
+    total: int | None = Field(
+        default=None, description="with a filter or a view: exact up to 10,000, then 10000"
+    )
+    total_exact: bool | None = None
 
 
 class LinkedCompanyOut(CompanyOut):
@@ -162,6 +166,10 @@ class StagePatchOut(BaseModel):
 class ConversationPage(BaseModel):
     items: list[ConversationSummaryOut]
     next_cursor: str | None
+    total: int | None = Field(
+        default=None, description="with a filter or a view: exact up to 10,000, then 10000"
+    )
+    total_exact: bool | None = None
 
 
 class ThreadOut(BaseModel):
@@ -182,12 +190,15 @@ __all__ = [
     "CompanyBrief",
     "CompanyDealOut",
     "CompanyDetailOut",
+    "CompanyPage",
+    "CompanySummary",
     "ContactDetailOut",
     "ContactPage",
     "ContactPatch",
     "ContactSearchPage",
     "ContactSummary",
     "ConversationPage",
+    "ConversationSearchPage",
     "ConversationSummaryOut",
     "EventPage",
     "LinkedCompanyOut",
@@ -217,8 +228,24 @@ class SearchRequest(TeamInput):
     cursor: Annotated[StrictStr, Field(max_length=1000)] | None = None
 
 
-class ContactSearchPage(BaseModel):
-    items: list[ContactSummary]
+class SearchTotal(BaseModel):
     next_cursor: str | None
     total: int = Field(description="exact up to 10,000 matches, then 10000")
     total_exact: bool
+
+
+class ContactSearchPage(SearchTotal):
+    items: list[ContactSummary]
+
+
+class CompanySummary(CompanyOut):
+    created_at: datetime
+    contact_count: int
+
+
+class CompanyPage(SearchTotal):
+    items: list[CompanySummary]
+
+
+class ConversationSearchPage(SearchTotal):
+    items: list[ConversationSummaryOut]
