@@ -277,6 +277,8 @@ class Agent(Base):
     email: Mapped[str] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(String(255))
+    # "agent": the inbox; "admin": also the console (hal.domain.roles).
+    role: Mapped[str] = mapped_column(String(8), default="agent", server_default="agent")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
