@@ -11,7 +11,19 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from hal import __version__, metrics
-from hal.api import admin, attributes, batch, demo, operations, privacy, stream, team, widget
+from hal.api import (
+    admin,
+    agents,
+    attributes,
+    batch,
+    demo,
+    operations,
+    privacy,
+    stream,
+    team,
+    views,
+    widget,
+)
 from hal.api.errors import install_error_handlers
 from hal.api.middleware import (
     BodyLimitMiddleware,
@@ -91,8 +103,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(team.router)
     app.include_router(privacy.router)
     app.include_router(attributes.router)
+    app.include_router(views.router)
     app.include_router(batch.router)
     app.include_router(admin.router)
+    app.include_router(agents.router)
     app.include_router(webhooks.router)
     app.include_router(stream.router)
     app.include_router(stream.widget_router)

@@ -35,11 +35,13 @@ async def victim(widget, new_project, team_for):
     await widget.call("track", project, "b-visitor", token=token, event="b-event")
     sent = await widget.call("messages", project, "b-visitor", token=token, body="b's secret")
     team = await team_for(project)
+    view = await team.post("/views", {"name": "b's view", "model": "contacts"})
     return {
         "project": project,
         "team": team,
         "contact_id": identified.json()["contact"]["id"],
         "conversation_id": sent.json()["conversation"]["id"],
+        "view_id": view.json()["id"],
     }
 
 
@@ -107,6 +109,7 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
         "contact_id": victim["contact_id"],
         "company_id": "b-co",
         "conversation_id": victim["conversation_id"],
+        "view_id": victim["view_id"],
         "endpoint_id": 1,
         "message_id": 1,
         "hash": "0" * 64,
@@ -131,6 +134,8 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
                 "query": {"field": "status", "operator": "exists"}
             },
             "/api/projects/{app_id}/settings/rotate-secret": {"grace_seconds": 0},
+            "/api/projects/{app_id}/views": {"name": "a's view", "model": "contacts"},
+            "/api/projects/{app_id}/views/{view_id}": {"name": "x"},
             "/api/projects/{app_id}/contacts/merge": {
                 "from": victim["contact_id"],
                 "into": victim["contact_id"],
@@ -159,5 +164,7 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
             "/attributes" in path and method != "get"  # defining and editing attributes
         )
         allowed = {403} if admin_only else {200, 404}  # admin tokens only
+        if path.endswith("/views") and method == "post":
+            allowed = {201}  # a view of A's own
         assert own.status_code in allowed, (method, url, own.text)
         assert b"b-only" not in own.content and b"b's secret" not in own.content
