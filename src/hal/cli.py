@@ -2,7 +2,7 @@
 
 Run:       serve, worker, migrate, db revision
 Configure: projects create|update|show|rotate-secret, tokens create|revoke,
-           agents create|remove|set-password, webhooks create
+           agents create|update|list|remove|set-password, webhooks create
 Data:      seed
 
 Only `serve` and `migrate` change the schema; every other command refuses a database whose
@@ -30,14 +30,22 @@ from hal import cli_privacy
 from hal.cli_common import DatabaseUrl, print_json, run_on_database, settings_for
 from hal.db.engine import Database, Tx
 from hal.db.migrate import head_revision, new_revision
+from hal.db.models import Agent
 from hal.domain.csv_import import ImportKind
 from hal.domain.errors import HalError
 from hal.domain.projects import CompanyClaims
+from hal.domain.roles import Role
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode, compute_user_hash
 from hal.schemas import RECOMMENDED_IDENTIFY
 from hal.services import projects as project_service
-from hal.services.agents import create_agent, remove_agent, set_password
+from hal.services.agents import (
+    create_agent,
+    list_agents,
+    remove_agent,
+    set_password,
+    update_agent,
+)
 from hal.services.seed import refresh_statistics, seed
 
 T = TypeVar("T")
@@ -263,12 +271,23 @@ def _read_password(from_stdin: bool) -> str:
     return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
+RoleOption = Annotated[
+    Role | None, typer.Option("--role", help="agent or admin (default: the first is admin)")
+]
+
+
+def _agent_json(agent: Agent, app_id: str) -> dict[str, Any]:
+    return {"id": agent.id, "app_id": app_id, "email": agent.email, "name": agent.name,
+            "role": agent.role}  # fmt: skip
+
+
 @agents_app.command("create")
 def agents_create(
     app_id: Annotated[str, typer.Option("--app-id")],
     email: Annotated[str, typer.Option("--email")],
     password_stdin: PasswordStdin = False,
     name: Name = None,
+    role: RoleOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Add an inbox login; the password comes from standard input, never the command line."""
@@ -276,9 +295,44 @@ def agents_create(
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         agent = await create_agent(
-            session=session, app_id=app_id, email=email, password=password, name=name
+            session=session, app_id=app_id, email=email, password=password, name=name, role=role
         )
-        return {"id": agent.id, "app_id": app_id, "email": agent.email, "name": agent.name}
+        return _agent_json(agent, app_id)
+
+    print_json(_run(database_url, work))
+
+
+@agents_app.command("update")
+def agents_update(
+    app_id: Annotated[str, typer.Option("--app-id")],
+    email: Annotated[str, typer.Option("--email")],
+    role: RoleOption = None,
+    name: Name = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Change an agent's role or name (the last admin of a project stays an admin)."""
+    changes: dict[str, Any] = {"role": role, "name": name}
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        agent = await update_agent(
+            session=session,
+            app_id=app_id,
+            email=email,
+            changes={k: v for k, v in changes.items() if v is not None},
+        )
+        return _agent_json(agent, app_id)
+
+    print_json(_run(database_url, work))
+
+
+@agents_app.command("list")
+def agents_list(
+    app_id: Annotated[str, typer.Option("--app-id")], database_url: DatabaseUrl = None
+) -> None:
+    """A project's inbox logins with their roles."""
+
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        return [_agent_json(a, app_id) for a in await list_agents(session=session, app_id=app_id)]
 
     print_json(_run(database_url, work))
 
@@ -372,6 +426,7 @@ def _ensure_demo_project(database_url: str | None) -> dict[str, Any]:
                 email=email,
                 password=password,
                 name="Demo agent",
+                role=Role.ADMIN,
             )
         return project_service.describe_project(project, include_secret=True)
 

@@ -84,6 +84,26 @@ def test_tokens_and_agents(db):
     assert weak.exit_code == 1
 
 
+def test_agents_have_roles_and_the_last_admin_stays(db):
+    hal(db, "projects", "create", "--app-id", "p1")
+    password = "a long enough password\n"
+    first = hal(db, "agents", "create", "--app-id", "p1", "--email", "a@acme.com",
+                "--password-stdin", input=password)  # fmt: skip
+    assert first["role"] == "admin"  # a project's first agent
+    second = hal(db, "agents", "create", "--app-id", "p1", "--email", "b@acme.com",
+                 "--password-stdin", "--role", "admin", input=password)  # fmt: skip
+    assert second["role"] == "admin"
+    demoted = hal(db, "agents", "update", "--app-id", "p1", "--email", "a@acme.com",
+                  "--role", "agent")  # fmt: skip
+    assert demoted["role"] == "agent"
+    last = hal(db, "agents", "update", "--app-id", "p1", "--email", "b@acme.com",
+               "--role", "agent", ok=False)  # fmt: skip
+    assert json.loads(last.stderr)["error"]["code"] == "last_admin"
+    listed = hal(db, "agents", "list", "--app-id", "p1")
+    assert [(a["email"], a["role"]) for a in listed] == [("a@acme.com", "agent"),
+                                                        ("b@acme.com", "admin")]  # fmt: skip
+
+
 def test_errors_are_json_with_a_code_and_exit_1(db):
     result = hal(db, "projects", "show", "nope", ok=False)
     assert result.exit_code == 1

@@ -111,6 +111,7 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
         "conversation_id": victim["conversation_id"],
         "view_id": victim["view_id"],
         "endpoint_id": 1,
+        "agent_id": 1,
         "message_id": 1,
         "hash": "0" * 64,
         "model": "contact",
@@ -160,7 +161,9 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
         own = await widget.http.request(
             method, url.replace(b.app_id, team.project.app_id, 1), **kwargs
         )
-        admin_only = any(part in path for part in ("/settings", "/webhooks", "/audit")) or (
+        admin_only = any(
+            part in path for part in ("/settings", "/webhooks", "/audit", "/agents")
+        ) or (
             "/attributes" in path and method != "get"  # defining and editing attributes
         )
         allowed = {403} if admin_only else {200, 404}  # admin tokens only

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
@@ -22,6 +24,7 @@ from hal.db.queries import locked, project_by_app_id
 from hal.db.types import utcnow
 from hal.domain.errors import Conflict, InvalidInput, NotFound
 from hal.domain.limits import Limits
+from hal.domain.roles import Role, check_an_admin_stays, first_role
 from hal.domain.validation import parse_email
 from hal.services.audit import CLI, SECRET, Actor, record_audit
 from hal.services.projects import get_project
@@ -54,32 +57,63 @@ def _check_password(password: str) -> None:
         )
 
 
+async def _roster(session: AsyncSession, project_id: int) -> tuple[int, int]:
+    """The project's admins and agents, counted under a lock of the project's row so that two
+    concurrent changes of roles cannot both take the last admin away."""
+    await session.execute(locked(select(Project.id).where(Project.id == project_id)))
+    roles = list((await session.execute(
+        select(Agent.role).where(Agent.project_id == project_id)
+    )).scalars())  # fmt: skip
+    return roles.count(Role.ADMIN), len(roles)
+
+
 async def create_agent(
-    *, session: AsyncSession, app_id: str, email: str, password: str, name: str | None = None
+    *,
+    session: AsyncSession,
+    app_id: str,
+    email: str,
+    password: str,
+    name: str | None = None,
+    role: Role | None = None,
+    actor: Actor = CLI,
 ) -> Agent:
-    """Add an inbox login to a project."""
+    """Add an inbox login to a project; without a role, a project's first agent is its
+    admin and later ones are agents."""
     project = await get_project(session=session, app_id=app_id)
     address = parse_email(email, limits=Limits()).normalized
     _check_password(password)
+    admins, _ = await _roster(session, project.id)
     existing = await session.execute(
         select(Agent).where(Agent.project_id == project.id, Agent.email == address)
     )
     if existing.scalar_one_or_none() is not None:
         raise Conflict("agent_exists", f"{address} is already an agent of {app_id}", field="email")
     agent = Agent(
-        project_id=project.id, email=address, name=name, password_hash=_hasher.hash(password)
+        project_id=project.id,
+        email=address,
+        name=name,
+        password_hash=_hasher.hash(password),
+        role=role or first_role(admins),
     )
     session.add(agent)
     await session.flush()
     await record_audit(
         session,
         project_id=project.id,
-        actor=CLI,
+        actor=actor,
         action="agent.created",
         target=str(agent.id),
-        changes={"email": address, "password": SECRET},
+        changes={"email": address, "role": agent.role, "password": SECRET},
     )
     return agent
+
+
+async def list_agents(*, session: AsyncSession, app_id: str) -> list[Agent]:
+    project = await get_project(session=session, app_id=app_id)
+    found = await session.execute(
+        select(Agent).where(Agent.project_id == project.id).order_by(Agent.id)
+    )
+    return list(found.scalars())
 
 
 async def login_candidates(
@@ -151,28 +185,41 @@ async def record_failed_login(
         )
 
 
-async def _agent(*, session: AsyncSession, app_id: str, email: str) -> Agent:
+async def _agent(
+    *, session: AsyncSession, app_id: str, email: str | None = None, agent_id: int | None = None
+) -> Agent:
+    """The project's agent with this email or id (404 `unknown_agent`)."""
     project = await get_project(session=session, app_id=app_id)
-    address = email.strip().lower()
-    agent = (
-        await session.execute(
-            select(Agent).where(Agent.project_id == project.id, Agent.email == address)
-        )
-    ).scalar_one_or_none()
+    query = select(Agent).where(Agent.project_id == project.id)
+    if agent_id is not None:
+        query, named, field = query.where(Agent.id == agent_id), str(agent_id), "agent_id"
+    else:
+        named, field = (email or "").strip().lower(), "email"
+        query = query.where(Agent.email == named)
+    agent = (await session.execute(query)).scalar_one_or_none()
     if agent is None:
-        raise NotFound("unknown_agent", f"{address} is not an agent of {app_id}", field="email")
+        raise NotFound("unknown_agent", f"{named} is not an agent of {app_id}", field=field)
     return agent
 
 
-async def remove_agent(*, session: AsyncSession, app_id: str, email: str) -> Agent:
-    """Delete an inbox login; its sessions end with it."""
-    agent = await _agent(session=session, app_id=app_id, email=email)
+async def remove_agent(
+    *,
+    session: AsyncSession,
+    app_id: str,
+    email: str | None = None,
+    agent_id: int | None = None,
+    actor: Actor = CLI,
+) -> Agent:
+    """Delete an inbox login; its sessions end with it. The last admin stays (409)."""
+    agent = await _agent(session=session, app_id=app_id, email=email, agent_id=agent_id)
+    admins, agents = await _roster(session, agent.project_id)
+    check_an_admin_stays(admins_after=admins - (agent.role == Role.ADMIN), agents_after=agents - 1)
     await session.execute(delete(SessionRow).where(SessionRow.agent_id == agent.id))
     await session.execute(delete(Agent).where(Agent.id == agent.id))
     await record_audit(
         session,
         project_id=agent.project_id,
-        actor=CLI,
+        actor=actor,
         action="agent.removed",
         target=str(agent.id),
         changes={"email": agent.email},
@@ -180,22 +227,47 @@ async def remove_agent(*, session: AsyncSession, app_id: str, email: str) -> Age
     return agent
 
 
+async def update_agent(
+    *,
+    session: AsyncSession,
+    app_id: str,
+    changes: Mapping[str, Any],
+    email: str | None = None,
+    agent_id: int | None = None,
+    actor: Actor = CLI,
+) -> Agent:
+    """Change an agent's `role`, `name` or `password` (the keys given). A new password ends
+    every session the agent has; the last admin stays an admin (409 `last_admin`)."""
+    if "password" in changes:
+        _check_password(changes["password"])
+    agent = await _agent(session=session, app_id=app_id, email=email, agent_id=agent_id)
+    audited: dict[str, Any] = {}
+    if "role" in changes and changes["role"] != agent.role:
+        admins, agents = await _roster(session, agent.project_id)
+        demoted = agent.role == Role.ADMIN
+        check_an_admin_stays(admins_after=admins - demoted, agents_after=agents)
+        audited["role"] = {"from": agent.role, "to": str(changes["role"])}
+        agent.role = Role(changes["role"])
+    if "name" in changes and changes["name"] != agent.name:
+        audited["name"] = {"from": agent.name, "to": changes["name"]}
+        agent.name = changes["name"]
+    if "password" in changes:
+        agent.password_hash = _hasher.hash(changes["password"])
+        await session.execute(delete(SessionRow).where(SessionRow.agent_id == agent.id))
+        audited["password"] = SECRET
+    await session.flush()
+    if audited:
+        action = "agent.password_set" if list(audited) == ["password"] else "agent.updated"
+        await record_audit(session, project_id=agent.project_id, actor=actor, action=action,
+                           target=str(agent.id), changes=audited)  # fmt: skip
+    return agent
+
+
 async def set_password(*, session: AsyncSession, app_id: str, email: str, password: str) -> Agent:
     """Give an agent a new password and end every session it has."""
-    _check_password(password)
-    agent = await _agent(session=session, app_id=app_id, email=email)
-    agent.password_hash = _hasher.hash(password)
-    await session.execute(delete(SessionRow).where(SessionRow.agent_id == agent.id))
-    await session.flush()
-    await record_audit(
-        session,
-        project_id=agent.project_id,
-        actor=CLI,
-        action="agent.password_set",
-        target=str(agent.id),
-        changes={"password": SECRET},
+    return await update_agent(
+        session=session, app_id=app_id, email=email, changes={"password": password}
     )
-    return agent
 
 
 def _token_hash(token: str) -> str:
