@@ -152,3 +152,28 @@ async def test_a_list_takes_the_query_in_its_url(widget, team, project):
         refused = await team.get("/contacts", **params)
         assert refused.status_code == 422, (params, refused.text)
         assert refused.json()["error"]["field"] == field
+
+
+async def test_a_list_answers_a_saved_views_records(widget, team, project):
+    for plan in ("enterprise", "free", "enterprise"):
+        await _identified(widget, project, user_id=unique("u"), metadata={"plan": plan})
+    query = {"field": "metadata.plan", "operator": "=", "value": "enterprise"}
+    made = await team.post("/views", {"name": "Enterprise", "model": "contacts", "query": query,
+                                      "sort": {"field": "user_id", "order": "desc"}})  # fmt: skip
+    assert made.status_code == 201, made.text
+    view_id = made.json()["id"]
+    listed = await team.get("/contacts", view=view_id)
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert (listed.json()["total"], len(items)) == (2, 2)
+    assert [c["user_id"] for c in items] == sorted((c["user_id"] for c in items), reverse=True)
+    narrowed = await team.get("/contacts", view=view_id,
+                              filter=f'{{"field": "user_id", "operator": "=", '
+                                     f'"value": "{items[0]["user_id"]}"}}')  # fmt: skip
+    assert [c["id"] for c in narrowed.json()["items"]] == [items[0]["id"]]
+
+    wrong_model = await team.get("/conversations", view=view_id)
+    assert wrong_model.status_code == 422
+    assert wrong_model.json()["error"]["field"] == "view"
+    missing = await team.get("/companies", view=999999)
+    assert (missing.status_code, missing.json()["error"]["field"]) == (404, "view")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from hal.api.body import StrictJSONRoute
 from hal.api.deps import (
@@ -53,7 +54,7 @@ from hal.schemas import (
     StagePatchOut,
     ThreadOut,
 )
-from hal.services import conversations, search, team
+from hal.services import conversations, search, team, views
 
 router = APIRouter(
     prefix="/api/projects/{app_id}",
@@ -63,14 +64,27 @@ router = APIRouter(
 )
 
 
-Filter = Annotated[
-    str | None,
-    Query(max_length=20_000, description='a search query as URL-encoded JSON (README "Search")'),
-]
-SortBy = Annotated[
-    str | None,
-    Query(max_length=1000, description='with filter: {"field", "order"} as URL-encoded JSON'),
-]
+@dataclass(frozen=True)
+class Listed:
+    """A list's query parameters: `filter` and `sort` are a search's, as URL-encoded JSON;
+    `view` a saved view's id."""
+
+    filter: str | None = Query(
+        None, max_length=20_000, description='a search query as URL-encoded JSON (README "Search")'
+    )
+    sort: str | None = Query(
+        None, max_length=1000, description='{"field", "order"} as URL-encoded JSON'
+    )
+    view: int | None = Query(None, ge=1, le=team.MAX_ID, description="a saved view's id")
+    cursor: str | None = Query(None, max_length=1000, description="next_cursor of the last page")
+    limit: int = Query(50, ge=1, le=team.MAX_PAGE)
+
+    @property
+    def searched(self) -> bool:
+        return self.filter is not None or self.sort is not None or self.view is not None
+
+
+ListedDep = Annotated[Listed, Depends()]
 
 
 async def _search(
@@ -89,17 +103,15 @@ async def _filtered(
     db: Database,
     project: Project,
     kind: Kind,
-    filter_: str | None,
-    sort: str | None,
-    limit: int,
-    cursor: str | None,
+    listed: Listed,
     also: list[search.Filter] | None = None,
 ) -> search.SearchPage:
+    filters = [*(also or []), (search.read_json(listed.filter, "filter"), "filter")]
+    sort = search.read_json(listed.sort, "sort")
     return await db.run(
-        lambda tx: search.list_records(
-            tx, app_id=project.app_id, kind=kind,
-            filters=[*(also or []), (search.read_json(filter_, "filter"), "filter")],
-            sort=search.read_json(sort, "sort"), limit=limit, cursor=cursor,
+        lambda tx: views.find(
+            tx, app_id=project.app_id, kind=kind, view_id=listed.view, filters=filters,
+            sort=sort, limit=listed.limit, cursor=listed.cursor,
         )
     )  # fmt: skip
 
@@ -108,29 +120,28 @@ async def _filtered(
 async def list_contacts(
     project: TeamProjectDep,
     db: DatabaseDep,
+    listed: ListedDep,
     q: Annotated[str | None, Query(max_length=255, description="name, email or user_id")] = None,
-    filter: Filter = None,
-    sort: SortBy = None,
-    cursor: Cursor = None,
-    limit: Limit = 50,
 ) -> ContactPage:
     """Contacts whose name, email or user_id starts with `q`, newest first; or, with
-    `filter`, those the search finds, with their total."""
-    if filter is not None or sort is not None:
+    `filter` or `view`, those the search finds, with their total."""
+    if listed.searched:
         if q is not None:
             raise InvalidInput("invalid_query", "q does not combine with filter", field="q")
-        page = await _filtered(db, project, Kind.CONTACTS, filter, sort, limit, cursor)
+        page = await _filtered(db, project, Kind.CONTACTS, listed)
         return ContactPage(
             items=[contact_summary(c) for c in page.items],
             next_cursor=page.next_cursor,
             total=page.total,
             total_exact=page.total_exact,
         )
-    listed = await db.transaction(
-        lambda s: team.search_contacts(session=s, project=project, q=q, cursor=cursor, limit=limit)
+    found = await db.transaction(
+        lambda s: team.search_contacts(
+            session=s, project=project, q=q, cursor=listed.cursor, limit=listed.limit
+        )
     )
     return ContactPage(
-        items=[contact_summary(c) for c in listed.items], next_cursor=listed.next_cursor
+        items=[contact_summary(c) for c in found.items], next_cursor=found.next_cursor
     )
 
 
@@ -162,13 +173,11 @@ def _companies(page: search.SearchPage) -> CompanyPage:
 async def list_companies(
     project: TeamProjectDep,
     db: DatabaseDep,
-    filter: Filter = None,
-    sort: SortBy = None,
-    cursor: Cursor = None,
-    limit: Limit = 50,
+    listed: ListedDep,
 ) -> CompanyPage:
-    """Companies newest first, or as `sort` says; with `filter`, those the search finds."""
-    return _companies(await _filtered(db, project, Kind.COMPANIES, filter, sort, limit, cursor))
+    """Companies newest first, or as `sort` says; with `filter` or `view`, those the search
+    finds."""
+    return _companies(await _filtered(db, project, Kind.COMPANIES, listed))
 
 
 @router.post("/companies/search", response_model=CompanyPage)
@@ -287,32 +296,29 @@ async def patch_company(
 async def list_conversations(
     project: TeamProjectDep,
     db: DatabaseDep,
+    listed: ListedDep,
     status: Literal["open", "closed"] | None = None,
-    filter: Filter = None,
-    sort: SortBy = None,
-    cursor: Cursor = None,
-    limit: Limit = 50,
 ) -> ConversationPage:
     """Conversations with each contact's name, email and company, and the last message, most
-    recently active first; with `filter`, those the search finds, with their total."""
-    if filter is not None or sort is not None:
+    recently active first; with `filter` or `view`, those the search finds, with their total."""
+    if listed.searched:
         also: list[search.Filter] = []
         if status is not None:
             also.append(({"field": "status", "operator": "=", "value": status}, "status"))
-        page = await _filtered(db, project, Kind.CONVERSATIONS, filter, sort, limit, cursor, also)
+        page = await _filtered(db, project, Kind.CONVERSATIONS, listed, also)
         return ConversationPage(
             items=[conversation_summary_out(s) for s in page.items],
             next_cursor=page.next_cursor,
             total=page.total,
             total_exact=page.total_exact,
         )
-    listed = await db.transaction(
+    found = await db.transaction(
         lambda s: team.list_conversations(
-            session=s, project=project, status=status, cursor=cursor, limit=limit
+            session=s, project=project, status=status, cursor=listed.cursor, limit=listed.limit
         )
     )
     return ConversationPage(
-        items=[conversation_summary_out(s) for s in listed.items], next_cursor=listed.next_cursor
+        items=[conversation_summary_out(s) for s in found.items], next_cursor=found.next_cursor
     )
 
 

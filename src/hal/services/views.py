@@ -5,7 +5,7 @@ checked exactly as a search's (services/search.py); the lists answer `?view=ID` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -162,3 +162,32 @@ async def delete_view(tx: Tx, *, project: ProjectConfig, view_id: int, actor: Ac
         tx, project_id=project.id, actor=actor, action="view.deleted", target=str(view_id),
         changes={"name": row.name, "model": row.model}, now=tx.now,
     )  # fmt: skip
+
+
+async def find(
+    tx: Tx,
+    *,
+    app_id: str,
+    kind: Kind,
+    view_id: int | None,
+    filters: Sequence[search.Filter],
+    sort: Any,
+    limit: int,
+    cursor: str | None,
+) -> search.SearchPage:
+    """A list's page through a saved view (`?view=ID`: its query, and its sort unless the URL
+    has one) and the URL's own filters, all of which a record must pass."""
+    project = await tx.projects.get(tx.connection, app_id)
+    if project is None:  # deleted meanwhile
+        raise NotFound("unknown_app", "no such project", field="app_id")
+    if view_id is not None:
+        try:
+            view = await get_view(tx, project=project, view_id=view_id)
+        except NotFound as exc:
+            raise NotFound(exc.code, exc.message, field="view") from None
+        if view.model is not kind:
+            raise InvalidInput("invalid_view", f"view {view_id} lists {view.model}", field="view")
+        filters = [(view.query, "view.query"), *filters]
+        sort = view.sort if sort is None else sort
+    return await search.search(tx, project=project, kind=kind, filters=filters, sort=sort,
+                               limit=limit, cursor=cursor)  # fmt: skip
