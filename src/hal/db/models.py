@@ -471,6 +471,58 @@ class View(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class InstallationCount(Base):
+    """Widget calls counted by project, origin ("" when the call had none), UTC day and metric
+    (`calls`, `identify.verified`, `identify.unsigned`, `identify.failed:CODE`), added up from
+    every process's tally (services/installation.py)."""
+
+    __tablename__ = "installation_counts"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(80), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InstallationUser(Base):
+    """An identified user seen on a day (by a hash of its user_id or email, never the value),
+    and whether any of its identifies that day carried a valid proof: the enforcement
+    impact."""
+
+    __tablename__ = "installation_users"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    proven: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Refusal(Base):
+    """A refused widget call (or one answered with warnings), newest kept: its route, status,
+    code, field, message, origin and visitor; never its body, a hash, a token or a secret."""
+
+    __tablename__ = "refusals"
+    __table_args__ = (Index("ix_refusals_project", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    route: Mapped[str] = mapped_column(String(32))
+    status: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str | None] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(String(500))
+    origin: Mapped[str | None] = mapped_column(String(255))
+    visitor_id: Mapped[str | None] = mapped_column(String(255))
+
+
 # The CRM tables: written only through hal.db.store, on a request's Tx (the ORM reads them).
 CRM_MODELS = (Contact, Company, ContactCompany, Visitor, StageChange, Deal, Event, Conversation,
               Message)  # fmt: skip
@@ -496,8 +548,11 @@ __all__ = [
     "Conversation",
     "Deal",
     "Event",
+    "InstallationCount",
+    "InstallationUser",
     "Message",
     "Project",
+    "Refusal",
     "StageChange",
     "Suppression",
     "View",
