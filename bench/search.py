@@ -5,15 +5,18 @@ with the plan of every statement the search ran.
     uv run python bench/search.py [--contacts 100000] [--companies 10000] [--events 1000000]
                                   [--conversations 20000] [--repeat 30]
                                   [--backends sqlite,postgres] [--pg-large 1000000]
+                                  [--large-repeat 10] [--no-pg-jit-off]
 
-Each backend gets a fresh database (`hal migrate`, `hal projects create`, `hal tokens create`),
-loaded directly with the rows the store would write (its own case-folded copies, attribute
-definitions and bulk insert: COPY on PostgreSQL), then one `hal serve` answers every query
-`--repeat` times, one request at a time. `--pg-large N` measures PostgreSQL again at N contacts
-(companies, events and conversations in proportion; 0: not). The plans come from the same
-requests made once more in this process (the app on the same database, its statements caught
-on their way to the driver) and run again under EXPLAIN. Replaces its own section of
-bench/RESULTS.md (between the search markers) and prints it.
+A quick run: --contacts 10000 --companies 1000 --events 100000 --conversations 2000
+--pg-large 0. Each backend gets a fresh database (`hal migrate`, `hal projects create`, `hal
+tokens create`), loaded directly with the rows the store would write (its own case-folded
+copies, attribute definitions and bulk insert: COPY on PostgreSQL), then one `hal serve`
+answers every query `--repeat` times, one request at a time. PostgreSQL is measured again with
+the database's `jit = off`. `--pg-large N` measures PostgreSQL again at N contacts (companies,
+events and conversations in proportion; 0: not). The plans come from the same requests made
+once more in this process (the app on the same database, its statements caught on their way
+to the driver) and run again under EXPLAIN. Replaces its own section of bench/RESULTS.md
+(between the search markers) and prints it.
 """
 
 from __future__ import annotations
@@ -39,7 +42,13 @@ from sqlalchemy import event, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import drop_database, hal, new_database, replace_section  # noqa: E402
+from bench.common import (  # noqa: E402
+    drop_database,
+    hal,
+    new_database,
+    pg_admin,
+    replace_section,
+)
 from tests.servers import Server  # noqa: E402
 
 from hal.app import create_app  # noqa: E402
@@ -141,6 +150,7 @@ class BackendRun:
     seed_s: float
     rows: list[Measured]
     target: bool  # the 5x target applies
+    jit_off: list[Measured] = field(default_factory=list)  # PostgreSQL: again, jit = off
 
 
 # --- the data ---------------------------------------------------------------------------------
@@ -352,7 +362,8 @@ async def explain(database_url: str, token: str, rows: list[Measured]) -> None:
     transport = httpx.ASGITransport(app=app)
     headers = {"authorization": f"Bearer {token}"}
     postgres = database.is_postgres
-    prefix = "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " if postgres else "EXPLAIN QUERY PLAN "
+    # With costs: PostgreSQL shows its JIT compilation only then.
+    prefix = "EXPLAIN (ANALYZE, BUFFERS) " if postgres else "EXPLAIN QUERY PLAN "
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench",
                                      headers=headers) as http:  # fmt: skip
@@ -384,8 +395,18 @@ def _plan_text(rows: list[Any], postgres: bool) -> str:
     return "\n".join(lines)
 
 
+def served(url: str, token: str, repeat: int, log: Path) -> list[Measured]:
+    server = Server(url, log=log).start()
+    try:
+        return measure(server.url, token, repeat)
+    finally:
+        server.stop()
+
+
 def run_backend(backend: str, sizes: Sizes, args: argparse.Namespace, workdir: Path,
-                target: bool) -> BackendRun:  # fmt: skip
+                target: bool, repeat: int) -> BackendRun:  # fmt: skip
+    """Load a fresh database, measure, capture the plans; on PostgreSQL measure again with
+    the database's `jit = off` (new connections take it)."""
     url, pg_name = new_database(backend, workdir)
     try:
         hal(url, "migrate")
@@ -395,13 +416,14 @@ def run_backend(backend: str, sizes: Sizes, args: argparse.Namespace, workdir: P
         asyncio.run(seed(url, sizes))
         seed_s = time.monotonic() - started
         print(f"{backend}: seeded {sizes.describe()} in {seed_s:.0f} s", flush=True)
-        server = Server(url, log=workdir / f"server-{backend}.log").start()
-        try:
-            rows = measure(server.url, token, args.repeat)
-        finally:
-            server.stop()
-        asyncio.run(explain(url, token, rows))
-        return BackendRun(backend, sizes, seed_s, rows, target)
+        log = workdir / f"server-{backend}.log"
+        run = BackendRun(backend, sizes, seed_s, served(url, token, repeat, log), target)
+        asyncio.run(explain(url, token, run.rows))
+        if pg_name is not None and args.pg_jit_off:
+            print("postgres, jit = off:", flush=True)
+            pg_admin(f'ALTER DATABASE "{pg_name}" SET jit = off')
+            run.jit_off = served(url, token, repeat, log)
+        return run
     finally:
         drop_database(pg_name)
 
@@ -418,7 +440,22 @@ def _short(statement: str) -> str:
     return head + sep + rest
 
 
-def render(runs: list[BackendRun], args: argparse.Namespace) -> str:
+def _table(rows: list[Measured], target: bool) -> list[str]:
+    lines = ["| query | p50 ms | p95 ms | x unfiltered | total |", "|---|---:|---:|---:|---:|"]
+    baseline = next((r.p50_ms for r in rows if r.label == "unfiltered"), None)
+    for row in rows:
+        if row.p50_ms is None or row.p95_ms is None:
+            lines.append(f"| {row.label} | | | | {row.skipped} |")
+            continue
+        ratio = f"{row.p50_ms / baseline:.1f}x" if baseline else ""
+        if target and baseline and row.p50_ms > 5 * baseline:
+            ratio += " (over 5x)"
+        lines.append(f"| {row.label} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | {ratio} | "
+                     f"{row.total} |")  # fmt: skip
+    return lines
+
+
+def render(runs: list[BackendRun], args: argparse.Namespace, load_before: float) -> str:
     load = os.getloadavg()
     lines = [
         "## Search with filters (`bench/search.py`)",
@@ -431,30 +468,21 @@ def render(runs: list[BackendRun], args: argparse.Namespace) -> str:
         "reported without a target). Each contact is linked to one company; events are spread "
         "over 90 days, a few people tracking most of them. "
         f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
-        f"{load[0]:.1f} at the end of the run (other processes were running on the machine "
-        "when it is above 0).",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Load average (1 min) "
+        f"{load_before:.1f} before the run started (other processes on the machine) and "
+        f"{load[0]:.1f} at its end. On PostgreSQL each query is measured twice: as the server "
+        "is configured (JIT on, PostgreSQL's default) and again with `ALTER DATABASE ... SET "
+        "jit = off`.",
         "",
         f"Command: `{' '.join(['uv run python bench/search.py', *sys.argv[1:]])}`",
         "",
     ]  # fmt: skip
     for run in runs:
-        baseline = next((r.p50_ms for r in run.rows if r.label == "unfiltered"), None)
-        lines += [
-            f"### {run.backend}: {run.sizes.describe()} (loaded in {run.seed_s:.0f} s)",
-            "",
-            "| query | p50 ms | p95 ms | x unfiltered | total |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for row in run.rows:
-            if row.p50_ms is None or row.p95_ms is None:
-                lines.append(f"| {row.label} | | | | {row.skipped} |")
-                continue
-            ratio = f"{row.p50_ms / baseline:.1f}x" if baseline else ""
-            if run.target and baseline and row.p50_ms > 5 * baseline:
-                ratio += " (over 5x)"
-            lines.append(f"| {row.label} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | {ratio} | "
-                         f"{row.total} |")  # fmt: skip
+        lines += [f"### {run.backend}: {run.sizes.describe()} (loaded in {run.seed_s:.0f} s)",
+                  "", *_table(run.rows, run.target)]  # fmt: skip
+        if run.jit_off:
+            lines += ["", f"{run.backend}, the same database with `jit = off`:", "",
+                      *_table(run.jit_off, run.target)]  # fmt: skip
         lines += ["", f"<details><summary>Plans, {run.backend}, {run.sizes.contacts:,} "
                   "contacts</summary>", ""]  # fmt: skip
         for row in run.rows:
@@ -471,19 +499,22 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--conversations", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--large-repeat", type=int, default=10, help="--repeat of --pg-large")
+    parser.add_argument("--pg-jit-off", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure PostgreSQL again with jit = off")  # fmt: skip
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--pg-large", type=int, default=1_000_000,
                         help="contacts of a second PostgreSQL run (0: none)")  # fmt: skip
     args = parser.parse_args()
     sizes = Sizes(args.contacts, args.companies, args.events, args.conversations)
-    runs = []
+    load_before, runs = os.getloadavg()[0], []
     with tempfile.TemporaryDirectory() as tmp:
         for backend in (name.strip() for name in args.backends.split(",")):
-            runs.append(run_backend(backend, sizes, args, Path(tmp), target=True))
+            runs.append(run_backend(backend, sizes, args, Path(tmp), True, args.repeat))
         if args.pg_large:
             large = sizes.scaled(args.pg_large)
-            runs.append(run_backend("postgres", large, args, Path(tmp), target=False))
-    section = render(runs, args)
+            runs.append(run_backend("postgres", large, args, Path(tmp), False, args.large_repeat))
+    section = render(runs, args, load_before)
     replace_section("search", section)
     print(section)
 
