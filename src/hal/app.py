@@ -17,6 +17,7 @@ from hal.api import (
     attributes,
     batch,
     demo,
+    installation,
     operations,
     privacy,
     stream,
@@ -37,6 +38,7 @@ from hal.inbox import routes as inbox
 from hal.inbox.session import LoginRequired
 from hal.services.admission import Admission
 from hal.services.change_feed import ChangeFeed
+from hal.services.installation import Installation
 from hal.services.login_throttle import LoginThrottle
 from hal.webhooks import routes as webhooks
 from hal.webhooks.delivery import DeliveryOptions, DeliveryWorker
@@ -59,7 +61,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             else None
         )
         app.state.change_feed.start()  # live streams, and the change log's retention purge
+        app.state.installation.start()
         yield
+        await app.state.installation.stop()  # the last counts, added before the pool closes
         await app.state.change_feed.stop()
         if delivery is not None:
             await delivery.stop()
@@ -93,6 +97,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         retention=settings.stream_retention,
         webhook_log_retention=settings.webhook_log_retention,
     )
+    app.state.installation = Installation(
+        database, flush_seconds=settings.installation_flush_seconds
+    )
     app.state.login_throttle = LoginThrottle(
         storage_url=settings.rate_limit_storage,
         per_email=settings.login_failures_per_email,
@@ -107,6 +114,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(batch.router)
     app.include_router(admin.router)
     app.include_router(agents.router)
+    app.include_router(installation.router)
     app.include_router(webhooks.router)
     app.include_router(stream.router)
     app.include_router(stream.widget_router)

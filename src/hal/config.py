@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=15, gt=0)
     webhook_poll_seconds: float = Field(default=0.5, gt=0)
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    # The installation check (README "Installation check and refusals"): each process adds
+    # its widget-call counts and refusals to the database this often; 0 turns counting off.
+    installation_flush_seconds: float = Field(default=5, ge=0, le=10)
     # Operations: GET /metrics (Prometheus) when true; log lines as text or one JSON object.
     metrics: bool = False
     log_format: Literal["text", "json"] = "text"

@@ -162,7 +162,15 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
             method, url.replace(b.app_id, team.project.app_id, 1), **kwargs
         )
         admin_only = any(
-            part in path for part in ("/settings", "/webhooks", "/audit", "/agents")
+            part in path
+            for part in (
+                "/settings",
+                "/webhooks",
+                "/audit",
+                "/agents",
+                "/installation",
+                "/refusals",
+            )
         ) or (
             "/attributes" in path and method != "get"  # defining and editing attributes
         )

@@ -8,11 +8,13 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Path, Query, Request
 
+from hal.api.errors import WIDGET_PREFIX, status_for
 from hal.config import Settings
 from hal.db.engine import Database, Tx
 from hal.db.models import Project
-from hal.domain.errors import Forbidden, Unauthorized
+from hal.domain.errors import Forbidden, HalError, Unauthorized
 from hal.services.audit import Actor
+from hal.services.installation import Claim, Installation
 from hal.services.projects import project_for_api_token
 from hal.services.team import MAX_ID, MAX_PAGE
 from hal.services.widget_call import Caller, run_widget_call
@@ -47,14 +49,35 @@ class Widget:
     db: Database
     settings: Settings
     caller: Caller
+    installation: Installation
+    route: str  # the path after /api/widget/
 
     async def run(
-        self, app_id: str, visitor_id: str, work: Callable[[Tx, Caller], Awaitable[T]]
+        self,
+        app_id: str,
+        visitor_id: str,
+        work: Callable[[Tx, Caller], Awaitable[T]],
+        *,
+        claim: Claim | None = None,
     ) -> T:
-        """The widget call's one transaction, admitted once (services/widget_call.py)."""
-        return await run_widget_call(
-            self.db, self.caller, app_id=app_id, visitor_id=visitor_id, work=work
-        )
+        """The widget call's one transaction, admitted once (services/widget_call.py), and
+        tallied for the installation check (identify's with its `claim`)."""
+        installation, origin = self.installation, self.caller.origin
+        try:
+            result = await run_widget_call(
+                self.db, self.caller, app_id=app_id, visitor_id=visitor_id, work=work
+            )
+        except HalError as exc:
+            if installation.counting:
+                installation.refused(app_id, origin, visitor_id=visitor_id, route=self.route,
+                                     status=status_for(exc), error=exc, identify=claim)  # fmt: skip
+            raise
+        if installation.counting:
+            installation.served(
+                app_id, origin, visitor_id=visitor_id, route=self.route, identify=claim,
+                warnings=getattr(result, "warnings", ()), proven=getattr(result, "proven", False),
+            )  # fmt: skip
+        return result
 
 
 async def get_widget(
@@ -72,7 +95,8 @@ async def get_widget(
         client=request.client.host if request.client else None,
         admission=state.admission,
     )
-    return Widget(db=state.database, settings=state.settings, caller=caller)
+    route = request.scope["path"].removeprefix(WIDGET_PREFIX)
+    return Widget(state.database, state.settings, caller, state.installation, route)
 
 
 WidgetDep = Annotated[Widget, Depends(get_widget)]

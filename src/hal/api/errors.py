@@ -13,6 +13,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hal.domain import errors
+from hal.services.installation import Claim
+
+WIDGET_PREFIX = "/api/widget/"
 
 log = logging.getLogger("hal")
 
@@ -74,7 +77,7 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
-def _status_for(exc: errors.HalError) -> int:
+def status_for(exc: errors.HalError) -> int:
     for kind in type(exc).__mro__:
         if kind in STATUS_BY_KIND:
             return STATUS_BY_KIND[kind]
@@ -87,7 +90,7 @@ async def _hal_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, errors.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     details = exc.details if isinstance(exc, errors.Gone) else None
-    return error_response(_status_for(exc), exc.code, exc.message, exc.field, details, **headers)
+    return error_response(status_for(exc), exc.code, exc.message, exc.field, details, **headers)
 
 
 PYDANTIC_CODES = {
@@ -129,11 +132,33 @@ def _most_specific(found: Sequence[Any]) -> Any:
     return found[0]
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    refusal: errors.HalError
     if _most_specific(exc.errors()).get("type") == "json_invalid":
-        return error_response(400, "invalid_json", "the body is not valid JSON", None)
-    return error_response(422, *describe_validation(exc.errors()))
+        status, refusal = 400, errors.BadRequest("invalid_json", "the body is not valid JSON")
+    else:
+        code, message, field = describe_validation(exc.errors())
+        status, refusal = 422, errors.InvalidInput(code, message, field=field)
+    if request.scope["path"].startswith(WIDGET_PREFIX):
+        _widget_refused(request, exc.body, status, refusal)
+    return error_response(status, refusal.code, refusal.message, refusal.field)
+
+
+def _widget_refused(request: Request, body: Any, status: int, refusal: errors.HalError) -> None:
+    """A widget call refused before its route ran, for the installation check (when its body
+    names a project)."""
+    installation = request.app.state.installation
+    keys = body if isinstance(body, dict) else {}
+    app_id, visitor_id = keys.get("app_id"), keys.get("visitor_id")
+    if not installation.counting or not isinstance(app_id, str) or len(app_id) > 255:
+        return
+    route = request.scope["path"].removeprefix(WIDGET_PREFIX)
+    claim = Claim.of(keys.get("user_id"), keys.get("email")) if route == "identify" else None
+    installation.refused(
+        app_id, request.headers.get("origin"), route=route, status=status, error=refusal,
+        visitor_id=visitor_id if isinstance(visitor_id, str) else None, identify=claim,
+    )  # fmt: skip
 
 
 def describe_validation(found: Sequence[Any]) -> tuple[str, str, str | None]:

@@ -11,10 +11,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hal.api.deps import get_team_auth
+from hal.api.errors import WIDGET_PREFIX
 from hal.db.engine import Database
 from hal.domain.errors import Forbidden, Unauthorized, error_body
-
-WIDGET_PREFIX = "/api/widget/"
 
 
 class BodyLimitMiddleware:

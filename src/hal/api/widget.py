@@ -44,6 +44,7 @@ from hal.schemas import (
 from hal.schemas.widget import WidgetKeys
 from hal.services.crm import set_deal, set_stage, track
 from hal.services.identify import identify
+from hal.services.installation import Claim
 from hal.services.properties import set_properties
 from hal.services.widget_call import Caller
 from hal.services.widget_messages import post_widget_message, read_widget_messages
@@ -80,8 +81,9 @@ async def identify_route(body: IdentifyRequest, widget: WidgetDep) -> IdentifyRe
             tx, request=body, caller=caller, limits=settings.limits, session_ttl=ttl
         )
 
+    claim = Claim.of(body.user_id, body.email)
     try:
-        result = await widget.run(body.app_id, body.visitor_id, work)
+        result = await widget.run(body.app_id, body.visitor_id, work, claim=claim)
     except HalError:
         metrics.identify_outcome("refused")
         raise

@@ -51,6 +51,15 @@ class Proof:
 UNVERIFIED = Proof()
 
 
+class ProofRefused(Unauthorized):
+    """A wrong or missing proof. `reason` is what the installation check counts it as:
+    hash_mismatch, token_expired, token_invalid or proof_required."""
+
+    def __init__(self, code: str, message: str, *, field: str, reason: str) -> None:
+        super().__init__(code, message, field=field)
+        self.reason = reason
+
+
 def compute_user_hash(secret: str, value: str) -> str:
     """Lowercase hex HMAC-SHA256 of `value` keyed by the project's identity secret."""
     return hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
@@ -77,15 +86,19 @@ def decode_identity_token(secrets: Iterable[str], token: str) -> dict[str, Any]:
             )
             return claims
         except jwt.ExpiredSignatureError:
-            raise Unauthorized(
-                "invalid_identity_token", "identity_token has expired", field="identity_token"
+            raise ProofRefused(
+                "invalid_identity_token",
+                "identity_token has expired",
+                field="identity_token",
+                reason="token_expired",
             ) from None
         except jwt.PyJWTError as exc:
             last_error = exc
-    raise Unauthorized(
+    raise ProofRefused(
         "invalid_identity_token",
         f"identity_token is not valid for this project ({last_error})",
         field="identity_token",
+        reason="token_invalid",
     )
 
 
@@ -131,10 +144,11 @@ def resolve_proof(
             name=signed_name if signed_name is not None else claims.name,
         )
         if signed_user_id is None and signed_email is None:
-            raise Unauthorized(
+            raise ProofRefused(
                 "invalid_identity_token",
                 "identity_token must carry a user_id or an email claim",
                 field="identity_token",
+                reason="token_invalid",
             )
         proof = Proof(
             user_id=signed_user_id,
@@ -147,11 +161,12 @@ def resolve_proof(
     if user_hash is not None:
         signed_value = claims.user_id if claims.user_id is not None else claims.email
         if signed_value is None or not user_hash_matches(secrets, signed_value, user_hash):
-            raise Unauthorized(
+            raise ProofRefused(
                 "invalid_user_hash",
                 "user_hash does not match the HMAC-SHA256 of "
                 + ("user_id" if claims.user_id is not None else "email"),
                 field="user_hash",
+                reason="hash_mismatch",
             )
         if claims.user_id is not None:
             proof = replace(proof, user_id=claims.user_id)
@@ -160,10 +175,11 @@ def resolve_proof(
             proof = replace(proof, user_id=None, email=normalize_email(claims.email))
 
     if mode is VerificationMode.ENFORCED and not proof.verified:
-        raise Unauthorized(
+        raise ProofRefused(
             "user_hash_required",
             "this project requires a valid user_hash or identity_token on identify",
             field="user_hash",
+            reason="proof_required",
         )
     return claims, proof
 
@@ -173,10 +189,11 @@ def _claim_str(token: Mapping[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise Unauthorized(
+        raise ProofRefused(
             "invalid_identity_token",
             f"identity_token claim {key!r} must be a non-empty string",
             field="identity_token",
+            reason="token_invalid",
         )
     return value
 
@@ -186,9 +203,10 @@ def _claim_ids(token: Mapping[str, Any], key: str) -> frozenset[str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise Unauthorized(
+        raise ProofRefused(
             "invalid_identity_token",
             f"identity_token claim {key!r} must be a list of strings",
             field="identity_token",
+            reason="token_invalid",
         )
     return frozenset(value)

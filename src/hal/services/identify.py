@@ -75,6 +75,7 @@ class IdentifyResult:
     stage: StageDecision | None
     stage_mode: StageMode | None
     outcome: str  # created, matched, claimed (a lead got the user_id) or merged (metrics)
+    proven: bool = False  # the call carried a valid proof (the installation check)
 
 
 @dataclass(frozen=True)
@@ -594,6 +595,7 @@ async def identify(
         stage=decision,
         stage_mode=checked.stage_mode if decision is not None else None,
         outcome=_outcome(plan),
+        proven=checked.proof.verified,
     )
 
 
