@@ -33,6 +33,7 @@ from hal.api.middleware import (
 )
 from hal.config import Settings
 from hal.db.engine import Database
+from hal.inbox import find as inbox_find
 from hal.inbox import merge as inbox_merge
 from hal.inbox import routes as inbox
 from hal.inbox.session import LoginRequired
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(stream.router)
     app.include_router(stream.widget_router)
     app.include_router(inbox.router)
+    app.include_router(inbox_find.router)
     app.include_router(inbox_merge.router)
     app.include_router(operations.router)
     if settings.metrics:

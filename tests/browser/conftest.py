@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,9 +56,10 @@ class Site:
     agent_password: str
 
 
-@pytest.fixture(scope="session")
-def site(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[Site]:
-    database_url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'hal.db'}"
+@contextmanager
+def serve_site(directory: Path, log: Path) -> Iterator[Site]:
+    """A fresh database with the project "acme-app", its agent and a team token, served."""
+    database_url = f"sqlite:///{directory / 'hal.db'}"
     hal(database_url, "migrate")
     project = hal(
         database_url, "projects", "create", "--name", "Acme support", "--app-id", "acme-app"
@@ -74,7 +79,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Itera
         stdin=password + "\n",
     )
     token = hal(database_url, "tokens", "create", "--app-id", "acme-app")["token"]
-    with running_server(database_url, log=artifacts_dir / "server-browser.log") as url:
+    with running_server(database_url, log=log) as url:
         yield Site(
             url,
             database_url,
@@ -84,6 +89,50 @@ def site(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Itera
             "sam@acme.com",
             password,
         )
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[Site]:
+    with serve_site(tmp_path_factory.mktemp("browser"), artifacts_dir / "server-browser.log") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def empty_site(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[Site]:
+    """A site of the module's own, for tests that count every record of the project."""
+    with serve_site(tmp_path_factory.mktemp("empty"), artifacts_dir / "server-empty.log") as s:
+        yield s
+
+
+def cached_npm_file(package: str, path: str) -> Path:
+    """A file of an npm package, fetched once with `npm pack` into the user's cache (skipped
+    locally, failed in CI, when npm cannot fetch it)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hal-tests"
+    name, _, version = package.rpartition("@") if package.count("@") else (package, "", "")
+    target = cache / f"{name}-{version or 'latest'}" / path
+    if target.exists():
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        require_or_skip("npm is not installed (needed for the accessibility check)")
+    assert npm is not None
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as work:
+        packed = subprocess.run(
+            [npm, "pack", package, "--silent", "--pack-destination", work],
+            capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        if packed.returncode != 0:
+            require_or_skip(f"npm pack {package} failed: {packed.stderr.strip()[-300:]}")
+        tarball = Path(work) / packed.stdout.strip().splitlines()[-1]
+        with tarfile.open(tarball) as archive:
+            member = archive.extractfile(f"package/{path}")
+            assert member is not None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".partial")
+            partial.write_bytes(member.read())
+            partial.replace(target)
+    return target
 
 
 @dataclass(frozen=True)

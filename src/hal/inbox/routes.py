@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path as FilePath
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -16,6 +16,7 @@ from hal.api.errors import error_response
 from hal.api.presenters import conversation_summary_out, message_out
 from hal.api.stream import last_event_id_of, open_stream
 from hal.db.engine import Database, Tx
+from hal.domain.search import Kind
 from hal.inbox.session import (
     LoginRequired,
     SignedIn,
@@ -24,13 +25,17 @@ from hal.inbox.session import (
     end_session,
     log_in,
 )
-from hal.services import conversations, team
+from hal.services import conversations, finder, team
 from hal.services.audit import Actor
 
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent.parent / "web" / "templates")
 router = APIRouter(prefix="/inbox", include_in_schema=False)
 AgentDep = Annotated[SignedIn, Depends(current_agent)]
 CsrfField = Annotated[str | None, Form(alias="csrf_token")]
+# A filter in the URL: the search language as URL-encoded JSON (README "Search").
+FilterParam = Annotated[str | None, Query(alias="filter", max_length=20_000)]
+ViewParam = Annotated[int | None, Query(alias="view", ge=1, le=team.MAX_ID)]
+CursorParam = Annotated[str | None, Query(max_length=1000)]
 
 
 def segment(value: object) -> str:
@@ -108,23 +113,118 @@ async def _list(db: Database, login: SignedIn, status: str | None) -> list[Any]:
     return [conversation_summary_out(item) for item in page.items]
 
 
-def _status(value: str | None) -> str | None:
-    return value if value in {"open", "closed"} else None if value == "all" else "open"
+def _status(value: str | None, *, filtered: bool = False) -> str | None:
+    """The list's status tab: open unless asked, or all for a filter or a view."""
+    if value in {"open", "closed"}:
+        return value
+    return None if value == "all" or (value is None and filtered) else "open"
+
+
+def finder_url(path: str, **params: object) -> str:
+    """A finder screen's URL with its filter, view, status and cursor (those given)."""
+    given = {name: value for name, value in params.items() if value is not None}
+    return f"{path}?{urlencode(given)}" if given else path
+
+
+def finder_context(
+    found: finder.Found,
+    *,
+    path: str,
+    filter_text: str | None,
+    view_id: int | None,
+    cursor: str | None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """What the finder's templates need: the builder's fields and filter, the count, the
+    views, and the links to the next and the first page."""
+    state: dict[str, object] = {}
+    if view_id is not None:
+        state["view"] = view_id
+    elif filter_text is not None:
+        state["filter"] = filter_text
+    if status is not None:
+        state["status"] = status
+    page = found.page
+    return {
+        "kind": found.kind.value,
+        "path": path,
+        "fields": [choice.as_json() for choice in found.choices],
+        "query": found.query,
+        "applied": found.query is not None,
+        "page": page,
+        "problem": found.problem,
+        "views": found.views,
+        "view": found.view,
+        "state": state,
+        "here": finder_url(path, **state, cursor=cursor),
+        "params": urlencode({**state, **({"cursor": cursor} if cursor else {})}),
+        "next_url": finder_url(path, **state, cursor=page.next_cursor)
+        if page and page.next_cursor
+        else None,
+        "first_url": finder_url(path, **state) if cursor else None,
+    }
+
+
+def problem_status(context: dict[str, Any]) -> int:
+    """A finder screen whose filter could not be read answers 422; a missing view, 404."""
+    if context["problem"] is None:
+        return 200
+    return 404 if "view" in context["state"] and context["view"] is None else 422
+
+
+async def conversation_list(
+    db: Database,
+    login: SignedIn,
+    *,
+    status: str | None,
+    filter_text: str | None,
+    view_id: int | None,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """The conversation list of the inbox's pages, as the filter or the view says."""
+    filtered = filter_text is not None or view_id is not None
+    chosen = _status(status, filtered=filtered)
+    found = await db.run(
+        lambda tx: finder.find(
+            tx, app_id=login.project.app_id, kind=Kind.CONVERSATIONS, filter_text=filter_text,
+            view_id=view_id, status=chosen, cursor=cursor, limit=100,
+        )
+    )  # fmt: skip
+    context = finder_context(
+        found, path="/inbox", filter_text=filter_text, view_id=view_id, cursor=cursor,
+        status=chosen or "all",
+    )  # fmt: skip
+    items = found.page.items if found.page else []
+    unfiltered_state = {k: v for k, v in context["state"].items() if k != "status"}
+    context["tabs"] = [
+        (value, label, finder_url("/inbox", **unfiltered_state, status=value))
+        for value, label in (("open", "Open"), ("closed", "Closed"), ("all", "All"))
+    ]
+    return {
+        "conversations": [conversation_summary_out(item) for item in items],
+        "status": chosen or "all",
+        # Live updates redraw the first page of the whole list, not a filtered or later one.
+        "live_list": not filtered and cursor is None,
+        "finder": context,
+    }
 
 
 @router.get("")
 async def inbox(
-    request: Request, login: AgentDep, db: DatabaseDep, status: str | None = None
+    request: Request,
+    login: AgentDep,
+    db: DatabaseDep,
+    status: str | None = None,
+    filter_text: FilterParam = None,
+    view_id: ViewParam = None,
+    cursor: CursorParam = None,
 ) -> HTMLResponse:
-    chosen = _status(status)
-    return _page(
-        request,
-        "inbox.html",
-        login,
-        conversations=await _list(db, login, chosen),
-        status=chosen or "all",
-        thread=None,
+    listed = await conversation_list(
+        db, login, status=status, filter_text=filter_text, view_id=view_id, cursor=cursor
     )
+    page = _page(request, "inbox.html", login, thread=None, **listed)
+    page.status_code = problem_status(listed["finder"])
+    return page
 
 
 @router.get("/stream")
@@ -177,17 +277,15 @@ async def conversation_page(
     login: AgentDep,
     db: DatabaseDep,
     status: str | None = None,
+    filter_text: FilterParam = None,
+    view_id: ViewParam = None,
+    cursor: CursorParam = None,
 ) -> HTMLResponse:
-    chosen = _status(status)
     context = await _thread_context(db, login, conversation_id)
-    return _page(
-        request,
-        "inbox.html",
-        login,
-        conversations=await _list(db, login, chosen),
-        status=chosen or "all",
-        **context,
+    listed = await conversation_list(
+        db, login, status=status, filter_text=filter_text, view_id=view_id, cursor=cursor
     )
+    return _page(request, "inbox.html", login, **listed, **context)
 
 
 @router.get("/conversations/{conversation_id}/messages.json")

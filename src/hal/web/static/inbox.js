@@ -93,7 +93,7 @@
   }
 
   document.addEventListener("keydown", (event) => {
-    const typing = ["TEXTAREA", "INPUT"].includes(event.target.tagName);
+    const typing = ["TEXTAREA", "INPUT", "SELECT"].includes(event.target.tagName);
     if (typing) {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && event.target.form) {
         event.preventDefault();
@@ -143,7 +143,9 @@
   document.addEventListener("DOMContentLoaded", () => {
     const thread = document.getElementById("messages");
     if (thread) thread.scrollTop = thread.scrollHeight;
-    const list = document.getElementById("conversation-list");
+    const shown = document.getElementById("conversation-list");
+    // A filtered list, or a later page, is not redrawn by live updates (they list page one).
+    const list = shown && shown.dataset.live !== "off" ? shown : null;
     const inbox = document.querySelector(".inbox");
     if (thread || (list && inbox)) live(thread, list, inbox ? inbox.dataset.status : "open");
   });
