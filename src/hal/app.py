@@ -32,6 +32,7 @@ from hal.api.middleware import (
     WidgetCORSMiddleware,
 )
 from hal.config import Settings
+from hal.console import routes as console
 from hal.db.engine import Database
 from hal.inbox import find as inbox_find
 from hal.inbox import merge as inbox_merge
@@ -122,10 +123,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(inbox.router)
     app.include_router(inbox_find.router)
     app.include_router(inbox_merge.router)
+    app.include_router(console.router)
     app.include_router(operations.router)
     if settings.metrics:
         app.include_router(operations.metrics_router)
     app.add_exception_handler(LoginRequired, inbox.login_redirect)
+    app.add_exception_handler(console.AdminOnly, console.admins_only)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     @app.get("/widget.js", include_in_schema=False)

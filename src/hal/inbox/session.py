@@ -1,4 +1,4 @@
-"""The inbox's login session: an HttpOnly cookie holding a random token whose session lives on
+"""The inbox's (and the admin console's) login session: an HttpOnly cookie holding a random token whose session lives on
 the server (logging out, removing the agent or a new password ends it at once), with a CSRF
 token per session; and the login itself, throttled and audited."""
 
@@ -17,6 +17,10 @@ from hal.services.agents import SignedIn
 from hal.services.login_throttle import LoginThrottle
 
 COOKIE = "hal_inbox"
+ADMIN_COOKIE = "hal_admin"
+# The session's cookies, by the part of the site each one reaches: the inbox and the admin
+# console (the same session under two names), nothing else.
+COOKIE_PATHS = {"/inbox": COOKIE, "/admin": ADMIN_COOKIE}
 MAX_AGE = 12 * 3600
 MAX_TOKEN_LENGTH = 128
 
@@ -33,15 +37,16 @@ async def start_session(request: Request, response: Response, agent: Agent) -> b
     )
     if token is None:
         return False
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=MAX_AGE,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-        path="/inbox",
-    )
+    for path, name in COOKIE_PATHS.items():
+        response.set_cookie(
+            name,
+            token,
+            max_age=MAX_AGE,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+            path=path,
+        )
     return True
 
 
@@ -84,11 +89,12 @@ async def log_in(
 async def end_session(request: Request, response: Response, login: SignedIn) -> None:
     database: Database = request.app.state.database
     await database.transaction(lambda s: agents.end_session(session=s, session_id=login.id))
-    response.delete_cookie(COOKIE, path="/inbox")
+    for path, name in COOKIE_PATHS.items():
+        response.delete_cookie(name, path=path)
 
 
 async def current_agent(request: Request) -> SignedIn:
-    token = request.cookies.get(COOKIE)
+    token = request.cookies.get(COOKIE) or request.cookies.get(ADMIN_COOKIE)
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise LoginRequired
     database: Database = request.app.state.database
