@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hal.db.engine import Database
+from hal.domain.projects import TokenKind
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode, compute_user_hash
 from hal.services.projects import ProjectSettings, create_api_token, create_project
@@ -69,9 +70,13 @@ def identify_payload(project: TestProject, **fields: Any) -> dict[str, Any]:
 
 
 async def make_token(database: Database, project: TestProject, *, admin: bool = False) -> str:
-    return await database.transaction(
-        lambda session: create_api_token(session=session, app_id=project.app_id, admin=admin)
-    )
+    kind = TokenKind.ADMIN if admin else TokenKind.TEAM
+
+    async def work(session: Any) -> str:
+        issued = await create_api_token(session=session, app_id=project.app_id, kind=kind)
+        return issued.token
+
+    return await database.transaction(work)
 
 
 async def number_all_changes(database: Database) -> None:

@@ -33,7 +33,7 @@ from hal.db.migrate import head_revision, new_revision
 from hal.db.models import Agent
 from hal.domain.csv_import import ImportKind
 from hal.domain.errors import HalError
-from hal.domain.projects import CompanyClaims
+from hal.domain.projects import CompanyClaims, TokenKind
 from hal.domain.roles import Role
 from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode, compute_user_hash
@@ -248,15 +248,22 @@ def tokens_create(
     admin: Annotated[
         bool, typer.Option("--admin", help="Also project settings and secrets (admin API)")
     ] = False,
+    label: Annotated[
+        str | None, typer.Option("--label", help="What it is for, shown in the token list")
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an API token for one project and print it once."""
+    kind = TokenKind.ADMIN if admin else TokenKind.TEAM
 
-    async def work(session: AsyncSession) -> str:
-        return await project_service.create_api_token(session=session, app_id=app_id, admin=admin)
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        issued = await project_service.create_api_token(
+            session=session, app_id=app_id, kind=kind, label=label
+        )
+        return {"token": issued.token, "app_id": app_id, "scope": kind.value,
+                "id": issued.row.id, "label": issued.row.label}  # fmt: skip
 
-    scope = "admin" if admin else "team"
-    print_json({"token": _run(database_url, work), "app_id": app_id, "scope": scope})
+    print_json(_run(database_url, work))
 
 
 PasswordStdin = Annotated[

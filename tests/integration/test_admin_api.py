@@ -77,3 +77,53 @@ async def test_contact_writes_are_validated_and_isolated(team, team_for, new_pro
     assert nested.json()["error"]["field"] == "metadata.k"
     unknown_field = await team.patch(f"/contacts/{mine['id']}", {"email": "x@example.com"})
     assert unknown_field.status_code == 422
+
+
+async def test_an_admin_checks_a_user_hash_without_seeing_the_secret(admin):
+    project = admin.project
+    right = await admin.post(
+        "/settings/check-hash", {"user_id": "u1", "user_hash": project.hash("u1")}
+    )
+    assert right.status_code == 200, right.text
+    assert right.json() == {"valid": True, "signed": "user_id", "secret": "current"}
+    assert project.secret not in right.text
+    email = "Ann@Example.com"  # signed as the widget sends it
+    by_email = await admin.post(
+        "/settings/check-hash", {"email": email, "user_hash": project.hash(email)}
+    )
+    assert by_email.json() == {"valid": True, "signed": "email", "secret": "current"}
+    wrong = await admin.post(
+        "/settings/check-hash", {"user_id": "u2", "user_hash": project.hash("u1")}
+    )
+    assert wrong.json() == {"valid": False, "signed": "user_id", "secret": None}
+
+
+async def test_a_hash_by_the_previous_secret_is_valid_until_the_grace_period_ends(admin):
+    old_hash = admin.project.hash("u1")
+    await admin.post("/settings/rotate-secret", {"grace_seconds": 3600})
+    checked = await admin.post("/settings/check-hash", {"user_id": "u1", "user_hash": old_hash})
+    assert checked.json() == {"valid": True, "signed": "user_id", "secret": "previous"}
+    await admin.post("/settings/rotate-secret", {"grace_seconds": 0})
+    expired = await admin.post("/settings/check-hash", {"user_id": "u1", "user_hash": old_hash})
+    assert expired.json() == {"valid": False, "signed": "user_id", "secret": None}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"user_hash": "ab"}, "user_id"),
+        ({"user_id": "u1", "email": "a@example.com", "user_hash": "ab"}, "email"),
+        ({"user_id": "u1"}, "user_hash"),
+        ({"user_id": "u1", "user_hash": "ab" * 65}, "user_hash"),
+        ({"user_id": 7, "user_hash": "ab"}, "user_id"),
+    ],
+)
+async def test_a_hash_check_takes_exactly_one_key_and_names_the_field(admin, body, field):
+    refused = await admin.post("/settings/check-hash", body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == field
+
+
+async def test_a_hash_check_needs_an_admin_token(team):
+    refused = await team.post("/settings/check-hash", {"user_id": "u1", "user_hash": "ab"})
+    assert refused.status_code == 403

@@ -84,6 +84,14 @@ def test_tokens_and_agents(db):
     assert weak.exit_code == 1
 
 
+def test_a_token_has_the_label_it_was_made_with(db):
+    hal(db, "projects", "create", "--app-id", "p1")
+    made = hal(db, "tokens", "create", "--app-id", "p1", "--admin", "--label", "CI deploys")
+    assert (made["scope"], made["label"]) == ("admin", "CI deploys")
+    too_long = hal(db, "tokens", "create", "--app-id", "p1", "--label", "x" * 256, ok=False)
+    assert json.loads(too_long.stderr)["error"]["field"] == "label"
+
+
 def test_agents_have_roles_and_the_last_admin_stays(db):
     hal(db, "projects", "create", "--app-id", "p1")
     password = "a long enough password\n"

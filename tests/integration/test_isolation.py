@@ -21,6 +21,11 @@ WIDGET_BODIES: dict[str, dict[str, Any]] = {
     "/api/widget/stream": {},
 }
 
+ADMIN_PATHS = (
+    "/settings", "/webhooks", "/audit", "/agents", "/installation", "/refusals", "/tokens",
+    "/erasures",
+)  # fmt: skip
+
 
 @pytest.fixture
 async def victim(widget, new_project, team_for):
@@ -112,6 +117,7 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
         "view_id": victim["view_id"],
         "endpoint_id": 1,
         "agent_id": 1,
+        "token_id": 1,
         "message_id": 1,
         "hash": "0" * 64,
         "model": "contact",
@@ -135,6 +141,10 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
                 "query": {"field": "status", "operator": "exists"}
             },
             "/api/projects/{app_id}/settings/rotate-secret": {"grace_seconds": 0},
+            "/api/projects/{app_id}/settings/check-hash": {"user_id": "victim", "user_hash": "0"},
+            "/api/projects/{app_id}/tokens": {"label": "a's token"},
+            # B's person by a key: under A's token, unknown there.
+            "/api/projects/{app_id}/erasures": {"user_id": "victim", "suppress": True},
             "/api/projects/{app_id}/views": {"name": "a's view", "model": "contacts"},
             "/api/projects/{app_id}/views/{view_id}": {"name": "x"},
             "/api/projects/{app_id}/contacts/merge": {
@@ -161,20 +171,14 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
         own = await widget.http.request(
             method, url.replace(b.app_id, team.project.app_id, 1), **kwargs
         )
-        admin_only = any(
-            part in path
-            for part in (
-                "/settings",
-                "/webhooks",
-                "/audit",
-                "/agents",
-                "/installation",
-                "/refusals",
-            )
-        ) or (
-            "/attributes" in path and method != "get"  # defining and editing attributes
+        # Admin tokens only; of attributes, defining and editing them; of suppressions, the
+        # list (lifting one is the team's).
+        admin_only = (
+            any(part in path for part in ADMIN_PATHS)
+            or ("/attributes" in path and method != "get")
+            or path.endswith("/suppressions")
         )
-        allowed = {403} if admin_only else {200, 404}  # admin tokens only
+        allowed = {403} if admin_only else {200, 404}
         if path.endswith("/views") and method == "post":
             allowed = {201}  # a view of A's own
         assert own.status_code in allowed, (method, url, own.text)

@@ -41,7 +41,7 @@ async def _ensure_demo_project(database: Database) -> str:
             await get_project(session=session, app_id="demo")
         except NotFound:
             await create_project(session=session, app_id="demo", settings=ProjectSettings())
-        return await create_api_token(session=session, app_id="demo")
+        return (await create_api_token(session=session, app_id="demo")).token
 
     return await database.transaction(work)
 

@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from hal.domain.errors import Unauthorized
+from hal.domain.errors import InvalidInput, Unauthorized
 from hal.domain.verification import (
     VerificationMode,
     compute_user_hash,
+    matching_secret,
     resolve_proof,
+    signed_key,
     user_hash_matches,
 )
 
@@ -30,6 +32,22 @@ def test_any_accepted_secret_verifies_and_case_does_not_matter():
     value = compute_user_hash("new", "u1")
     assert user_hash_matches(["old", "new"], "u1", value.upper())
     assert not user_hash_matches(["old"], "u1", value)
+
+
+def test_the_matching_secret_is_named_by_its_place_current_first():
+    assert matching_secret(["new", "old"], "u1", compute_user_hash("new", "u1")) == 0
+    assert matching_secret(["new", "old"], "u1", compute_user_hash("old", "u1")) == 1
+    assert matching_secret(["new", "old"], "u2", compute_user_hash("old", "u1")) is None
+
+
+def test_a_hash_to_check_signs_exactly_one_key():
+    assert signed_key(user_id="u1", email=None) == ("user_id", "u1")
+    assert signed_key(user_id=None, email="A@x.com") == ("email", "A@x.com")
+    with pytest.raises(InvalidInput) as both:
+        signed_key(user_id="u1", email="a@x.com")
+    with pytest.raises(InvalidInput) as neither:
+        signed_key(user_id=None, email=None)
+    assert (both.value.field, neither.value.field) == ("email", "user_id")
 
 
 def resolve(mode=VerificationMode.ENABLED, **fields):

@@ -229,7 +229,11 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     # "team": the team API; "admin": also project settings and secrets.
     scope: Mapped[str] = mapped_column(String(8), default="team", server_default="team")
+    # What the admin names it by ("CI deploys"); never the token.
+    label: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Written when it authenticates, at most once a minute (services/projects.py).
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

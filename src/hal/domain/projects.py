@@ -1,4 +1,5 @@
-"""Project settings rules: app ids, stage pipelines, allowed origins, protected keys."""
+"""Project settings rules: app ids, stage pipelines, allowed origins, protected keys, API
+token labels."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 from hal.domain.attributes import Attribute, Model
 from hal.domain.errors import InvalidInput
 from hal.domain.stages import StageMode
+from hal.domain.validation import check_text
 from hal.domain.verification import VerificationMode
 
 APP_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -23,6 +25,23 @@ class CompanyClaims(StrEnum):
 
     OPEN = "open"
     SIGNED = "signed"
+
+
+class TokenKind(StrEnum):
+    """What an API token may do: the team API, or also the admin API (`admin`)."""
+
+    TEAM = "team"
+    ADMIN = "admin"
+
+
+MAX_TOKEN_LABEL = 255
+
+
+def check_token_label(label: str | None) -> str | None:
+    """A token's label, trimmed; a blank one is no label."""
+    if label is None or not label.strip():
+        return None
+    return check_text(label.strip(), field="label", max_length=MAX_TOKEN_LABEL)
 
 
 def check_app_id(app_id: str) -> str:

@@ -12,11 +12,11 @@ import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 
-from hal.domain.errors import Unauthorized
+from hal.domain.errors import InvalidInput, Unauthorized
 from hal.domain.validation import normalize_email
 
 
@@ -67,13 +67,39 @@ def compute_user_hash(secret: str, value: str) -> str:
 
 def user_hash_matches(secrets: Iterable[str], value: str, user_hash: str) -> bool:
     """Compare in constant time against every secret currently accepted (rotation grace)."""
+    return matching_secret(secrets, value, user_hash) is not None
+
+
+def matching_secret(secrets: Iterable[str], value: str, user_hash: str) -> int | None:
+    """Which accepted secret (0: the current one, 1: the previous one) `user_hash` signs
+    `value` with, or None."""
     candidate = user_hash.strip().lower().encode()
-    matched = False
-    for secret in secrets:
+    matched = None
+    for position, secret in enumerate(secrets):
         expected = compute_user_hash(secret, value).encode()
         # No early exit: the time taken does not reveal which secret matched.
-        matched |= hmac.compare_digest(expected, candidate)
+        if hmac.compare_digest(expected, candidate) and matched is None:
+            matched = position
     return matched
+
+
+SignedKey = Literal["user_id", "email"]
+
+
+def signed_key(*, user_id: str | None, email: str | None) -> tuple[SignedKey, str]:
+    """The one value a user_hash to check signs: a user_id or an email, as the widget sends
+    it (exactly one of them)."""
+    if user_id is not None and email is not None:
+        raise InvalidInput(
+            "one_key_only", "give user_id or email, not both: a hash signs one", field="email"
+        )
+    if user_id is not None:
+        return "user_id", user_id
+    if email is not None:
+        return "email", email
+    raise InvalidInput(
+        "missing_field", "give the user_id or the email the hash signs", field="user_id"
+    )
 
 
 def decode_identity_token(secrets: Iterable[str], token: str) -> dict[str, Any]:

@@ -1,24 +1,38 @@
-"""Project administration: create, update, show, rotate the identity secret, team tokens."""
+"""Project administration: create, update, show, rotate the identity secret and check a
+user_hash against it, API tokens."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.db.models import ApiToken, Project
-from hal.db.queries import project_by_app_id
+from hal.db.queries import locked, project_by_app_id
 from hal.db.types import utcnow
 from hal.domain.errors import Conflict, NotFound
 from hal.domain.privacy import check_retention_days
-from hal.domain.projects import CompanyClaims, check_app_id, check_stages, normalize_origin
+from hal.domain.projects import (
+    CompanyClaims,
+    TokenKind,
+    accepted_secrets,
+    check_app_id,
+    check_stages,
+    check_token_label,
+    normalize_origin,
+)
 from hal.domain.stages import StageMode
-from hal.domain.verification import VerificationMode
+from hal.domain.verification import (
+    SignedKey,
+    VerificationMode,
+    matching_secret,
+    signed_key,
+)
 from hal.schemas.team import ProjectOut
 from hal.services.audit import CLI, SECRET, Actor, record_audit
 
@@ -146,6 +160,39 @@ async def rotate_secret(
     return project
 
 
+@dataclass(frozen=True)
+class HashCheck:
+    """Whether a user_hash is right for a value, and which secret signed it; never a secret."""
+
+    valid: bool
+    signed: SignedKey
+    secret: Literal["current", "previous"] | None
+
+
+async def check_user_hash(
+    *,
+    session: AsyncSession,
+    app_id: str,
+    user_id: str | None = None,
+    email: str | None = None,
+    user_hash: str,
+) -> HashCheck:
+    """Check a user_hash against the project's current secret and, during a rotation's grace
+    period, the previous one, as identify would."""
+    signed, value = signed_key(user_id=user_id, email=email)
+    project = await get_project(session=session, app_id=app_id)
+    accepted = accepted_secrets(
+        project.identity_secret,
+        project.previous_identity_secret,
+        project.previous_secret_expires_at,
+        utcnow(),
+    )
+    matched = matching_secret(accepted, value, user_hash)
+    if matched is None:
+        return HashCheck(valid=False, signed=signed, secret=None)
+    return HashCheck(valid=True, signed=signed, secret="current" if matched == 0 else "previous")
+
+
 def project_view(project: Project) -> ProjectOut:
     """The project's settings as the admin API and the command line show them (no secret)."""
     return ProjectOut.model_validate(project, from_attributes=True)
@@ -164,56 +211,121 @@ def hash_api_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_api_token(*, session: AsyncSession, app_id: str, admin: bool = False) -> str:
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new API token: its row, and the token itself, which is shown this once."""
+
+    row: ApiToken
+    token: str
+
+
+async def create_api_token(
+    *,
+    session: AsyncSession,
+    app_id: str,
+    kind: TokenKind = TokenKind.TEAM,
+    label: str | None = None,
+    actor: Actor = CLI,
+) -> IssuedToken:
     """An API token for one project (team, or admin: settings and secrets too); only its hash
     is stored."""
+    label = check_token_label(label)
     project = await get_project(session=session, app_id=app_id)
     token = f"hal_{secrets.token_urlsafe(32)}"
     row = ApiToken(
         project_id=project.id,
         token_hash=hash_api_token(token),
         prefix=token[:8],
-        scope="admin" if admin else "team",
+        scope=TokenKind(kind).value,
+        label=label,
+        created_at=utcnow(),
     )
     session.add(row)
     await session.flush()
+    changes: dict[str, Any] = {"scope": row.scope}
+    if label is not None:
+        changes["label"] = label
     await record_audit(
         session,
         project_id=project.id,
-        actor=CLI,
+        actor=actor,
         action="token.created",
         target=str(row.id),
-        changes={"scope": row.scope},
+        changes=changes,
     )
-    return token
+    return IssuedToken(row, token)
 
 
-async def revoke_api_token(*, session: AsyncSession, app_id: str, token: str) -> None:
-    """Revoke a token of this project at once (it answers 401 from then on)."""
+async def list_api_tokens(*, session: AsyncSession, app_id: str) -> list[ApiToken]:
+    """Every token of the project, revoked ones too, newest first."""
     project = await get_project(session=session, app_id=app_id)
-    query = select(ApiToken).where(
-        ApiToken.project_id == project.id,
-        ApiToken.token_hash == hash_api_token(token),
-        ApiToken.revoked_at.is_(None),
-    )
-    found = (await session.execute(query)).scalar_one_or_none()
+    query = select(ApiToken).where(ApiToken.project_id == project.id)
+    return list((await session.execute(query.order_by(ApiToken.id.desc()))).scalars())
+
+
+async def revoke_api_token(
+    *,
+    session: AsyncSession,
+    app_id: str,
+    token: str | None = None,
+    token_id: int | None = None,
+    actor: Actor = CLI,
+) -> ApiToken:
+    """Revoke a token of this project, given itself (the command line) or its id (the admin
+    API), at once: it answers 401 from then on, and the streams it opened end. Revoking a
+    revoked token by its id changes nothing."""
+    project = await get_project(session=session, app_id=app_id)
+    query = select(ApiToken).where(ApiToken.project_id == project.id)
+    if token is not None:
+        query = query.where(
+            ApiToken.token_hash == hash_api_token(token), ApiToken.revoked_at.is_(None)
+        )
+    else:
+        query = query.where(ApiToken.id == token_id)
+    found = (await session.execute(locked(query))).scalar_one_or_none()
     if found is None:
-        raise NotFound("unknown_token", "no active token like this in the project", field="token")
+        field = "token" if token is not None else "token_id"
+        raise NotFound("unknown_token", "no token like this in the project", field=field)
+    if found.revoked_at is not None:
+        return found
     found.revoked_at = utcnow()
     await session.flush()
     await record_audit(
-        session, project_id=project.id, actor=CLI, action="token.revoked", target=str(found.id)
+        session, project_id=project.id, actor=actor, action="token.revoked", target=str(found.id)
     )
+    return found
+
+
+# A busy token writes when it was last used once a minute, not on every request.
+LAST_USED_EVERY = timedelta(seconds=60)
 
 
 async def project_for_api_token(
     *, session: AsyncSession, token: str
 ) -> tuple[Project, str, int] | None:
-    """The project a token was made for, the token's scope and its id."""
+    """The project a token was made for, the token's scope and its id; notes the token's use
+    when its last one is older than a minute (a statement more, once a minute at most)."""
     query = (
-        select(Project, ApiToken.scope, ApiToken.id)
+        select(Project, ApiToken.scope, ApiToken.id, ApiToken.last_used_at)
         .join(ApiToken, ApiToken.project_id == Project.id)
         .where(ApiToken.token_hash == hash_api_token(token), ApiToken.revoked_at.is_(None))
     )
     row = (await session.execute(query)).first()
-    return (row[0], row[1], row[2]) if row else None
+    if row is None:
+        return None
+    project, scope, token_id, last_used_at = row
+    now = utcnow()
+    if last_used_at is None or last_used_at < now - LAST_USED_EVERY:
+        await _note_use(session, token_id=token_id, now=now)
+    return project, scope, token_id
+
+
+async def _note_use(session: AsyncSession, *, token_id: int, now: datetime) -> None:
+    # Conditional: of processes racing on the same stale token, only the first writes.
+    stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - LAST_USED_EVERY)
+    await session.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token_id, stale)
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
