@@ -454,6 +454,7 @@ def _demo_banner(project: dict[str, Any], base_url: str) -> str:
             f"  identity secret (keep it on your backend): {project['identity_secret']}",
             f"  API docs: {base_url}/docs",
             f"  Inbox: {base_url}/inbox  (log in as {DEMO_AGENT[0]} / {DEMO_AGENT[1]})",
+            f"  Admin console: {base_url}/admin  (the same login: the demo agent is an admin)",
             f"  Demo customer app with the widget: {base_url}/demo",
             "  Try an identify:",
             "",
