@@ -14,6 +14,7 @@ from sqlalchemy import select
 from hal.db.engine import Tx
 from hal.db.models import Company, ContactCompany
 from hal.domain.attributes import AttrType, Model
+from hal.domain.crm import DealStatus
 from hal.domain.errors import InvalidInput, NotFound
 from hal.domain.projects import ProjectConfig
 from hal.domain.search import OPERATORS, PRESENCE_OPS, FieldSpec, Kind
@@ -44,6 +45,7 @@ _OWN_GROUP = {
 }
 _RELATION_GROUP = {"contact": "Contact", "company": "Company", "deal": "Deal"}
 MAX_VIEW_NAME = 255
+CONVERSATION_STATUSES = ("open", "closed")
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,15 @@ def _humanized(key: str) -> str:
     return words[:1].upper() + words[1:] if words else key
 
 
+def _model_of(kind: Kind, spec: FieldSpec) -> Model:
+    """Whose attribute a metadata field is: a company's or a contact's."""
+    own_company = spec.relation is None and kind is Kind.COMPANIES
+    return Model.COMPANY if spec.relation == "company" or own_company else Model.CONTACT
+
+
 def _label(project: ProjectConfig, kind: Kind, spec: FieldSpec) -> str:
     if spec.source == "metadata":
-        model = Model.COMPANY if spec.relation == "company" or (
-            spec.relation is None and kind is Kind.COMPANIES) else Model.CONTACT  # fmt: skip
-        attribute = project.attributes_of(model).get(spec.name)
+        attribute = project.attributes_of(_model_of(kind, spec)).get(spec.name)
         label = (attribute.label if attribute else None) or _humanized(spec.name)
         return f"{label} (archived)" if attribute and attribute.archived else label
     if kind is Kind.CONVERSATIONS and spec.relation is None:
@@ -83,26 +89,41 @@ def _label(project: ProjectConfig, kind: Kind, spec: FieldSpec) -> str:
 
 
 def _related(group: str, label: str) -> str:
-    """ "Company stage": a related record's field, named by its group."""
+    """A related record's field, named by its group: "Company stage"."""
     lowered = label if label[1:2].isupper() else label[:1].lower() + label[1:]
     return f"{group} {lowered}"
 
 
+def _builtin_options(project: ProjectConfig, spec: FieldSpec) -> tuple[str, ...]:
+    """The values a built-in string takes, to pick from: the project's stages, a deal's and a
+    conversation's statuses."""
+    if spec.name == "stage":
+        return project.stages
+    if spec.name == "status":
+        if spec.relation == "deal":
+            return tuple(status.value for status in DealStatus)
+        return CONVERSATION_STATUSES
+    return ()
+
+
 def choices(project: ProjectConfig, kind: Kind) -> list[Choice]:
-    """The fields a filter of `kind` may name, grouped and labelled for the builder; labels
-    are unique within the list (an attribute named like a built-in says it is one)."""
+    """The fields a filter of `kind` may name, labelled and grouped for the builder: in each
+    group the built-ins, then the attributes by label. Labels are unique within the list (an
+    attribute labelled like a built-in says it is an attribute)."""
     found: list[tuple[Choice, bool]] = []  # each with whether it is an attribute
     for name, spec in search.catalog(project, kind).items():
         group = _RELATION_GROUP[spec.relation] if spec.relation else _OWN_GROUP[kind]
         label = _label(project, kind, spec)
         if spec.relation is not None:
             label = _related(group, label)
-        options = spec.options
-        if spec.source == "builtin" and spec.name == "stage":
-            options = project.stages
+        options = _builtin_options(project, spec) if spec.source == "builtin" else spec.options
         operators = (*OPERATORS[spec.type], *PRESENCE_OPS)
         choice = Choice(name, label, group, spec.type, options, operators)
         found.append((choice, spec.source == "metadata"))
+    groups = list(dict.fromkeys(choice.group for choice, _ in found))
+    # A stable sort: the built-ins keep the catalog's order.
+    found.sort(key=lambda item: (groups.index(item[0].group), item[1],
+                                 item[0].label.casefold() if item[1] else ""))  # fmt: skip
     labels = Counter(choice.label for choice, _ in found)
     return [
         replace(choice, label=f"{choice.label} (attribute)")
