@@ -1,6 +1,7 @@
-"""The inbox's (and the admin console's) login session: an HttpOnly cookie holding a random token whose session lives on
-the server (logging out, removing the agent or a new password ends it at once), with a CSRF
-token per session; and the login itself, throttled and audited."""
+"""The login session of the inbox and the admin console: an HttpOnly cookie holding a random
+token whose session lives on the server (logging out, removing the agent or a new password
+ends it at once), with a CSRF token per session; and the login itself, throttled and
+audited."""
 
 from __future__ import annotations
 
