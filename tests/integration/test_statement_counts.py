@@ -89,3 +89,84 @@ async def test_an_import_runs_about_one_statement_a_new_contact(team, database):
         answer = await upload(team, "user_id,email,company_id\n" + rows)
     assert counts(answer) == (40, 0, 0, 0)
     assert len(statements) <= 40 + IMPORT_CHUNK, statements
+
+
+# A repeat identify (README "Identify"): the session token vouches for the binding and
+# nothing would change; SQLite counts its BEGIN.
+REPEAT_IDENTIFY = 2
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+async def _signed_in(widget, project, user_id: str) -> tuple[dict[str, Any], str]:
+    body = {"visitor_id": user_id, **_user(project, user_id)}
+    first = await widget.identify(project, **body)
+    assert first.status_code == 200, first.text
+    return body, first.json()["session_token"]
+
+
+async def test_a_repeat_identify_reads_once_and_writes_nothing(widget, project, database):
+    body, token = await _signed_in(widget, project, unique("u"))
+    before = await widget.identify(project, token=token, **body)
+    with counting(database) as repeat:
+        again = await widget.identify(project, token=token, **body)
+    assert again.status_code == 200, again.text
+    assert len(repeat) <= REPEAT_IDENTIFY, repeat
+    assert not any(statement in WRITES for statement in repeat), repeat
+    same = {k: v for k, v in again.json().items() if k != "session_token"}
+    assert same == {k: v for k, v in before.json().items() if k != "session_token"}
+    assert again.json()["session_token"]
+
+
+async def test_a_repeat_that_differs_in_anything_writes(widget, project, database):
+    body, token = await _signed_in(widget, project, unique("u"))
+    changes = {
+        "metadata": {**body, "metadata": {"plan": "free"}},
+        "company": {**body, "company": {**body["company"], "id": unique("co")}},
+        "company_ids": {**body, "company_ids": [unique("co")]},
+        "stage": {**body, "company": {**body["company"], "stage": "Customer"}},
+        "name": {**body, "name": "Someone Else"},
+    }
+    for what, changed in changes.items():
+        with counting(database) as statements:
+            answer = await widget.identify(project, token=token, **changed)
+        assert answer.status_code == 200, (what, answer.text)
+        assert any(statement in WRITES for statement in statements), what
+
+
+async def test_a_repeat_that_brings_a_proof_writes(widget, project, database):
+    user_id = unique("u")
+    unsigned = {"visitor_id": user_id, **_user(project, user_id), "signed": False}
+    first = await widget.identify(project, **unsigned)
+    token = first.json()["session_token"]
+    assert first.json()["contact"]["verified"] is False
+    again = await widget.identify(project, token=token, **unsigned)
+    with counting(database) as statements:
+        proven = await widget.identify(project, token=again.json()["session_token"],
+                                       **{**unsigned, "signed": True})  # fmt: skip
+    assert proven.json()["contact"]["verified"] is True
+    assert any(statement in WRITES for statement in statements), statements
+
+
+async def test_last_seen_moves_at_most_once_a_minute(widget, project, database):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from hal.db.models import Contact
+
+    body, token = await _signed_in(widget, project, unique("u"))
+    detail = (await widget.identify(project, token=token, **body)).json()["contact"]
+
+    async def seen_two_minutes_ago(tx):
+        await tx.execute(
+            update(Contact).where(Contact.id == detail["id"])
+            .values(last_seen_at=tx.now - timedelta(minutes=2))
+        )  # fmt: skip
+
+    await database.run(seen_two_minutes_ago)
+    with counting(database) as due:
+        await widget.identify(project, token=token, **body)
+    assert "UPDATE" in due, due  # a minute has passed: last_seen_at is written
+    with counting(database) as repeat:
+        await widget.identify(project, token=token, **body)
+    assert not any(statement in WRITES for statement in repeat), repeat

@@ -7,11 +7,19 @@ carries the plan out inside one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from hal.domain.errors import Forbidden
 from hal.domain.verification import Proof, VerificationMode
 
 EMAIL_IN_USE = "email_in_use"
+# `last_seen_at` moves at most this often: an identify that changes nothing else writes
+# nothing when the contact and the visitor were both seen this recently.
+SEEN_EVERY = timedelta(minutes=1)
+
+
+def seen_recently(last_seen_at: datetime, now: datetime) -> bool:
+    return now - last_seen_at < SEEN_EVERY
 
 
 @dataclass(frozen=True)

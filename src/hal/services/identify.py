@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from hal.db.engine import Tx
-from hal.db.store.base import CompanyRow, ContactRow
+from hal.db.store.base import CompanyRow, ContactRow, VisitorRow
 from hal.db.store.companies import (
     guard,
     guard_linked,
@@ -23,16 +23,18 @@ from hal.db.store.people import (
     carry_over,
     insert_contact,
     merge_lead,
+    returning_visitor,
     update_contact,
     update_visitor,
 )
 from hal.domain.access import check_company_access, company_visible
 from hal.domain.attributes import Model, TypedWrite
 from hal.domain.changes import ChangeType, changed_values
-from hal.domain.errors import InvalidInput
+from hal.domain.errors import HalError, InvalidInput
 from hal.domain.limits import Limits
-from hal.domain.matching import Binding, ContactRef, IdentifyPlan, plan_identify
+from hal.domain.matching import Binding, ContactRef, IdentifyPlan, plan_identify, seen_recently
 from hal.domain.projects import ProjectConfig
+from hal.domain.sessions import read_session_token
 from hal.domain.stages import StageDecision, StageMode, check_stage
 from hal.domain.validation import (
     Email,
@@ -51,12 +53,18 @@ from hal.services.change_data import (
     contact_changes,
     contact_data,
 )
-from hal.services.stages import decide_stage, stage_changed, write_company_and_stage
+from hal.services.stages import (
+    StageWrite,
+    decide_stage,
+    stage_changed,
+    write_company_and_stage,
+)
 from hal.services.suppression import refuse_suppressed_since
 from hal.services.widget_call import (
     Caller,
     Identity,
     WidgetCall,
+    admit,
     new_session_token,
     open_team_call,
     open_widget_call,
@@ -285,30 +293,7 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
         last_seen_at=tx.now,
         version=1,
     )
-    metadata = current.metadata_
-    name, verified = current.name, current.verified or plan.mark_verified
-    if lead is not None:
-        metadata = {**lead.metadata_, **metadata}
-        name = name or lead.name
-        verified = verified or lead.verified
-    if visitor is not None and visitor.contact_id is None:
-        metadata = merge_metadata(metadata, visitor.properties)
-    if checked.metadata:
-        metadata = merge_metadata(metadata, checked.metadata)
-    if checked.claims.name is not None:
-        name = checked.claims.name
-    written: dict[str, Any] = {
-        "user_id": checked.user_id if plan.claim_user_id else current.user_id,
-        "name": name,
-        "metadata_": metadata,
-        "verified": verified,
-    }
-    if plan.set_email and checked.email is not None:
-        written.update(email=checked.email.display, email_normalized=checked.email_key)
-    if plan.email_verified is not None:
-        written["email_verified"] = plan.email_verified
-    stored = replace(current, **written)
-
+    stored = _contact_after(current, lead, visitor, checked, plan)
     changed = _changed(target, stored)
     if "user_id" in changed or "email_normalized" in changed:
         identity = call.identity
@@ -348,6 +333,40 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
     return stored
 
 
+def _contact_after(
+    current: ContactRow,
+    lead: ContactRow | None,
+    visitor: VisitorRow | None,
+    checked: _Checked,
+    plan: IdentifyPlan,
+) -> ContactRow:
+    """The target contact as identify leaves it (before its id, version and last_seen_at): the
+    lead merged in, an anonymous visitor's properties carried over, the request's fields."""
+    metadata = current.metadata_
+    name, verified = current.name, current.verified or plan.mark_verified
+    if lead is not None:
+        metadata = {**lead.metadata_, **metadata}
+        name = name or lead.name
+        verified = verified or lead.verified
+    if visitor is not None and visitor.contact_id is None:
+        metadata = merge_metadata(metadata, visitor.properties)
+    if checked.metadata:
+        metadata = merge_metadata(metadata, checked.metadata)
+    if checked.claims.name is not None:
+        name = checked.claims.name
+    written: dict[str, Any] = {
+        "user_id": checked.user_id if plan.claim_user_id else current.user_id,
+        "name": name,
+        "metadata_": metadata,
+        "verified": verified,
+    }
+    if plan.set_email and checked.email is not None:
+        written.update(email=checked.email.display, email_normalized=checked.email_key)
+    if plan.email_verified is not None:
+        written["email_verified"] = plan.email_verified
+    return replace(current, **written)
+
+
 _CONTACT_FIELDS = {
     "user_id": "user_id",
     "email": "email",
@@ -380,24 +399,8 @@ async def _write_companies(
     them once a verified contact is linked. An unverified request may not touch a guarded
     company (the whole request rolls back)."""
     tx, project = call.tx, call.project
-    names: dict[str, str | None] = dict.fromkeys(checked.company_ids)
-    if checked.company is not None:
-        names[checked.company.id] = checked.company.name
-    rows = await upsert_companies(tx, project_id=project.id, names=names)
-    signed = checked.proof.company_ids
-    if signed is None and call.session:
-        signed = call.signed_company_ids()
-    if not call.trusted:  # the team's token may link and write any company
-        for external_id, row in rows.items():
-            named_as_company = checked.company is not None and external_id == checked.company.id
-            check_company_access(
-                project=project,
-                company_id=external_id,
-                guarded=row.guarded,
-                verified_call=plan.binding_verified,
-                signed_company_ids=signed,
-                field="company.id" if named_as_company else "company_ids",
-            )
+    rows = await upsert_companies(tx, project_id=project.id, names=_named_companies(checked))
+    _check_companies(call, checked, plan, rows)
     linked = await link(tx, contact_id=contact.id, company_ids=[r.id for r in rows.values()])
     for external_id, row in rows.items():
         created = row.created
@@ -416,6 +419,35 @@ async def _write_companies(
     return await _write_company(call, checked.company, checked.stage_mode, company, contact.id)
 
 
+def _named_companies(checked: _Checked) -> dict[str, str | None]:
+    """The companies the request names (external id -> the name a new one gets)."""
+    names: dict[str, str | None] = dict.fromkeys(checked.company_ids)
+    if checked.company is not None:
+        names[checked.company.id] = checked.company.name
+    return names
+
+
+def _check_companies(
+    call: WidgetCall, checked: _Checked, plan: IdentifyPlan, rows: dict[str, CompanyRow]
+) -> None:
+    """Refuse a named company this call may not link or write (guarded, or not signed)."""
+    if call.trusted:  # the team's token may link and write any company
+        return
+    signed = checked.proof.company_ids
+    if signed is None and call.session:
+        signed = call.signed_company_ids()
+    for external_id, row in rows.items():
+        named_as_company = checked.company is not None and external_id == checked.company.id
+        check_company_access(
+            project=call.project,
+            company_id=external_id,
+            guarded=row.guarded,
+            verified_call=plan.binding_verified,
+            signed_company_ids=signed,
+            field="company.id" if named_as_company else "company_ids",
+        )
+
+
 async def _write_company(
     call: WidgetCall,
     given: CompanyInput,
@@ -427,23 +459,8 @@ async def _write_company(
     change says what happened (created, updated, stage_changed)."""
     tx, project_id = call.tx, call.project.id
     created = company.created
-    values: dict[str, Any] = {}
-    if given.name is not None and given.name != company.name:
-        values["name"] = given.name
-    if given.metadata:
-        merged = merge_metadata(company.metadata_, given.metadata)
-        if merged != company.metadata_:
-            values["metadata"] = merged
-    stage = None
-    if given.stage is not None:
-        stage = decide_stage(
-            company,
-            stage=given.stage,
-            mode=stage_mode,
-            source=call.stage_source,
-            pipeline=call.project.stages,
-            field="company.stage",
-        )
+    values = _company_values(company, given)
+    stage = _company_stage(call, company, given, stage_mode)
     if (values or (stage and stage.decision.applied)) and not created:
         values["version"] = company.version + 1
     after = await write_company_and_stage(
@@ -460,6 +477,33 @@ async def _write_company(
             )
     stage_changed(tx, project_id=project_id, company=after, stage=stage)
     return stage.decision if stage is not None else None
+
+
+def _company_values(company: CompanyRow, given: CompanyInput) -> dict[str, Any]:
+    """What `company`'s name and metadata change: the columns to write."""
+    values: dict[str, Any] = {}
+    if given.name is not None and given.name != company.name:
+        values["name"] = given.name
+    if given.metadata:
+        merged = merge_metadata(company.metadata_, given.metadata)
+        if merged != company.metadata_:
+            values["metadata"] = merged
+    return values
+
+
+def _company_stage(
+    call: WidgetCall, company: CompanyRow, given: CompanyInput, stage_mode: StageMode
+) -> StageWrite | None:
+    if given.stage is None:
+        return None
+    return decide_stage(
+        company,
+        stage=given.stage,
+        mode=stage_mode,
+        source=call.stage_source,
+        pipeline=call.project.stages,
+        field="company.stage",
+    )
 
 
 def _company_shown(company: CompanyRow) -> dict[str, Any]:
@@ -541,7 +585,11 @@ async def identify(
     limits: Limits,
     session_ttl: timedelta,
 ) -> IdentifyResult:
-    """Identify the visitor as a contact, in one race-safe transaction."""
+    """Identify the visitor as a contact, in one race-safe transaction; a repeat of what is
+    stored answers from one read (`_repeat`)."""
+    repeated = await _repeat(tx, request, caller, limits, session_ttl)
+    if repeated is not None:
+        return repeated
     call = await open_widget_call(
         tx,
         app_id=request.app_id,
@@ -553,27 +601,56 @@ async def identify(
     checked, plan, contact, decision = await _write(call)
 
     visitor = call.widget_visitor
-    switched = visitor.contact_id is not None and visitor.contact_id != contact.id
+    linked = await linked_companies(tx, contact.id)
+    visitor_changes, active_id = _visitor_changes(visitor, contact.id, request, checked, plan,
+                                                  linked)  # fmt: skip
+    await update_visitor(tx, visitor.id, **visitor_changes)
+    return _result(call, request, checked, plan, contact, linked, active_id, decision, session_ttl)
+
+
+def _visitor_changes(
+    visitor: VisitorRow,
+    contact_id: int,
+    request: IdentifyRequest,
+    checked: _Checked,
+    plan: IdentifyPlan,
+    linked: list[CompanyRow],
+) -> tuple[dict[str, Any], int | None]:
+    """What identify changes of the visitor (its binding, its active company, its signed
+    company ids), and the active company's row id."""
+    switched = visitor.contact_id is not None and visitor.contact_id != contact_id
     active_id = visitor.active_company_id
     if switched or ("company" in request.model_fields_set and checked.company is None):
         active_id = None  # the previous user's company is not this user's; null clears it
-    linked = await linked_companies(tx, contact.id)
     if checked.company is not None:
         active_id = next(c.id for c in linked if c.external_id == checked.company.id)
-    visitor_changes: dict[str, Any] = {}
-    if visitor.contact_id != contact.id:
-        visitor_changes["contact_id"] = contact.id
+    changes: dict[str, Any] = {}
+    if visitor.contact_id != contact_id:
+        changes["contact_id"] = contact_id
     if visitor.contact_id is None and visitor.properties:
-        visitor_changes["properties"] = {}
+        changes["properties"] = {}
     if visitor.verified != plan.binding_verified:
-        visitor_changes["verified"] = plan.binding_verified
+        changes["verified"] = plan.binding_verified
     if active_id != visitor.active_company_id:
-        visitor_changes["active_company_id"] = active_id
+        changes["active_company_id"] = active_id
     signed = sorted(checked.proof.company_ids) if checked.proof.company_ids is not None else None
     if (signed is not None or switched) and signed != visitor.signed_company_ids:
-        visitor_changes["signed_company_ids"] = signed
-    await update_visitor(tx, visitor.id, **visitor_changes)
+        changes["signed_company_ids"] = signed
+    return changes, active_id
 
+
+def _result(
+    call: WidgetCall,
+    request: IdentifyRequest,
+    checked: _Checked,
+    plan: IdentifyPlan,
+    contact: ContactRow,
+    linked: list[CompanyRow],
+    active_id: int | None,
+    decision: StageDecision | None,
+    session_ttl: timedelta,
+) -> IdentifyResult:
+    visitor = call.widget_visitor
     active = next((c for c in linked if c.id == active_id), None)
     return IdentifyResult(
         visitor_key=visitor.visitor_key,
@@ -588,7 +665,7 @@ async def identify(
             project=call.project,
             visitor_key=visitor.visitor_key,
             contact_id=contact.id,
-            tx=tx,
+            tx=call.tx,
             ttl=session_ttl,
         ),
         warnings=(*plan.warnings, *checked.type_warnings),
@@ -597,6 +674,76 @@ async def identify(
         outcome=_outcome(plan),
         proven=checked.proof.verified,
     )
+
+
+async def _repeat(
+    tx: Tx, request: IdentifyRequest, caller: Caller, limits: Limits, session_ttl: timedelta
+) -> IdentifyResult | None:
+    """The repeat identify (README "Identify": a signed-in user's page views): the caller's
+    session token vouches for the visitor's binding, and nothing in the request would change
+    what is stored (the contact, its companies, their stage, the visitor), both seen within
+    the last minute. It answers as the full identify would, from one read, with no lock and
+    no write; None sends anything else down the full path. Each rule is the full path's own
+    function (`_plan`, `_contact_after`, `_company_values`, `_company_stage`,
+    `_check_companies`, `_visitor_changes`), applied to what was read."""
+    if caller.bearer is None:
+        return None
+    project = await admit(
+        tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
+    )
+    contact_id = read_session_token(
+        secret=project.session_secret, token=caller.bearer, app_id=project.app_id,
+        visitor_id=request.visitor_id,
+    )  # fmt: skip
+    if contact_id is None:
+        return None
+    checked = _check(request, project, limits, tx, trusted=False)
+    if any(types is not None and types.new for types in (checked.contact_types,
+                                                         checked.company_types)):  # fmt: skip
+        return None  # a key's first write defines it
+    seen = await returning_visitor(tx, project_id=project.id, visitor_key=request.visitor_id)
+    if seen is None or seen.visitor.contact_id != contact_id:
+        return None
+    contact = seen.contact
+    if not (seen_recently(contact.last_seen_at, tx.now) and seen_recently(seen.visitor_seen_at,
+                                                                          tx.now)):  # fmt: skip
+        return None
+    if checked.user_id not in (None, contact.user_id):
+        return None
+    if checked.email_key not in (None, contact.email_normalized):
+        return None
+    call = WidgetCall(tx, project, seen.visitor, contact, True, checked, [contact])
+    plan = _plan(call, checked)
+    if plan.target is None or plan.target.id != contact.id or plan.merge_lead is not None:
+        return None
+    if _changed(contact, _contact_after(contact, None, seen.visitor, checked, plan)):
+        return None
+    linked = {c.external_id: c for c in seen.companies}
+    names = _named_companies(checked)
+    if not names.keys() <= linked.keys():
+        return None
+    named = {external_id: linked[external_id] for external_id in names}
+    try:
+        _check_companies(call, checked, plan, named)
+    except HalError:
+        return None  # the full path refuses it the same way
+    if project.protects(contact.verified) and not all(c.guarded for c in named.values()):
+        return None
+    decision = None
+    if checked.company is not None:
+        company = named[checked.company.id]
+        if _company_values(company, checked.company):
+            return None
+        stage = _company_stage(call, company, checked.company, checked.stage_mode)
+        if stage is not None and stage.decision.applied:
+            return None
+        decision = stage.decision if stage is not None else None
+    changes, active_id = _visitor_changes(seen.visitor, contact.id, request, checked, plan,
+                                          seen.companies)  # fmt: skip
+    if changes:
+        return None
+    return _result(call, request, checked, plan, contact, seen.companies, active_id, decision,
+                   session_ttl)  # fmt: skip
 
 
 def _outcome(plan: IdentifyPlan) -> str:

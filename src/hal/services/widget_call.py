@@ -184,9 +184,11 @@ class WidgetCall:
         )
 
 
-async def _admit(
+async def admit(
     tx: Tx, *, app_id: str, visitor_id: str, caller: Caller, limits: Limits
 ) -> ProjectConfig:
+    """The first check of every widget call: its visitor_id, its project (cached) and its
+    origin."""
     check_identifier(visitor_id, field="visitor_id", limits=limits)
     project = await tx.projects.get(tx.connection, app_id)
     if project is None:
@@ -229,7 +231,7 @@ async def open_widget_call(
     email are locked (PostgreSQL advisory locks, before any row), refused if an erased person
     suppressed them, and their contacts read with the bound one in one statement.
     """
-    project = await _admit(tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits)
+    project = await admit(tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits)
     identity = identify(project) if identify is not None else None
     if identity is not None:
         await _lock_keys(tx, project, identity.user_id, identity.email_key)
@@ -278,7 +280,7 @@ async def find_widget_call(
     tx: Tx, *, app_id: str, visitor_id: str, caller: Caller, limits: Limits
 ) -> WidgetCall | None:
     """As `open_widget_call` for a read: None when the visitor was never seen."""
-    project = await _admit(tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits)
+    project = await admit(tx, app_id=app_id, visitor_id=visitor_id, caller=caller, limits=limits)
     visitor = await find_visitor(tx, project_id=project.id, visitor_key=visitor_id)
     if visitor is None:
         return None

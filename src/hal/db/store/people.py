@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +25,8 @@ from sqlalchemy import (
 from hal.db.engine import Tx
 from hal.db.store.base import (
     CHANGES,
+    COMPANIES,
+    COMPANY_COLUMNS,
     CONTACT_COLUMNS,
     CONTACTS,
     CONVERSATIONS,
@@ -31,6 +35,7 @@ from hal.db.store.base import (
     MERGES,
     VISITORS,
     WEBHOOK_MESSAGES,
+    CompanyRow,
     ContactRow,
     VisitorRow,
     insert,
@@ -119,6 +124,60 @@ async def contact_by_id(tx: Tx, contact_id: int, *, lock: bool = True) -> Contac
     query = _CONTACT_BY_ID.with_for_update(key_share=True) if lock else _CONTACT_BY_ID
     row = (await tx.execute(query, {"contact_id": contact_id})).first()
     return ContactRow.of(row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class Returning:
+    """A visitor bound to a live contact, with the contact's linked companies (by external
+    id) and when each was last seen: what a repeat identify compares its request with."""
+
+    visitor: VisitorRow
+    visitor_seen_at: datetime
+    contact: ContactRow
+    companies: list[CompanyRow]
+
+
+def _prefixed(row: Any, prefix: str) -> Any:
+    mapping = row._mapping
+    size = len(prefix)
+    return SimpleNamespace(**{key[size:]: mapping[key] for key in mapping
+                              if key.startswith(prefix)})  # fmt: skip
+
+
+_RETURNING = (
+    select(
+        *(column.label(f"v_{column.name}") for column in _VISITOR_COLUMNS),
+        VISITORS.c.last_seen_at.label("v_seen_at"),
+        *(column.label(f"c_{column.name}") for column in CONTACT_COLUMNS),
+        *(column.label(f"co_{column.name}") for column in COMPANY_COLUMNS),
+    )
+    .select_from(
+        VISITORS.join(
+            CONTACTS, and_(CONTACTS.c.id == VISITORS.c.contact_id, CONTACTS.c.erased_at.is_(None))
+        )
+        .outerjoin(LINKS, LINKS.c.contact_id == CONTACTS.c.id)
+        .outerjoin(COMPANIES, COMPANIES.c.id == LINKS.c.company_id)
+    )
+    .where(
+        VISITORS.c.project_id == bindparam("project_id"),
+        VISITORS.c.visitor_key == bindparam("visitor_key"),
+    )
+    .order_by(COMPANIES.c.external_id)
+)
+
+
+async def returning_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> Returning | None:
+    """The visitor, its bound contact and the contact's companies, in one statement and
+    without a lock (a repeat identify only reads); None when the visitor is not bound to a
+    live contact."""
+    params = {"project_id": project_id, "visitor_key": visitor_key}
+    rows = list(await tx.execute(_RETURNING, params))
+    if not rows:
+        return None
+    first = rows[0]
+    visitor = _visitor(_prefixed(first, "v_"), None)
+    companies = [CompanyRow.of(_prefixed(row, "co_")) for row in rows if row.co_id is not None]
+    return Returning(visitor, first.v_seen_at, ContactRow.of(_prefixed(first, "c_")), companies)
 
 
 # The contact an email was merged into while `into` kept its own email (services/merge.py):
