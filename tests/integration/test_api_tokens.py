@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from hal.db.engine import Database
 from hal.db.models import ApiToken
 from hal.db.types import utcnow
 from hal.services.projects import hash_api_token
@@ -28,10 +29,11 @@ async def revoke(client: TeamClient, token_id: int, token: str | None = None):
     )
 
 
-async def token_row(database, token: str) -> ApiToken:
+async def token_row(database: Database, token: str) -> ApiToken:
     async with database.sessionmaker() as session:
         query = select(ApiToken).where(ApiToken.token_hash == hash_api_token(token))
-        return (await session.execute(query)).scalar_one()
+        row: ApiToken = (await session.execute(query)).scalar_one()
+        return row
 
 
 async def test_an_admin_creates_a_token_shown_once_and_lists_it_without_the_token(admin):
@@ -144,4 +146,5 @@ async def test_a_tokens_use_is_noted_at_most_once_a_minute(team, database):
 
     await database.transaction(age)
     assert (await team.get("/contacts")).status_code == 200
-    assert (await token_row(database, team.token)).last_used_at > noted
+    again = (await token_row(database, team.token)).last_used_at
+    assert again is not None and again > noted

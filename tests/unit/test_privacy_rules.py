@@ -1,6 +1,9 @@
-"""Privacy rules without a database: suppression hashes and how a merge combines contacts."""
+"""Privacy rules without a database: suppression hashes, how a merge combines contacts, and
+what an audit log filter asks for."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -8,7 +11,9 @@ from hypothesis import strategies as st
 
 from hal.domain.errors import Conflict, InvalidInput
 from hal.domain.privacy import (
+    AuditFilter,
     MergeSide,
+    audit_filter,
     check_retention_days,
     erased_values,
     new_suppression_key,
@@ -115,3 +120,39 @@ def test_a_retention_out_of_range_names_the_field(days):
     assert refused.value.field == "event_retention_days"
     assert check_retention_days(None, field="x") is None
     assert check_retention_days(30, field="x") == 30
+
+
+def test_an_audit_filter_reads_actors_and_a_date_as_its_whole_day():
+    assert audit_filter(actor="token:3") == AuditFilter(actor_kind="token", actor_id=3)
+    assert audit_filter(actor="agent") == AuditFilter(actor_kind="agent")
+    assert audit_filter(actor=" cli ", action="agent.created") == AuditFilter(
+        actor_kind="cli", action="agent.created"
+    )
+    day = audit_filter(since="2026-12-05", until="2026-12-05")
+    assert (day.since, day.until) == (
+        datetime(2026, 12, 5, tzinfo=UTC),
+        datetime(2026, 12, 6, tzinfo=UTC),
+    )
+    moment = audit_filter(since="2026-12-05T10:00:00+02:00", until="2026-12-05T09:00:00")
+    assert (moment.since, moment.until) == (
+        datetime(2026, 12, 5, 8, tzinfo=UTC),
+        datetime(2026, 12, 5, 9, tzinfo=UTC),
+    )
+    assert audit_filter() == AuditFilter()
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"actor": "cli:1"}, "actor"),
+        ({"actor": "agent:"}, "actor"),
+        ({"actor": "token:-1"}, "actor"),
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),
+        ({"until": "9999-12-31"}, "until"),
+        ({"since": "2026-12-05T10:00:00Z", "until": "2026-12-05T10:00:00Z"}, "until"),
+    ],
+)
+def test_a_bad_audit_filter_names_its_field(given, field):
+    with pytest.raises(InvalidInput) as refused:
+        audit_filter(**given)
+    assert refused.value.field == field

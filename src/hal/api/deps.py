@@ -15,8 +15,8 @@ from hal.db.models import Project
 from hal.domain.errors import Forbidden, HalError, Unauthorized
 from hal.services.audit import Actor
 from hal.services.installation import Claim, Installation
+from hal.services.paging import MAX_ID, MAX_PAGE
 from hal.services.projects import project_for_api_token
-from hal.services.team import MAX_ID, MAX_PAGE
 from hal.services.widget_call import Caller, run_widget_call
 
 T = TypeVar("T")

@@ -1,11 +1,12 @@
 """Privacy routes under /api/projects/{app_id}: erase, export and merge contacts, lift a
-suppression (team token), read the audit log (admin token)."""
+suppression (team token); erase a person by email or user_id, list the suppressions, read the
+audit log (admin token)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from hal.api.body import StrictJSONRoute
 from hal.api.deps import (
@@ -30,16 +31,19 @@ from hal.schemas.privacy import (
     AuditPage,
     ContactExport,
     ErasedOut,
+    ErasureRequest,
     MergeMoves,
     MergeOut,
     MergeRequest,
+    SuppressedPersonOut,
     SuppressionLiftedOut,
     SuppressionOut,
+    SuppressionPage,
     VisitorExport,
 )
-from hal.services import erasure, export, merge, team
+from hal.services import erasure, export, merge
 from hal.services.audit import audit_page
-from hal.services.suppression import lift_suppression
+from hal.services.suppression import lift_suppression, suppression_page
 
 router = APIRouter(
     prefix="/api/projects/{app_id}",
@@ -67,6 +71,24 @@ async def erase_contact(
         suppress=suppress,
         actor=actor,
     )
+    return erased_out(erased)
+
+
+@router.post("/erasures", response_model=ErasedOut)
+async def erase_person(
+    body: ErasureRequest, project: AdminProjectDep, db: DatabaseDep, actor: TokenActorDep
+) -> ErasedOut:
+    """Erase the person who has this email (or an email merged into them) or this user_id
+    (exactly one), as DELETE /contacts/{id} does; 404 `unknown_contact` names the field when
+    no one has it."""
+    person = erasure.Person(user_id=body.user_id, email=body.email)
+    erased = await erasure.erase(
+        db, project=project, person=person, suppress=body.suppress, actor=actor
+    )
+    return erased_out(erased)
+
+
+def erased_out(erased: erasure.Erased) -> ErasedOut:
     started = erased.started
     return ErasedOut(
         id=started.contact_id,
@@ -148,6 +170,21 @@ def merge_out(result: merge.MergeResult) -> MergeOut:
     )
 
 
+@router.get("/suppressions", response_model=SuppressionPage)
+async def suppressions(
+    project: AdminProjectDep, db: DatabaseDep, cursor: Cursor = None, limit: Limit = 50
+) -> SuppressionPage:
+    """The people erased with `suppress`, newest first: the hashes of their keys (any of them
+    lifts the suppression), never the keys."""
+    page = await db.run(
+        lambda tx: suppression_page(tx, project_id=project.id, cursor=cursor, limit=limit)
+    )
+    return SuppressionPage(
+        items=[SuppressedPersonOut.model_validate(p, from_attributes=True) for p in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
 @router.delete("/suppressions/{hash}", response_model=SuppressionLiftedOut)
 async def lift(
     hash: Annotated[str, Path(max_length=64)],
@@ -164,14 +201,32 @@ async def lift(
 
 @router.get("/audit", response_model=AuditPage)
 async def audit_log(
-    project: AdminProjectDep, db: DatabaseDep, cursor: Cursor = None, limit: Limit = 50
+    project: AdminProjectDep,
+    db: DatabaseDep,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+    actor: Annotated[
+        str | None,
+        Query(max_length=40, description='"token:3", "agent:5", "agent", "token", "cli"'),
+    ] = None,
+    action: Annotated[
+        str | None, Query(max_length=64, description='exact: "agent.created"')
+    ] = None,
+    since: Annotated[
+        str | None, Query(max_length=40, description="ISO date or date-time (UTC without offset)")
+    ] = None,
+    until: Annotated[
+        str | None, Query(max_length=40, description="exclusive; a date alone keeps its whole day")
+    ] = None,
 ) -> AuditPage:
-    """Every agent and admin write, newest first, paged by cursor."""
-    before = team.decode_cursor(cursor)
-    rows = await db.run(
-        lambda tx: audit_page(tx, project_id=project.id, before=before, limit=limit)
-    )
-    page = rows[:limit]
+    """Every agent and admin write, newest first, paged by cursor; filtered by who, what and
+    when (the cursor of a filtered page goes with the same filter)."""
+    page = await db.run(
+        lambda tx: audit_page(
+            tx, project_id=project.id, cursor=cursor, limit=limit, actor=actor, action=action,
+            since=since, until=until,
+        )
+    )  # fmt: skip
     return AuditPage(
         items=[
             AuditEntryOut(
@@ -182,7 +237,7 @@ async def audit_log(
                 changes=row.changes,
                 created_at=row.created_at,
             )
-            for row in page
+            for row in page.items
         ],
-        next_cursor=team.encode_cursor(page[-1].id) if len(rows) > limit and page else None,
+        next_cursor=page.next_cursor,
     )

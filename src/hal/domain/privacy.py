@@ -1,14 +1,17 @@
 """Privacy rules: the keyed hashes a suppression keeps, how a merge combines two contacts,
-and retention periods."""
+retention periods, and what an audit log filter asks for."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from hal.domain.crm import parse_instant
 from hal.domain.errors import Conflict, InvalidInput
 
 MAX_RETENTION_DAYS = 36_500
@@ -38,6 +41,70 @@ def erased_values(changes: dict[str, Any]) -> dict[str, Any]:
     """An audit entry's changes once its person is erased: which fields changed stays, what
     they held goes."""
     return dict.fromkeys(changes)
+
+
+MAX_AUDIT_ACTION = 64
+MAX_ROW_ID = 2**63 - 1
+_ACTOR = re.compile(r"(agent|token)(?::([0-9]{1,19}))?|cli")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit entries a page shows; None asks nothing of that part."""
+
+    actor_kind: str | None = None  # agent | token | cli
+    actor_id: int | None = None  # None: any of that kind
+    action: str | None = None  # exact
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+
+def audit_filter(
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> AuditFilter:
+    """Read the filter as written: `actor` "token:3", "agent:5", "agent" (any agent), "token"
+    or "cli"; `since` and `until` ISO dates or date-times (no offset: UTC), a date alone being
+    its whole day (`until` 2026-12-05 keeps that day)."""
+    kind, actor_id = _actor(actor) if actor else (None, None)
+    if action is not None and len(action) > MAX_AUDIT_ACTION:
+        raise InvalidInput(
+            "too_long", f"action is longer than {MAX_AUDIT_ACTION} characters", field="action"
+        )
+    start = _moment(since, field="since", day_end=False) if since else None
+    end = _moment(until, field="until", day_end=True) if until else None
+    if start is not None and end is not None and end <= start:
+        raise InvalidInput("invalid_range", "until must come after since", field="until")
+    return AuditFilter(kind, actor_id, action or None, start, end)
+
+
+def _actor(text: str) -> tuple[str, int | None]:
+    found = _ACTOR.fullmatch(text.strip())
+    actor_id = int(found.group(2)) if found and found.group(2) else None
+    if found is None or (actor_id is not None and not 1 <= actor_id <= MAX_ROW_ID):
+        raise InvalidInput(
+            "invalid_actor",
+            'actor is "token:ID", "agent:ID", "token", "agent" or "cli"',
+            field="actor",
+        )
+    return found.group(1) or "cli", actor_id
+
+
+def _moment(value: str, *, field: str, day_end: bool) -> datetime:
+    text = value.strip()
+    try:
+        if not _DAY.fullmatch(text):
+            return parse_instant(text, field=field)
+        day = date.fromisoformat(text)
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return start + timedelta(days=1) if day_end else start
+    except (ValueError, OverflowError):
+        # A day that does not exist, or one at the calendar's ends.
+        raise InvalidInput("invalid_date", f"{field} is not a date", field=field) from None
 
 
 def check_retention_days(value: int | None, *, field: str) -> int | None:

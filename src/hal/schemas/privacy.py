@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from hal.schemas.team import ContactSummary
 from hal.schemas.widget import CompanyOut, ConversationOut, EventOut
@@ -27,6 +27,35 @@ class ErasedOut(BaseModel):
 
 class SuppressionLiftedOut(BaseModel):
     lifted: bool
+
+
+class SuppressedPersonOut(BaseModel):
+    """An erased person who may not be recorded again: keyed hashes only, never the values."""
+
+    id: int
+    user_id_hash: str | None = Field(description="DELETE /suppressions/{hash} lifts it")
+    email_hash: str | None
+    merged_email_hashes: list[str] = Field(
+        description="emails of contacts merged into the person, suppressed with them"
+    )
+    created_at: datetime
+
+
+class SuppressionPage(BaseModel):
+    items: list[SuppressedPersonOut]
+    next_cursor: str | None
+
+
+class ErasureRequest(BaseModel):
+    """The person to erase, by exactly one of their keys."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    email: Annotated[StrictStr, Field(min_length=1, max_length=255)] | None = None
+    user_id: Annotated[StrictStr, Field(min_length=1, max_length=255)] | None = None
+    suppress: StrictBool = Field(
+        default=False, description="refuse their user_id and email from now on (403 suppressed)"
+    )
 
 
 class VisitorExport(BaseModel):

@@ -13,6 +13,8 @@ from sqlalchemy import Table, insert, select
 
 from hal.db.models import AuditEntry
 from hal.db.types import utcnow
+from hal.domain.privacy import audit_filter
+from hal.services.paging import Page, check_limit, decode_cursor, page_of
 
 AUDIT = cast(Table, AuditEntry.__table__)
 SECRET = "[secret]"  # noqa: S105 (what an entry shows instead of a secret)
@@ -58,10 +60,33 @@ async def record_audit(
 
 
 async def audit_page(
-    db: _Executes, *, project_id: int, before: int | None, limit: int
-) -> list[Any]:
-    """Entries newest first, `limit + 1` of them (the caller pages)."""
+    db: _Executes,
+    *,
+    project_id: int,
+    cursor: str | None = None,
+    limit: int = 50,
+    actor: str | None = None,
+    action: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> Page:
+    """One page of entries, newest first, those the filter keeps (README "Privacy and data
+    hygiene"; each filter as `hal.domain.privacy.audit_filter` reads it)."""
+    wanted = audit_filter(actor=actor, action=action, since=since, until=until)
+    before = decode_cursor(cursor)
+    check_limit(limit)
     query = select(AUDIT).where(AUDIT.c.project_id == project_id)
     if before is not None:
         query = query.where(AUDIT.c.id < before)
-    return list(await db.execute(query.order_by(AUDIT.c.id.desc()).limit(limit + 1)))
+    if wanted.actor_kind is not None:
+        query = query.where(AUDIT.c.actor_type == wanted.actor_kind)
+    if wanted.actor_id is not None:
+        query = query.where(AUDIT.c.actor_id == wanted.actor_id)
+    if wanted.action is not None:
+        query = query.where(AUDIT.c.action == wanted.action)
+    if wanted.since is not None:
+        query = query.where(AUDIT.c.created_at >= wanted.since)
+    if wanted.until is not None:
+        query = query.where(AUDIT.c.created_at < wanted.until)
+    rows = await db.execute(query.order_by(AUDIT.c.id.desc()).limit(limit + 1))
+    return page_of(list(rows), limit)

@@ -36,7 +36,7 @@ from hal.db.store.privacy import (
     persons_rows,
 )
 from hal.domain.changes import ChangeType
-from hal.domain.errors import NotFound
+from hal.domain.errors import InvalidInput, NotFound
 from hal.domain.limits import Limits
 from hal.domain.privacy import erased_values, new_suppression_key, suppression_hashes
 from hal.domain.validation import parse_email
@@ -57,11 +57,25 @@ class ErasureStarted:
 
 @dataclass(frozen=True)
 class Person:
-    """Who to erase: a contact id, or the contact owning a user_id or an email."""
+    """Who to erase: a contact id, or the contact owning a user_id or an email (one of them)."""
 
     contact_id: int | None = None
     user_id: str | None = None
     email: str | None = None
+
+    def check(self) -> Person:
+        given = [
+            key for key in ("contact_id", "user_id", "email") if getattr(self, key) is not None
+        ]
+        if len(given) > 1:
+            raise InvalidInput(
+                "one_key_only", f"give one of {' and '.join(given)}, not both", field=given[-1]
+            )
+        if not given:
+            raise InvalidInput(
+                "missing_field", "give the user_id or the email of the person", field="user_id"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,7 @@ async def erase(
     database: Database, *, project: Project, person: Person, suppress: bool, actor: Actor
 ) -> Erased:
     """Both phases: the person unreachable at once, then their rows in bounded batches."""
+    person.check()
 
     async def start(tx: Tx) -> ErasureStarted:
         contact_id = person.contact_id
@@ -91,16 +106,29 @@ async def erase(
 
 
 async def _contact_by_key(tx: Tx, project: Project, person: Person) -> int:
-    query = select(Contact.id).where(Contact.project_id == project.id, Contact.erased_at.is_(None))
+    live = (Contact.project_id == project.id, Contact.erased_at.is_(None))
     if person.email is not None:
-        key = parse_email(person.email, limits=Limits()).normalized
-        query = query.where(Contact.email_normalized == key)
+        field, key = "email", parse_email(person.email, limits=Limits()).normalized
+        found = await tx.execute(select(Contact.id).where(*live, Contact.email_normalized == key))
+        contact_id = found.scalar_one_or_none()
+        if contact_id is None:
+            # The email of a contact merged into another still reaches that one.
+            merged = await tx.execute(
+                select(Contact.id)
+                .join(MERGES, MERGES.c.into_contact_id == Contact.id)
+                .where(*live, MERGES.c.project_id == project.id, MERGES.c.email_normalized == key)
+                .limit(1)
+            )
+            contact_id = merged.scalar_one_or_none()
     else:
-        query = query.where(Contact.user_id == person.user_id)
-    found = (await tx.execute(query)).scalar_one_or_none()
-    if found is None:
-        raise NotFound("unknown_contact", "no contact like this in the project")
-    return int(found)
+        field = "user_id"
+        found = await tx.execute(select(Contact.id).where(*live, Contact.user_id == person.user_id))
+        contact_id = found.scalar_one_or_none()
+    if contact_id is None:
+        raise NotFound(
+            "unknown_contact", f"no contact with this {field} in the project", field=field
+        )
+    return int(contact_id)
 
 
 async def start_erasure(

@@ -2,15 +2,17 @@
 come back through identify or a batch write until the suppression is lifted.
 
 `refuse_suppressed` is the one check; `open_widget_call` runs it wherever identify resolves a
-person, so every caller of identify (the widget, the team's batch) is held to it.
+person, so every caller of identify (the widget, the team's batch) is held to it. The admin
+lists them (`suppression_page`) and lifts one (`lift_suppression`).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, or_, select
+from sqlalchemy import Table, bindparam, delete, func, or_, select
 
 from hal.db.engine import Tx
 from hal.db.models import Project, Suppression
@@ -18,6 +20,7 @@ from hal.domain.errors import Forbidden, InvalidInput, NotFound
 from hal.domain.privacy import suppression_hashes
 from hal.domain.projects import ProjectConfig
 from hal.services.audit import Actor, record_audit
+from hal.services.paging import Page, check_limit, decode_cursor, page_of
 
 SUPPRESSIONS = cast(Table, Suppression.__table__)
 
@@ -123,3 +126,60 @@ async def lift_suppression(tx: Tx, *, project_id: int, hash: str, actor: Actor) 
         now=tx.now,
     )
     return int(first)
+
+
+@dataclass(frozen=True)
+class SuppressedPerson:
+    """One erased person's suppression: the hashes of their user_id and email, and of the
+    emails of contacts merged into them; any of them lifts it all."""
+
+    id: int
+    user_id_hash: str | None
+    email_hash: str | None
+    merged_email_hashes: list[str]
+    created_at: datetime
+
+
+_OTHER = SUPPRESSIONS.alias("other")
+# A person's first row holds its keys; later ones the emails merged into it.
+_FIRST_OF_PERSON = or_(
+    SUPPRESSIONS.c.person.is_(None),
+    SUPPRESSIONS.c.id
+    == select(func.min(_OTHER.c.id))
+    .where(
+        _OTHER.c.project_id == SUPPRESSIONS.c.project_id, _OTHER.c.person == SUPPRESSIONS.c.person
+    )
+    .scalar_subquery(),
+)
+
+
+async def suppression_page(
+    tx: Tx, *, project_id: int, cursor: str | None = None, limit: int = 50
+) -> Page:
+    """The project's suppressed people, newest first, one `SuppressedPerson` each (never a
+    user_id or an email: only their keyed hashes are kept)."""
+    before = decode_cursor(cursor)
+    check_limit(limit)
+    query = select(SUPPRESSIONS).where(SUPPRESSIONS.c.project_id == project_id, _FIRST_OF_PERSON)
+    if before is not None:
+        query = query.where(SUPPRESSIONS.c.id < before)
+    rows = await tx.execute(query.order_by(SUPPRESSIONS.c.id.desc()).limit(limit + 1))
+    page = page_of(list(rows), limit)
+    people = {row.person for row in page.items if row.person is not None}
+    merged: dict[str, list[str]] = {}
+    if people:
+        others = await tx.execute(
+            select(SUPPRESSIONS.c.person, SUPPRESSIONS.c.email_hash)
+            .where(SUPPRESSIONS.c.project_id == project_id, SUPPRESSIONS.c.person.in_(people),
+                   SUPPRESSIONS.c.id.not_in([row.id for row in page.items]),
+                   SUPPRESSIONS.c.email_hash.is_not(None))
+            .order_by(SUPPRESSIONS.c.id)
+        )  # fmt: skip
+        for other in others:
+            merged.setdefault(other.person, []).append(other.email_hash)
+    items = [
+        SuppressedPerson(row.id, row.user_id_hash, row.email_hash,
+                         merged.get(row.person, []) if row.person else [], row.created_at)
+        for row in page.items
+    ]  # fmt: skip
+    return Page(items, page.next_cursor)

@@ -41,27 +41,10 @@ from hal.services import conversations
 from hal.services.attributes import check_types, define_new
 from hal.services.audit import CLI, Actor, record_audit
 from hal.services.change_data import contact_changes, contact_data
+from hal.services.paging import MAX_ID as MAX_ID  # the API's bounds, named here too
+from hal.services.paging import MAX_PAGE as MAX_PAGE
+from hal.services.paging import Page, decode_cursor, page_of
 from hal.services.stages import decide_stage, stage_changed, write_company_and_stage
-
-MAX_PAGE = 200
-MAX_ID = 2**63 - 1  # ids are signed 64-bit in the database; a larger one cannot be bound
-
-
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        last_id = int(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        last_id = 0
-    if not 1 <= last_id <= MAX_ID:
-        raise InvalidInput("invalid_cursor", "cursor is not one this API gave", field="cursor")
-    return last_id
 
 
 def encode_activity_cursor(at: datetime, last_id: int) -> str:
@@ -82,24 +65,6 @@ def decode_activity_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     if found is None or found[0].tzinfo is None or not 1 <= found[1] <= MAX_ID:
         raise InvalidInput("invalid_cursor", "cursor is not one this API gave", field="cursor")
     return found
-
-
-def check_limit(limit: int) -> int:
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput("invalid_limit", f"limit must be 1-{MAX_PAGE}", field="limit")
-    return limit
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    next_cursor: str | None
-
-
-def _page(rows: list[Any], limit: int) -> Page:
-    has_more = len(rows) > limit
-    items = rows[:limit]
-    return Page(items, encode_cursor(items[-1].id) if has_more and items else None)
 
 
 async def search_contacts(
@@ -136,7 +101,7 @@ async def search_contacts(
     if after is not None:
         query = query.where(Contact.id < after)
     rows = (await session.execute(query.order_by(Contact.id.desc()).limit(limit + 1))).scalars()
-    return _page(list(rows), limit)
+    return page_of(list(rows), limit)
 
 
 async def get_contact(*, session: AsyncSession, project: Project, contact_id: int) -> Contact:
@@ -332,7 +297,7 @@ async def list_events(
     if after is not None:
         query = query.where(Event.id < after)
     rows = (await session.execute(query.order_by(Event.id.desc()).limit(limit + 1))).scalars()
-    page = _page(list(rows), limit)
+    page = page_of(list(rows), limit)
     companies = await companies_by_id(session, {e.company_id for e in page.items})
     return EventPage(page.items, companies, page.next_cursor)
 

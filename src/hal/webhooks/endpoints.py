@@ -21,7 +21,7 @@ from hal.db.queries import locked
 from hal.db.types import utcnow
 from hal.domain.errors import Conflict, NotFound
 from hal.services.audit import CLI, SECRET, Actor, record_audit
-from hal.services.team import check_limit, decode_cursor, encode_cursor
+from hal.services.paging import check_limit, decode_cursor, encode_cursor
 from hal.webhooks.rules import OPT_IN_TYPES, TEST_TYPE, check_events, message_payload
 from hal.webhooks.targets import resolve_target
 

@@ -11,7 +11,7 @@ from hal.api.body import StrictJSONRoute
 from hal.api.deps import AdminProjectDep, DatabaseDep, SettingsDep, TokenActorDep
 from hal.api.errors import error_responses
 from hal.db.models import WebhookEndpoint
-from hal.services.team import MAX_ID, MAX_PAGE
+from hal.services.paging import MAX_ID, MAX_PAGE
 from hal.webhooks import endpoints as webhooks
 from hal.webhooks.rules import webhook_id
 from hal.webhooks.schemas import (
