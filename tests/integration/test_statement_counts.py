@@ -170,3 +170,15 @@ async def test_last_seen_moves_at_most_once_a_minute(widget, project, database):
     with counting(database) as repeat:
         await widget.identify(project, token=token, **body)
     assert not any(statement in WRITES for statement in repeat), repeat
+
+
+async def test_set_properties_that_change_nothing_write_nothing_to_the_contact(
+    widget, project, database
+):
+    visitor = unique("v")
+    await widget.identify(project, visitor_id=visitor, user_id=visitor, metadata={"seats": 1})
+    await widget.set_properties(project, visitor, {"seats": 3})
+    with counting(database) as same:
+        answer = await widget.set_properties(project, visitor, {"seats": 3})
+    assert answer.status_code == 200, answer.text
+    assert len(same) <= SET_PROPERTIES - 1, same  # no UPDATE of the contact

@@ -12,6 +12,7 @@ from hal.db.store.people import update_contact, update_visitor
 from hal.domain.attributes import Model, TypedWrite
 from hal.domain.changes import ChangeType, changed_values
 from hal.domain.limits import Limits
+from hal.domain.matching import seen_recently
 from hal.domain.validation import check_metadata, check_protected_keys, merge_metadata
 from hal.schemas import SetPropertiesFields, SetPropertiesRequest
 from hal.services.attributes import check_types, define_new
@@ -82,7 +83,11 @@ async def write_properties(
     properties = typed.values
     merged = merge_metadata(contact.metadata_, properties)
     changed = changed_values({"metadata": contact.metadata_}, {"metadata": merged}, ["metadata"])
-    values: dict[str, Any] = {"last_seen_at": tx.now} if call.visitor is not None else {}
+    # A team write is not the person being seen; the widget's moves last_seen_at at most
+    # once a minute (hal.domain.matching.SEEN_EVERY), so a call that changes nothing writes
+    # nothing to the contact.
+    seen = call.visitor is not None and (changed or not seen_recently(contact.last_seen_at, tx.now))
+    values: dict[str, Any] = {"last_seen_at": tx.now} if seen else {}
     if changed:
         values.update(metadata=merged, version=contact.version + 1)
     contact = replace(
