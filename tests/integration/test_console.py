@@ -11,16 +11,40 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
+from hal.app import create_app
+from hal.config import Settings
 from hal.services.agents import create_agent
 from tests.factories import unique_email
 
 PASSWORD = "long enough pw"
 PAGES = ["/admin/settings", "/admin/verification", "/admin/installation", "/admin/refusals",
-         "/admin/agents"]  # fmt: skip
+         "/admin/agents", "/admin/tokens", "/admin/webhooks", "/admin/attributes",
+         "/admin/views"]  # fmt: skip
+# Every console action, each refused to an agent before it reads its form.
+ACTIONS = ["/admin/settings", "/admin/verification/mode", "/admin/verification/rotate",
+           "/admin/verification/check", "/admin/agents", "/admin/agents/1/role",
+           "/admin/agents/1/password", "/admin/agents/1/remove", "/admin/tokens",
+           "/admin/tokens/1/revoke", "/admin/webhooks", "/admin/webhooks/1",
+           "/admin/webhooks/1/enabled", "/admin/webhooks/1/rotate", "/admin/webhooks/1/test",
+           "/admin/webhooks/1/deliveries/1/retry", "/admin/webhooks/1/replay",
+           "/admin/webhooks/1/remove", "/admin/attributes", "/admin/attributes/contact/plan",
+           "/admin/attributes/contact/plan/archived", "/admin/views/1/rename",
+           "/admin/views/1/delete"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+async def private_hooks(database) -> AsyncIterator[httpx.AsyncBaseTransport]:
+    """The app as a developer runs it: webhook receivers on loopback are allowed."""
+    app = create_app(
+        Settings(database_url=database.url, webhooks_allow_private=True), database=database
+    )
+    yield httpx.ASGITransport(app=app)
 
 
 @asynccontextmanager
-async def _browser(widget, database, project, role: str) -> AsyncIterator[httpx.AsyncClient]:
+async def _browser(
+    widget, database, project, role: str, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """A signed-in agent's browser with its own cookie jar."""
     email = unique_email(role)
     await database.transaction(
@@ -29,7 +53,7 @@ async def _browser(widget, database, project, role: str) -> AsyncIterator[httpx.
         )
     )
     async with httpx.AsyncClient(
-        transport=widget.http._transport, base_url="http://hal.test"
+        transport=transport or widget.http._transport, base_url="http://hal.test"
     ) as client:
         login = {"email": email, "password": PASSWORD, "workspace": project.app_id}
         answer = await client.post("/inbox/login", data=login)
@@ -56,8 +80,11 @@ async def test_an_agent_gets_403_on_every_console_page_and_action(widget, databa
         for path in PAGES:
             assert (await agent.get(path)).status_code == 403, path
         token = await _csrf(agent, "/inbox")
-        refused = await agent.post("/admin/settings", data={"name": "x", "csrf_token": token})
-        assert refused.status_code == 403
+        for path in ACTIONS:
+            refused = await agent.post(path, data={"name": "x", "csrf_token": token})
+            assert refused.status_code == 403, path
+        assert (await agent.get("/admin/webhooks/1")).status_code == 403
+        assert (await agent.get("/admin/attributes/contact/plan")).status_code == 403
     anonymous = await widget.http.get("/admin/settings")
     assert (anonymous.status_code, anonymous.headers["location"]) == (303, "/inbox/login")
 
@@ -113,3 +140,160 @@ async def test_an_admin_adds_an_agent_and_the_last_admin_stays(admin):
                                data={"csrf_token": token, "role": "agent"})  # fmt: skip
     assert demoted.status_code == 409
     assert "keeps at least one admin" in demoted.text
+
+
+@pytest.fixture
+async def hooks_admin(widget, database, project, private_hooks):
+    async with _browser(widget, database, project, "admin", private_hooks) as client:
+        yield client
+
+
+def _shown_once(page: str) -> str:
+    found = re.search(r'<code class="shown-once">([^<]+)</code>', page)
+    assert found is not None, page
+    return found.group(1)
+
+
+async def test_a_webhook_endpoint_is_added_with_its_secret_shown_once_then_edited_and_tested(
+    hooks_admin,
+):
+    token = await _csrf(hooks_admin, "/admin/webhooks")
+    url = "http://127.0.0.1:9/hooks"
+    form = {"csrf_token": token, "url": url, "events": ["contact.created", "contact.updated"]}
+    created = await hooks_admin.post("/admin/webhooks", data=form)
+    assert created.status_code == 200 and created.headers["cache-control"] == "no-store"
+    secret = _shown_once(created.text)
+    assert secret.startswith("whsec_")
+    endpoint = re.search(r'href="/admin/webhooks/(\d+)"', created.text)
+    assert endpoint is not None
+    path = f"/admin/webhooks/{endpoint.group(1)}"
+    listed = (await hooks_admin.get("/admin/webhooks")).text
+    assert url in listed and "contact.updated" in listed and secret not in listed
+
+    edited = await hooks_admin.post(path, data={"csrf_token": token, "url": url + "/v2"})
+    assert (edited.status_code, edited.headers["location"]) == (303, f"{path}?saved=1")
+    rotated = await hooks_admin.post(f"{path}/rotate", data={"csrf_token": token})
+    assert rotated.status_code == 200 and _shown_once(rotated.text) not in (secret, "")
+    tested = await hooks_admin.post(f"{path}/test", data={"csrf_token": token})
+    assert tested.headers["location"] == f"{path}?done=test"
+    page = (await hooks_admin.get(tested.headers["location"])).text
+    assert "webhook.test" in page and "Every type but" not in page
+    message = re.search(rf'action="{path}/deliveries/(\d+)/retry"', page)
+    assert message is not None
+    retried = await hooks_admin.post(message.group(0)[8:-1], data={"csrf_token": token})
+    assert retried.headers["location"] == f"{path}?done=retry"
+
+    disabled = await hooks_admin.post(f"{path}/enabled",
+                                      data={"csrf_token": token, "enabled": "false"})  # fmt: skip
+    assert disabled.headers["location"] == f"{path}?done=disabled"
+    refused = await hooks_admin.post(f"{path}/test", data={"csrf_token": token})
+    assert refused.status_code == 409 and "enable it first" in refused.text
+    replay = await hooks_admin.post(f"{path}/replay",
+                                    data={"csrf_token": token, "since": "yesterday"})  # fmt: skip
+    assert replay.status_code == 422 and 'id="f-since-error"' in replay.text
+    removed = await hooks_admin.post(f"{path}/remove", data={"csrf_token": token})
+    assert removed.headers["location"] == "/admin/webhooks"
+    assert (await hooks_admin.get(path)).status_code == 404
+
+
+async def test_a_webhook_url_on_an_internal_address_is_refused_next_to_the_url(admin):
+    token = await _csrf(admin, "/admin/webhooks")
+    refused = await admin.post(
+        "/admin/webhooks", data={"csrf_token": token, "url": "http://127.0.0.1:9/hooks"}
+    )
+    assert refused.status_code == 422
+    assert 'id="f-url-error"' in refused.text and 'value="http://127.0.0.1:9/hooks"' in refused.text
+    unknown = await admin.post(
+        "/admin/webhooks",
+        data={"csrf_token": token, "url": "http://127.0.0.1:9/", "events": ["nope.made_up"]},
+    )
+    assert unknown.status_code == 422 and 'id="f-events-error"' in unknown.text
+
+
+async def test_a_token_is_shown_once_works_and_stops_when_revoked(admin, widget, project):
+    page = await _csrf(admin, "/admin/tokens")
+    form = {"csrf_token": page, "label": "CRM sync", "kind": "team"}
+    created = await admin.post("/admin/tokens", data=form)
+    assert created.status_code == 200 and created.headers["cache-control"] == "no-store"
+    token = _shown_once(created.text)
+    contacts = f"/api/projects/{project.app_id}/contacts"
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert (await widget.http.get(contacts, headers=bearer)).status_code == 200
+    listed = (await admin.get("/admin/tokens")).text
+    assert "CRM sync" in listed and token not in listed
+    found = re.search(r'action="(/admin/tokens/\d+/revoke)"', listed)
+    assert found is not None
+    revoked = await admin.post(found.group(1), data={"csrf_token": page})
+    assert (revoked.status_code, revoked.headers["location"]) == (303, "/admin/tokens?revoked=1")
+    assert (await widget.http.get(contacts, headers=bearer)).status_code == 401
+    long = await admin.post("/admin/tokens", data={**form, "label": "x" * 300})
+    assert long.status_code == 422 and 'id="f-label-error"' in long.text
+
+
+async def test_a_user_hash_is_checked_valid_or_invalid_without_showing_the_secret(admin, project):
+    token = await _csrf(admin, "/admin/verification")
+    right = {"csrf_token": token, "user_id": "u-42", "user_hash": project.hash("u-42")}
+    valid = await admin.post("/admin/verification/check", data=right)
+    assert valid.status_code == 200
+    assert "Valid." in valid.text and "current secret" in valid.text
+    assert project.secret not in valid.text
+    wrong = await admin.post("/admin/verification/check", data={**right, "user_hash": "0" * 64})
+    assert wrong.status_code == 200 and "Invalid." in wrong.text
+    both = await admin.post("/admin/verification/check", data={**right, "email": "a@example.com"})
+    assert both.status_code == 422 and 'id="f-email-error"' in both.text
+    neither = await admin.post(
+        "/admin/verification/check", data={"csrf_token": token, "user_hash": "abc"}
+    )
+    assert neither.status_code == 422 and 'id="f-user_id-error"' in neither.text
+
+
+async def test_an_attribute_is_defined_with_a_type_edited_and_archived(admin, team):
+    token = await _csrf(admin, "/admin/attributes")
+    form = {"csrf_token": token, "model": "contact", "key": "tier", "type": "list",
+            "label": "Tier", "options": "Gold\nSilver, plated\n"}  # fmt: skip
+    created = await admin.post("/admin/attributes", data=form)
+    assert (created.status_code, created.headers["location"]) == (303, "/admin/attributes?saved=1")
+    assert "<code>tier</code>" in (await admin.get("/admin/attributes")).text
+    listed = {a["key"]: a for a in (await team.get("/attributes")).json()["items"]}
+    assert listed["tier"]["options"] == ["Gold", "Silver, plated"]  # one option a line
+    again = await admin.post("/admin/attributes", data=form)
+    assert again.status_code == 409 and 'id="f-key-error"' in again.text
+    no_options = await admin.post("/admin/attributes", data={**form, "key": "t2", "options": ""})
+    assert no_options.status_code == 422 and 'id="f-options-error"' in no_options.text
+    assert 'value="t2"' in no_options.text
+
+    edit = "/admin/attributes/contact/tier"
+    assert "Archive" in (await admin.get(edit)).text
+    edited = await admin.post(edit, data={"csrf_token": token, "label": "Plan tier",
+                                          "description": "Billing", "options": "Gold\nBronze",
+                                          "has_options": "yes"})  # fmt: skip
+    assert edited.headers["location"] == f"{edit}?saved=1"
+    listed = {a["key"]: a for a in (await team.get("/attributes")).json()["items"]}
+    assert (listed["tier"]["label"], listed["tier"]["options"]) == ("Plan tier", ["Gold", "Bronze"])
+    empty = await admin.post(edit, data={"csrf_token": token, "label": "x", "has_options": "yes"})
+    assert empty.status_code == 422 and 'id="f-options-error"' in empty.text
+    archived = await admin.post(f"{edit}/archived", data={"csrf_token": token, "archived": "true"})
+    assert archived.status_code == 303
+    listed = {a["key"]: a for a in (await team.get("/attributes")).json()["items"]}
+    assert listed["tier"]["archived"] is True
+    assert (await admin.get("/admin/attributes/contact/email")).status_code == 404
+
+
+async def test_saved_views_are_listed_with_counts_opened_renamed_and_deleted(admin, team):
+    made = await team.post("/views", {"name": "Everyone", "model": "contacts"})
+    assert made.status_code == 201, made.text
+    other = await team.post("/views", {"name": "Taken", "model": "contacts"})
+    view_id = made.json()["id"]
+    page = (await admin.get("/admin/views")).text
+    assert f'href="/inbox/contacts?view={view_id}"' in page and "Everyone" in page
+    token = await _csrf(admin, "/admin/views")
+    rename = f"/admin/views/{view_id}/rename"
+    renamed = await admin.post(rename, data={"csrf_token": token, "name": "All people"})
+    assert renamed.status_code == 303
+    assert (await team.get(f"/views/{view_id}")).json()["name"] == "All people"
+    taken = await admin.post(rename, data={"csrf_token": token, "name": "Taken"})
+    assert taken.status_code == 409 and f'id="name-{view_id}-error"' in taken.text
+    deleted = await admin.post(f"/admin/views/{other.json()['id']}/delete",
+                               data={"csrf_token": token})  # fmt: skip
+    assert deleted.status_code == 303
+    assert "Taken" not in (await admin.get("/admin/views")).text

@@ -15,7 +15,9 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from hal.api.errors import describe_validation, status_for
-from hal.domain.errors import HalError, InvalidInput
+from hal.db.engine import Tx
+from hal.domain.errors import HalError, InvalidInput, NotFound
+from hal.domain.projects import ProjectConfig
 from hal.domain.roles import Role
 from hal.inbox.session import SignedIn, csrf_ok, current_agent
 from hal.services.audit import Actor
@@ -129,6 +131,30 @@ async def _answer(made: Answer) -> Response:
 
 def back_to(path: str) -> Callable[[object], Response]:
     return lambda _: RedirectResponse(path, status_code=303)
+
+
+def on_form(errors: Mapping[str, str], *fields: str) -> dict[str, str]:
+    """Errors by the form's own fields; one naming anything else (a path parameter, say) is
+    shown above the form."""
+    return {key if key in fields else "form": message for key, message in errors.items()}
+
+
+def whole_number(text: str | None) -> int | str | None:
+    """A number box's value as the API's JSON would carry it: blank is null, digits an
+    integer, anything else stays text for the body model to refuse next to its field."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    digits = text.removeprefix("-")
+    return int(text) if digits.isdigit() and len(digits) < 19 else text
+
+
+async def project_config(tx: Tx, login: SignedIn) -> ProjectConfig:
+    """The signed-in project's settings as the services read them (the API routes' own)."""
+    config = await tx.projects.get(tx.connection, login.project.app_id)
+    if config is None:  # deleted meanwhile
+        raise NotFound("unknown_app", "no such project", field="app_id")
+    return config
 
 
 def lines(text: str | None) -> list[str]:

@@ -27,6 +27,7 @@ from hal.domain.stages import StageMode
 from hal.domain.verification import VerificationMode
 from hal.inbox.session import SignedIn
 from hal.schemas import ProjectPatch, RotateSecretRequest
+from hal.schemas.admin import CheckHashRequest
 from hal.services import installation, projects
 
 Text = Annotated[str, Form(max_length=20_000)]
@@ -162,6 +163,39 @@ async def rotate_secret(
         return await _verification_page(request, login, db, status=status, errors=errors)
 
     return await act(login, csrf, rotate, done=shown, failed=failed)
+
+
+@router.post("/verification/check")
+async def check_hash(
+    request: Request,
+    login: AdminDep,
+    db: DatabaseDep,
+    user_id: Annotated[str, Form(max_length=1024)] = "",
+    email: Annotated[str, Form(max_length=1024)] = "",
+    user_hash: Annotated[str, Form(max_length=1024)] = "",
+    csrf: CsrfField = None,
+) -> Response:
+    """POST /settings/check-hash: valid or invalid, and by which secret, never the secret."""
+    asked = {"user_id": user_id.strip() or None, "email": email.strip() or None,
+             "user_hash": user_hash.strip()}  # fmt: skip
+
+    async def check() -> Any:
+        body = validated(CheckHashRequest, asked)
+        return await db.transaction(
+            lambda s: projects.check_user_hash(
+                session=s, app_id=login.project.app_id, user_id=body.user_id, email=body.email,
+                user_hash=body.user_hash,
+            )
+        )  # fmt: skip
+
+    async def answered(checked: Any) -> Response:
+        return await _verification_page(request, login, db, checked=checked, asked=asked)
+
+    async def failed(errors: dict[str, str], status: int) -> Response:
+        return await _verification_page(request, login, db, status=status, errors=errors,
+                                        asked=asked)  # fmt: skip
+
+    return await act(login, csrf, check, done=answered, failed=failed)
 
 
 # --- installation and refusals --------------------------------------------------------------
