@@ -297,3 +297,10 @@ async def test_saved_views_are_listed_with_counts_opened_renamed_and_deleted(adm
                                data={"csrf_token": token})  # fmt: skip
     assert deleted.status_code == 303
     assert "Taken" not in (await admin.get("/admin/views")).text
+
+
+async def test_the_inbox_links_to_the_console_for_admins_only(admin, widget, database, project):
+    assert 'href="/admin">Admin console</a>' in (await admin.get("/inbox")).text
+    assert 'href="/inbox">' in (await admin.get("/admin/settings")).text
+    async with _browser(widget, database, project, "agent") as agent:
+        assert "Admin console" not in (await agent.get("/inbox")).text
