@@ -13,13 +13,16 @@ import pytest
 
 from hal.app import create_app
 from hal.config import Settings
+from hal.db.queries import project_by_app_id
+from hal.domain.roles import Role
 from hal.services.agents import create_agent
-from tests.factories import unique_email
+from hal.services.audit import Actor, record_audit
+from tests.factories import unique, unique_email
 
 PASSWORD = "long enough pw"
 PAGES = ["/admin/settings", "/admin/verification", "/admin/installation", "/admin/refusals",
          "/admin/agents", "/admin/tokens", "/admin/webhooks", "/admin/attributes",
-         "/admin/views"]  # fmt: skip
+         "/admin/views", "/admin/privacy", "/admin/audit"]  # fmt: skip
 # Every console action, each refused to an agent before it reads its form.
 ACTIONS = ["/admin/settings", "/admin/verification/mode", "/admin/verification/rotate",
            "/admin/verification/check", "/admin/agents", "/admin/agents/1/role",
@@ -29,7 +32,8 @@ ACTIONS = ["/admin/settings", "/admin/verification/mode", "/admin/verification/r
            "/admin/webhooks/1/deliveries/1/retry", "/admin/webhooks/1/replay",
            "/admin/webhooks/1/remove", "/admin/attributes", "/admin/attributes/contact/plan",
            "/admin/attributes/contact/plan/archived", "/admin/views/1/rename",
-           "/admin/views/1/delete"]  # fmt: skip
+           "/admin/views/1/delete", "/admin/privacy/retention", "/admin/privacy/lift",
+           "/admin/privacy/erase", "/admin/privacy/export"]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +53,7 @@ async def _browser(
     email = unique_email(role)
     await database.transaction(
         lambda s: create_agent(
-            session=s, app_id=project.app_id, email=email, password=PASSWORD, role=role
+            session=s, app_id=project.app_id, email=email, password=PASSWORD, role=Role(role)
         )
     )
     async with httpx.AsyncClient(
@@ -304,3 +308,99 @@ async def test_the_inbox_links_to_the_console_for_admins_only(admin, widget, dat
     assert 'href="/inbox">' in (await admin.get("/admin/settings")).text
     async with _browser(widget, database, project, "agent") as agent:
         assert "Admin console" not in (await agent.get("/inbox")).text
+
+
+async def _person(widget, project) -> tuple[str, str]:
+    user_id, email = unique("u"), unique_email("Sue")
+    identified = await widget.identify(project, user_id=user_id, email=email, signed=True)
+    assert identified.status_code == 200, identified.text
+    return user_id, email
+
+
+async def test_retention_is_saved_through_the_settings_and_refused_next_to_its_field(admin, team):
+    token = await _csrf(admin, "/admin/privacy")
+    form = {"csrf_token": token, "event_retention_days": "90", "conversation_retention_days": ""}
+    saved = await admin.post("/admin/privacy/retention", data=form)
+    assert (saved.status_code, saved.headers["location"]) == (303, "/admin/privacy?saved=1")
+    assert 'value="90"' in (await admin.get("/admin/privacy")).text
+    wrong = await admin.post("/admin/privacy/retention",
+                             data={**form, "conversation_retention_days": "-2"})  # fmt: skip
+    assert wrong.status_code == 422 and 'id="f-conversation_retention_days-error"' in wrong.text
+
+
+async def test_a_person_is_exported_then_erased_after_confirming_and_the_suppression_lifted(
+    admin, widget, project
+):
+    user_id, email = await _person(widget, project)
+    token = await _csrf(admin, "/admin/privacy")
+    export = {"csrf_token": token, "key": "user_id", "value": user_id}
+    exported = await admin.post("/admin/privacy/export", data=export)
+    assert exported.status_code == 200, exported.text
+    assert exported.headers["content-disposition"].startswith('attachment; filename="contact-')
+    assert exported.json()["contact"]["email"] == email
+    nobody = {**export, "key": "email", "value": "no@one.io"}
+    missing = await admin.post("/admin/privacy/export", data=nobody)
+    assert missing.status_code == 404 and 'id="export-value-error"' in missing.text
+
+    form = {"csrf_token": token, "key": "email", "value": email, "suppress": "yes"}
+    mismatch = await admin.post("/admin/privacy/erase", data={**form, "confirm": email + "x"})
+    assert mismatch.status_code == 422 and 'id="erase-confirm-error"' in mismatch.text
+    assert (await widget.identify(project, user_id=user_id, signed=True)).status_code == 200
+    erased = await admin.post("/admin/privacy/erase", data={**form, "confirm": email})
+    assert erased.status_code == 303 and erased.headers["location"].startswith(
+        "/admin/privacy?erased="
+    )
+    page = (await admin.get(erased.headers["location"])).text
+    assert "is erased" in page and email not in page and user_id not in page
+    refused = await widget.identify(project, user_id=user_id, signed=True)
+    assert refused.json()["error"]["code"] == "suppressed"
+    again = await admin.post("/admin/privacy/erase", data={**form, "confirm": email})
+    assert again.status_code == 404 and 'id="erase-value-error"' in again.text
+
+    lift = re.search(r'name="hash" value="([0-9a-f]{64})"', page)
+    assert lift is not None
+    lifted = await admin.post("/admin/privacy/lift", data={"csrf_token": token, "hash": lift[1]})
+    assert lifted.headers["location"] == "/admin/privacy?lifted=1"
+    assert (await widget.identify(project, user_id=user_id, signed=True)).status_code == 200
+
+
+async def test_the_audit_log_is_filtered_by_actor_action_and_date_and_paged(
+    admin, database, project
+):
+    token = await _csrf(admin, "/admin/tokens")
+    for n in range(3):
+        made = await admin.post("/admin/tokens", data={"csrf_token": token, "label": f"t{n}"})
+        assert made.status_code == 200
+    page = await admin.get("/admin/audit", params={"action": "token.created"})
+    assert page.status_code == 200 and page.text.count("<code>token.created</code>") == 3
+    own = re.search(r'<option value="(agent:\d+)"', page.text)
+    assert own is not None
+    mine = await admin.get("/admin/audit", params={"actor": own[1], "action": "token.created"})
+    assert mine.text.count("<code>token.created</code>") == 3
+    others = await admin.get("/admin/audit", params={"actor": "cli", "action": "token.created"})
+    assert "<code>token.created</code>" not in others.text and "No audit entries" in others.text
+    later = await admin.get("/admin/audit", params={"since": "2999-01-01"})
+    assert "No audit entries" in later.text
+    wrong = await admin.get("/admin/audit", params={"since": "2026-02-30"})
+    assert wrong.status_code == 422 and 'id="f-since-error"' in wrong.text
+    backwards = await admin.get(
+        "/admin/audit", params={"since": "2026-02-03", "until": "2026-02-01"}
+    )
+    assert backwards.status_code == 422 and 'id="f-until-error"' in backwards.text
+
+    async def entries(tx):
+        found = await project_by_app_id(tx.orm, project.app_id)
+        assert found is not None
+        for n in range(51):
+            await record_audit(tx, project_id=found.id, actor=Actor("cli"),
+                               action="console.paged", target=str(n))  # fmt: skip
+
+    await database.run(entries)
+    first = await admin.get("/admin/audit", params={"action": "console.paged"})
+    assert first.text.count("<code>console.paged</code>") == 50
+    older = re.search(r'href="(/admin/audit\?action=console.paged&amp;cursor=[^"]+)"', first.text)
+    assert older is not None
+    second = await admin.get(older[1].replace("&amp;", "&"))
+    assert (
+        second.text.count("<code>console.paged</code>") == 1 and "Older entries" not in second.text
+    )

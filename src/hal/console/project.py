@@ -47,7 +47,7 @@ async def settings_page(request: Request, login: AdminDep) -> HTMLResponse:
     return _settings_page(request, login)
 
 
-async def _update(db: DatabaseDep, login: SignedIn, changes: dict[str, Any]) -> object:
+async def update_settings(db: DatabaseDep, login: SignedIn, changes: dict[str, Any]) -> object:
     """PATCH /settings: the same body model and the same service call."""
     body = validated(ProjectPatch, changes)
     settings = projects.ProjectSettings(**body.model_dump(exclude_unset=True))
@@ -80,7 +80,7 @@ async def save_settings(
         "company_claims": company_claims,
     }
     return await act(
-        login, csrf, lambda: _update(db, login, changes),
+        login, csrf, lambda: update_settings(db, login, changes),
         done=back_to("/admin/settings?saved=1"),
         failed=lambda errors, status: _settings_page(request, login, status=status,
                                                      errors=errors, **changes),
@@ -122,8 +122,9 @@ async def set_verification_mode(
     async def failed(errors: dict[str, str], status: int) -> Response:
         return await _verification_page(request, login, db, status=status, errors=errors)
 
+    mode = {"identity_verification": identity_verification}
     return await act(
-        login, csrf, lambda: _update(db, login, {"identity_verification": identity_verification}),
+        login, csrf, lambda: update_settings(db, login, mode),
         done=back_to("/admin/verification?saved=1"), failed=failed,
     )  # fmt: skip
 
