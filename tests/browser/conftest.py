@@ -79,7 +79,9 @@ def serve_site(directory: Path, log: Path) -> Iterator[Site]:
         stdin=password + "\n",
     )
     token = hal(database_url, "tokens", "create", "--app-id", "acme-app")["token"]
-    with running_server(database_url, log=log) as url:
+    # Webhook receivers in these tests listen on 127.0.0.1.
+    allow_private = {"HAL_WEBHOOKS_ALLOW_PRIVATE": "true"}
+    with running_server(database_url, log=log, env=allow_private) as url:
         yield Site(
             url,
             database_url,
