@@ -25,6 +25,7 @@ from hal.console.base import (
 from hal.db.engine import Tx
 from hal.domain.attributes import MAX_OPTIONS, Attribute, AttrType, Model, Source
 from hal.domain.errors import NotFound
+from hal.domain.limits import Limits
 from hal.domain.search import Kind
 from hal.inbox.session import SignedIn
 from hal.schemas.attributes import AttributeCreate, AttributePatch
@@ -105,7 +106,7 @@ async def create_attribute(
     return await act(login, csrf, create, done=back_to("/admin/attributes?saved=1"), failed=failed)
 
 
-async def _create(tx: Tx, login: SignedIn, attribute: Attribute, limits: Any) -> object:
+async def _create(tx: Tx, login: SignedIn, attribute: Attribute, limits: Limits) -> object:
     return await attributes.create_attribute(
         tx, project=await project_config(tx, login), attribute=attribute, limits=limits,
         actor=actor(login),
