@@ -84,6 +84,7 @@ CONTACT_ATTRIBUTES = {
 COMPANY_ATTRIBUTES = {"arr_band": AttrType.STRING, "employees": AttrType.NUMBER}
 CHUNK = 20_000
 DAY = 86_400
+LOAD: list[float] = []  # the 1-minute load average after each measured query
 
 # (label, route, query): every query is the first page, limit 50, default sort.
 QUERIES: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -343,6 +344,7 @@ def measure(url: str, token: str, repeat: int) -> list[Measured]:
                 answer.raise_for_status()
             p95 = statistics.quantiles(times, n=20)[-1] if len(times) > 1 else times[0]
             found.append(Measured(label, statistics.median(times), p95, _total(answer.json())))
+            LOAD.append(os.getloadavg()[0])
             print(f"{label}: p50 {found[-1].p50_ms:.1f} ms, p95 {p95:.1f} ms, "
                   f"total {found[-1].total}", flush=True)  # fmt: skip
     return found
@@ -456,7 +458,6 @@ def _table(rows: list[Measured], target: bool) -> list[str]:
 
 
 def render(runs: list[BackendRun], args: argparse.Namespace, load_before: float) -> str:
-    load = os.getloadavg()
     lines = [
         "## Search with filters (`bench/search.py`)",
         "",
@@ -469,10 +470,11 @@ def render(runs: list[BackendRun], args: argparse.Namespace, load_before: float)
         "over 90 days, a few people tracking most of them. "
         f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Load average (1 min) "
-        f"{load_before:.1f} before the run started (other processes on the machine) and "
-        f"{load[0]:.1f} at its end. On PostgreSQL each query is measured twice: as the server "
-        "is configured (JIT on, PostgreSQL's default) and again with `ALTER DATABASE ... SET "
-        "jit = off`.",
+        f"{load_before:.1f} before the run started (other processes on the machine), "
+        f"{min(LOAD, default=0):.1f} to {max(LOAD, default=0):.1f} while it measured (this "
+        "run's server, database and client take up to about 2). On PostgreSQL each query "
+        "is measured twice: as the server is configured (JIT on, PostgreSQL's default) and "
+        "again with `ALTER DATABASE ... SET jit = off`.",
         "",
         f"Command: `{' '.join(['uv run python bench/search.py', *sys.argv[1:]])}`",
         "",
