@@ -69,8 +69,10 @@ class Listed:
     """A list's query parameters: `filter` and `sort` are a search's, as URL-encoded JSON;
     `view` a saved view's id."""
 
+    # A URL stays well inside what the HTTP server reads (80 KiB of request line and
+    # headers, even percent-encoded); a longer query is POSTed to /search.
     filter: str | None = Query(
-        None, max_length=20_000, description='a search query as URL-encoded JSON (README "Search")'
+        None, max_length=4000, description='a search query as URL-encoded JSON (README "Search")'
     )
     sort: str | None = Query(
         None, max_length=1000, description='{"field", "order"} as URL-encoded JSON'
