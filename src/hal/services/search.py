@@ -180,10 +180,18 @@ async def _total(tx: Tx, table: Table, where: list[Any]) -> tuple[int, bool]:
 
 
 async def count(
-    tx: Tx, *, project: ProjectConfig, kind: Kind, query: Any, path: str = "query"
+    tx: Tx,
+    *,
+    project: ProjectConfig,
+    kind: Kind,
+    query: Any = None,
+    path: str = "query",
+    filters: Sequence[Filter] = (),
 ) -> tuple[int, bool]:
-    """How many records the query finds: exact up to 10,000, and whether it is exact."""
-    return await _total(tx, _SEARCHED[kind].table, _where(tx, project, kind, [(query, path)]))
+    """How many records the query (and every filter beside it) finds: exact up to 10,000,
+    and whether it is exact."""
+    where = _where(tx, project, kind, [*filters, (query, path)])
+    return await _total(tx, _SEARCHED[kind].table, where)
 
 
 def check(tx: Tx, *, project: ProjectConfig, kind: Kind, query: Any, sort: Any) -> None:
