@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import jwt
@@ -47,14 +48,14 @@ async def _calls(post, project) -> dict[str, str]:
     return {"hash": wrong_hash, "token": expired, "secret": project.secret}
 
 
-def _by_origin(report: dict) -> dict:
+def _by_origin(report: dict[str, Any]) -> dict[str | None, Any]:
     return {o["origin"]: o for o in report["origins"]}
 
 
 async def test_calls_are_counted_by_origin_and_outcome_and_refusals_keep_no_secret(
     widget, database, project
 ):
-    app = widget.http._transport.app  # type: ignore[attr-defined]
+    app = widget.http._transport.app
     secrets = await _calls(widget.http.post, project)
     await app.state.installation.flush()
     admin = TeamClient(widget.http, project, await make_token(database, project, admin=True))
@@ -86,7 +87,7 @@ async def test_calls_are_counted_by_origin_and_outcome_and_refusals_keep_no_secr
 
 
 async def test_a_warning_is_listed_with_the_refusals(widget, database, project):
-    app = widget.http._transport.app  # type: ignore[attr-defined]
+    app = widget.http._transport.app
     visitor = unique("v")
     await widget.identify(project, visitor_id=visitor, user_id=unique("u"), metadata={"seats": 3})
     answered = await widget.identify(
