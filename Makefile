@@ -35,6 +35,7 @@ bench: install
 	$(UV) run python bench/run.py $(BENCH_ARGS)
 	$(UV) run python bench/imports.py
 	$(UV) run python bench/erase.py --write
+	$(UV) run python bench/search.py $(BENCH_ARGS_SEARCH)
 
 format: install
 	$(UV) run ruff check --fix .
