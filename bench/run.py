@@ -53,7 +53,8 @@ SERVER_ENV = {
     "HAL_NEW_VISITORS_PER_PROJECT": "off",
     "HAL_NEW_VISITORS_PER_CLIENT": "off",
 }
-THROUGHPUT_ROUTES = ["echo", "identify", "track", "set-properties"]
+THROUGHPUT_ROUTES = ["echo", "identify", "repeat-identify", "track", "set-properties"]
+SIGNED_IN = 2000  # repeat-identify: users each always sending the same payload
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,9 @@ def wrk(url: str, data: Path, *, duration: int, connections: int) -> dict:
         capture_output=True, text=True, check=True,
         env={**os.environ, "BENCH_DATA": str(data), "BENCH_THREADS": str(THREADS)},
     )  # fmt: skip
-    line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH_RESULT "))
+    line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH_RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no result: {out.stdout[-500:]} {out.stderr[-500:]}")
     return json.loads(line.removeprefix("BENCH_RESULT "))
 
 
@@ -146,6 +149,33 @@ async def warm_visitors(url: str, app_id: str, count: int) -> list[str]:
             ))  # fmt: skip
             assert all(r.status_code == 200 for r in responses), responses[0].text
     return visitors
+
+
+async def signed_in(url: str, app_id: str, users: list[tuple[str, str]]) -> list[list[str]]:
+    """Signed-in users as the SDK keeps them: each one's identify body (always the same) and
+    the session token its first identify answered (sent as the bearer from then on)."""
+    bodies = [json.dumps({
+        "app_id": app_id, "visitor_id": f"r-{user_id}", "user_id": user_id,
+        "email": f"{user_id}@example.com", "name": f"User {user_id}",
+        "metadata": {"plan": "enterprise", "role": "admin"},
+        "company": {"id": f"co-{i % 500}", "name": f"Company {i % 500}", "stage": "Qualified",
+                    "metadata": {"arr_band": "50k-100k", "crm_owner": "Sam"}},
+        "user_hash": user_hash,
+    }) for i, (user_id, user_hash) in enumerate(users)]  # fmt: skip
+    found: list[list[str]] = []
+    limits = httpx.Limits(max_connections=16)
+    headers = {"Content-Type": "application/json"}
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        for start in range(0, len(bodies), 64):
+            batch = bodies[start : start + 64]
+            answers = await asyncio.gather(*(
+                http.post("/api/widget/identify", content=body, headers=headers) for body in batch
+            ))  # fmt: skip
+            assert all(a.status_code == 200 for a in answers), answers[0].text
+            found += [
+                [body, a.json()["session_token"]] for body, a in zip(batch, answers, strict=True)
+            ]
+    return found
 
 
 def contact_id_range(database_url: str) -> tuple[int, int]:
@@ -239,10 +269,19 @@ def throughput(
         common = {"app_id": "bench", "token": ready.token, "returning_share": 0.5,
                   "returning": ready.returning, "fresh": ready.fresh,
                   "visitors": visitors}  # fmt: skip
+        repeat: list[list[str]] = []
+        if "repeat-identify" in variant.routes:
+            repeat = asyncio.run(signed_in(server.url, "bench", ready.returning[:SIGNED_IN]))
         for index, name in enumerate(variant.routes):
-            data = lua_data(workdir / f"{name}.lua", route=name, **common)
+            # A Lua chunk holds at most 65,536 constants: each run gets only its own users.
+            values = (
+                {"app_id": "bench", "signed_in": repeat} if name == "repeat-identify" else common
+            )
+            data = lua_data(workdir / f"{name}.lua", route=name, **values)
             result = wrk(server.url, data, duration=args.duration, connections=32)
-            note = "50% new / 50% returning users" if name == "identify" else ""
+            note = {"identify": "50% new / 50% returning users with changed values",
+                    "repeat-identify": f"{SIGNED_IN:,} signed-in users, same payload each time"
+                    }.get(name, "")  # fmt: skip
             report.runs.append(to_run(backend, variant.label, name, result, 32, note))
             print(report.runs[-1], flush=True)
             if name == "identify":  # new users were used up: start the next run afresh
@@ -296,6 +335,10 @@ def variants(backend: str, baseline_python: str | None, ref: str) -> list[Varian
         "--log-level", "warning")))  # fmt: skip
     found.append(Variant("uvloop + httptools"))
     found.append(Variant("uvloop + httptools, one webhook endpoint", webhook=True,
+                         routes=("echo", "identify")))  # fmt: skip
+    # Beside "uvloop + httptools" (counting on, the default): the installation check's cost.
+    found.append(Variant("uvloop + httptools, installation counting off",
+                         env=(("HAL_INSTALLATION_FLUSH_SECONDS", "0"),),
                          routes=("echo", "identify")))  # fmt: skip
     # Beside "uvloop + httptools" (metrics off, the default): the cost of HAL_METRICS=true.
     found.append(Variant("uvloop + httptools, metrics on", env=(("HAL_METRICS", "true"),),

@@ -46,6 +46,10 @@ function request()
   local route = data.route
   if route == "identify" then
     return wrk.format("POST", "/api/widget/identify", nil, identify_body())
+  elseif route == "repeat-identify" then
+    local user = data.signed_in[math.random(#data.signed_in)]
+    local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. user[2]}
+    return wrk.format("POST", "/api/widget/identify", headers, user[1])
   elseif route == "echo" then
     return wrk.format("POST", "/api/widget/echo", nil, identify_body())
   elseif route == "track" then
