@@ -195,9 +195,9 @@ class Event(Base):
         # event_id is an idempotency key of its caller ("c<contact id>" or "v<visitor id>").
         UniqueConstraint("project_id", "event_owner", "event_key", name="uq_events_owner_key"),
         Index("ix_events_contact", "contact_id", "id"),
-        # A search's event count (how often a contact tracked NAME since a time) read from the
-        # index alone, without visiting the contact's other events.
-        Index("ix_events_contact_name_time", "contact_id", "name", "occurred_at"),
+        # A search's event counts (how often each contact tracked NAME since a time): one
+        # range of the project's events of that name, read from the index alone.
+        Index("ix_events_project_name_time", "project_id", "name", "occurred_at", "contact_id"),
         Index("ix_events_company", "company_id", "id"),
         Index("ix_events_visitor", "visitor_row_id", "id"),
         Index("ix_events_project_name", "project_id", "name", "id"),

@@ -38,6 +38,7 @@ from hal.domain.search import (
     FieldSpec,
     Group,
     Node,
+    count_holds,
 )
 
 # The canonical stored date (hal.domain.attributes.CANONICAL_DATE), for each engine.
@@ -47,7 +48,7 @@ _DATE_GLOB = (
     .replace("{6}", _DIGITS[6])
     .replace("{2}", _DIGITS[2])
 )
-_DATE_REGEX = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
+_DATE_SHAPE = "0000-00-00T00:00:00.000000Z"
 
 # Built-in fields: (the value column, the case-folded copy strings compare with).
 _BUILTINS: dict[str, dict[str, tuple[str, str | None]]] = {
@@ -86,11 +87,12 @@ class Value:
 
 
 class Compiler:
-    """Conditions on one table's rows (contacts, companies or conversations), for one
-    engine."""
+    """Conditions on one project's rows of one table (contacts, companies or conversations),
+    for one engine."""
 
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect: str, project_id: int) -> None:
         self.postgres = dialect == "postgresql"
+        self.project_id = project_id
 
     # --- reading a value ------------------------------------------------------------------
 
@@ -132,7 +134,10 @@ class Compiler:
         # A date: a string in the canonical stored form, compared as text.
         text = self._json(table.c.metadata, key, True)
         string = kind == ("string" if self.postgres else "text")
-        shaped = text.regexp_match(_DATE_REGEX) if self.postgres else text.op("GLOB")(_DATE_GLOB)
+        if self.postgres:  # every digit made 0: the canonical form's shape (a regex costs 5x)
+            shaped = func.translate(text, "123456789", "000000000") == _DATE_SHAPE
+        else:
+            shaped = text.op("GLOB")(_DATE_GLOB)
         return Value(missing, case((and_(string, shaped), text)))
 
     # --- comparing ------------------------------------------------------------------------
@@ -180,10 +185,12 @@ class Compiler:
             target: Any = [self._wanted(spec, v) for v in wanted]
         else:
             target = self._wanted(spec, wanted)
+        # A comparison with a NULL value (missing, or not of the type) is NULL, which a WHERE
+        # treats as false; no NOT is ever put above a condition, so NULL never turns true.
         positive = self._positive(op, value.typed, target)
         if op in NEGATIVE_OPS:
-            return or_(value.missing, and_(value.typed.is_not(None), not_(positive)))
-        return and_(value.typed.is_not(None), positive)
+            return or_(value.missing, not_(positive))
+        return positive
 
     # --- the query ------------------------------------------------------------------------
 
@@ -210,16 +217,27 @@ class Compiler:
         return or_(not_(link.exists()), holding)
 
     def _events(self, node: EventCondition, table: Table) -> ColumnElement[bool]:
+        """The records whose events of that name (since `since`) are counted as the condition
+        says, as one grouped read of the project's events (not a count per record): the
+        owners whose count holds; or, when a count of 0 holds, all but those whose does not."""
         owner = EVENTS.c.contact_id if table is CONTACTS else EVENTS.c.company_id
-        counted = select(func.count()).where(owner == table.c.id, EVENTS.c.name == node.name)
+        events = select(owner).where(
+            EVENTS.c.project_id == self.project_id, EVENTS.c.name == node.name, owner.is_not(None)
+        )
         if node.since is not None:
-            counted = counted.where(EVENTS.c.occurred_at >= node.since)
-        count = counted.scalar_subquery()
+            events = events.where(EVENTS.c.occurred_at >= node.since)
+        counted = self._count_holds(node, func.count())
+        grouped = events.group_by(owner)
+        if not count_holds(node.op, 0, node.value):
+            return table.c.id.in_(grouped.having(counted))
+        return table.c.id.not_in(grouped.having(not_(counted)))
+
+    def _count_holds(self, node: EventCondition, count: Any) -> ColumnElement[bool]:
         match node.op:
             case "exists":
-                return count >= 1
+                return count >= 1  # type: ignore[no-any-return]
             case "!exists":
-                return count == 0
+                return count == 0  # type: ignore[no-any-return]
         spec = FieldSpec(AttrType.NUMBER, "builtin", "count")
         have = Value(false(), count)
         wanted = tuple(map(float, node.value)) if node.op in ("IN", "NIN") else float(node.value)

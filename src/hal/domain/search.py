@@ -360,7 +360,8 @@ def holds(op: str, value: Any, wanted: Any, type_: AttrType) -> bool:
     raise ValueError(f"unknown operator {op}")
 
 
-def _count_holds(op: str, count: int, wanted: Any) -> bool:
+def count_holds(op: str, count: int, wanted: Any) -> bool:
+    """Whether an event count satisfies an `event` condition's operator and value."""
     match op:
         case "exists":
             return count >= 1
@@ -381,7 +382,7 @@ def matches(node: Node, record: Record) -> bool:
             for name, at in record.events
             if name == node.name and (node.since is None or at >= node.since)
         )
-        return _count_holds(node.op, count, node.value)
+        return count_holds(node.op, count, node.value)
     spec = node.spec
     if spec.relation is None:
         return holds(node.op, stored_value(record.values, spec), node.value, spec.type)

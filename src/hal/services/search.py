@@ -162,7 +162,7 @@ def _where(tx: Tx, project: ProjectConfig, kind: Kind, filters: Sequence[Filter]
     if kind is Kind.CONTACTS:
         where.append(table.c.erased_at.is_(None))
     fields = catalog(project, kind)
-    compiler = Compiler(tx.dialect)
+    compiler = Compiler(tx.dialect, project.id)
     for query, path in filters:
         if query is not None:
             node = parse_query(query, fields, now=tx.now,
@@ -223,7 +223,7 @@ async def search(
     where = _where(tx, project, kind, filters)
     fields = catalog(project, kind)
     order = parse_sort(sort, fields, default=_default_sort(project, kind), path=sort_path)
-    typed = Compiler(tx.dialect).value(table, order.spec).typed
+    typed = Compiler(tx.dialect, project.id).value(table, order.spec).typed
     is_missing = case((typed.is_(None), 1), else_=0)
     page = where if cursor is None else [
         *where, _after(table, typed, is_missing, order, _decode(cursor, order.spec))
