@@ -318,6 +318,9 @@ class Database:
                 # its first statement, is invalidated, and the transaction is retried.
                 pool_recycle=3600,
                 hide_parameters=True,
+                # Short statements only: compiling a search's plan with LLVM cost 0.1 to 0.4 s
+                # above jit_above_cost (bench/RESULTS.md, "Search").
+                connect_args={"server_settings": {"jit": "off"}},
             )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.projects = ProjectCache()
