@@ -119,9 +119,8 @@ class Compiler:
         kind = self._json_type(table.c.metadata, key)
         missing = or_(kind.is_(None), kind == "null")
         if spec.type in (AttrType.STRING, AttrType.LIST):
-            folded_kind = self._json_type(table.c.search_metadata, key)
-            string = folded_kind == ("string" if self.postgres else "text")
-            return Value(missing, case((string, self._json(table.c.search_metadata, key, True))))
+            # The folded copy holds the string values alone: a value of another type is absent.
+            return Value(missing, self._json(table.c.search_metadata, key, True))
         if spec.type is AttrType.NUMBER:
             number = kind == "number" if self.postgres else kind.in_(("integer", "real"))
             raw = self._json(table.c.metadata, key, True)
@@ -132,13 +131,13 @@ class Compiler:
             flag: Any = cast(raw, Boolean) if self.postgres else raw
             return Value(missing, case((boolean, flag)))
         # A date: a string in the canonical stored form, compared as text.
+        # Only a string has the canonical form's shape (a number's text has no '-' or 'T').
         text = self._json(table.c.metadata, key, True)
-        string = kind == ("string" if self.postgres else "text")
         if self.postgres:  # every digit made 0: the canonical form's shape (a regex costs 5x)
             shaped = func.translate(text, "123456789", "000000000") == _DATE_SHAPE
         else:
             shaped = text.op("GLOB")(_DATE_GLOB)
-        return Value(missing, case((and_(string, shaped), text)))
+        return Value(missing, case((shaped, text)))
 
     # --- comparing ------------------------------------------------------------------------
 
