@@ -206,14 +206,42 @@ class Compiler:
         return self._related(node, table)
 
     def _related(self, node: Condition, table: Table) -> ColumnElement[bool]:
-        """A condition on related records: any of them holds it; none is a missing value."""
+        """A condition on related records: any of them holds it; none is a missing value.
+        The related records that hold it are read once (an uncorrelated IN), not per row."""
         spec = node.spec
-        related, link = _relation(table, spec.relation)
+        related, key, holders, linked = self._relation(table, spec.relation)
         value = self.value(related, spec)
-        holding = link.where(self.holds(node.op, value, spec, node.value)).exists()
+        holding = key.in_(holders.where(self.holds(node.op, value, spec, node.value)))
         if node.op not in NEGATIVE_OPS:
             return holding
-        return or_(not_(link.exists()), holding)
+        return or_(not_(linked), holding)
+
+    def _relation(
+        self, table: Table, relation: str | None
+    ) -> tuple[Table, ColumnElement[Any], Select[Any], ColumnElement[bool]]:
+        """For a row of `table` and its related records: their table, the row's column that
+        names them, a SELECT of the names of the project's related records (to filter), and
+        whether the row has any."""
+        if relation == "deal":
+            has = select(DEALS.c.id).where(DEALS.c.company_id == table.c.id).exists()
+            return DEALS, table.c.id, select(DEALS.c.company_id), has
+        if relation == "contact":
+            live = select(CONTACTS.c.id).where(
+                CONTACTS.c.project_id == self.project_id, CONTACTS.c.erased_at.is_(None)
+            )
+            # A NULL contact_id must read as "none", never as NULL: NOT NULL stays NULL.
+            has = and_(table.c.contact_id.is_not(None), table.c.contact_id.in_(live))
+            return CONTACTS, table.c.contact_id, live, has
+        if table is CONTACTS:
+            links = (
+                select(LINKS.c.contact_id)
+                .join(COMPANIES, COMPANIES.c.id == LINKS.c.company_id)
+                .where(COMPANIES.c.project_id == self.project_id)
+            )
+            has = select(LINKS.c.company_id).where(LINKS.c.contact_id == table.c.id).exists()
+            return COMPANIES, table.c.id, links, has
+        ids = select(COMPANIES.c.id).where(COMPANIES.c.project_id == self.project_id)
+        return COMPANIES, table.c.company_id, ids, table.c.company_id.is_not(None)
 
     def _events(self, node: EventCondition, table: Table) -> ColumnElement[bool]:
         """The records whose events of that name (since `since`) are counted as the condition
@@ -241,20 +269,6 @@ class Compiler:
         have = Value(false(), count)
         wanted = tuple(map(float, node.value)) if node.op in ("IN", "NIN") else float(node.value)
         return self.holds(node.op, have, spec, wanted)
-
-
-def _relation(table: Table, relation: str | None) -> tuple[Table, Select[Any]]:
-    """The table of a record's related records and a SELECT of those related to the row."""
-    if relation == "deal":
-        return DEALS, select(DEALS.c.id).where(DEALS.c.company_id == table.c.id)
-    if relation == "contact":
-        return CONTACTS, select(CONTACTS.c.id).where(
-            CONTACTS.c.id == table.c.contact_id, CONTACTS.c.erased_at.is_(None)
-        )
-    if table is CONTACTS:
-        linked = select(COMPANIES.c.id).join(LINKS, LINKS.c.company_id == COMPANIES.c.id)
-        return COMPANIES, linked.where(LINKS.c.contact_id == table.c.id)
-    return COMPANIES, select(COMPANIES.c.id).where(COMPANIES.c.id == table.c.company_id)
 
 
 def _contact_count(table: Table) -> ColumnElement[Any]:
