@@ -222,6 +222,7 @@ class Compiler:
         """For a row of `table` and its related records: their table, the row's column that
         names them, a SELECT of the names of the project's related records (to filter), and
         whether the row has any."""
+        has: ColumnElement[bool]
         if relation == "deal":
             has = select(DEALS.c.id).where(DEALS.c.company_id == table.c.id).exists()
             return DEALS, table.c.id, select(DEALS.c.company_id), has
