@@ -5,18 +5,18 @@ with the plan of every statement the search ran.
     uv run python bench/search.py [--contacts 100000] [--companies 10000] [--events 1000000]
                                   [--conversations 20000] [--repeat 30]
                                   [--backends sqlite,postgres] [--pg-large 1000000]
-                                  [--large-repeat 10] [--no-pg-jit-off]
+                                  [--large-repeat 10]
 
 A quick run: --contacts 10000 --companies 1000 --events 100000 --conversations 2000
 --pg-large 0. Each backend gets a fresh database (`hal migrate`, `hal projects create`, `hal
 tokens create`), loaded directly with the rows the store would write (its own case-folded
 copies, attribute definitions and bulk insert: COPY on PostgreSQL), then one `hal serve`
-answers every query `--repeat` times, one request at a time. PostgreSQL is measured again with
-the database's `jit = off`. `--pg-large N` measures PostgreSQL again at N contacts (companies,
-events and conversations in proportion; 0: not). The plans come from the same requests made
-once more in this process (the app on the same database, its statements caught on their way
-to the driver) and run again under EXPLAIN. Replaces its own section of bench/RESULTS.md
-(between the search markers) and prints it.
+answers every query `--repeat` times, one request at a time (PostgreSQL connections run with
+`jit = off`, as db/engine.py sets). `--pg-large N` measures PostgreSQL again at N contacts
+(companies, events and conversations in proportion; 0: not). The plans come from the same
+requests made once more in this process (the app on the same database, its statements caught
+on their way to the driver) and run again under EXPLAIN. Replaces its own section of
+bench/RESULTS.md (between the search markers) and prints it.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from bench.common import (  # noqa: E402
     drop_database,
     hal,
     new_database,
-    pg_admin,
     replace_section,
 )
 from tests.servers import Server  # noqa: E402
@@ -151,7 +150,6 @@ class BackendRun:
     seed_s: float
     rows: list[Measured]
     target: bool  # the 5x target applies
-    jit_off: list[Measured] = field(default_factory=list)  # PostgreSQL: again, jit = off
 
 
 # --- the data ---------------------------------------------------------------------------------
@@ -407,8 +405,7 @@ def served(url: str, token: str, repeat: int, log: Path) -> list[Measured]:
 
 def run_backend(backend: str, sizes: Sizes, args: argparse.Namespace, workdir: Path,
                 target: bool, repeat: int) -> BackendRun:  # fmt: skip
-    """Load a fresh database, measure, capture the plans; on PostgreSQL measure again with
-    the database's `jit = off` (new connections take it)."""
+    """Load a fresh database, measure, capture the plans."""
     url, pg_name = new_database(backend, workdir)
     try:
         hal(url, "migrate")
@@ -421,10 +418,6 @@ def run_backend(backend: str, sizes: Sizes, args: argparse.Namespace, workdir: P
         log = workdir / f"server-{backend}.log"
         run = BackendRun(backend, sizes, seed_s, served(url, token, repeat, log), target)
         asyncio.run(explain(url, token, run.rows))
-        if pg_name is not None and args.pg_jit_off:
-            print("postgres, jit = off:", flush=True)
-            pg_admin(f'ALTER DATABASE "{pg_name}" SET jit = off')
-            run.jit_off = served(url, token, repeat, log)
         return run
     finally:
         drop_database(pg_name)
@@ -472,9 +465,8 @@ def render(runs: list[BackendRun], args: argparse.Namespace, load_before: float)
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Load average (1 min) "
         f"{load_before:.1f} before the run started (other processes on the machine), "
         f"{min(LOAD, default=0):.1f} to {max(LOAD, default=0):.1f} while it measured (this "
-        "run's server, database and client take up to about 2). On PostgreSQL each query "
-        "is measured twice: as the server is configured (JIT on, PostgreSQL's default) and "
-        "again with `ALTER DATABASE ... SET jit = off`.",
+        "run's server, database and client take up to about 2). PostgreSQL connections run "
+        "with `jit = off` (db/engine.py).",
         "",
         f"Command: `{' '.join(['uv run python bench/search.py', *sys.argv[1:]])}`",
         "",
@@ -482,9 +474,6 @@ def render(runs: list[BackendRun], args: argparse.Namespace, load_before: float)
     for run in runs:
         lines += [f"### {run.backend}: {run.sizes.describe()} (loaded in {run.seed_s:.0f} s)",
                   "", *_table(run.rows, run.target)]  # fmt: skip
-        if run.jit_off:
-            lines += ["", f"{run.backend}, the same database with `jit = off`:", "",
-                      *_table(run.jit_off, run.target)]  # fmt: skip
         lines += ["", f"<details><summary>Plans, {run.backend}, {run.sizes.contacts:,} "
                   "contacts</summary>", ""]  # fmt: skip
         for row in run.rows:
@@ -502,8 +491,6 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--large-repeat", type=int, default=10, help="--repeat of --pg-large")
-    parser.add_argument("--pg-jit-off", action=argparse.BooleanOptionalAction, default=True,
-                        help="measure PostgreSQL again with jit = off")  # fmt: skip
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--pg-large", type=int, default=1_000_000,
                         help="contacts of a second PostgreSQL run (0: none)")  # fmt: skip
