@@ -109,6 +109,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     install_error_handlers(app)
     app.include_router(widget.router)
+    if settings.bench_echo:  # beside the widget routes: matched after as few routes as they are
+        app.include_router(widget.echo_router)
     app.include_router(team.router)
     app.include_router(privacy.router)
     app.include_router(attributes.router)
@@ -141,8 +143,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     if settings.demo:
         app.include_router(demo.router)
-    if settings.bench_echo:
-        app.include_router(widget.echo_router)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
