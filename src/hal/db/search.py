@@ -83,7 +83,11 @@ class Value:
     """A field of a row as the query sees it."""
 
     missing: ColumnElement[bool]
-    typed: ColumnElement[Any]  # NULL when missing or not of the type
+    typed: ColumnElement[Any]  # NULL when missing or not of the type (what a sort reads)
+    # A condition may compare the stored value first and check its type (`guard`) after, so
+    # only the rows the comparison keeps pay for the check (a date's shape).
+    raw: ColumnElement[Any] | None = None
+    guard: ColumnElement[bool] | None = None
 
 
 class Compiler:
@@ -137,7 +141,7 @@ class Compiler:
             shaped = func.translate(text, "123456789", "000000000") == _DATE_SHAPE
         else:
             shaped = text.op("GLOB")(_DATE_GLOB)
-        return Value(missing, case((shaped, text)))
+        return Value(missing, case((shaped, text)), raw=text, guard=shaped)
 
     # --- comparing ------------------------------------------------------------------------
 
@@ -186,10 +190,15 @@ class Compiler:
             target = self._wanted(spec, wanted)
         # A comparison with a NULL value (missing, or not of the type) is NULL, which a WHERE
         # treats as false; no NOT is ever put above a condition, so NULL never turns true.
-        positive = self._positive(op, value.typed, target)
+        if value.raw is None or value.guard is None:
+            positive = self._positive(op, value.typed, target)
+            if op in NEGATIVE_OPS:
+                return or_(value.missing, not_(positive))
+            return positive
+        compared = self._positive(op, value.raw, target)
         if op in NEGATIVE_OPS:
-            return or_(value.missing, not_(positive))
-        return positive
+            return or_(value.missing, and_(value.guard, not_(compared)))
+        return and_(compared, value.guard)
 
     # --- the query ------------------------------------------------------------------------
 
