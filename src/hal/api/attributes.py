@@ -19,7 +19,6 @@ from hal.api.errors import error_responses
 from hal.db.engine import Tx
 from hal.db.models import Project
 from hal.domain.attributes import Attribute, Model, Source
-from hal.domain.errors import NotFound
 from hal.domain.projects import ProjectConfig
 from hal.schemas.attributes import AttributeCreate, AttributeList, AttributeOut, AttributePatch
 from hal.services import attributes
@@ -50,10 +49,7 @@ def attribute_out(view: attributes.AttributeView) -> AttributeOut:
 
 
 async def _config(tx: Tx, project: Project) -> ProjectConfig:
-    config = await tx.projects.get(tx.connection, project.app_id)
-    if config is None:  # deleted meanwhile
-        raise NotFound("unknown_app", "no such project", field="app_id")
-    return config
+    return await tx.project(project.app_id)
 
 
 @router.get("", response_model=AttributeList)

@@ -12,7 +12,6 @@ from hal.api.deps import DatabaseDep, RowId, TeamProjectDep, TokenActorDep
 from hal.api.errors import error_responses
 from hal.db.engine import Tx
 from hal.db.models import Project
-from hal.domain.errors import NotFound
 from hal.domain.projects import ProjectConfig
 from hal.domain.search import Kind
 from hal.schemas.views import ViewCreate, ViewList, ViewOut, ViewPatch
@@ -43,10 +42,7 @@ def view_out(counted: views.CountedView) -> ViewOut:
 
 
 async def _config(tx: Tx, project: Project) -> ProjectConfig:
-    config = await tx.projects.get(tx.connection, project.app_id)
-    if config is None:  # deleted meanwhile
-        raise NotFound("unknown_app", "no such project", field="app_id")
-    return config
+    return await tx.project(project.app_id)
 
 
 @router.get("", response_model=ViewList)

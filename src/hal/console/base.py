@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from hal.api.errors import describe_validation, status_for
 from hal.db.engine import Tx
-from hal.domain.errors import HalError, InvalidInput, NotFound
+from hal.domain.errors import HalError, InvalidInput
 from hal.domain.projects import ProjectConfig
 from hal.domain.roles import Role
 from hal.inbox.session import SignedIn, csrf_ok, current_agent
@@ -151,10 +151,7 @@ def whole_number(text: str | None) -> int | str | None:
 
 async def project_config(tx: Tx, login: SignedIn) -> ProjectConfig:
     """The signed-in project's settings as the services read them (the API routes' own)."""
-    config = await tx.projects.get(tx.connection, login.project.app_id)
-    if config is None:  # deleted meanwhile
-        raise NotFound("unknown_app", "no such project", field="app_id")
-    return config
+    return await tx.project(login.project.app_id)
 
 
 def lines(text: str | None) -> list[str]:

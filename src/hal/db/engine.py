@@ -46,6 +46,8 @@ from hal.db.models import CRM_MODELS
 from hal.db.project_cache import ProjectCache
 from hal.db.types import utcnow
 from hal.domain.changes import ChangeType
+from hal.domain.errors import NotFound
+from hal.domain.projects import ProjectConfig
 
 T = TypeVar("T")
 
@@ -233,6 +235,13 @@ class Tx:
         if name == "now" and "now" in self.__dict__:
             raise AttributeError("a transaction's now is fixed")
         super().__setattr__(name, value)
+
+    async def project(self, app_id: str) -> ProjectConfig:
+        """The project's settings (cached), or 404 `unknown_app` (deleted meanwhile)."""
+        project = await self.projects.get(self.connection, app_id)
+        if project is None:
+            raise NotFound("unknown_app", "no such project", field="app_id")
+        return project
 
     async def execute(
         self, statement: Executable, params: Mapping[str, Any] | list[dict[str, Any]] | None = None

@@ -150,10 +150,7 @@ class Found:
 
 
 async def _project(tx: Tx, app_id: str) -> ProjectConfig:
-    project = await tx.projects.get(tx.connection, app_id)
-    if project is None:  # deleted meanwhile
-        raise NotFound("unknown_app", "no such project", field="app_id")
-    return project
+    return await tx.project(app_id)
 
 
 def _status_filter(status: str | None) -> list[search.Filter]:

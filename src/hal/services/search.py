@@ -20,7 +20,7 @@ from hal.db.models import Company, Contact, Conversation
 from hal.db.search import Compiler
 from hal.db.store.base import COMPANIES, CONTACTS, CONVERSATIONS, LINKS
 from hal.domain.attributes import BUILTINS, AttrType, Model
-from hal.domain.errors import InvalidInput, NotFound
+from hal.domain.errors import InvalidInput
 from hal.domain.projects import ProjectConfig
 from hal.domain.search import FieldSpec, Kind, Sort, parse_query, parse_sort
 from hal.services.team import summarize
@@ -269,9 +269,7 @@ async def list_records(
     cursor: str | None,
 ) -> SearchPage:
     """A search of the project's records (the search routes, and the lists with `?filter=`)."""
-    project = await tx.projects.get(tx.connection, app_id)
-    if project is None:  # deleted meanwhile
-        raise NotFound("unknown_app", "no such project", field="app_id")
+    project = await tx.project(app_id)
     return await search(tx, project=project, kind=kind, filters=filters, sort=sort,
                         limit=limit, cursor=cursor)  # fmt: skip
 

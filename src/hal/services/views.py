@@ -177,9 +177,7 @@ async def find(
 ) -> search.SearchPage:
     """A list's page through a saved view (`?view=ID`: its query, and its sort unless the URL
     has one) and the URL's own filters, all of which a record must pass."""
-    project = await tx.projects.get(tx.connection, app_id)
-    if project is None:  # deleted meanwhile
-        raise NotFound("unknown_app", "no such project", field="app_id")
+    project = await tx.project(app_id)
     if view_id is not None:
         try:
             view = await get_view(tx, project=project, view_id=view_id)
