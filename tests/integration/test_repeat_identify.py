@@ -1,0 +1,86 @@
+"""README "Identify", the repeat identify, attacked: it answers exactly what the full path
+answers (the same refusals included), and a session token helps no one but its own visitor."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from hal.db.models import Contact, Visitor
+from tests.factories import unique
+
+
+def _body(user_id: str, **more: Any) -> dict[str, Any]:
+    return {"visitor_id": f"v-{user_id}", "user_id": user_id, "email": f"{user_id}@example.com",
+            "metadata": {"plan": "pro"}, "company": {"id": f"co-{user_id}"}, **more}  # fmt: skip
+
+
+async def _age(database, visitor_id: str) -> None:
+    """Make the visitor and its contact last seen two minutes ago: the next identify takes
+    the full path."""
+
+    async def work(tx):
+        ago = tx.now - timedelta(minutes=2)
+        await tx.execute(update(Visitor).where(Visitor.visitor_key == visitor_id)
+                         .values(last_seen_at=ago))  # fmt: skip
+        await tx.execute(update(Contact).where(Contact.id.in_(
+            Visitor.__table__.select().with_only_columns(Visitor.contact_id)
+            .where(Visitor.visitor_key == visitor_id).scalar_subquery()
+        )).values(last_seen_at=ago))  # fmt: skip
+
+    await database.run(work)
+
+
+def _answer(response) -> tuple[int, Any]:
+    body = response.json()
+    if isinstance(body, dict):
+        body.pop("session_token", None)
+    return response.status_code, body
+
+
+async def test_a_repeat_answers_what_the_full_path_answers(widget, project, database):
+    owner = unique("owner")  # a verified user whose company is guarded from then on
+    await widget.identify(project, **_body(owner), signed=True)
+    user = unique("u")
+    first = await widget.identify(project, **_body(user), signed=True)
+    token = first.json()["session_token"]
+    variants: dict[str, dict[str, Any]] = {
+        "the same, signed": {"signed": True},
+        "the same, unsigned (the session token vouches)": {},
+        "a guarded company of someone else, unsigned": {"company_ids": [f"co-{owner}"]},
+        "a bad hash": {"user_hash": "0" * 64},
+    }
+    for what, more in variants.items():
+        await widget.identify(project, token=token, **_body(user), signed=True)  # seen now
+        repeat = await widget.identify(project, token=token, **_body(user, **more))
+        await _age(database, f"v-{user}")
+        full = await widget.identify(project, token=token, **_body(user, **more))
+        assert _answer(repeat) == _answer(full), what
+
+
+async def test_a_session_token_does_not_open_another_visitor(widget, project):
+    user = unique("u")
+    first = await widget.identify(project, **_body(user), signed=True)
+    token = first.json()["session_token"]
+    thief = {**_body(user), "visitor_id": unique("thief")}
+    without = await widget.identify(project, **thief)
+    stolen = await widget.identify(project, token=token, **thief)
+    assert _answer(stolen) == _answer(without)
+    assert stolen.status_code == 403, stolen.text  # a verified contact needs a proof
+
+
+async def test_a_token_of_a_rotated_session_secret_takes_the_full_path(widget, project, database):
+    from hal.services.projects import rotate_secret
+
+    user = unique("u")
+    first = await widget.identify(project, **_body(user), signed=True)
+    token = first.json()["session_token"]
+    await database.transaction(
+        lambda s: rotate_secret(
+            session=s, app_id=project.app_id, grace=timedelta(hours=1), revoke_sessions=True
+        )
+    )
+    unsigned = await widget.identify(project, token=token, **_body(user))
+    assert unsigned.status_code == 401, unsigned.text  # the old session no longer vouches
