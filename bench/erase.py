@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -30,36 +29,37 @@ sys.path.insert(0, str(ROOT))
 from bench.common import drop_database, hal, new_database, replace_section  # noqa: E402
 from tests.servers import Server  # noqa: E402
 
-from hal.db.engine import Database  # noqa: E402
-from hal.db.models import Contact, Conversation, Event, Message, Project, Visitor  # noqa: E402
+from hal.db.engine import Database, Tx  # noqa: E402
+from hal.db.store import people, timeline  # noqa: E402
+from hal.db.store.base import EVENTS, MESSAGES  # noqa: E402
 
 HEADING = "## Erasing a contact with many events"
 
 
 async def build_person(database_url: str, app_id: str, events: int) -> int:
-    """A contact with one visitor, `events` tracked events and a conversation of 50 messages."""
+    """A contact with one visitor, `events` tracked events and a conversation of 50 messages,
+    written through the store."""
     database = Database(database_url)
     now = datetime.now(UTC)
     try:
 
-        async def person(session) -> tuple[int, int, int]:
-            project_id = await session.scalar(select(Project.id).where(Project.app_id == app_id))
-            contact = Contact(project_id=project_id, user_id="erase-me", email="erase@me.com",
-                              email_normalized="erase@me.com", name="Erase Me",
-                              metadata_={"plan": "gold"})  # fmt: skip
-            session.add(contact)
-            await session.flush()
-            visitor = Visitor(project_id=project_id, visitor_key="erase-visitor",
-                              contact_id=contact.id, properties={})  # fmt: skip
-            conversation = Conversation(project_id=project_id, contact_id=contact.id)
-            session.add_all([visitor, conversation])
-            await session.flush()
-            await session.execute(insert(Message), [
+        async def person(tx: Tx) -> tuple[int, int, int]:
+            project_id = (await tx.project(app_id)).id
+            contact_id = await people.insert_contact(tx, project_id=project_id, values={
+                "user_id": "erase-me", "email": "erase@me.com",
+                "email_normalized": "erase@me.com", "name": "Erase Me",
+                "metadata": {"plan": "gold"}})  # fmt: skip
+            visitor = await people.upsert_visitor(tx, project_id=project_id,
+                                                  visitor_key="erase-visitor")  # fmt: skip
+            await people.update_visitor(tx, visitor.id, contact_id=contact_id)
+            conversation = await timeline.start_conversation(
+                tx, {"project_id": project_id, "contact_id": contact_id})  # fmt: skip
+            await tx.execute(MESSAGES.insert(), [
                 {"conversation_id": conversation.id, "author": "visitor", "body": f"m{i}",
                  "sender_verified": False, "created_at": now} for i in range(50)])  # fmt: skip
-            return project_id, contact.id, visitor.id
+            return project_id, contact_id, visitor.id
 
-        project_id, contact_id, visitor_row_id = await database.transaction(person)
+        project_id, contact_id, visitor_row_id = await database.run(person)
         for start in range(0, events, 5000):
             rows = [
                 {"project_id": project_id, "contact_id": contact_id,
@@ -67,7 +67,7 @@ async def build_person(database_url: str, app_id: str, events: int) -> int:
                  "properties": {"n": n}, "occurred_at": now, "received_at": now}
                 for n in range(start, min(start + 5000, events))
             ]  # fmt: skip
-            await database.transaction(lambda s, rows=rows: s.execute(insert(Event), rows))
+            await database.run(lambda tx, rows=rows: tx.execute(EVENTS.insert(), rows))
         return contact_id
     finally:
         await database.dispose()
