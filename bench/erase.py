@@ -3,16 +3,16 @@ of identify requests other clients make meanwhile (erasure deletes in bounded ba
 its own short transaction, so they should barely notice).
 
     uv run python bench/erase.py [--events 100000] [--clients 4] [--backends sqlite,postgres]
-                                 [--write]
+                                 [--write] [--quick] [--out FILE]
 
 Builds the contact's rows directly in the database, starts one `hal serve`, erases while the
-clients identify in a loop, and prints a Markdown section; `--write` replaces that section
-of bench/RESULTS.md.
+clients identify in a loop, and prints a Markdown section; `--write` (or `--out`) replaces that
+section of bench/RESULTS.md (bench/out/RESULTS-quick.md in quick mode, or `--out`). --quick:
+5,000 events.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
@@ -26,7 +26,15 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import drop_database, hal, new_database, replace_section  # noqa: E402
+from bench.common import (  # noqa: E402
+    bench_parser,
+    drop_database,
+    hal,
+    new_database,
+    parse,
+    progress,
+    publish,
+)
 from tests.servers import Server  # noqa: E402
 
 from hal.db.engine import Database, Tx  # noqa: E402
@@ -178,22 +186,20 @@ def erase_on(backend: str, events: int, clients: int, workdir: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--write", action="store_true", help="replace the section in RESULTS.md")
-    args = parser.parse_args()
+    args = parse(parser, quick={"events": 5_000})
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends.split(","):
             result = erase_on(backend.strip(), args.events, args.clients, Path(tmp))
             rows.append(row(backend.strip(), result))
-            print(rows[-1], flush=True)
+            progress(f"{backend.strip()}: erased {result['deleted_rows']:,} rows in "
+                     f"{result['erase_s']:.2f} s")  # fmt: skip
     text = section(args.events, args.clients, rows)
-    print(text)
-    if args.write:
-        replace_section("erase", text)
+    publish("erase", text, args, write=args.write or bool(args.out))
 
 
 if __name__ == "__main__":

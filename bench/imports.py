@@ -9,7 +9,6 @@ Replaces its own section of bench/RESULTS.md (between the import markers) and pr
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -25,11 +24,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
     baseline,
+    bench_parser,
     drop_baseline,
     drop_database,
     hal,
     new_database,
-    replace_section,
+    parse,
+    progress,
+    publish,
 )
 
 STAGES = ["Lead", "Trial", "Customer"]
@@ -91,7 +93,7 @@ def run_backend(
                 f"{rows / seconds:,.0f} | {rss_kib / 1024:.0f} | {counts['created']:,} / "
                 f"{counts['updated']:,} / {counts['unchanged']:,} / {counts['failed']:,} |"
             )
-            print(lines[-1], flush=True)
+            progress(f"{backend}, {tree}, {label}: {rows / seconds:,.0f} rows/s")
         return lines
     finally:
         drop_database(pg_name)
@@ -116,12 +118,12 @@ def render(rows: int, companies: int, lines: list[str]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--companies", type=int, default=2_000)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--baseline", default="", help="a commit to measure in the same run")
-    args = parser.parse_args()
+    args = parse(parser, quick={"rows": 1_000, "companies": 100})
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         csv_path = workdir / "contacts.csv"
@@ -142,8 +144,7 @@ def main() -> None:
             if before is not None:
                 drop_baseline(workdir)
     section = render(args.rows, args.companies, lines)
-    replace_section("imports", section)
-    print(section)
+    publish("imports", section, args)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,13 @@ ceiling, and growth of identify, contact search and contact detail latency with 
 contacts. Real `hal serve`, real databases, loopback only, every run bounded in time.
 
     uv run python bench/run.py [--backends sqlite,postgres] [--duration 10] [--sizes 10000,...]
-                               [--variants metrics]
+                               [--variants metrics] [--baseline REV] [--quick] [--out FILE]
 
-Prints a table and writes bench/RESULTS.md. Needs `wrk` (apt-get install wrk).
+--quick: the server as `hal serve` runs it (no variants beside it, but the baseline if one is
+given), 2 s runs with fewer users (QUICK_USERS), growth at 10,000 contacts only (1 s runs),
+100 live streams. Writes its section of bench/RESULTS.md (in quick mode
+bench/out/RESULTS-quick.md) and prints it; one progress line per run on stderr. Needs `wrk`
+(apt-get install wrk).
 """
 
 from __future__ import annotations
@@ -35,11 +39,14 @@ sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
     PG_BASE,
     baseline,
+    bench_parser,
     drop_baseline,
     hal,
     new_database,
+    parse,
     pg_admin,
-    replace_section,
+    progress,
+    publish,
 )
 from tests.servers import Server  # noqa: E402
 
@@ -54,7 +61,22 @@ SERVER_ENV = {
     "HAL_NEW_VISITORS_PER_CLIENT": "off",
 }
 THROUGHPUT_ROUTES = ["echo", "identify", "repeat-identify", "track", "set-properties"]
-SIGNED_IN = 2000  # repeat-identify: users each always sending the same payload
+SERVED = "uvloop + httptools"  # the server as `hal serve` runs it
+QUICK = {"duration": 2, "growth_duration": 1, "sizes": "10000", "streams": 100}
+
+
+@dataclass(frozen=True)
+class Users:
+    """How many users the widget runs draw from: new users for identify, bound visitors for
+    track and set-properties, signed-in users (each always sending the same payload) for
+    repeat-identify."""
+
+    fresh: int = 60_000
+    visitors: int = 1000
+    signed_in: int = 2000
+
+
+QUICK_USERS = Users(fresh=5000, visitors=200, signed_in=200)  # plenty for 2 s runs
 
 
 @dataclass(frozen=True)
@@ -81,6 +103,10 @@ class Run:
     errors: int
     connections: int
     note: str = ""
+
+    def summary(self) -> str:
+        return (f"{self.backend}, {self.server}, {self.name}: {self.rps:,.0f} req/s, p99 "
+                f"{self.p99_ms:.1f} ms, {self.errors} errors")  # fmt: skip
 
 
 @dataclass
@@ -203,7 +229,8 @@ class Setup:
     users: object
 
 
-def setup(backend: str, variant: Variant, report: Report, workdir: Path) -> Setup:
+def setup(backend: str, variant: Variant, report: Report, workdir: Path, fresh_users: int
+          ) -> Setup:  # fmt: skip
     database_url, pg_name = new_database(backend, workdir)
     py = variant.python
     subprocess.run([py, "-m", "hal", "migrate", "--database-url", database_url], check=True,
@@ -219,7 +246,7 @@ def setup(backend: str, variant: Variant, report: Report, workdir: Path) -> Setu
         return [(i, compute_user_hash(secret, i)) for i in ids]
 
     returning = users([f"seed-{i}" for i in random.sample(range(10_000), 5000)])
-    fresh = users([f"new-{i}" for i in range(60_000)])
+    fresh = users([f"new-{i}" for i in range(fresh_users)])
     return Setup(database_url, pg_name, token, returning, fresh, users)
 
 
@@ -253,7 +280,8 @@ def throughput(
     backend: str, variant: Variant, args: argparse.Namespace, report: Report, workdir: Path
 ) -> Setup:
     """Echo, identify, track and set-properties at 32 clients on one server variant."""
-    ready = setup(backend, variant, report, workdir)
+    counts = QUICK_USERS if args.quick else Users()
+    ready = setup(backend, variant, report, workdir, counts.fresh)
     sink = receiver() if variant.webhook else None
     if sink is not None:
         subprocess.run(
@@ -265,13 +293,14 @@ def throughput(
         )  # fmt: skip
     server = serve(variant, ready.database_url, workdir / f"server-{backend}.log")
     try:
-        visitors = asyncio.run(warm_visitors(server.url, "bench", 1000))
+        visitors = asyncio.run(warm_visitors(server.url, "bench", counts.visitors))
         common = {"app_id": "bench", "token": ready.token, "returning_share": 0.5,
                   "returning": ready.returning, "fresh": ready.fresh,
                   "visitors": visitors}  # fmt: skip
         repeat: list[list[str]] = []
         if "repeat-identify" in variant.routes:
-            repeat = asyncio.run(signed_in(server.url, "bench", ready.returning[:SIGNED_IN]))
+            users = ready.returning[: counts.signed_in]
+            repeat = asyncio.run(signed_in(server.url, "bench", users))
         for index, name in enumerate(variant.routes):
             # A Lua chunk holds at most 65,536 constants: each run gets only its own users.
             values = (
@@ -280,12 +309,12 @@ def throughput(
             data = lua_data(workdir / f"{name}.lua", route=name, **values)
             result = wrk(server.url, data, duration=args.duration, connections=32)
             note = {"identify": "50% new / 50% returning users with changed values",
-                    "repeat-identify": f"{SIGNED_IN:,} signed-in users, same payload each time"
-                    }.get(name, "")  # fmt: skip
+                    "repeat-identify": f"{counts.signed_in:,} signed-in users, same payload "
+                                       "each time"}.get(name, "")  # fmt: skip
             report.runs.append(to_run(backend, variant.label, name, result, 32, note))
-            print(report.runs[-1], flush=True)
+            progress(report.runs[-1].summary())
             if name == "identify":  # new users were used up: start the next run afresh
-                common["fresh"] = ready.users([f"new{index}-{i}" for i in range(60_000)])
+                common["fresh"] = ready.users([f"new{index}-{i}" for i in range(counts.fresh)])
         report.rss_mb[f"{backend} {variant.label}"] = peak_rss_mb(server.process.pid)
     finally:
         server.stop()
@@ -297,7 +326,7 @@ def throughput(
 def growth(backend: str, ready: Setup, args: argparse.Namespace, report: Report,
            workdir: Path) -> None:  # fmt: skip
     """Identify, contact search and contact detail as the project grows to 1M contacts."""
-    variant = Variant("uvloop + httptools")
+    variant = Variant(SERVED)
     server = serve(variant, ready.database_url, workdir / f"growth-{backend}.log")
     try:
         for size in args.sizes:
@@ -317,7 +346,7 @@ def growth(backend: str, ready: Setup, args: argparse.Namespace, report: Report,
                 run = to_run(backend, variant.label, label, result, connections,
                              f"{size * 10:,} events")  # fmt: skip
                 report.runs.append(run)
-                print(report.runs[-1], flush=True)
+                progress(report.runs[-1].summary())
         report.rss_mb[f"{backend} growth end"] = peak_rss_mb(server.process.pid)
     finally:
         server.stop()
@@ -333,7 +362,7 @@ def variants(backend: str, baseline_python: str | None, ref: str) -> list[Varian
         sys.executable, "-m", "uvicorn", "hal.app:create_app", "--factory", "--host",
         "127.0.0.1", "--port", "{port}", "--loop", "asyncio", "--http", "h11",
         "--log-level", "warning")))  # fmt: skip
-    found.append(Variant("uvloop + httptools"))
+    found.append(Variant(SERVED))
     found.append(Variant("uvloop + httptools, one webhook endpoint", webhook=True,
                          routes=("echo", "identify")))  # fmt: skip
     # Beside "uvloop + httptools" (counting on, the default): the installation check's cost.
@@ -349,6 +378,14 @@ def variants(backend: str, baseline_python: str | None, ref: str) -> list[Varian
     return found
 
 
+def chosen(variant: Variant, args: argparse.Namespace) -> bool:
+    """--variants picks by words of the label; otherwise a quick run measures only the server
+    as `hal serve` runs it (and the baseline commit, if one is given), a full run every one."""
+    if args.variants:
+        return any(part in variant.label for part in args.variants)
+    return not args.quick or variant.label == SERVED or variant.python != sys.executable
+
+
 def bench_backend(
     backend: str, args: argparse.Namespace, report: Report, workdir: Path,
     baseline_python: str | None,
@@ -356,7 +393,7 @@ def bench_backend(
     ready = None
     try:
         for variant in variants(backend, baseline_python, args.baseline):
-            if args.variants and not any(part in variant.label for part in args.variants):
+            if not chosen(variant, args):
                 continue
             previous, ready = ready, throughput(backend, variant, args, report, workdir)
             if previous is not None and previous.pg_name:
@@ -413,17 +450,14 @@ def render(report: Report, args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--duration", type=int, default=10)
+    parser = bench_parser(__doc__.splitlines()[0])
+    parser.set_defaults(duration=10)
     parser.add_argument("--growth-duration", type=int, default=5)
     parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
-    parser.add_argument("--baseline", default="", help="a commit to measure side by side")
     parser.add_argument("--streams", type=int, default=1000, help="idle live streams to hold")
     parser.add_argument("--variants", default="", help="only servers whose label has one of "
                         "these comma-separated words (a quick look at one variant)")  # fmt: skip
-    args = parser.parse_args()
+    args = parse(parser, quick=QUICK)
     args.variants = [v for v in args.variants.split(",") if v]
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     if shutil.which("wrk") is None:
@@ -440,19 +474,19 @@ def main() -> None:
     table = render(report, args)
     if args.streams:
         streams = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "streams.py"), "--streams", str(args.streams)],
-            capture_output=True, text=True, check=True,
+            [sys.executable, str(ROOT / "bench" / "streams.py"), "--streams", str(args.streams),
+             *(["--quick"] if args.quick else [])],
+            stdout=subprocess.PIPE, text=True, check=True,
         ).stdout.strip()  # fmt: skip
         table += (
             "\n\n## Live streams\n\n"
             "| load | changes delivered | commit to client p50 | p99 | server RSS, idle |\n"
             "|---|---|---|---|---|\n" + streams + "\n"
         )
-    print(table)
     command = "uv run python bench/run.py " + " ".join(sys.argv[1:])
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     header = "\n".join([*versions(), "", f"Command: `{command.strip()}`", f"Date: {date}", ""])
-    replace_section("load", header + "\n" + table, Path(args.out))
+    publish("load", header + "\n" + table, args)
 
 
 if __name__ == "__main__":

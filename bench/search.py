@@ -7,16 +7,18 @@ with the plan of every statement the search ran.
                                   [--backends sqlite,postgres] [--pg-large 1000000]
                                   [--large-repeat 10]
 
-A quick run: --contacts 10000 --companies 1000 --events 100000 --conversations 2000
---pg-large 0. Each backend gets a fresh database (`hal migrate`, `hal projects create`, `hal
-tokens create`), loaded directly with the rows the store would write (its own case-folded
-copies, attribute definitions and bulk insert: COPY on PostgreSQL), then one `hal serve`
-answers every query `--repeat` times, one request at a time (PostgreSQL connections run with
-`jit = off`, as db/engine.py sets). `--pg-large N` measures PostgreSQL again at N contacts
+A quick run: --quick (2,000 contacts, 200 companies, 20,000 events, 500 conversations, 3
+repeats, no large run; written to bench/out/RESULTS-quick.md unless --out is given). Each
+backend gets a fresh database (`hal migrate`, `hal projects create`, `hal tokens create`),
+loaded directly with the rows the store would write (its own case-folded copies, attribute
+definitions and bulk insert: COPY on PostgreSQL), then one `hal serve` answers every query
+`--repeat` times, one request at a time (PostgreSQL connections run with `jit = off`, as
+db/engine.py sets). `--pg-large N` measures PostgreSQL again at N contacts
 (companies, events and conversations in proportion; 0: not). The plans come from the same
 requests made once more in this process (the app on the same database, its statements caught
 on their way to the driver) and run again under EXPLAIN. Replaces its own section of
-bench/RESULTS.md (between the search markers) and prints it.
+bench/RESULTS.md (between the search markers) and prints it; one progress line per query on
+stderr.
 """
 
 from __future__ import annotations
@@ -43,10 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
+    bench_parser,
     drop_database,
     hal,
     new_database,
-    replace_section,
+    parse,
+    progress,
+    publish,
 )
 from tests.servers import Server  # noqa: E402
 
@@ -81,6 +86,8 @@ CONTACT_ATTRIBUTES = {
     "active": AttrType.BOOLEAN,
 }
 COMPANY_ATTRIBUTES = {"arr_band": AttrType.STRING, "employees": AttrType.NUMBER}
+QUICK = {"contacts": 2_000, "companies": 200, "events": 20_000, "conversations": 500,
+         "repeat": 3, "pg_large": 0}  # fmt: skip
 CHUNK = 20_000
 DAY = 86_400
 LOAD: list[float] = []  # the 1-minute load average after each measured query
@@ -330,7 +337,7 @@ def measure(url: str, token: str, repeat: int) -> list[Measured]:
             answer = http.post(_path(route), json=_body(query))
             if answer.status_code == 404 and answer.json().get("detail") == "Not Found":
                 found.append(Measured(label, skipped=f"skipped: no route POST {_path(route)}"))
-                print(f"{label}: {found[-1].skipped}", flush=True)
+                progress(f"{label}: {found[-1].skipped}")
                 continue
             answer.raise_for_status()
             http.post(_path(route), json=_body(query))
@@ -343,8 +350,8 @@ def measure(url: str, token: str, repeat: int) -> list[Measured]:
             p95 = statistics.quantiles(times, n=20)[-1] if len(times) > 1 else times[0]
             found.append(Measured(label, statistics.median(times), p95, _total(answer.json())))
             LOAD.append(os.getloadavg()[0])
-            print(f"{label}: p50 {found[-1].p50_ms:.1f} ms, p95 {p95:.1f} ms, "
-                  f"total {found[-1].total}", flush=True)  # fmt: skip
+            progress(f"{label}: p50 {found[-1].p50_ms:.1f} ms, p95 {p95:.1f} ms, "
+                     f"total {found[-1].total}")  # fmt: skip
     return found
 
 
@@ -414,7 +421,7 @@ def run_backend(backend: str, sizes: Sizes, args: argparse.Namespace, workdir: P
         started = time.monotonic()
         asyncio.run(seed(url, sizes))
         seed_s = time.monotonic() - started
-        print(f"{backend}: seeded {sizes.describe()} in {seed_s:.0f} s", flush=True)
+        progress(f"{backend}: seeded {sizes.describe()} in {seed_s:.0f} s")
         log = workdir / f"server-{backend}.log"
         run = BackendRun(backend, sizes, seed_s, served(url, token, repeat, log), target)
         asyncio.run(explain(url, token, run.rows))
@@ -484,28 +491,27 @@ def render(runs: list[BackendRun], args: argparse.Namespace, load_before: float)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--companies", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--conversations", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--large-repeat", type=int, default=10, help="--repeat of --pg-large")
-    parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--pg-large", type=int, default=1_000_000,
                         help="contacts of a second PostgreSQL run (0: none)")  # fmt: skip
-    args = parser.parse_args()
+    args = parse(parser, quick=QUICK)
     sizes = Sizes(args.contacts, args.companies, args.events, args.conversations)
     load_before, runs = os.getloadavg()[0], []
+    target = not args.quick  # the 5x target is set at 100,000 contacts, not a quick run's sizes
     with tempfile.TemporaryDirectory() as tmp:
         for backend in (name.strip() for name in args.backends.split(",")):
-            runs.append(run_backend(backend, sizes, args, Path(tmp), True, args.repeat))
+            runs.append(run_backend(backend, sizes, args, Path(tmp), target, args.repeat))
         if args.pg_large:
             large = sizes.scaled(args.pg_large)
             runs.append(run_backend("postgres", large, args, Path(tmp), False, args.large_repeat))
     section = render(runs, args, load_before)
-    replace_section("search", section)
-    print(section)
+    publish("search", section, args)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,14 @@
 takes to reach them: opens N SSE streams of one project, then commits changes one at a time
 and times each from the commit's answer to its arrival on every stream.
 
-    uv run python bench/streams.py [--streams 1000] [--changes 20]
+    uv run python bench/streams.py [--streams 1000] [--changes 20] [--quick]
 
-Prints one Markdown table row per run; bench/run.py appends it to RESULTS.md.
+Prints one Markdown table row per run; bench/run.py appends it to RESULTS.md. --quick: 100
+streams, 5 changes.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import statistics
@@ -24,6 +24,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_parser, parse, progress  # noqa: E402
 from tests.servers import Server  # noqa: E402
 
 
@@ -90,10 +91,10 @@ async def measure(server: Server, app_id: str, token: str, streams: int, changes
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--changes", type=int, default=20)
-    args = parser.parse_args()
+    args = parse(parser, quick={"streams": 100, "changes": 5})
     with tempfile.TemporaryDirectory() as tmp:
         database_url = f"sqlite:///{Path(tmp) / 'streams.db'}"
         hal(database_url, "migrate")
@@ -105,6 +106,7 @@ def main() -> None:
             result = asyncio.run(measure(server, "bench", token, args.streams, args.changes))
         finally:
             server.stop()
+    progress(f"{result['streams']:,} streams, {result['delivered']} changes delivered")
     print(
         f"| {result['streams']:,} open streams (SQLite, one process) | {result['delivered']} | "
         f"{result['p50_ms']:.0f} ms | {result['p99_ms']:.0f} ms | {result['idle_rss_mb']:.0f} MiB |"
