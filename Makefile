@@ -7,7 +7,7 @@ export HAL_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench bench-quick clean
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -26,16 +26,24 @@ lint: install
 test: lint
 	$(UV) run pytest
 
-# Benchmarks against real servers on SQLite and PostgreSQL, then CSV import and erasure;
-# each script rewrites its own section of bench/RESULTS.md.
-# BENCH_ARGS="--sizes 10000,100000 --duration 5" for a shorter run; bench/imports.py and
-# bench/run.py take --baseline REV to measure an older commit in the same run.
+# Benchmarks against real servers on SQLite and PostgreSQL, then CSV import, erasure and search;
+# each script rewrites its own section of bench/RESULTS.md and prints it: stdout carries only
+# the tables, stderr one line per finished step. BENCH_ARGS goes to every script: the common
+# flags (--backends, --duration, --quick, --out FILE, --baseline REV) and any script's own (a
+# script ignores another's, e.g. BENCH_ARGS="--sizes 10000,100000 --duration 5 --rows 20000").
+# --baseline REV measures an older commit in the same run (bench/run.py and bench/imports.py).
+# `make bench-quick` (BENCH_ARGS=--quick): small sizes and short runs, a check that everything
+# works, in under 3 minutes on 2 cores; it writes bench/out/RESULTS-quick.md (not committed,
+# each section marked as quick) so it never replaces the full figures.
 bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(UV) run python bench/run.py $(BENCH_ARGS)
-	$(UV) run python bench/imports.py
-	$(UV) run python bench/erase.py --write
-	$(UV) run python bench/search.py $(BENCH_ARGS_SEARCH)
+	@$(UV) run python bench/run.py $(BENCH_ARGS)
+	@$(UV) run python bench/imports.py $(BENCH_ARGS)
+	@$(UV) run python bench/erase.py --write $(BENCH_ARGS)
+	@$(UV) run python bench/search.py $(BENCH_ARGS)
+
+bench-quick:
+	@$(MAKE) --no-print-directory bench BENCH_ARGS="--quick $(BENCH_ARGS)"
 
 format: install
 	$(UV) run ruff check --fix .
