@@ -33,8 +33,9 @@ test: lint
 # script ignores another's, e.g. BENCH_ARGS="--sizes 10000,100000 --duration 5 --rows 20000").
 # --baseline REV measures an older commit in the same run (bench/run.py and bench/imports.py).
 # `make bench-quick` (BENCH_ARGS=--quick): small sizes and short runs, a check that everything
-# works, in under 3 minutes on 2 cores; it writes bench/out/RESULTS-quick.md (not committed,
-# each section marked as quick) so it never replaces the full figures.
+# works (about 2 minutes of CPU time; more wall time when other work shares the 2 cores); it
+# writes bench/out/RESULTS-quick.md (not committed, each section marked as quick) so it never
+# replaces the full figures.
 bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	@$(UV) run python bench/run.py $(BENCH_ARGS)
