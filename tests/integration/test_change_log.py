@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from hal.db.changelog import PendingChange, write_changes
+from hal.db.engine import Tx
 from hal.db.models import Change, Project
 from hal.domain.changes import ChangeType
 from tests.factories import number_all_changes, unique, unique_email
@@ -147,7 +148,8 @@ async def test_postgres_writers_do_not_wait_on_each_other_and_ids_follow_the_end
     async with database.engine.connect() as slow:
         await slow.begin()
         await write_changes(
-            slow, [PendingChange(found, ChangeType.CONTACT_UPDATED, {"slow": True})]
+            Tx(slow, "postgresql", database.projects),
+            [PendingChange(found, ChangeType.CONTACT_UPDATED, {"slow": True})],
         )
         # Another writer of the same project commits while the first is still open.
         answer = await asyncio.wait_for(widget.identify(project, user_id=unique("u")), 30)

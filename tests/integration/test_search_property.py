@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from hal.db.engine import Tx
 from hal.db.store.attributes import define_attributes
-from hal.db.store.companies import add_event, link, save_deal, update_company, upsert_companies
+from hal.db.store.companies import link, save_deal, update_company, upsert_companies
 from hal.db.store.people import insert_contact
-from hal.db.store.timeline import start_conversation
+from hal.db.store.timeline import add_event, start_conversation
 from hal.domain.attributes import AttrType, Model, format_date
 from hal.domain.search import Kind, Record, matches, parse_query
 from hal.services.search import catalog, search

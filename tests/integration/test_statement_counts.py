@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
-
 from hal.db.engine import Database
 from tests.factories import unique
 
@@ -23,16 +21,10 @@ SET_PROPERTIES = 6
 
 @contextmanager
 def counting(database: Database) -> Iterator[list[str]]:
+    """The first word of every statement run meanwhile, prepared (db/prepared.py) or not."""
     statements: list[str] = []
-
-    def count(_conn, _cursor, statement, _params, _context, _many) -> None:
-        statements.append(statement.split(None, 1)[0].upper())
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with database.observe(lambda sql: statements.append(sql.split(None, 1)[0].upper())):
         yield statements
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
 
 
 def _user(project, user_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from hal.app import create_app
 from hal.config import Settings
@@ -160,15 +160,8 @@ async def serving(database: Database) -> AsyncIterator[str]:
 def statements_run(database: Database) -> Iterator[list[str]]:
     """The SQL text of every statement run on the engine meanwhile."""
     seen: list[str] = []
-
-    def note(_conn, _cursor, statement, _params, _context, _many) -> None:
-        seen.append(statement)
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", note)
-    try:
+    with database.observe(seen.append):
         yield seen
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", note)
 
 
 async def others_changes(database: Database, app_id: str, count: int) -> None:

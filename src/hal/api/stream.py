@@ -25,7 +25,13 @@ from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
-from hal.api.deps import DatabaseDep, TeamAuthDep, WidgetDep, get_team_auth
+from hal.api.deps import (
+    SESSION_TOKEN_HEADER,
+    DatabaseDep,
+    TeamAuthDep,
+    WidgetDep,
+    get_team_auth,
+)
 from hal.api.errors import ErrorBody, error_response, error_responses
 from hal.config import Settings
 from hal.db.engine import Database
@@ -255,7 +261,9 @@ widget_router = APIRouter(prefix="/api/widget", tags=["widget"])
 
 
 @widget_router.get(
-    "/stream", responses={**STREAM_RESPONSES, **error_responses(401, 403, 404, 422, 429)}
+    "/stream",
+    responses={**STREAM_RESPONSES, **error_responses(401, 403, 404, 422, 429)},
+    openapi_extra=SESSION_TOKEN_HEADER,
 )
 async def widget_stream(
     request: Request,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from hal import metrics
 from hal.api.body import StrictJSONRoute
-from hal.api.deps import Widget, WidgetDep
+from hal.api.deps import SESSION_TOKEN_HEADER, Widget, WidgetDep
 from hal.api.errors import error_responses
 from hal.api.presenters import (
     company_out,
@@ -25,7 +24,6 @@ from hal.api.presenters import (
 from hal.db.engine import Tx
 from hal.domain.errors import HalError
 from hal.schemas import (
-    EventOut,
     EventRef,
     IdentifyRequest,
     IdentifyResponse,
@@ -42,7 +40,7 @@ from hal.schemas import (
     WidgetMessagesResponse,
 )
 from hal.schemas.widget import WidgetKeys
-from hal.services.crm import set_deal, set_stage, track
+from hal.services.crm import event_out, set_deal, set_stage, track
 from hal.services.identify import identify
 from hal.services.installation import Claim
 from hal.services.properties import set_properties
@@ -70,6 +68,7 @@ async def _in_transaction(
     "/identify",
     response_model=IdentifyResponse,
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
+    openapi_extra=SESSION_TOKEN_HEADER,
 )
 async def identify_route(body: IdentifyRequest, widget: WidgetDep) -> IdentifyResponse:
     """Tell HAL who the visitor is; match or create the contact and link their company."""
@@ -105,6 +104,7 @@ async def identify_route(body: IdentifyRequest, widget: WidgetDep) -> IdentifyRe
     "/set-properties",
     response_model=SetPropertiesResponse,
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
+    openapi_extra=SESSION_TOKEN_HEADER,
 )
 async def set_properties_route(
     body: SetPropertiesRequest, widget: WidgetDep
@@ -123,19 +123,21 @@ async def set_properties_route(
     "/track",
     response_model=TrackResponse,
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    openapi_extra=SESSION_TOKEN_HEADER,
 )
 async def track_route(body: TrackRequest, widget: WidgetDep) -> TrackResponse:
     """Record a point-in-time milestone on the contact or its company."""
     result = await _in_transaction(track, body, widget)
     if result.event is None:
         return TrackResponse(event=EventRef(id=result.event_row_id), duplicate=True)
-    return TrackResponse(event=EventOut(**asdict(result.event)), duplicate=False)
+    return TrackResponse(event=event_out(result.event), duplicate=False)
 
 
 @router.post(
     "/set-stage",
     response_model=SetStageResponse,
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    openapi_extra=SESSION_TOKEN_HEADER,
 )
 async def set_stage_route(body: SetStageRequest, widget: WidgetDep) -> SetStageResponse:
     """Write the company's CRM stage under the stage mode."""
@@ -149,6 +151,7 @@ async def set_stage_route(body: SetStageRequest, widget: WidgetDep) -> SetStageR
     "/set-deal",
     response_model=SetDealResponse,
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    openapi_extra=SESSION_TOKEN_HEADER,
 )
 async def set_deal_route(body: SetDealRequest, widget: WidgetDep) -> SetDealResponse:
     """Create or update a deal of the company."""
@@ -165,6 +168,7 @@ async def set_deal_route(body: SetDealRequest, widget: WidgetDep) -> SetDealResp
     "/messages",
     response_model=WidgetMessageResponse,
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
+    openapi_extra=SESSION_TOKEN_HEADER,
 )
 async def post_message_route(
     body: WidgetMessageRequest, widget: WidgetDep
@@ -179,6 +183,7 @@ async def post_message_route(
     "/messages",
     response_model=WidgetMessagesResponse,
     responses=error_responses(401, 403, 404, 422, 429),
+    openapi_extra=SESSION_TOKEN_HEADER,
 )
 async def read_messages_route(
     app_id: Annotated[str, Query(min_length=1, max_length=255)],

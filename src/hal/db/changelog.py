@@ -22,14 +22,17 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hal.db.models import Change, Project
-from hal.db.types import utcnow
+from hal.db.prepared import prepared
 from hal.domain.changes import ChangeType
+
+if TYPE_CHECKING:
+    from hal.db.engine import Tx
 
 CHANGES = cast(Table, Change.__table__)
 PROJECTS = cast(Table, Project.__table__)
@@ -44,12 +47,13 @@ class PendingChange:
     visitor_row_id: int | None = None
 
 
-_ADVANCE = (
+_ADVANCE = prepared(
     update(PROJECTS)
     .where(PROJECTS.c.id == bindparam("project_row_id"))
     .values(last_change_id=PROJECTS.c.last_change_id + bindparam("count"))
     .returning(PROJECTS.c.last_change_id)
 )
+_INSERT = prepared(insert(CHANGES))
 
 
 def _row(change: PendingChange, now: datetime) -> dict[str, Any]:
@@ -63,15 +67,13 @@ def _row(change: PendingChange, now: datetime) -> dict[str, Any]:
     }
 
 
-async def write_changes(
-    connection: AsyncConnection, pending: list[PendingChange], now: datetime | None = None
-) -> None:
+async def write_changes(tx: Tx, pending: list[PendingChange]) -> None:
     """Insert the transaction's changes (numbered on SQLite); call it last, before the commit."""
     if not pending:
         return
-    now = now or utcnow()
-    if connection.dialect.name == "postgresql":
-        await connection.execute(insert(CHANGES), [_row(change, now) for change in pending])
+    now = tx.now
+    if tx.is_postgres:
+        await tx.execute(_INSERT, [_row(change, now) for change in pending])
         return
     by_project: dict[int, list[PendingChange]] = defaultdict(list)
     for change in pending:
@@ -80,12 +82,12 @@ async def write_changes(
     for project_id in sorted(by_project):
         changes = by_project[project_id]
         params = {"project_row_id": project_id, "count": len(changes)}
-        last = int((await connection.execute(_ADVANCE, params)).scalar_one())
+        last = int((await tx.execute(_ADVANCE, params)).scalar_one())
         first = last - len(changes) + 1
         rows.extend(
             {**_row(change, now), "id": first + offset} for offset, change in enumerate(changes)
         )
-    await connection.execute(insert(CHANGES), rows)
+    await tx.execute(_INSERT, rows)
 
 
 # Changes of ended transactions, oldest transaction first; each project's counter advances by

@@ -19,12 +19,12 @@ import hashlib
 import random
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
 import aiosqlite
 from sqlalchemy import CursorResult, Executable, event, text
@@ -43,6 +43,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from hal.db import project_cache
 from hal.db.changelog import NUMBER_BATCH, PendingChange, number_changes, write_changes
 from hal.db.models import CRM_MODELS
+from hal.db.prepared import Driver, Fetched, Prepared
 from hal.db.project_cache import ProjectCache
 from hal.db.types import utcnow
 from hal.domain.changes import ChangeType
@@ -81,6 +82,12 @@ class _InlineSQLiteConnection(aiosqlite.Connection):
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
+
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself, for prepared statements (db/prepared.py)."""
+        connection: sqlite3.Connection = self._conn
+        return connection
 
 
 class SQLiteCheckpointer:
@@ -124,7 +131,7 @@ async def _connect_sqlite(path: str) -> aiosqlite.Connection:
     return await _InlineSQLiteConnection(connect, 64)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, observers: list[Callable[[str], None]]) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let us issue BEGIN ourselves (pysqlite's implicit transactions defer the write lock).
@@ -141,7 +148,23 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Any) -> None:
         # Take the write lock up front: a read-then-write transaction can then never fail to
         # upgrade its lock, and identifies for one person are serialized across processes.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Sent on the sqlite3 connection itself (a third of a widget call's transaction cost
+        # through SQLAlchemy's execution), and shown to the observers like any statement.
+        sqlite = connection.connection.driver_connection.sqlite
+        if not sqlite.in_transaction:  # else Database.run began it (SQLAlchemy joins it)
+            begin_immediate(sqlite, observers)
+
+
+def begin_immediate(sqlite: sqlite3.Connection, observers: list[Callable[[str], None]]) -> None:
+    for observe in observers:
+        observe(_BEGIN)
+    try:
+        sqlite.execute(_BEGIN)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(_BEGIN, None, error, sqlite3.Error) from error
+
+
+_BEGIN = "BEGIN IMMEDIATE"
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
@@ -199,8 +222,11 @@ class Tx:
     read_once: dict[object, Any] = field(default_factory=dict)
     # What this process learns once the transaction has committed (a cache to update).
     committed: list[Callable[[], None]] = field(default_factory=list)
+    # Called with each prepared statement's SQL (Database.observe).
+    observers: list[Callable[[str], None]] = field(default_factory=list)
     _savepoint: tuple[int, set[int]] | None = None
     _orm: AsyncSession | None = None
+    _driver: Driver | None = None
 
     @property
     def orm(self) -> AsyncSession:
@@ -208,6 +234,10 @@ class Tx:
         administration tables (flushed at the end). An object it loaded before a store write
         still shows the row as it was: a use case loads, decides, writes, then reads anew."""
         if self._orm is None:
+            if not self.connection.in_transaction():
+                # SQLite's transaction was begun on the driver (Database._begin): SQLAlchemy
+                # joins it (no statement is sent), so the session does not own it.
+                self.connection.sync_connection.begin()  # type: ignore[union-attr]
             self._orm = AsyncSession(bind=self.connection, autoflush=False, expire_on_commit=False)
             self._orm.info["tx"] = self
         return self._orm
@@ -243,10 +273,34 @@ class Tx:
             raise NotFound("unknown_app", "no such project", field="app_id")
         return project
 
+    @overload
+    async def execute(
+        self, statement: Prepared, params: Mapping[str, Any] | list[dict[str, Any]] | None = None
+    ) -> Fetched: ...
+
+    @overload
     async def execute(
         self, statement: Executable, params: Mapping[str, Any] | list[dict[str, Any]] | None = None
-    ) -> CursorResult[Any]:
-        return await self.connection.execute(statement, params)
+    ) -> CursorResult[Any]: ...
+
+    async def execute(
+        self,
+        statement: Prepared | Executable,
+        params: Mapping[str, Any] | list[dict[str, Any]] | None = None,
+    ) -> Fetched | CursorResult[Any]:
+        """Run a statement in this transaction: a `Prepared` one on the driver directly
+        (db/prepared.py), any other through SQLAlchemy."""
+        if not isinstance(statement, Prepared):
+            return await self.connection.execute(statement, params)
+        form = statement.form(self.connection.dialect, params)
+        if form.keys and isinstance(params, list):
+            # Rows back from many parameter sets: SQLAlchemy's multi-row INSERT ... RETURNING.
+            return await self.connection.execute(statement.statement, params)
+        if self._driver is None:
+            self._driver = Driver(self.connection, await self.connection.get_raw_connection())
+        for observe in self.observers:
+            observe(form.sql)
+        return await self._driver.run(form, params)
 
     def record(
         self,
@@ -300,21 +354,28 @@ class Database:
         self.max_attempts = max_attempts
         self.checkpointer: SQLiteCheckpointer | None = None
         self._turns: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._observers: list[Callable[[str], None]] = []
+        # SQLite: the process's one connection, held from first use to `dispose` (checking it
+        # out of a pool and back cost as much as the repeat identify's read).
+        self._held: AsyncConnection | None = None
+        self._held_driver: Driver | None = None
         if self.dialect == "sqlite":
-            # One connection per process: requests queue for it instead of spinning on
-            # SQLite's busy handler. Other processes still wait on busy_timeout.
+            # One connection per process for transactions (`_held`): requests queue for it
+            # instead of spinning on SQLite's busy handler. Other processes still wait on
+            # busy_timeout. The pool's second one serves what runs beside them (a readiness
+            # ping, ANALYZE after an import chunk, migrations).
             path = make_url(self.url).database or ":memory:"
             self.engine = create_async_engine(
                 self.url,
                 echo=echo,
                 async_creator=partial(_connect_sqlite, path),
                 poolclass=AsyncAdaptedQueuePool,
-                pool_size=1,
+                pool_size=2,
                 max_overflow=0,
                 pool_timeout=60,
                 hide_parameters=True,
             )
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, self._observers)
             if path != ":memory:":
                 self.checkpointer = SQLiteCheckpointer(path).start()
         else:
@@ -335,6 +396,21 @@ class Database:
         self.projects = ProjectCache()
         # Called after a transaction that wrote changes has committed (the live stream wakes).
         self.commit_listeners: list[Callable[[], None]] = []
+
+    @contextlib.contextmanager
+    def observe(self, listener: Callable[[str], None]) -> Iterator[None]:
+        """Call `listener` with the SQL of every statement run meanwhile, prepared or not."""
+
+        def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            listener(statement)
+
+        event.listen(self.engine.sync_engine, "before_cursor_execute", executed)
+        self._observers.append(listener)
+        try:
+            yield
+        finally:
+            self._observers.remove(listener)
+            event.remove(self.engine.sync_engine, "before_cursor_execute", executed)
 
     @property
     def is_postgres(self) -> bool:
@@ -370,12 +446,13 @@ class Database:
         """Run `work` on a fresh `Tx` in one transaction, from scratch if it lost a race."""
 
         async def once() -> T:
-            async with self.engine.begin() as connection:
-                tx = Tx(connection, self.dialect, self.projects)
+            async with self._begin() as (connection, driver):
+                tx = Tx(connection, self.dialect, self.projects, observers=self._observers)
+                tx._driver = driver
                 try:
                     result = await work(tx)
                     await tx.finish_orm()
-                    await write_changes(connection, tx.changes, tx.now)
+                    await write_changes(tx, tx.changes)
                 finally:
                     await tx.close_orm()
             if tx._orm is not None:
@@ -387,6 +464,38 @@ class Database:
             return result
 
         return await self._retrying(once)
+
+    @contextlib.asynccontextmanager
+    async def _begin(self) -> AsyncIterator[tuple[AsyncConnection, Driver | None]]:
+        """A connection in a new transaction, committed at the end (rolled back on error).
+
+        SQLite: on the held connection, begun and ended on the sqlite3 connection itself
+        (through SQLAlchemy, a third of a repeat identify's cost); a statement or the ORM run
+        through SQLAlchemy joins it, and SQLAlchemy then ends it."""
+        if self.is_postgres:
+            async with self.engine.begin() as connection:
+                yield connection, None
+            return
+        held, driver = self._held, self._held_driver
+        if held is None or driver is None or held.closed or held.invalidated:
+            held = self._held = await self.engine.connect()
+            driver = self._held_driver = Driver(held, await held.get_raw_connection())
+        sqlite = driver.sqlite
+        begin_immediate(sqlite, self._observers)
+        try:
+            yield held, driver
+        except BaseException:
+            if held.in_transaction():
+                await held.rollback()
+            sqlite.rollback()
+            raise
+        if held.in_transaction():
+            await held.commit()
+        else:
+            try:
+                sqlite.commit()
+            except sqlite3.Error as error:
+                raise DBAPIError.instance("COMMIT", None, error, sqlite3.Error) from error
 
     def _committed(self) -> None:
         for listener in self.commit_listeners:
@@ -409,6 +518,9 @@ class Database:
                 return total
 
     async def dispose(self) -> None:
+        if self._held is not None:
+            await self._held.close()
+            self._held = self._held_driver = None
         await self.engine.dispose()
         if self.checkpointer is not None:
             self.checkpointer.stop()

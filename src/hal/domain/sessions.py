@@ -2,15 +2,40 @@
 
 Issued by identify and sent back as `Authorization: Bearer ...`; the visitor id alone is never
 a credential because customers often make it equal to their user id.
+
+A signed-in app sends the same token with every call, so a verified token's claims are kept
+(per process, at most `VERIFIED_KEPT`, keyed by the secret and the token): checking the
+signature again would give the same answer. Expiry is checked on every read.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
 
 AUDIENCE = "hal-widget"
+VERIFIED_KEPT = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What a valid session token states."""
+
+    app_id: str
+    visitor_id: str
+    contact_id: int
+    expires_at: int  # epoch seconds
+
+    def fresh(self, now: datetime, ttl: timedelta) -> bool:
+        """Whether at least half of a `ttl` is left: such a token can be answered again
+        instead of a new one (README "Identify", the repeat identify)."""
+        return self.expires_at - now.timestamp() >= ttl.total_seconds() / 2
+
+
+_verified: dict[tuple[str, str], Session] = {}
 
 
 def issue_session_token(
@@ -27,8 +52,7 @@ def issue_session_token(
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def read_session_token(*, secret: str, token: str, app_id: str, visitor_id: str) -> int | None:
-    """The contact id the token vouches for, or None if it is invalid, expired or foreign."""
+def _verify(secret: str, token: str) -> Session | None:
     try:
         claims = jwt.decode(
             token,
@@ -37,11 +61,33 @@ def read_session_token(*, secret: str, token: str, app_id: str, visitor_id: str)
             audience=AUDIENCE,
             options={"require": ["exp", "sub", "app", "vid"]},
         )
-    except jwt.PyJWTError:
+        session = Session(claims["app"], claims["vid"], int(claims["sub"]), int(claims["exp"]))
+    except (jwt.PyJWTError, TypeError, ValueError):
         return None
-    if claims.get("app") != app_id or claims.get("vid") != visitor_id:
+    if not isinstance(session.app_id, str) or not isinstance(session.visitor_id, str):
         return None
-    try:
-        return int(claims["sub"])
-    except (TypeError, ValueError):
+    return session
+
+
+def session_of(*, secret: str, token: str, app_id: str, visitor_id: str) -> Session | None:
+    """What the token states, if it is valid, unexpired and this app's and visitor's."""
+    key = (secret, token)
+    session = _verified.get(key)
+    if session is None:
+        session = _verify(secret, token)
+        if session is None:
+            return None
+        if len(_verified) >= VERIFIED_KEPT:
+            del _verified[next(iter(_verified))]  # the oldest
+        _verified[key] = session
+    if session.expires_at <= time.time():
         return None
+    if session.app_id != app_id or session.visitor_id != visitor_id:
+        return None
+    return session
+
+
+def read_session_token(*, secret: str, token: str, app_id: str, visitor_id: str) -> int | None:
+    """The contact id the token vouches for, or None if it is invalid, expired or foreign."""
+    session = session_of(secret=secret, token=token, app_id=app_id, visitor_id=visitor_id)
+    return None if session is None else session.contact_id

@@ -6,20 +6,19 @@ as `hal.domain.access` allows, and writes in the caller's one transaction.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from hal.db.engine import Tx
 from hal.db.store.base import CompanyRow
 from hal.db.store.companies import (
-    add_event,
     company_for_update,
     deal_of,
     linked_companies,
     save_deal,
 )
-from hal.db.store.timeline import track_event
+from hal.db.store.timeline import add_event, track_event
 from hal.domain.changes import ChangeType
 from hal.domain.crm import (
     DealStatus,
@@ -79,6 +78,11 @@ class TrackedEvent:
     event_id: str | None
     contact_id: int | None
     company_id: str | None  # the customer's id
+
+
+def event_out(event: TrackedEvent) -> EventOut:
+    """The event as the API shows it (read from its fields: `dataclasses.asdict` deep-copies)."""
+    return EventOut.model_validate(event, from_attributes=True)
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ async def write_track(call: WidgetCall, request: TrackFields, limits: Limits) ->
     tx.record(
         call.project.id,
         ChangeType.EVENT_TRACKED,
-        EventOut(**asdict(event)).model_dump(mode="json"),
+        event_out(event).model_dump(mode="json"),
         visitor_row_id=call.visitor_row_id if contact_id is None else None,
     )
     return TrackResult(event_row_id, event, False)

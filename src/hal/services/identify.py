@@ -34,7 +34,7 @@ from hal.domain.errors import HalError, InvalidInput
 from hal.domain.limits import Limits
 from hal.domain.matching import Binding, ContactRef, IdentifyPlan, plan_identify, seen_recently
 from hal.domain.projects import ProjectConfig
-from hal.domain.sessions import read_session_token
+from hal.domain.sessions import session_of
 from hal.domain.stages import StageDecision, StageMode, check_stage
 from hal.domain.validation import (
     Email,
@@ -649,7 +649,9 @@ def _result(
     active_id: int | None,
     decision: StageDecision | None,
     session_ttl: timedelta,
+    token: str | None = None,
 ) -> IdentifyResult:
+    """The answer; `token`: a still-fresh session token to answer again instead of a new one."""
     visitor = call.widget_visitor
     active = next((c for c in linked if c.id == active_id), None)
     return IdentifyResult(
@@ -661,7 +663,8 @@ def _result(
             project=call.project, guarded=active.guarded, verified_call=plan.binding_verified
         ),
         company_ids=[c.external_id for c in linked],
-        session_token=new_session_token(
+        session_token=token
+        or new_session_token(
             project=call.project,
             visitor_key=visitor.visitor_key,
             contact_id=contact.id,
@@ -691,12 +694,13 @@ async def _repeat(
     project = await admit(
         tx, app_id=request.app_id, visitor_id=request.visitor_id, caller=caller, limits=limits
     )
-    contact_id = read_session_token(
+    session = session_of(
         secret=project.session_secret, token=caller.bearer, app_id=project.app_id,
         visitor_id=request.visitor_id,
     )  # fmt: skip
-    if contact_id is None:
+    if session is None:
         return None
+    contact_id = session.contact_id
     checked = _check(request, project, limits, tx, trusted=False)
     if any(types is not None and types.new for types in (checked.contact_types,
                                                          checked.company_types)):  # fmt: skip
@@ -742,8 +746,9 @@ async def _repeat(
                                           seen.companies)  # fmt: skip
     if changes:
         return None
+    token = caller.bearer if session.fresh(tx.now, session_ttl) else None
     return _result(call, request, checked, plan, contact, seen.companies, active_id, decision,
-                   session_ttl)  # fmt: skip
+                   session_ttl, token)  # fmt: skip
 
 
 def _outcome(plan: IdentifyPlan) -> str:

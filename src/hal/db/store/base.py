@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Executable, Table
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -29,6 +29,7 @@ from hal.db.models import (
     Visitor,
     WebhookMessage,
 )
+from hal.db.prepared import Prepared, prepared
 from hal.domain.search import fold_text, folded
 
 VISITORS = cast(Table, Visitor.__table__)
@@ -66,15 +67,15 @@ S = TypeVar("S")
 
 
 def per_dialect(
-    build: Callable[[Callable[[Table], PgInsert | SqliteInsert]], S],
-) -> Callable[[Tx], S]:
+    build: Callable[[Callable[[Table], PgInsert | SqliteInsert]], Executable],
+) -> Callable[[Tx], Prepared]:
     """A statement built once per dialect (building an upsert costs more than running it),
-    with its values passed as parameters so SQLAlchemy's compiled cache always hits."""
-    built: dict[bool, S] = {}
+    prepared (db/prepared.py), its values passed as parameters."""
+    built: dict[bool, Prepared] = {}
 
-    def statement(tx: Tx) -> S:
+    def statement(tx: Tx) -> Prepared:
         if tx.is_postgres not in built:
-            built[tx.is_postgres] = build(pg_insert if tx.is_postgres else sqlite_insert)
+            built[tx.is_postgres] = prepared(build(pg_insert if tx.is_postgres else sqlite_insert))
         return built[tx.is_postgres]
 
     return statement

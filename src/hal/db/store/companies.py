@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, true, update
 
 from hal.db.engine import Tx
+from hal.db.prepared import prepared
 from hal.db.store.base import (
     COMPANIES,
     COMPANY_COLUMNS,
     DEALS,
-    EVENTS,
     LINKS,
     STAGE_CHANGES,
     CompanyRow,
@@ -22,6 +22,7 @@ from hal.db.store.base import (
     with_search_copies,
 )
 from hal.db.store.lookahead import ahead_of, write_links
+from hal.db.store.timeline import add_event
 
 
 @per_dialect
@@ -66,7 +67,7 @@ async def upsert_companies(
     return upserted
 
 
-_COMPANY_FOR_UPDATE = (
+_COMPANY_FOR_UPDATE = prepared(
     select(*COMPANY_COLUMNS)
     .where(COMPANIES.c.id == bindparam("company_row_id"))
     .with_for_update(key_share=True)
@@ -78,7 +79,7 @@ async def company_for_update(tx: Tx, company_id: int) -> CompanyRow:
     return CompanyRow.of(row)
 
 
-_UPDATE_COMPANY = update(COMPANIES).where(COMPANIES.c.id == bindparam("company_row_id"))
+_UPDATE_COMPANY = prepared(update(COMPANIES).where(COMPANIES.c.id == bindparam("company_row_id")))
 
 
 def search_keys(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,7 +123,7 @@ async def link(tx: Tx, *, contact_id: int, company_ids: Iterable[int]) -> set[in
     return {int(row.company_id) for row in await tx.execute(_insert_links(tx), rows)}
 
 
-_LINKED = (
+_LINKED = prepared(
     select(*COMPANY_COLUMNS)
     .join(LINKS, LINKS.c.company_id == COMPANIES.c.id)
     .where(LINKS.c.contact_id == bindparam("contact_id"))
@@ -141,7 +142,7 @@ _GUARD = (
     .where(COMPANIES.c.id.in_(bindparam("ids", expanding=True)), COMPANIES.c.guarded.is_(False))
     .values(guarded=true())
 )
-_GUARD_LINKED = (
+_GUARD_LINKED = prepared(
     update(COMPANIES)
     .where(
         COMPANIES.c.id.in_(
@@ -168,13 +169,6 @@ async def guard_linked(tx: Tx, contact_id: int) -> None:
     await tx.execute(_GUARD_LINKED, {"contact_id": contact_id})
     if (ahead := ahead_of(tx)) is not None:
         ahead.companies.clear()  # which ones it guarded is not known here
-
-
-async def add_event(tx: Tx, values: Mapping[str, Any]) -> int:
-    """Append to the timeline; returns the event's id."""
-    row = {"properties": {}, "occurred_at": tx.now, "received_at": tx.now, **values}
-    statement = insert(tx, EVENTS).returning(EVENTS.c.id)
-    return int((await tx.execute(statement, row)).scalar_one())
 
 
 async def add_stage_change(

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 from hal.db.engine import Tx
+from hal.db.prepared import prepared
 from hal.db.store.base import (
     CHANGES,
     COMPANIES,
@@ -96,9 +97,11 @@ async def upsert_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> Visito
     return _visitor(row, stamp)
 
 
-_FIND_VISITOR = select(*_VISITOR_COLUMNS).where(
-    VISITORS.c.project_id == bindparam("project_id"),
-    VISITORS.c.visitor_key == bindparam("visitor_key"),
+_FIND_VISITOR = prepared(
+    select(*_VISITOR_COLUMNS).where(
+        VISITORS.c.project_id == bindparam("project_id"),
+        VISITORS.c.visitor_key == bindparam("visitor_key"),
+    )
 )
 
 
@@ -109,7 +112,7 @@ async def find_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> VisitorR
     return _visitor(row, None) if row is not None else None
 
 
-_UPDATE_VISITOR = update(VISITORS).where(VISITORS.c.id == bindparam("visitor_row_id"))
+_UPDATE_VISITOR = prepared(update(VISITORS).where(VISITORS.c.id == bindparam("visitor_row_id")))
 
 
 async def update_visitor(tx: Tx, visitor_row_id: int, **values: Any) -> None:
@@ -118,11 +121,14 @@ async def update_visitor(tx: Tx, visitor_row_id: int, **values: Any) -> None:
 
 
 _CONTACT_BY_ID = select(*CONTACT_COLUMNS).where(CONTACTS.c.id == bindparam("contact_id"))
+_CONTACT = {
+    False: prepared(_CONTACT_BY_ID),
+    True: prepared(_CONTACT_BY_ID.with_for_update(key_share=True)),
+}
 
 
 async def contact_by_id(tx: Tx, contact_id: int, *, lock: bool = True) -> ContactRow | None:
-    query = _CONTACT_BY_ID.with_for_update(key_share=True) if lock else _CONTACT_BY_ID
-    row = (await tx.execute(query, {"contact_id": contact_id})).first()
+    row = (await tx.execute(_CONTACT[lock], {"contact_id": contact_id})).first()
     return ContactRow.of(row) if row is not None else None
 
 
@@ -144,7 +150,7 @@ def _prefixed(row: Any, prefix: str) -> Any:
                               if key.startswith(prefix)})  # fmt: skip
 
 
-_RETURNING = (
+_RETURNING = prepared(
     select(
         *(column.label(f"v_{column.name}") for column in _VISITOR_COLUMNS),
         VISITORS.c.last_seen_at.label("v_seen_at"),
@@ -278,7 +284,7 @@ async def insert_contact(tx: Tx, *, project_id: int, values: dict[str, Any]) -> 
     return contact_id
 
 
-_UPDATE_CONTACT = update(CONTACTS).where(CONTACTS.c.id == bindparam("contact_row_id"))
+_UPDATE_CONTACT = prepared(update(CONTACTS).where(CONTACTS.c.id == bindparam("contact_row_id")))
 
 
 async def update_contact(tx: Tx, contact_id: int, values: dict[str, Any]) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 
 from hal.db.engine import Tx
-from hal.db.store.base import CONVERSATIONS, EVENTS, MESSAGES, VisitorRow, insert
+from hal.db.prepared import prepared
+from hal.db.store.base import CONVERSATIONS, EVENTS, MESSAGES, VisitorRow, insert, per_dialect
 
 
 def event_owner(visitor: VisitorRow) -> str:
@@ -16,23 +17,44 @@ def event_owner(visitor: VisitorRow) -> str:
     return f"c{visitor.contact_id}" if visitor.contact_id is not None else f"v{visitor.id}"
 
 
-_EVENT_BY_KEY = select(EVENTS.c.id).where(
-    EVENTS.c.project_id == bindparam("project_id"),
-    EVENTS.c.event_owner == bindparam("event_owner"),
-    EVENTS.c.event_key == bindparam("event_key"),
+_EVENT_BY_KEY = prepared(
+    select(EVENTS.c.id).where(
+        EVENTS.c.project_id == bindparam("project_id"),
+        EVENTS.c.event_owner == bindparam("event_owner"),
+        EVENTS.c.event_key == bindparam("event_key"),
+    )
 )
+
+
+@per_dialect
+def _insert_event(insert: Callable[[Table], Any]) -> Any:
+    return insert(EVENTS).returning(EVENTS.c.id)
+
+
+@per_dialect
+def _insert_event_once(insert: Callable[[Table], Any]) -> Any:
+    """An event with an event_id: nothing when its caller stored that event_id already."""
+    return (
+        insert(EVENTS)
+        .on_conflict_do_nothing(
+            index_elements=[EVENTS.c.project_id, EVENTS.c.event_owner, EVENTS.c.event_key]
+        )
+        .returning(EVENTS.c.id)
+    )
+
+
+async def add_event(tx: Tx, values: Mapping[str, Any]) -> int:
+    """Append to the timeline; returns the event's id."""
+    row = {"properties": {}, "occurred_at": tx.now, "received_at": tx.now, **values}
+    return int((await tx.execute(_insert_event(tx), row)).scalar_one())
 
 
 async def track_event(tx: Tx, values: Mapping[str, Any]) -> tuple[int, bool]:
     """Store a tracked event unless its caller already stored one with the same event_id.
     Returns the event's id and whether it was a repeat."""
     row = {"properties": {}, "received_at": tx.now, **values}
-    statement = insert(tx, EVENTS)
-    if row.get("event_key") is not None:
-        statement = statement.on_conflict_do_nothing(
-            index_elements=[EVENTS.c.project_id, EVENTS.c.event_owner, EVENTS.c.event_key]
-        )
-    inserted = (await tx.execute(statement.returning(EVENTS.c.id), row)).scalar_one_or_none()
+    statement = _insert_event_once(tx) if row.get("event_key") is not None else _insert_event(tx)
+    inserted = (await tx.execute(statement, row)).scalar_one_or_none()
     if inserted is not None:
         return int(inserted), False
     keys = {k: row[k] for k in ("project_id", "event_owner", "event_key")}

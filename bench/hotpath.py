@@ -1,0 +1,170 @@
+"""Where a widget call's time goes, in process: the app called as ASGI (no sockets, no HTTP
+parsing), each route N times in a loop, the mean per call against echo's, and optionally a
+cProfile of one route. Complements bench/run.py (which measures from outside with wrk).
+
+    uv run python bench/hotpath.py [--backend sqlite|postgres] [--calls 2000]
+                                   [--profile repeat-identify] [--top 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import drop_database, hal, new_database  # noqa: E402
+
+from hal.domain.verification import compute_user_hash  # noqa: E402
+
+ENV = {
+    "HAL_BENCH_ECHO": "true",
+    "HAL_WIDGET_RATE_PER_PROJECT": "off",
+    "HAL_WIDGET_RATE_PER_VISITOR": "off",
+    "HAL_NEW_VISITORS_PER_PROJECT": "off",
+    "HAL_NEW_VISITORS_PER_CLIENT": "off",
+    "HAL_LOG_LEVEL": "WARNING",
+}
+
+
+class Call:
+    """One prepared request, sent straight to the ASGI app."""
+
+    def __init__(self, path: str, body: bytes, headers: dict[str, str]) -> None:
+        raw = [(b"content-type", b"application/json"), (b"host", b"127.0.0.1"),
+               (b"content-length", str(len(body)).encode())]  # fmt: skip
+        raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self.scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+            "query_string": b"", "root_path": "", "headers": raw,
+            "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+        }  # fmt: skip
+        self.body = body
+
+    async def send_to(self, app: Callable) -> tuple[int, bytes]:
+        sent = False
+        status, chunks = 0, []
+
+        async def receive() -> dict:
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+            sent = True
+            return {"type": "http.request", "body": self.body, "more_body": False}
+
+        async def send(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await app(dict(self.scope), receive, send)
+        return status, b"".join(chunks)
+
+
+async def prepare(app: Callable, secret: str, users: int) -> dict[str, list[Call]]:
+    """Echo, a signed-in user's repeat identify (with its session token), track and
+    set-properties on identified visitors."""
+    calls: dict[str, list[Call]] = {"echo": [], "repeat-identify": [], "track": [],
+                                    "set-properties": []}  # fmt: skip
+    for i in range(users):
+        user = f"u-{i}"
+        body = json.dumps({
+            "app_id": "bench", "visitor_id": f"v-{i}", "user_id": user,
+            "email": f"{user}@example.com", "name": f"User {i}",
+            "metadata": {"plan": "enterprise", "role": "admin"},
+            "company": {"id": f"co-{i % 50}", "name": f"Company {i % 50}", "stage": "Qualified",
+                        "metadata": {"arr_band": "50k-100k", "crm_owner": "Sam"}},
+            "user_hash": compute_user_hash(secret, user),
+        }).encode()  # fmt: skip
+        status, answer = await Call("/api/widget/identify", body, {}).send_to(app)
+        assert status == 200, answer
+        token = json.loads(answer)["session_token"]
+        bearer = {"authorization": f"Bearer {token}"}
+        calls["repeat-identify"].append(Call("/api/widget/identify", body, bearer))
+        calls["echo"].append(Call("/api/widget/echo", body, {}))
+        keys = {"app_id": "bench", "visitor_id": f"v-{i}"}
+        calls["track"].append(
+            Call(
+                "/api/widget/track",
+                json.dumps(
+                    {**keys, "event": "viewed_page", "metadata": {"path": "/pricing"}}
+                ).encode(),
+                bearer,
+            )
+        )
+        calls["set-properties"].append(Call("/api/widget/set-properties", json.dumps(
+            {**keys, "properties": {"plan": "enterprise"}}).encode(), bearer))  # fmt: skip
+    return calls
+
+
+async def measure(app: Callable, calls: list[Call], count: int) -> float:
+    """Mean CPU microseconds of this process a call, over `count` calls cycling through
+    `calls` (CPU time, not wall time: other work on the machine does not count)."""
+    for call in calls[:50]:
+        await call.send_to(app)  # warm caches
+    started = time.process_time()
+    for n in range(count):
+        status, answer = await calls[n % len(calls)].send_to(app)
+        assert status == 200, answer
+    return (time.process_time() - started) / count * 1e6
+
+
+async def main_async(args: argparse.Namespace, database_url: str) -> None:
+    os.environ.update({**ENV, "HAL_DATABASE_URL": database_url})
+    from hal.app import create_app
+    from hal.config import Settings
+
+    project = hal(database_url, "projects", "create", "--app-id", "bench")
+    app = create_app(Settings())
+    async with app.router.lifespan_context(app):
+        calls = await prepare(app, project["identity_secret"], args.users)
+        routes = [r for r in calls if not args.routes or r in args.routes.split(",")]
+        figures = {name: await measure(app, calls[name], args.calls) for name in routes}
+        echo = figures.get("echo")
+        print(f"| {args.backend} in process | us/call | echo/route |\n|---|---|---|")
+        for name, us in figures.items():
+            ratio = f"{echo / us:.0%}" if echo else ""
+            print(f"| {name} | {us:,.0f} | {ratio} |")
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await measure(app, calls[args.profile], args.calls)
+            profiler.disable()
+            stats = pstats.Stats(profiler).strip_dirs()
+            stats.sort_stats(args.sort).print_stats(args.top)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--routes", default="", help="comma-separated; all when empty")
+    parser.add_argument("--profile", default="", help="a route to profile after measuring")
+    parser.add_argument("--sort", default="cumulative")
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        database_url, pg_name = new_database(args.backend, Path(workdir))
+        try:
+            hal(database_url, "migrate")
+            asyncio.run(main_async(args, database_url))
+        finally:
+            drop_database(pg_name)
+
+
+if __name__ == "__main__":
+    main()

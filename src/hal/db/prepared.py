@@ -1,0 +1,288 @@
+"""Statements compiled once and run on the driver's own connection: the hot path's lane.
+
+SQLAlchemy's execution of a cached statement still costs about 100 us of Python a call on our
+machines (execution context, cache key, events, result metadata, two greenlet switches per
+driver call), five times what SQLite takes to run it (bench/RESULTS.md, "The hot path"). A
+`Prepared` statement is a Core statement compiled once per dialect: its SQL text, its
+parameters' order and bind processors, its result columns and their result processors are
+kept, and `Tx.execute` runs it on the transaction's driver connection directly: `sqlite3`'s
+own cursor (the connection runs inline, db/engine.py) or an asyncpg prepared statement (the
+SQLAlchemy adapter's own statement cache and transaction). Same SQL, same types in and out,
+the same transaction and the same exceptions (`sqlalchemy.exc.DBAPIError` subclasses, so a
+lost race is retried as before); statement observers (`Database.observe`) see it like any other.
+
+Only statements fixed at import or built once per dialect are prepared: a statement whose
+SQL depends on its values (an IN list) is refused here and runs through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from sqlalchemy import Executable
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+Processor = Callable[[Any], Any] | None
+
+
+class Row(tuple):  # type: ignore[type-arg]
+    """A result row: by position, by column name as an attribute, and as `_mapping`."""
+
+    __slots__ = ()
+    _keys: ClassVar[dict[str, int]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[self._keys[name]]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return {key: self[index] for key, index in self._keys.items()}
+
+
+class Fetched:
+    """What a prepared statement answered: the rows (processed), and the row count."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rows: list[Row], rowcount: int) -> None:
+        self.rows, self.rowcount = rows, rowcount
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows)
+
+    def all(self) -> list[Row]:
+        return self.rows
+
+    def first(self) -> Row | None:
+        return self.rows[0] if self.rows else None
+
+    def one(self) -> Row:
+        if len(self.rows) != 1:
+            raise ValueError(f"expected one row, got {len(self.rows)}")
+        return self.rows[0]
+
+    def one_or_none(self) -> Row | None:
+        if len(self.rows) > 1:
+            raise ValueError(f"expected at most one row, got {len(self.rows)}")
+        return self.first()
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+    def scalar_one_or_none(self) -> Any:
+        row = self.one_or_none()
+        return None if row is None else row[0]
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self.rows]
+
+
+class _Form:
+    """A statement as one dialect runs it."""
+
+    __slots__ = (
+        "binds",
+        "computed",
+        "defaults",
+        "keys",
+        "names",
+        "processors",
+        "row",
+        "sql",
+        "types",
+    )  # fmt: skip
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect, keys: Sequence[str]) -> None:
+        # As SQLAlchemy does: an INSERT or UPDATE without values of its own sets the columns
+        # its parameters name.
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(keys)))
+        if "POSTCOMPILE" in compiled.string or not compiled.positional:
+            raise ValueError("a statement whose SQL depends on its values cannot be prepared")
+        self.sql = compiled.string
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        processors = cast(dict[str, Processor], compiled._bind_processors)  # none are tuples
+        self.binds: tuple[Processor, ...] = tuple(processors.get(n) for n in self.names)
+        self.defaults = {
+            name: bind.effective_value
+            for name, bind in compiled.binds.items()
+            if not bind.required and name in self.names
+        }
+        # Python-side column defaults (`default=utcnow`): computed at each execution.
+        self.computed: dict[str, Callable[[], Any]] = {}
+        for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
+            default = column.default if column in compiled.insert_prefetch else column.onupdate
+            if default is None or not (default.is_scalar or default.is_callable):
+                raise ValueError(f"{column.key}: only scalar or callable defaults are prepared")
+            arg: Any = default.arg  # type: ignore[attr-defined]
+            self.computed[column.key] = (
+                partial(_same, arg) if default.is_scalar else partial(arg, None)
+            )
+        columns = compiled._result_columns
+        self.keys = tuple(column.keyname for column in columns)
+        self.types = tuple(column.type for column in columns)
+        self.processors: tuple[Processor, ...] | None = None  # on the first answer (its types)
+        self.row = type("Row", (Row,), {"__slots__": (), "_keys": _indexes(self.keys)})
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        values = []
+        for name, process in zip(self.names, self.binds, strict=True):
+            if name in params:
+                value = params[name]
+            elif name in self.computed:
+                value = self.computed[name]()
+            else:
+                value = self.defaults[name]
+            values.append(value if process is None else process(value))
+        return values
+
+    def result_processors(self, dialect: Dialect, coltypes: Sequence[Any]) -> tuple[Processor, ...]:
+        if self.processors is None:
+            self.processors = tuple(
+                kind._cached_result_processor(dialect, coltype)
+                for kind, coltype in zip(self.types, coltypes, strict=True)
+            )
+        return self.processors
+
+    def rows(
+        self, dialect: Dialect, raw: Sequence[Sequence[Any]], coltypes: Sequence[Any]
+    ) -> list[Row]:
+        if not self.keys:
+            return [self.row(values) for values in raw]
+        processors = self.result_processors(dialect, coltypes)
+        make = self.row
+        if not any(processors):
+            return [make(values) for values in raw]
+        return [
+            make([v if p is None else p(v) for p, v in zip(processors, values, strict=True)])
+            for values in raw
+        ]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _indexes(keys: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        found.setdefault(key, index)
+    return found
+
+
+class Prepared:
+    """A Core statement compiled once per dialect, run by `Tx.execute` on the driver."""
+
+    __slots__ = ("_forms", "statement")
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._forms: dict[tuple[str, frozenset[str]], _Form] = {}
+
+    def form(
+        self, dialect: Dialect, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+    ) -> _Form:
+        """The statement as `dialect` runs it with these parameters' names."""
+        first = params[0] if isinstance(params, Sequence) else params
+        key = (dialect.name, frozenset(first or ()))
+        found = self._forms.get(key)
+        if found is None:
+            statement = cast(ClauseElement, self.statement)
+            found = self._forms[key] = _Form(statement, dialect, sorted(key[1]))
+        return found
+
+
+def prepared(statement: Executable) -> Prepared:
+    return Prepared(statement)
+
+
+class Driver:
+    """A transaction's driver connection, as `Tx.execute` uses it for prepared statements."""
+
+    def __init__(self, connection: AsyncConnection, raw: Any) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect
+        self.adapter = raw.dbapi_connection  # SQLAlchemy's asyncio adapter of the driver
+        self.postgres = self.dialect.name == "postgresql"
+
+    @property
+    def sqlite(self) -> Any:
+        """SQLite's sqlite3 connection (it runs inline, db/engine.py)."""
+        return self.adapter._connection.sqlite
+
+    async def run(
+        self, form: _Form, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+    ) -> Fetched:
+        try:
+            if self.postgres:
+                return await self._asyncpg(form, params)
+            return self._sqlite(form, params)
+        except Exception as error:
+            raise self._wrapped(form, error) from error
+
+    def _sqlite(
+        self, form: _Form, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+    ) -> Fetched:
+        connection = self.sqlite
+        if isinstance(params, Sequence):
+            cursor = connection.executemany(form.sql, [form.arguments(p) for p in params])
+            return Fetched([], cursor.rowcount)
+        cursor = connection.execute(form.sql, form.arguments(params or {}))
+        try:
+            raw = cursor.fetchall() if form.keys else []
+            return Fetched(form.rows(self.dialect, raw, [None] * len(form.keys)), cursor.rowcount)
+        finally:
+            cursor.close()
+
+    async def _asyncpg(
+        self, form: _Form, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+    ) -> Fetched:
+        adapter = self.adapter
+        async with adapter._execute_mutex:
+            if adapter._transaction is None:
+                await adapter._start_transaction()
+            statement, attributes = await adapter._prepare(form.sql, 0)
+            if isinstance(params, Sequence):
+                await statement.executemany([form.arguments(p) for p in params])
+                return Fetched([], len(params))
+            records = await statement.fetch(*form.arguments(params or {}))
+            coltypes = [attribute.type.oid for attribute in attributes or ()]
+            return Fetched(form.rows(self.dialect, records, coltypes), _rowcount(statement))
+
+    def _wrapped(self, form: _Form, error: Exception) -> BaseException:
+        """The exception SQLAlchemy would have raised: the driver's error as the dialect's
+        DBAPI error, then as `sqlalchemy.exc.DBAPIError` (a dead connection invalidated)."""
+        dbapi = self.dialect.loaded_dbapi
+        if self.postgres and not isinstance(error, dbapi.Error):
+            try:
+                self.adapter._handle_exception(error)
+            except Exception as translated:
+                error = translated
+        if not isinstance(error, dbapi.Error):
+            return error
+        invalidated = self.dialect.is_disconnect(error, self.adapter, None)
+        if invalidated:
+            self.connection.sync_connection.invalidate(error)  # type: ignore[union-attr]
+        return DBAPIError.instance(
+            form.sql, None, error, dbapi.Error, hide_parameters=True,
+            connection_invalidated=invalidated, dialect=self.dialect,
+        )  # fmt: skip
+
+
+def _rowcount(statement: Any) -> int:
+    status = statement.get_statusmsg() or ""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else -1
