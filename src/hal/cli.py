@@ -484,6 +484,7 @@ def serve(
         typer.echo(
             _demo_banner(_ensure_demo_project(settings.database_url), f"http://{host}:{port}")
         )
+        sys.stdout.flush()  # before the server's log lines, also when stdout is a pipe or a file
     else:
         _run(settings.database_url, _noop, migrating=True)
     run_server(settings, host=host, port=port, workers=workers, log_level=log_level)
