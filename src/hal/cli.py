@@ -1,9 +1,10 @@
 """The `hal` command line, grouped as `hal --help` shows it.
 
-Run:       serve, worker, migrate, db revision
+Run:       serve, worker, migrate
 Configure: projects create|update|show|rotate-secret, tokens create|revoke,
            agents create|update|list|remove|set-password, webhooks create
-Data:      seed
+Data:      seed, import, contacts erase, purge
+Develop:   db revision
 
 Only `serve` and `migrate` change the schema; every other command refuses a database whose
 schema is not this version's (hal.db.migrate.require_current).
@@ -53,13 +54,13 @@ T = TypeVar("T")
 app = typer.Typer(help="HAL widget identification service.", no_args_is_help=True)
 projects_app = typer.Typer(help="Create and configure projects.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Team API tokens.", no_args_is_help=True)
-RUN, CONFIGURE, DATA = "Run", "Configure", "Data"
+RUN, CONFIGURE, DATA, DEVELOP = "Run", "Configure", "Data", "Develop"
 app.add_typer(projects_app, name="projects", rich_help_panel=CONFIGURE)
 agents_app = typer.Typer(help="Inbox logins.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens", rich_help_panel=CONFIGURE)
 app.add_typer(agents_app, name="agents", rich_help_panel=CONFIGURE)
 db_app = typer.Typer(help="Schema migrations for developers.", no_args_is_help=True)
-app.add_typer(db_app, name="db", rich_help_panel=RUN)
+app.add_typer(db_app, name="db", rich_help_panel=DEVELOP)
 
 
 def _run(
@@ -483,6 +484,7 @@ def serve(
         typer.echo(
             _demo_banner(_ensure_demo_project(settings.database_url), f"http://{host}:{port}")
         )
+        sys.stdout.flush()  # before the server's log lines, also when stdout is a pipe or a file
     else:
         _run(settings.database_url, _noop, migrating=True)
     run_server(settings, host=host, port=port, workers=workers, log_level=log_level)
