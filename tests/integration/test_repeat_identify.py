@@ -3,12 +3,14 @@ answers (the same refusals included), and a session token helps no one but its o
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
 
 from hal.db.models import Contact, Visitor
+from hal.domain.sessions import issue_session_token
+from hal.services.projects import get_project
 from tests.factories import unique
 
 
@@ -84,3 +86,27 @@ async def test_a_token_of_a_rotated_session_secret_takes_the_full_path(widget, p
     )
     unsigned = await widget.identify(project, token=token, **_body(user))
     assert unsigned.status_code == 401, unsigned.text  # the old session no longer vouches
+
+
+async def test_a_repeat_answers_a_still_fresh_token_again_and_renews_an_old_one(
+    widget, project, database
+):
+    """README "Identify": the token the call sent, while at least half its lifetime is left."""
+    user = unique("u")
+    first = await widget.identify(project, **_body(user), signed=True)
+    fresh = first.json()["session_token"]
+    again = await widget.identify(project, token=fresh, **_body(user))
+    assert again.status_code == 200, again.text
+    assert again.json()["session_token"] == fresh
+
+    stored = await database.transaction(lambda s: get_project(session=s, app_id=project.app_id))
+    contact_id = first.json()["contact"]["id"]
+    old = issue_session_token(
+        secret=stored.session_secret, app_id=project.app_id, visitor_id=f"v-{user}",
+        contact_id=contact_id, now=datetime.now(UTC) - timedelta(days=4), ttl=timedelta(days=7),
+    )  # fmt: skip
+    renewed = await widget.identify(project, token=old, **_body(user))
+    assert renewed.status_code == 200, renewed.text
+    token = renewed.json()["session_token"]
+    assert token != old
+    assert (await widget.identify(project, token=token, **_body(user))).status_code == 200

@@ -1,0 +1,55 @@
+"""Session tokens (domain/sessions.py): verified claims kept per process never outlive the
+token, never serve another app, visitor or secret."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from hal.domain import sessions
+from hal.domain.sessions import issue_session_token, read_session_token, session_of
+
+SECRET = "s" * 40
+TTL = timedelta(hours=1)
+
+
+def _token(now: datetime | None = None, **claims: object) -> str:
+    values = {"app_id": "app", "visitor_id": "v", "contact_id": 7, **claims}
+    return issue_session_token(secret=SECRET, now=now or datetime.now(UTC), ttl=TTL, **values)  # type: ignore[arg-type]
+
+
+def test_a_verified_token_is_read_again_with_the_same_answer():
+    token = _token()
+    first = session_of(secret=SECRET, token=token, app_id="app", visitor_id="v")
+    again = session_of(secret=SECRET, token=token, app_id="app", visitor_id="v")
+    assert first is not None and first == again and first.contact_id == 7
+
+
+def test_a_kept_token_still_names_its_own_app_visitor_and_secret():
+    token = _token()
+    assert read_session_token(secret=SECRET, token=token, app_id="app", visitor_id="v") == 7
+    assert read_session_token(secret=SECRET, token=token, app_id="other", visitor_id="v") is None
+    assert read_session_token(secret=SECRET, token=token, app_id="app", visitor_id="w") is None
+    assert read_session_token(secret="t" * 40, token=token, app_id="app", visitor_id="v") is None
+
+
+def test_a_kept_token_expires(monkeypatch):
+    token = _token()
+    assert session_of(secret=SECRET, token=token, app_id="app", visitor_id="v") is not None
+    later = time.time() + TTL.total_seconds() + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert session_of(secret=SECRET, token=token, app_id="app", visitor_id="v") is None
+
+
+def test_fresh_means_at_least_half_the_lifetime_left():
+    now = datetime.now(UTC)
+    young = session_of(secret=SECRET, token=_token(now), app_id="app", visitor_id="v")
+    old = session_of(secret=SECRET, token=_token(now - TTL * 0.6), app_id="app", visitor_id="v")
+    assert young is not None and young.fresh(now, TTL)
+    assert old is not None and not old.fresh(now, TTL)
+
+
+def test_garbage_is_not_kept():
+    before = len(sessions._verified)
+    assert session_of(secret=SECRET, token="not.a.token", app_id="app", visitor_id="v") is None
+    assert len(sessions._verified) == before
