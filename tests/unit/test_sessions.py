@@ -49,7 +49,13 @@ def test_fresh_means_at_least_half_the_lifetime_left():
     assert old is not None and not old.fresh(now, TTL)
 
 
-def test_garbage_is_not_kept():
-    before = len(sessions._verified)
-    assert session_of(secret=SECRET, token="not.a.token", app_id="app", visitor_id="v") is None
-    assert len(sessions._verified) == before
+def test_garbage_stays_refused():
+    for _ in range(2):
+        assert session_of(secret=SECRET, token="not.a.token", app_id="app", visitor_id="v") is None
+
+
+def test_at_most_so_many_are_kept(monkeypatch):
+    monkeypatch.setattr(sessions, "VERIFIED_KEPT", 3)
+    for n in range(10):
+        session_of(secret=SECRET, token=f"garbage-{n}", app_id="app", visitor_id="v")
+    assert len(sessions._verified) <= 3

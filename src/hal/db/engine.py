@@ -294,13 +294,17 @@ class Tx:
             return await self.connection.execute(statement, params)
         form = statement.form(self.connection.dialect, params)
         if form.keys and isinstance(params, list):
-            # Rows back from many parameter sets: SQLAlchemy's multi-row INSERT ... RETURNING.
-            return await self.connection.execute(statement.statement, params)
-        if self._driver is None:
-            self._driver = Driver(self.connection, await self.connection.get_raw_connection())
+            if len(params) != 1:
+                # Rows back from many parameter sets: SQLAlchemy's multi-row INSERT RETURNING.
+                return await self.connection.execute(statement.statement, params)
+            params = params[0]
+        if self._driver is None:  # PostgreSQL: the pooled connection this transaction holds
+            sync = self.connection.sync_connection
+            assert sync is not None
+            self._driver = Driver(self.connection, sync.connection)
         for observe in self.observers:
             observe(form.sql)
-        return await self._driver.run(form, params)
+        return await self._driver.run(form, params, begin=not statement.unlocked_read)
 
     def record(
         self,

@@ -186,10 +186,14 @@ def _indexes(keys: Sequence[str]) -> dict[str, int]:
 class Prepared:
     """A Core statement compiled once per dialect, run by `Tx.execute` on the driver."""
 
-    __slots__ = ("_forms", "statement")
+    __slots__ = ("_forms", "statement", "unlocked_read")
 
-    def __init__(self, statement: Executable) -> None:
+    def __init__(self, statement: Executable, *, unlocked_read: bool = False) -> None:
         self.statement = statement
+        # A read taking no lock: as a transaction's first statement on PostgreSQL, it runs
+        # before BEGIN (READ COMMITTED gives it the same snapshot either way), and a
+        # transaction that runs nothing else then costs no BEGIN and no COMMIT.
+        self.unlocked_read = unlocked_read
         self._forms: dict[tuple[str, frozenset[str]], _Form] = {}
 
     def form(
@@ -205,8 +209,8 @@ class Prepared:
         return found
 
 
-def prepared(statement: Executable) -> Prepared:
-    return Prepared(statement)
+def prepared(statement: Executable, *, unlocked_read: bool = False) -> Prepared:
+    return Prepared(statement, unlocked_read=unlocked_read)
 
 
 class Driver:
@@ -224,11 +228,15 @@ class Driver:
         return self.adapter._connection.sqlite
 
     async def run(
-        self, form: _Form, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+        self,
+        form: _Form,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+        *,
+        begin: bool = True,
     ) -> Fetched:
         try:
             if self.postgres:
-                return await self._asyncpg(form, params)
+                return await self._asyncpg(form, params, begin)
             return self._sqlite(form, params)
         except Exception as error:
             raise self._wrapped(form, error) from error
@@ -248,11 +256,14 @@ class Driver:
             cursor.close()
 
     async def _asyncpg(
-        self, form: _Form, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+        self,
+        form: _Form,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+        begin: bool,
     ) -> Fetched:
         adapter = self.adapter
         async with adapter._execute_mutex:
-            if adapter._transaction is None:
+            if adapter._transaction is None and begin:
                 await adapter._start_transaction()
             statement, attributes = await adapter._prepare(form.sql, 0)
             if isinstance(params, Sequence):

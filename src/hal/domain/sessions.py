@@ -3,9 +3,9 @@
 Issued by identify and sent back as `Authorization: Bearer ...`; the visitor id alone is never
 a credential because customers often make it equal to their user id.
 
-A signed-in app sends the same token with every call, so a verified token's claims are kept
-(per process, at most `VERIFIED_KEPT`, keyed by the secret and the token): checking the
-signature again would give the same answer. Expiry is checked on every read.
+A signed-in app sends the same token with every call, so a token's verification is kept (per
+process, at most `VERIFIED_KEPT`, keyed by the secret and the token, a failed one too):
+checking the signature again would give the same answer. Expiry is checked on every read.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class Session:
         return self.expires_at - now.timestamp() >= ttl.total_seconds() / 2
 
 
-_verified: dict[tuple[str, str], Session] = {}
+# Verified tokens' claims, and None for tokens that failed (a bad signature stays bad).
+_verified: dict[tuple[str, str], Session | None] = {}
 
 
 def issue_session_token(
@@ -72,15 +73,14 @@ def _verify(secret: str, token: str) -> Session | None:
 def session_of(*, secret: str, token: str, app_id: str, visitor_id: str) -> Session | None:
     """What the token states, if it is valid, unexpired and this app's and visitor's."""
     key = (secret, token)
-    session = _verified.get(key)
-    if session is None:
+    if key in _verified:
+        session = _verified[key]
+    else:
         session = _verify(secret, token)
-        if session is None:
-            return None
-        if len(_verified) >= VERIFIED_KEPT:
+        while len(_verified) >= VERIFIED_KEPT:
             del _verified[next(iter(_verified))]  # the oldest
         _verified[key] = session
-    if session.expires_at <= time.time():
+    if session is None or session.expires_at <= time.time():
         return None
     if session.app_id != app_id or session.visitor_id != visitor_id:
         return None

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 from hal.db.engine import Tx
-from hal.db.prepared import prepared
+from hal.db.prepared import Prepared, prepared
 from hal.db.store.base import (
     CHANGES,
     COMPANIES,
@@ -168,7 +168,8 @@ _RETURNING = prepared(
         VISITORS.c.project_id == bindparam("project_id"),
         VISITORS.c.visitor_key == bindparam("visitor_key"),
     )
-    .order_by(COMPANIES.c.external_id)
+    .order_by(COMPANIES.c.external_id),
+    unlocked_read=True,
 )
 
 
@@ -200,7 +201,7 @@ _ALIAS_OF = (
 
 
 @functools.cache
-def _contacts_by_keys(by_user_id: bool, by_email: bool, by_id: bool) -> Any:
+def _contacts_by_keys(by_user_id: bool, by_email: bool, by_id: bool) -> Prepared:
     # The project is stated in every branch, each one a unique index's full key: SQLite then
     # reads each by its index (MULTI-INDEX OR) even without table statistics. With
     # `project_id = ? AND (a OR b)` it scanned the project's contacts instead.
@@ -214,7 +215,7 @@ def _contacts_by_keys(by_user_id: bool, by_email: bool, by_id: bool) -> Any:
     if by_id:
         keys.append(and_(CONTACTS.c.id == bindparam("contact_id"), project))
     alias = _ALIAS_OF if by_email else null()
-    return (
+    return prepared(
         select(*CONTACT_COLUMNS, alias.label("alias_of"))
         .where(or_(*keys))
         .with_for_update(key_share=True, of=CONTACTS)
