@@ -113,13 +113,18 @@ async def prepare(
             "/api/widget/identify", json.dumps(unsigned).encode(), {}
         ).send_to(app)
         assert status == 200, answer
+        # Returning users of the mixed identify (each call changes their company).
+        status, answer = await Call(
+            "/api/widget/identify", _identify_body(secret, f"m-{i}", f"vm-{i}", 0), {}
+        ).send_to(app)
+        assert status == 200, answer
     rng = random.Random(1)
     for n in range(count + WARM):
         if n % 2:
             user, visitor = f"new-{n}", f"vn-{n}"
         else:
-            user = f"u-{rng.randrange(users)}"
-            visitor = f"v-{user[2:]}"
+            returning = rng.randrange(users)
+            user, visitor = f"m-{returning}", f"vm-{returning}"
         body = _identify_body(secret, user, visitor, rng.randrange(500))
         calls["identify"].append(Call("/api/widget/identify", body, team))
         keys = {"app_id": "bench", "visitor_id": f"t-{rng.randrange(users)}"}

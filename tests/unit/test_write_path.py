@@ -86,3 +86,26 @@ def test_the_check_finds_each_kind_of_write(source: str):
 def test_the_check_lets_reads_and_other_tables_through():
     source = "select(Contact).where(Contact.id == 1); insert(AUDIT); update(ENDPOINTS)"
     assert crm_writes(ast.parse(source)) == []
+
+
+def test_the_repeat_reads_rows_in_their_fields_order():
+    """db/store/people.returning_visitor builds its rows by position: each row type's fields
+    are its columns, in the same order."""
+    from dataclasses import fields
+
+    from hal.db.store.base import (
+        COMPANY_COLUMNS,
+        CONTACT_COLUMNS,
+        CompanyRow,
+        ContactRow,
+        VisitorRow,
+    )
+    from hal.db.store.people import _VISITOR_COLUMNS
+
+    def names(row_type: type) -> list[str]:
+        return [f.name.rstrip("_") for f in fields(row_type) if f.name != "created"]
+
+    assert names(VisitorRow) == [c.name for c in _VISITOR_COLUMNS][:-1]
+    assert _VISITOR_COLUMNS[-1].name == "created_at"
+    assert names(ContactRow) == [c.name for c in CONTACT_COLUMNS]
+    assert names(CompanyRow) == [c.name for c in COMPANY_COLUMNS]

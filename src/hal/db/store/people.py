@@ -6,7 +6,6 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -143,13 +142,6 @@ class Returning:
     companies: list[CompanyRow]
 
 
-def _prefixed(row: Any, prefix: str) -> Any:
-    mapping = row._mapping
-    size = len(prefix)
-    return SimpleNamespace(**{key[size:]: mapping[key] for key in mapping
-                              if key.startswith(prefix)})  # fmt: skip
-
-
 _RETURNING = prepared(
     select(
         *(column.label(f"v_{column.name}") for column in _VISITOR_COLUMNS),
@@ -178,13 +170,21 @@ async def returning_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> Ret
     without a lock (a repeat identify only reads); None when the visitor is not bound to a
     live contact."""
     params = {"project_id": project_id, "visitor_key": visitor_key}
-    rows = list(await tx.execute(_RETURNING, params))
+    rows = (await tx.execute(_RETURNING, params)).rows
     if not rows:
         return None
     first = rows[0]
-    visitor = _visitor(_prefixed(first, "v_"), None)
-    companies = [CompanyRow.of(_prefixed(row, "co_")) for row in rows if row.co_id is not None]
-    return Returning(visitor, first.v_seen_at, ContactRow.of(_prefixed(first, "c_")), companies)
+    id_, key, contact_id, active_id, properties, verified, signed = first[_VISITOR_AT]
+    visitor = VisitorRow(id_, key, contact_id, active_id, properties, verified, signed, False)
+    contact = ContactRow(*first[_CONTACT_AT])
+    companies = [CompanyRow(*row[_COMPANY_AT]) for row in rows if row.co_id is not None]
+    return Returning(visitor, first.v_seen_at, contact, companies)
+
+
+# Where each row type's fields sit in _RETURNING's rows (its columns are in their order).
+_VISITOR_AT = slice(0, len(_VISITOR_COLUMNS) - 1)  # created_at: not a VisitorRow field
+_CONTACT_AT = slice(len(_VISITOR_COLUMNS) + 1, len(_VISITOR_COLUMNS) + 1 + len(CONTACT_COLUMNS))
+_COMPANY_AT = slice(_CONTACT_AT.stop, None)
 
 
 # The contact an email was merged into while `into` kept its own email (services/merge.py):
