@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hal.api.deps import get_team_auth
+from hal.api.deps import api_token_grant
 from hal.api.errors import WIDGET_PREFIX
 from hal.db.engine import Database
 from hal.domain.errors import Forbidden, Unauthorized, error_body
@@ -62,7 +62,7 @@ class BodyLimitMiddleware:
         """Whether the request's bearer token is a valid team API token of `app_id`."""
         authorization = _header(scope, b"authorization")
         try:
-            await get_team_auth(app_id=app_id, db=self.database, authorization=authorization)
+            await api_token_grant(app_id, self.database, authorization)
         except (Unauthorized, Forbidden):
             return False  # the route answers 401/403 itself if the body fits the common limit
         return True

@@ -26,11 +26,12 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
 from hal.api.deps import (
-    SESSION_TOKEN_HEADER,
     DatabaseDep,
     TeamAuthDep,
+    TeamProjectDep,
     WidgetDep,
-    get_team_auth,
+    WidgetSessionHeader,
+    api_token_grant,
 )
 from hal.api.errors import ErrorBody, error_response, error_responses
 from hal.config import Settings
@@ -234,6 +235,7 @@ STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get("/stream", responses={**STREAM_RESPONSES, **error_responses(401, 403, 422, 429)})
 async def stream(
     request: Request,
+    _project: TeamProjectDep,
     auth: TeamAuthDep,
     db: DatabaseDep,
     last_event_id_header: LastEventIdHeader = None,
@@ -247,7 +249,7 @@ async def stream(
 
     async def still_authorized() -> bool:
         try:
-            again = await get_team_auth(app_id, db, request.headers.get("authorization"))
+            again = await api_token_grant(app_id, db, request.headers.get("authorization"))
         except (Unauthorized, Forbidden):
             return False
         return again.token_id == auth.token_id
@@ -263,11 +265,12 @@ widget_router = APIRouter(prefix="/api/widget", tags=["widget"])
 @widget_router.get(
     "/stream",
     responses={**STREAM_RESPONSES, **error_responses(401, 403, 404, 422, 429)},
-    openapi_extra=SESSION_TOKEN_HEADER,
+    openapi_extra={"security": [{}]},  # the session token, or none (as the other widget routes)
 )
 async def widget_stream(
     request: Request,
     widget: WidgetDep,
+    _session: WidgetSessionHeader,  # declares the scheme (read through `widget`)
     app_id: Annotated[str, Query(min_length=1, max_length=255)],
     visitor_id: Annotated[str, Query(min_length=1, max_length=255)],
     session_token: Annotated[str | None, Query(max_length=4096)] = None,
