@@ -41,6 +41,10 @@ async def test_the_document_declares_the_three_bearer_credentials(widget):
         assert schemes[name]["type"] == "http" and schemes[name]["scheme"] == "bearer", name
         assert schemes[name]["description"], name
     assert schemes["widgetSession"]["bearerFormat"] == "JWT"
+    assert schemes["streamTicket"] == {
+        "type": "apiKey", "in": "query", "name": "ticket",
+        "description": schemes["streamTicket"]["description"],
+    }  # fmt: skip
 
 
 async def test_no_operation_takes_the_authorization_header_as_a_plain_parameter(widget):
@@ -74,7 +78,7 @@ async def test_admin_operations_declare_the_admin_token_and_team_operations_both
             continue
         declared = operation["security"]
         if path.endswith("/stream"):
-            assert declared == TEAM, declared
+            assert declared == [{"streamTicket": []}, *TEAM], declared
             continue  # with a token it opens, and never ends
         response = await call(widget.http, method, url_of(path, team.project.app_id), team.token)
         admin_only = response.status_code == 403 and (

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Path, Query, Request, Security
+from fastapi.openapi.models import APIKey, APIKeyIn
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 
@@ -60,6 +61,18 @@ class BearerScheme(SecurityBase):
         return request.headers.get("authorization")
 
 
+class QueryScheme(SecurityBase):
+    """A credential in a query parameter: its value as sent, or None."""
+
+    def __init__(self, scheme_name: str, parameter: str, description: str):
+        self.model = APIKey(**{"in": APIKeyIn.query}, name=parameter, description=description)
+        self.scheme_name = scheme_name
+        self.parameter = parameter
+
+    async def __call__(self, request: Request) -> str | None:
+        return request.query_params.get(self.parameter)
+
+
 WIDGET_SESSION = BearerScheme(
     "widgetSession",
     "The `session_token` identify answered. Optional, except for a visitor bound to a "
@@ -74,9 +87,17 @@ ADMIN_TOKEN = BearerScheme(
     "An admin token of the project: `hal tokens create --app-id ID --admin`. Settings, "
     "secrets, tokens, agents, webhooks, the audit log; it opens every team route too.",
 )
+STREAM_TICKET = QueryScheme(
+    "streamTicket",
+    "ticket",
+    "A ticket from `POST /api/projects/{app_id}/stream-tickets`: opens the project's stream "
+    "once, within 60 seconds, where no header can be sent (a browser's EventSource).",
+)
+
 WidgetSessionHeader = Annotated[str | None, Security(WIDGET_SESSION)]
 TeamTokenHeader = Annotated[str | None, Security(TEAM_TOKEN)]
 AdminTokenHeader = Annotated[str | None, Security(ADMIN_TOKEN)]
+StreamTicketQuery = Annotated[str | None, Security(STREAM_TICKET)]
 
 
 @dataclass(frozen=True)
