@@ -9,14 +9,16 @@
   var POLL_OPEN_MS = 3000;
   var POLL_CLOSED_MS = 15000;
 
-  var existing = window.HalWidget;
+  var existing = /** @type {any} */ (window.HalWidget); // the loader's stub, or a copy
   if (existing && existing.version) return; // loaded twice: keep the first
 
   // ---- state -------------------------------------------------------------------------------
   var config = { app_id: null, api_base: "" };
   var visitorId = null;
   var sessionToken = null;
+  /** @type {Promise<unknown>} */
   var chain = Promise.resolve(); // every call waits for the one before: calls keep their order
+  /** @type {Record<string, Array<(payload: any) => void>>} */
   var listeners = {};
   var ui = null;
   var seenMessageIds = {};
@@ -54,8 +56,9 @@
   }
 
   // ---- HTTP with retries -------------------------------------------------------------------
+  /** @returns {import("./widget").HalError} */
   function HalError(code, message, status, field) {
-    var error = new Error(message || code);
+    var error = /** @type {any} */ (new Error(message || code));
     error.name = "HalError";
     error.code = code;
     error.status = status;
@@ -100,6 +103,11 @@
     });
   }
 
+  /**
+   * @template T
+   * @param {() => T | PromiseLike<T>} work
+   * @returns {Promise<T>}
+   */
   function enqueue(work) {
     var result = chain.then(work);
     chain = result.catch(function () { /* a failed call does not block the next one */ });
@@ -125,13 +133,13 @@
     return out;
   }
 
-  // ---- public API --------------------------------------------------------------------------
+  // ---- public API (typed by widget.d.ts: `tsc --checkJs` holds one to the other) -------------
+  /** @type {import("./widget").HalWidgetApi} */
   var api = {
     version: VERSION,
 
     boot: function (options) {
-      options = options || {};
-      if (!options.app_id) return Promise.reject(HalError("missing_field", "boot needs app_id", 0, "app_id"));
+      if (!options || !options.app_id) return Promise.reject(HalError("missing_field", "boot needs app_id", 0, "app_id"));
       config.app_id = options.app_id;
       config.api_base = (options.api_base || "").replace(/\/+$/, "");
       visitorId = load("visitor_id");
@@ -241,7 +249,7 @@
       return enqueue(function () {
         requireBoot();
         return request("POST", "/api/widget/messages", base({ body: body })).then(function (answer) {
-          renderMessages([answer.message]);
+          renderMessages([answer.message], answer.conversation.id);
           if (!stream) connectStream(); // the visitor has a conversation now
           return answer;
         });
@@ -253,7 +261,7 @@
       var path = "/api/widget/messages?app_id=" + encodeURIComponent(config.app_id) +
         "&visitor_id=" + encodeURIComponent(visitorId);
       return request("GET", path).then(function (answer) {
-        if (answer.conversation) renderMessages(answer.conversation.messages);
+        if (answer.conversation) renderMessages(answer.conversation.messages, answer.conversation.id);
         return answer;
       });
     }
@@ -329,7 +337,15 @@
     schedulePoll(0);
   }
 
-  function renderMessages(messages) {
+  // An agent's reply as the `message` event gives it, however it came (a stream's change
+  // carries more than the message).
+  function reply(message, conversationId) {
+    return { id: message.id, conversation_id: conversationId, author: message.author,
+      author_name: message.author_name, body: message.body,
+      sender_verified: message.sender_verified, created_at: message.created_at };
+  }
+
+  function renderMessages(messages, conversationId) {
     if (!ui) return;
     var fresh = 0;
     messages.forEach(function (message) {
@@ -341,7 +357,7 @@
       ui.list.appendChild(item);
       if (message.author === "agent" && message.id > lastReadId) {
         fresh += 1;
-        emit("message", message);
+        emit("message", reply(message, conversationId));
       }
     });
     ui.list.scrollTop = ui.list.scrollHeight;
@@ -391,7 +407,10 @@
       if (source.readyState === 2 && stream === source) stream = null; // refused: poll, retry
     };
     source.addEventListener("message.created", function (event) {
-      try { renderMessages([JSON.parse(event.data).data]); } catch (e) { /* ignore a bad event */ }
+      try {
+        var message = JSON.parse(event.data).data;
+        renderMessages([message], message.conversation_id);
+      } catch (e) { /* ignore a bad event */ }
     });
   }
 
