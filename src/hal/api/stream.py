@@ -349,7 +349,9 @@ async def widget_stream(
     )
     if visitor_stream is None:
         raise NotFound(
-            "unknown_visitor", "this visitor has no conversation yet", field="visitor_id"
+            "unknown_visitor",
+            "no visitor with this visitor_id has called the widget yet",
+            field="visitor_id",
         )
 
     async def carries(change: ChangeView) -> bool:

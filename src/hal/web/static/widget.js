@@ -26,6 +26,10 @@
   var pollTimer = null;
   var stream = null; // the EventSource of this visitor's replies; polling only while it is down
   var streamOpen = false;
+  // This visitor has a conversation it may read: only then can a reply come, so only then is
+  // the stream followed (and polled while it is down). A visitor HAL has not met yet has no
+  // stream at all (404 unknown_visitor).
+  var conversing = false;
 
   function storageKey(name) { return "hal:" + config.app_id + ":" + name; }
 
@@ -38,6 +42,11 @@
       if (value === null) window.localStorage.removeItem(storageKey(name));
       else window.localStorage.setItem(storageKey(name), value);
     } catch (e) { /* private mode: keep it in memory only */ }
+  }
+
+  function setConversing(value) {
+    conversing = value;
+    store("conversing", value ? visitorId : null); // kept with the visitor it is about
   }
 
   function randomId(prefix) {
@@ -145,6 +154,7 @@
       visitorId = load("visitor_id");
       if (!visitorId) { visitorId = randomId("v_"); store("visitor_id", visitorId); }
       sessionToken = load("session_token");
+      conversing = load("conversing") === visitorId;
       if (options.poll_ms) POLL_OPEN_MS = options.poll_ms;
       if (options.idle_poll_ms) POLL_CLOSED_MS = options.idle_poll_ms;
       if (options.launcher !== false) {
@@ -162,7 +172,10 @@
           sessionToken = answer.session_token;
           store("session_token", sessionToken);
           emit("identify", answer);
-          connectStream(); // the new session may read more (or other) conversations
+          if (conversing) { // the new session may read other conversations, or none
+            closeStream();
+            api.fetchMessages().catch(function () { /* the next poll asks again */ });
+          }
           return answer;
         });
       });
@@ -225,6 +238,7 @@
         sessionToken = null;
         store("session_token", null);
         closeStream();
+        setConversing(false);
         seenMessageIds = {};
         lastReadId = 0;
         if (ui) { ui.list.textContent = ""; updateBadge(0); }
@@ -250,7 +264,8 @@
         requireBoot();
         return request("POST", "/api/widget/messages", base({ body: body })).then(function (answer) {
           renderMessages([answer.message], answer.conversation.id);
-          if (!stream) connectStream(); // the visitor has a conversation now
+          setConversing(true);
+          if (!stream) connectStream();
           return answer;
         });
       });
@@ -260,8 +275,12 @@
       requireBoot();
       var path = "/api/widget/messages?app_id=" + encodeURIComponent(config.app_id) +
         "&visitor_id=" + encodeURIComponent(visitorId);
+      var asked = visitorId;
       return request("GET", path).then(function (answer) {
+        if (visitorId !== asked) return answer; // reset meanwhile: about a visitor gone
+        setConversing(answer.conversations.length > 0);
         if (answer.conversation) renderMessages(answer.conversation.messages, answer.conversation.id);
+        if (!stream) connectStream();
         return answer;
       });
     }
@@ -334,6 +353,11 @@
     ui.launcher.setAttribute("aria-label", open ? "Close chat" : "Open chat");
     if (open) { markRead(); ui.input.focus(); }
     emit(open ? "open" : "close", {});
+    if (open && !conversing && config.app_id) {
+      // Conversations started elsewhere (a verified contact's other devices) show when the
+      // visitor looks; until it has one, nothing is polled.
+      api.fetchMessages().catch(function () { /* nothing to show */ });
+    }
     schedulePoll(0);
   }
 
@@ -380,19 +404,24 @@
     if (pollTimer) clearTimeout(pollTimer);
     var wait = delay !== undefined ? delay : (ui && ui.open ? POLL_OPEN_MS : POLL_CLOSED_MS);
     pollTimer = setTimeout(function () {
-      if (!config.app_id || document.hidden || streamOpen) { schedulePoll(); return; }
+      if (!config.app_id || !conversing || document.hidden || streamOpen) {
+        schedulePoll();
+        return;
+      }
+      // The answer says whether the visitor still has a conversation, and (re)opens the
+      // stream when it does.
       api.fetchMessages().catch(function () { /* next tick */ }).then(function () {
-        if (!stream) connectStream();
         schedulePoll();
       });
     }, wait);
   }
 
   // Agent replies arrive as they are written; the browser reconnects by itself and resumes
-  // with Last-Event-ID. A stream the server refuses (no conversation yet) is retried later.
+  // with Last-Event-ID. A stream the server refuses (too many, a session that ended) is tried
+  // again after the next poll.
   function connectStream() {
     closeStream();
-    if (!config.app_id || !window.EventSource || !ui) return;
+    if (!config.app_id || !window.EventSource || !ui || !conversing) return;
     var url = config.api_base + "/api/widget/stream?app_id=" + encodeURIComponent(config.app_id) +
       "&visitor_id=" + encodeURIComponent(visitorId) +
       (sessionToken ? "&session_token=" + encodeURIComponent(sessionToken) : "");
