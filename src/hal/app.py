@@ -137,6 +137,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def widget_js() -> FileResponse:
         return FileResponse(WEB / "static" / "widget.js", media_type="text/javascript")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        """For pages that name no icon (a browser asks every site for one)."""
+        return FileResponse(WEB / "static" / "favicon.svg", media_type="image/svg+xml")
+
     @app.get("/widget.d.ts", include_in_schema=False)
     async def widget_types() -> FileResponse:
         return FileResponse(WEB / "static" / "widget.d.ts", media_type="text/plain")

@@ -7,15 +7,26 @@ its own memory-mapped files there, and `GET /metrics`, whichever worker answers 
 every process's files. `hal worker` processes given the same folder are added up too; on other
 hosts they serve their own numbers (`hal worker --metrics-port`).
 
+Beside HAL's own metrics, each scrape carries the process and runtime metrics Prometheus's
+clients usually export: `process_*` (CPU seconds, resident memory, open and maximum file
+descriptors, start time) of every live process counting in the folder, by `pid` (memory and
+start times do not add up across processes), read from /proc at scrape time;
+`python_gc_*_total` by generation, added up over every process (each samples its own garbage
+collector every few seconds); and `python_info`.
+
 While metrics are off nothing here is built, and the hooks below cost one `None` check.
 """
 
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import shutil
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +35,22 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
     multiprocess,
     start_http_server,
     values,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+GC_SAMPLE_SECONDS = 5.0
 
 
 class Metrics:
@@ -94,6 +108,90 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.gc = GarbageCollections(registry)
+
+
+class GarbageCollections:
+    """The garbage collector's counts by generation, as prometheus-client's GCCollector names
+    them, in counters that add up over processes. `gc.get_stats()` is read every few seconds
+    (and by a process as it answers a scrape) and what grew is added: nothing is hooked into
+    the collector itself, which runs in the middle of requests."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        names = {
+            "collected": ("python_gc_objects_collected", "Objects collected during gc"),
+            "uncollectable": (
+                "python_gc_objects_uncollectable",
+                "Uncollectable objects found during GC",
+            ),
+            "collections": (
+                "python_gc_collections",
+                "Number of times this generation was collected",
+            ),
+        }
+        self.counters = {
+            stat: Counter(name, documentation, ["generation"], registry=registry)
+            for stat, (name, documentation) in names.items()
+        }
+        generations = range(len(gc.get_stats()))
+        for counter in self.counters.values():
+            for generation in generations:
+                counter.labels(str(generation))  # every generation shows, from 0
+        self._seen = [dict.fromkeys(self.counters, 0) for _ in generations]
+        self._lock = threading.Lock()
+
+    def sample(self) -> None:
+        """Add what the collector counted since the last sample."""
+        with self._lock:
+            for generation, stats in enumerate(gc.get_stats()):
+                seen = self._seen[generation]
+                for stat, counter in self.counters.items():
+                    grown = stats[stat] - seen[stat]
+                    if grown > 0:
+                        counter.labels(str(generation)).inc(grown)
+                        seen[stat] = stats[stat]
+
+    def sample_forever(self) -> None:
+        while True:
+            time.sleep(GC_SAMPLE_SECONDS)
+            self.sample()
+
+    def start(self) -> None:
+        self.sample()
+        threading.Thread(target=self.sample_forever, name="hal-metrics-gc", daemon=True).start()
+
+
+class EveryProcess:
+    """prometheus-client's process metrics of each live process counting in the multiprocess
+    folder (or of this process alone), labelled by `pid`, read from /proc at scrape time."""
+
+    def __init__(self, folder: str | None) -> None:
+        self.folder = folder
+
+    def pids(self) -> list[int]:
+        if self.folder is None:
+            return [os.getpid()]
+        found = {os.getpid()}
+        for path in Path(self.folder).glob("*.db"):
+            pid = path.stem.rsplit("_", 1)[-1]
+            if pid.isdigit() and _alive(int(pid)):
+                found.add(int(pid))
+        return sorted(found)
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for pid in self.pids():
+            for family in _process_of(pid).collect():
+                into = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                for sample in family.samples:
+                    into.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
+        yield from families.values()
+
+
+def _process_of(pid: int) -> ProcessCollector:
+    return ProcessCollector(pid=lambda: pid, registry=None)
 
 
 _metrics: Metrics | None = None
@@ -116,6 +214,7 @@ def enable() -> Metrics:
             forget_dead_processes(shared)
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
         _metrics = Metrics(None if shared else CollectorRegistry())
+        _metrics.gc.start()
     return _metrics
 
 
@@ -144,11 +243,17 @@ def prepare_multiprocess_dir() -> str:
 
 
 def _registry() -> CollectorRegistry:
-    """This process's registry, or one adding up every process's files (multiprocess)."""
-    registry = enable().registry
-    if registry is None:
-        registry = CollectorRegistry()
+    """This process's registry, or one adding up every process's files (multiprocess); with
+    the process and platform metrics."""
+    metrics = enable()
+    metrics.gc.sample()
+    registry = CollectorRegistry()
+    if metrics.registry is None:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_Registered(metrics.registry))
+    registry.register(EveryProcess(multiprocess_dir()))
+    PlatformCollector(registry=registry)
     return registry
 
 
@@ -219,6 +324,16 @@ def stream_opened() -> None:
 def stream_closed() -> None:
     if _metrics is not None:
         _metrics.open_streams.dec()
+
+
+class _Registered:
+    """Another registry's metrics, collected as one collector of a scrape's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.registry.collect()
 
 
 class _Gauges:

@@ -106,17 +106,18 @@ def empty_site(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) ->
         yield s
 
 
-def cached_npm_file(package: str, path: str) -> Path:
-    """A file of an npm package, fetched once with `npm pack` into the user's cache (skipped
-    locally, failed in CI, when npm cannot fetch it)."""
+def cached_npm_package(package: str, needed_for: str) -> Path:
+    """An npm package (`name@version`; the package alone, no dependencies) unpacked once with
+    `npm pack` into the user's cache; its folder. Skipped locally, failed in CI, when npm
+    cannot fetch it."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hal-tests"
     name, _, version = package.rpartition("@") if package.count("@") else (package, "", "")
-    target = cache / f"{name}-{version or 'latest'}" / path
-    if target.exists():
+    target = cache / f"{name}-{version or 'latest'}"
+    if (target / "package.json").exists():
         return target
     npm = shutil.which("npm")
     if npm is None:
-        require_or_skip("npm is not installed (needed for the accessibility check)")
+        require_or_skip(f"npm is not installed (needed for {needed_for})")
     assert npm is not None
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as work:
@@ -128,13 +129,25 @@ def cached_npm_file(package: str, path: str) -> Path:
             require_or_skip(f"npm pack {package} failed: {packed.stderr.strip()[-300:]}")
         tarball = Path(work) / packed.stdout.strip().splitlines()[-1]
         with tarfile.open(tarball) as archive:
-            member = archive.extractfile(f"package/{path}")
-            assert member is not None
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(".partial")
-            partial.write_bytes(member.read())
-            partial.replace(target)
+            archive.extractall(work, filter="data")
+        shutil.rmtree(target, ignore_errors=True)
+        (Path(work) / "package").replace(target)
     return target
+
+
+def cached_npm_file(package: str, path: str) -> Path:
+    """A file of an npm package (see `cached_npm_package`)."""
+    return cached_npm_package(package, "the accessibility check") / path
+
+
+def node_path(needed_for: str) -> str:
+    """Node.js, which runs the TypeScript compiler and evaluates the SDK's scripts (skipped
+    locally, failed in CI, when it is missing)."""
+    node = shutil.which("node")
+    if node is None:
+        require_or_skip(f"node is not installed (needed for {needed_for})")
+    assert node is not None
+    return node
 
 
 @dataclass(frozen=True)

@@ -189,3 +189,35 @@ def test_an_agent_reply_reaches_the_widget_through_its_stream(page, demo, artifa
     ).raise_for_status()
     expect(page.locator("#hal-widget .msg.agent").last).to_have_text("Yes, live.")
     page.screenshot(path=artifacts_dir / "widget-stream.png")
+
+
+def test_the_stream_is_followed_once_the_visitor_has_a_conversation_and_after_a_reload(page, demo):
+    import httpx
+
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/widget/" in r.url else None)
+    open_demo(page, demo, poll=3_600_000)  # no polling: only the stream can bring the reply
+    page.wait_for_timeout(1_000)
+    assert asked == []  # no conversation yet: nothing to follow, nothing to poll
+
+    page.get_by_role("button", name="Open chat").click()
+    page.get_by_label("Message").fill("Anyone there?")
+    with page.expect_request(lambda request: "/api/widget/stream" in request.url):
+        page.get_by_role("button", name="Send").click()  # now it has a conversation
+    expect(page.locator("#hal-widget .msg.visitor").last).to_have_text("Anyone there?")
+
+    with page.expect_request(lambda request: "/api/widget/stream" in request.url):
+        page.reload()  # the stream opens as the page loads
+    page.wait_for_timeout(500)
+    conversation = next(
+        c for c in demo.team("/conversations")["items"]
+        if c["last_message"]["body"] == "Anyone there?"
+    )  # fmt: skip
+    httpx.post(
+        f"{demo.url}/api/projects/demo/conversations/{conversation['id']}/messages",
+        json={"body": "Here."},
+        headers={"Authorization": f"Bearer {demo.token}"},
+    ).raise_for_status()
+    expect(page.locator("#hal-widget .badge")).to_have_text("1")
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.locator("#hal-widget .msg.agent").last).to_have_text("Here.")

@@ -53,3 +53,25 @@ async def test_a_project_without_a_list_accepts_any_origin(widget, project):
 async def test_team_routes_get_no_widget_cors(widget):
     response = await widget.http.get("/healthz", headers={"Origin": "https://x.example"})
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_the_team_stream_is_readable_from_any_origin_but_tickets_are_not(widget, team):
+    """A page opens the stream with a ticket its server asked for; the team token that asks
+    stays on that server, so asking gets no CORS."""
+    origin = {"Origin": "https://dashboard.example.com"}
+    stream = f"/api/projects/{team.project.app_id}/stream"
+    refused = await widget.http.get(stream, params={"ticket": "made-up"}, headers=origin)
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == "*"
+    preflight = await widget.http.options(
+        stream,
+        headers={**origin, "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "last-event-id"},
+    )  # fmt: skip
+    assert preflight.status_code == 200
+    assert "last-event-id" in preflight.headers["access-control-allow-headers"].lower()
+    asked = await widget.http.post(
+        f"{stream}-tickets", headers={**origin, "Authorization": f"Bearer {team.token}"}
+    )
+    assert asked.status_code == 201
+    assert "access-control-allow-origin" not in asked.headers

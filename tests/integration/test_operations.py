@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -176,6 +177,45 @@ async def test_pool_use_is_reported(metered):
     assert ("hal_webhook_oldest_undelivered_seconds", frozenset()) in samples
 
 
+PROCESS_METRICS = (
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
+)
+
+
+def by_pid(samples: Samples, name: str) -> dict[str, float]:
+    return {dict(labels)["pid"]: v for (n, labels), v in samples.items() if n == name}
+
+
+def assert_runtime_metrics(samples: Samples, pids: set[str]) -> None:
+    """Each process's own numbers by pid, and the garbage collector's counts by generation."""
+    for name in PROCESS_METRICS:
+        assert set(by_pid(samples, name)) == pids, name
+    for pid in pids:
+        assert by_pid(samples, "process_resident_memory_bytes")[pid] > 10_000_000
+        assert by_pid(samples, "process_open_fds")[pid] >= 3
+        assert 0 < by_pid(samples, "process_start_time_seconds")[pid] <= time.time()
+    for name in ("python_gc_collections_total", "python_gc_objects_collected_total"):
+        assert value(samples, name, generation="0") > 0, name
+    assert ("python_gc_objects_uncollectable_total", frozenset({("generation", "2")})) in samples
+    assert any(name == "python_info" for name, _ in samples)
+
+
+async def test_process_and_runtime_metrics_are_reported(metered):
+    await metered.get("/healthz")
+    samples = await scrape(metered)
+    assert_runtime_metrics(samples, {str(os.getpid())})
+    cpu = by_pid(samples, "process_cpu_seconds_total")[str(os.getpid())]
+    assert (
+        cpu > 0
+        and cpu <= by_pid(await scrape(metered), "process_cpu_seconds_total")[str(os.getpid())]
+    )
+
+
 # Real processes: `hal serve --workers 2` counting in one multiprocess folder.
 
 
@@ -262,6 +302,11 @@ async def test_metrics_add_up_across_worker_processes(database_url, database):
                         )
                         assert requests == 6
                 await until(lambda: value(scrape_fresh(url), "hal_open_streams") == 0)
+                # Each worker's process metrics by its pid, whichever worker answers.
+                workers = set(by_pid(scrape_fresh(url), "process_resident_memory_bytes"))
+                assert len(workers) == 2
+                for _ in range(4):
+                    assert_runtime_metrics(scrape_fresh(url), workers)
         finally:
             await drop_endpoint(database, endpoint.id)
 

@@ -191,6 +191,35 @@ async def test_a_team_stream_ends_when_its_token_is_revoked(database_url, databa
     assert delivered == []
 
 
+async def test_a_team_stream_opened_by_a_ticket_ends_when_its_token_is_revoked(
+    database_url, database
+):
+    project = await make_project(database)
+    token = await make_token(database, project)
+    path = f"/api/projects/{project.app_id}/stream"
+    with running_server(database_url) as url:
+        timeout = httpx.Timeout(WAIT, read=WAIT)
+        async with httpx.AsyncClient(base_url=url, timeout=timeout) as http:
+            asked = await http.post(f"{path}-tickets", headers={"Authorization": f"Bearer {token}"})
+            assert asked.status_code == 201, asked.text
+            ticket = asked.json()["ticket"]
+            async with streaming(http, path, params={"ticket": ticket}) as source:
+                seen = asyncio.create_task(next_event(source))
+                await asyncio.sleep(0.2)
+                await a_new_contact(url, project)()
+                assert (await seen).event == "contact.created"
+
+                async def revoke() -> None:
+                    await database.transaction(
+                        lambda s: revoke_api_token(session=s, app_id=project.app_id, token=token)
+                    )
+
+                delivered = await nothing_more_then_closed(
+                    source, revoke, a_new_contact(url, project)
+                )
+    assert delivered == []
+
+
 # The widget: a verified visitor's stream is authorized by its session token.
 
 

@@ -6,7 +6,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Header, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request, Security
+from fastapi.openapi.models import APIKey, APIKeyIn
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 
 from hal.api.errors import WIDGET_PREFIX, status_for
 from hal.config import Settings
@@ -40,6 +43,61 @@ def bearer_token(authorization: str | None) -> str | None:
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+# The credentials as the OpenAPI document declares them, so Swagger's Authorize and client
+# generators send them. Each hands its raw value on to the dependency that checks it:
+# declaring a credential changes nothing of how it is checked.
+
+
+class BearerScheme(SecurityBase):
+    """A bearer credential in the Authorization header: the header as sent, or None."""
+
+    def __init__(self, scheme_name: str, description: str, bearer_format: str | None = None):
+        self.model = HTTPBearerModel(bearerFormat=bearer_format, description=description)
+        self.scheme_name = scheme_name
+
+    async def __call__(self, request: Request) -> str | None:
+        return request.headers.get("authorization")
+
+
+class QueryScheme(SecurityBase):
+    """A credential in a query parameter: its value as sent, or None."""
+
+    def __init__(self, scheme_name: str, parameter: str, description: str):
+        self.model = APIKey(**{"in": APIKeyIn.query}, name=parameter, description=description)
+        self.scheme_name = scheme_name
+        self.parameter = parameter
+
+    async def __call__(self, request: Request) -> str | None:
+        return request.query_params.get(self.parameter)
+
+
+WIDGET_SESSION = BearerScheme(
+    "widgetSession",
+    "The `session_token` identify answered. Optional, except for a visitor bound to a "
+    "verified contact, whose every later call needs it (or a valid user_hash).",
+    bearer_format="JWT",
+)
+TEAM_TOKEN = BearerScheme(
+    "teamToken", "A team API token of the project: `hal tokens create --app-id ID`."
+)
+ADMIN_TOKEN = BearerScheme(
+    "adminToken",
+    "An admin token of the project: `hal tokens create --app-id ID --admin`. Settings, "
+    "secrets, tokens, agents, webhooks, the audit log; it opens every team route too.",
+)
+STREAM_TICKET = QueryScheme(
+    "streamTicket",
+    "ticket",
+    "A ticket from `POST /api/projects/{app_id}/stream-tickets`: opens the project's stream "
+    "once, within 60 seconds, where no header can be sent (a browser's EventSource).",
+)
+
+WidgetSessionHeader = Annotated[str | None, Security(WIDGET_SESSION)]
+TeamTokenHeader = Annotated[str | None, Security(TEAM_TOKEN)]
+AdminTokenHeader = Annotated[str | None, Security(ADMIN_TOKEN)]
+StreamTicketQuery = Annotated[str | None, Security(STREAM_TICKET)]
 
 
 @dataclass(frozen=True)
@@ -83,7 +141,7 @@ class Widget:
 async def get_widget(request: Request) -> Widget:
     """The widget call's caller, from its `Origin` and `Authorization` headers (read here, not
     declared as FastAPI header parameters: their per-request validation cost a fifth of a
-    repeat identify; `SESSION_TOKEN_HEADER` documents the header on each route)."""
+    repeat identify; `WIDGET_SESSION_SECURITY` declares the credential on each route)."""
     state = request.app.state
     headers = request.headers
     caller = Caller(
@@ -96,22 +154,11 @@ async def get_widget(request: Request) -> Widget:
     return Widget(state.database, state.settings, caller, state.installation, route)
 
 
-# The widget routes' `Authorization` header in OpenAPI (`openapi_extra` of each route).
-SESSION_TOKEN_HEADER: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": "authorization",
-            "in": "header",
-            "required": False,
-            "schema": {
-                "anyOf": [{"type": "string"}, {"type": "null"}],
-                "description": "`Bearer <session_token>` from identify, for verified visitors",
-                "title": "Authorization",
-            },
-            "description": "`Bearer <session_token>` from identify, for verified visitors",
-        }
-    ]
-}
+# The widget routes' credential in OpenAPI (`openapi_extra` of each route): the session token,
+# or nothing (only a visitor bound to a verified contact needs one). Declared, not a dependency,
+# so the hot path pays nothing for it; the scheme itself comes from the widget stream's
+# `WidgetSessionHeader` (a stream opens once).
+WIDGET_SESSION_SECURITY: dict[str, Any] = {"security": [{"widgetSession": []}, {}]}
 
 
 WidgetDep = Annotated[Widget, Depends(get_widget)]
@@ -130,14 +177,9 @@ class TeamAuth:
         return self.scope == "admin"
 
 
-async def get_team_auth(
-    app_id: str,
-    db: DatabaseDep,
-    authorization: Annotated[
-        str | None, Header(description="`Bearer <token>` from `hal tokens create`")
-    ] = None,
-) -> TeamAuth:
-    """The grant of a team API token; its project must be the one in the path."""
+async def api_token_grant(app_id: str, db: Database, authorization: str | None) -> TeamAuth:
+    """The grant of an API token (team or admin) sent as `authorization`; its project must be
+    the one in the path."""
     token = bearer_token(authorization)
     if token is None:
         raise Unauthorized(
@@ -156,14 +198,27 @@ async def get_team_auth(
     return TeamAuth(project, scope, token_id)
 
 
+async def get_team_auth(
+    app_id: str,
+    db: DatabaseDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> TeamAuth:
+    """The request's API token grant, checked once however many dependencies ask for it.
+    The document's credential is declared by the route's project dependency below."""
+    return await api_token_grant(app_id, db, authorization)
+
+
 TeamAuthDep = Annotated[TeamAuth, Depends(get_team_auth)]
 
 
-async def get_team_project(auth: TeamAuthDep) -> Project:
+async def get_team_project(
+    auth: TeamAuthDep, _team: TeamTokenHeader, _admin: AdminTokenHeader
+) -> Project:
+    """A team route's project: a team token or an admin token of it."""
     return auth.project
 
 
-async def get_admin_project(auth: TeamAuthDep) -> Project:
+async def get_admin_project(auth: TeamAuthDep, _admin: AdminTokenHeader) -> Project:
     """As the team API, with a token made by `hal tokens create --admin`."""
     if not auth.is_admin:
         raise Forbidden(

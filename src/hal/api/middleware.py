@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: the body size and time limits, and CORS for the public widget routes."""
+"""Pure ASGI middleware: the body size and time limits, and CORS for the public widget routes
+and the team stream."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hal.api.deps import get_team_auth
+from hal.api.deps import api_token_grant
 from hal.api.errors import WIDGET_PREFIX
 from hal.db.engine import Database
 from hal.domain.errors import Forbidden, Unauthorized, error_body
@@ -62,7 +63,7 @@ class BodyLimitMiddleware:
         """Whether the request's bearer token is a valid team API token of `app_id`."""
         authorization = _header(scope, b"authorization")
         try:
-            await get_team_auth(app_id=app_id, db=self.database, authorization=authorization)
+            await api_token_grant(app_id, self.database, authorization)
         except (Unauthorized, Forbidden):
             return False  # the route answers 401/403 itself if the body fits the common limit
         return True
@@ -151,13 +152,21 @@ def _content_length(scope: Scope) -> int | None:
         return None
 
 
+TEAM_STREAM = re.compile(r"/api/projects/[^/]+/stream")
+
+
 class WidgetCORSMiddleware:
-    """CORS for `/api/widget/*` only.
+    """CORS for `/api/widget/*`, and for the team stream opened by a ticket.
 
     A preflight cannot say which project it is for (app_id is in the body), so preflights are
     answered for any origin and each actual request is checked against its project's allowed
     origins by the route (403 `origin_not_allowed`, nothing written). Widget calls carry a
     bearer token, never cookies, so no credentials mode is involved.
+
+    The team stream is read by any origin: a browser opens it with a ticket in the URL (an
+    EventSource sends neither headers nor, here, cookies), and without a valid ticket or token
+    it answers nothing but a 401. Asking for a ticket needs the team token, which stays on the
+    customer's server: that route gets no CORS.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -169,10 +178,19 @@ class WidgetCORSMiddleware:
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
+        self.stream_cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["GET", "OPTIONS"],
+            allow_headers=["Last-Event-ID"],
+            max_age=600,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(WIDGET_PREFIX):
             await self.cors(scope, receive, send)
+        elif scope["type"] == "http" and TEAM_STREAM.fullmatch(scope["path"]):
+            await self.stream_cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 

@@ -20,22 +20,28 @@ from dataclasses import replace
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
 from hal.api.deps import (
-    SESSION_TOKEN_HEADER,
+    AdminTokenHeader,
     DatabaseDep,
+    StreamTicketQuery,
+    TeamAuth,
     TeamAuthDep,
+    TeamProjectDep,
+    TeamTokenHeader,
     WidgetDep,
-    get_team_auth,
+    WidgetSessionHeader,
+    api_token_grant,
 )
 from hal.api.errors import ErrorBody, error_response, error_responses
 from hal.config import Settings
 from hal.db.engine import Database
 from hal.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from hal.schemas import StreamTicketOut
 from hal.services.change_feed import (
     RETRY_AFTER_SECONDS,
     ChangeFeed,
@@ -46,6 +52,12 @@ from hal.services.change_feed import (
     StreamSlot,
     replay,
     replay_start,
+)
+from hal.services.projects import project_for_api_token_id
+from hal.services.stream_tickets import (
+    TICKET_LIFETIME,
+    issue_stream_ticket,
+    redeem_stream_ticket,
 )
 from hal.services.widget_messages import open_visitor_stream
 
@@ -231,29 +243,76 @@ STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def get_stream_grant(
+    app_id: str,
+    db: DatabaseDep,
+    ticket: StreamTicketQuery,
+    team_token: TeamTokenHeader,
+    _admin_token: AdminTokenHeader,
+) -> TeamAuth:
+    """Who opens the team stream: the ticket of `?ticket=` when one is sent (spent now,
+    whatever follows), else the API token of the Authorization header."""
+    if ticket is None:
+        return await api_token_grant(app_id, db, team_token)
+    found = await db.transaction(lambda s: redeem_stream_ticket(session=s, ticket=ticket))
+    if found is None:
+        raise Unauthorized(
+            "invalid_ticket",
+            "this stream ticket is unknown, used or expired: POST /stream-tickets for a new one",
+            field="ticket",
+        )
+    project, scope, token_id = found
+    if project.app_id != app_id:
+        raise Forbidden(
+            "ticket_not_for_project",
+            "this stream ticket belongs to another project",
+            field="app_id",
+        )
+    return TeamAuth(project, scope, token_id)
+
+
 @router.get("/stream", responses={**STREAM_RESPONSES, **error_responses(401, 403, 422, 429)})
 async def stream(
     request: Request,
-    auth: TeamAuthDep,
+    auth: Annotated[TeamAuth, Depends(get_stream_grant)],
     db: DatabaseDep,
     last_event_id_header: LastEventIdHeader = None,
     last_event_id: LastEventIdQuery = None,
 ) -> Response:
     """Every change of the project as it commits; with Last-Event-ID, first every change after
-    it (a `resync` event first when some were already purged). It ends when its token is
-    revoked."""
+    it (a `resync` event first when some were already purged). The API token comes in the
+    Authorization header, or a ticket from `POST /stream-tickets` as `?ticket=` (a browser's
+    EventSource sends no headers). It ends when that token is revoked."""
     after = last_event_id_of(last_event_id_header, last_event_id)
-    app_id = auth.project.app_id
 
     async def still_authorized() -> bool:
-        try:
-            again = await get_team_auth(app_id, db, request.headers.get("authorization"))
-        except (Unauthorized, Forbidden):
-            return False
-        return again.token_id == auth.token_id
+        again = await db.transaction(
+            lambda s: project_for_api_token_id(session=s, token_id=auth.token_id)
+        )
+        return again is not None and again[0].id == auth.project.id
 
     return open_stream(
         request, db=db, project_id=auth.project.id, after=after, still_authorized=still_authorized
+    )
+
+
+@router.post(
+    "/stream-tickets",
+    status_code=201,
+    response_model=StreamTicketOut,
+    responses=error_responses(401, 403, 413),
+)
+async def create_stream_ticket(
+    project: TeamProjectDep, auth: TeamAuthDep, db: DatabaseDep
+) -> StreamTicketOut:
+    """A ticket that opens this project's stream once, within 60 seconds, as
+    `GET /stream?ticket=`: for a browser's EventSource, which cannot send the Authorization
+    header. The stream it opens lives as long as this request's token."""
+    issued = await db.transaction(lambda s: issue_stream_ticket(session=s, token_id=auth.token_id))
+    return StreamTicketOut(
+        ticket=issued.ticket,
+        expires_at=issued.expires_at,
+        expires_in=int(TICKET_LIFETIME.total_seconds()),
     )
 
 
@@ -263,11 +322,12 @@ widget_router = APIRouter(prefix="/api/widget", tags=["widget"])
 @widget_router.get(
     "/stream",
     responses={**STREAM_RESPONSES, **error_responses(401, 403, 404, 422, 429)},
-    openapi_extra=SESSION_TOKEN_HEADER,
+    openapi_extra={"security": [{}]},  # the session token, or none (as the other widget routes)
 )
 async def widget_stream(
     request: Request,
     widget: WidgetDep,
+    _session: WidgetSessionHeader,  # declares the scheme (read through `widget`)
     app_id: Annotated[str, Query(min_length=1, max_length=255)],
     visitor_id: Annotated[str, Query(min_length=1, max_length=255)],
     session_token: Annotated[str | None, Query(max_length=4096)] = None,
@@ -289,7 +349,9 @@ async def widget_stream(
     )
     if visitor_stream is None:
         raise NotFound(
-            "unknown_visitor", "this visitor has no conversation yet", field="visitor_id"
+            "unknown_visitor",
+            "no visitor with this visitor_id has called the widget yet",
+            field="visitor_id",
         )
 
     async def carries(change: ChangeView) -> bool:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from hal import metrics
 from hal.api.body import StrictJSONRoute
-from hal.api.deps import SESSION_TOKEN_HEADER, Widget, WidgetDep
+from hal.api.deps import WIDGET_SESSION_SECURITY, Widget, WidgetDep
 from hal.api.errors import error_responses
 from hal.api.presenters import (
     company_out,
@@ -68,7 +68,7 @@ async def _in_transaction(
     "/identify",
     response_model=IdentifyResponse,
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
-    openapi_extra=SESSION_TOKEN_HEADER,
+    openapi_extra=WIDGET_SESSION_SECURITY,
 )
 async def identify_route(body: IdentifyRequest, widget: WidgetDep) -> IdentifyResponse:
     """Tell HAL who the visitor is; match or create the contact and link their company."""
@@ -104,7 +104,7 @@ async def identify_route(body: IdentifyRequest, widget: WidgetDep) -> IdentifyRe
     "/set-properties",
     response_model=SetPropertiesResponse,
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
-    openapi_extra=SESSION_TOKEN_HEADER,
+    openapi_extra=WIDGET_SESSION_SECURITY,
 )
 async def set_properties_route(
     body: SetPropertiesRequest, widget: WidgetDep
@@ -123,7 +123,7 @@ async def set_properties_route(
     "/track",
     response_model=TrackResponse,
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
-    openapi_extra=SESSION_TOKEN_HEADER,
+    openapi_extra=WIDGET_SESSION_SECURITY,
 )
 async def track_route(body: TrackRequest, widget: WidgetDep) -> TrackResponse:
     """Record a point-in-time milestone on the contact or its company."""
@@ -137,7 +137,7 @@ async def track_route(body: TrackRequest, widget: WidgetDep) -> TrackResponse:
     "/set-stage",
     response_model=SetStageResponse,
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
-    openapi_extra=SESSION_TOKEN_HEADER,
+    openapi_extra=WIDGET_SESSION_SECURITY,
 )
 async def set_stage_route(body: SetStageRequest, widget: WidgetDep) -> SetStageResponse:
     """Write the company's CRM stage under the stage mode."""
@@ -151,7 +151,7 @@ async def set_stage_route(body: SetStageRequest, widget: WidgetDep) -> SetStageR
     "/set-deal",
     response_model=SetDealResponse,
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
-    openapi_extra=SESSION_TOKEN_HEADER,
+    openapi_extra=WIDGET_SESSION_SECURITY,
 )
 async def set_deal_route(body: SetDealRequest, widget: WidgetDep) -> SetDealResponse:
     """Create or update a deal of the company."""
@@ -168,7 +168,7 @@ async def set_deal_route(body: SetDealRequest, widget: WidgetDep) -> SetDealResp
     "/messages",
     response_model=WidgetMessageResponse,
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
-    openapi_extra=SESSION_TOKEN_HEADER,
+    openapi_extra=WIDGET_SESSION_SECURITY,
 )
 async def post_message_route(
     body: WidgetMessageRequest, widget: WidgetDep
@@ -183,7 +183,7 @@ async def post_message_route(
     "/messages",
     response_model=WidgetMessagesResponse,
     responses=error_responses(401, 403, 404, 422, 429),
-    openapi_extra=SESSION_TOKEN_HEADER,
+    openapi_extra=WIDGET_SESSION_SECURITY,
 )
 async def read_messages_route(
     app_id: Annotated[str, Query(min_length=1, max_length=255)],

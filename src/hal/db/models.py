@@ -303,6 +303,22 @@ class AgentSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class StreamTicket(Base):
+    """A ticket that opens a project's stream once, where no header can be sent (a browser's
+    EventSource): only its hash is kept; it is spent by its first use, worth nothing after
+    `expires_at`, and vouched for by the API token that asked for it."""
+
+    __tablename__ = "stream_tickets"
+    __table_args__ = (Index("ix_stream_tickets_expires_at", "expires_at"),)
+
+    ticket_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The API token that asked for it: its project is the ticket's, and once it is revoked
+    # its tickets open nothing.
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Change(Base):
     """One committed change, written in the transaction that made it (README "Change log and live
     stream"): what webhooks deliver and streams replay. `id` counts per project in the order changes
@@ -561,6 +577,7 @@ __all__ = [
     "Project",
     "Refusal",
     "StageChange",
+    "StreamTicket",
     "Suppression",
     "View",
     "Visitor",

@@ -181,6 +181,14 @@ class ReplyRequest(TeamInput):
     body: Annotated[StrictStr, Field(min_length=1, max_length=10_000)]
 
 
+class StreamTicketOut(BaseModel):
+    ticket: str = Field(
+        description="opens GET /stream?ticket= once; shown once, only its hash is kept"
+    )
+    expires_at: datetime = Field(description="after this it opens nothing")
+    expires_in: int = Field(description="seconds from now until `expires_at`")
+
+
 class EventPage(BaseModel):
     items: list[EventOut]
     next_cursor: str | None
@@ -212,6 +220,7 @@ __all__ = [
     "StageChangeOut",
     "StagePatch",
     "StagePatchOut",
+    "StreamTicketOut",
     "ThreadOut",
 ]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal.db.models import ApiToken, Project
@@ -305,10 +305,23 @@ async def project_for_api_token(
 ) -> tuple[Project, str, int] | None:
     """The project a token was made for, the token's scope and its id; notes the token's use
     when its last one is older than a minute (a statement more, once a minute at most)."""
+    return await _grant(session, ApiToken.token_hash == hash_api_token(token))
+
+
+async def project_for_api_token_id(
+    *, session: AsyncSession, token_id: int
+) -> tuple[Project, str, int] | None:
+    """As `project_for_api_token`, for the token with this id (what a stream ticket names)."""
+    return await _grant(session, ApiToken.id == token_id)
+
+
+async def _grant(
+    session: AsyncSession, which: ColumnElement[bool]
+) -> tuple[Project, str, int] | None:
     query = (
         select(Project, ApiToken.scope, ApiToken.id, ApiToken.last_used_at)
         .join(ApiToken, ApiToken.project_id == Project.id)
-        .where(ApiToken.token_hash == hash_api_token(token), ApiToken.revoked_at.is_(None))
+        .where(which, ApiToken.revoked_at.is_(None))
     )
     row = (await session.execute(query)).first()
     if row is None:

@@ -9,14 +9,16 @@
   var POLL_OPEN_MS = 3000;
   var POLL_CLOSED_MS = 15000;
 
-  var existing = window.HalWidget;
+  var existing = /** @type {any} */ (window.HalWidget); // the loader's stub, or a copy
   if (existing && existing.version) return; // loaded twice: keep the first
 
   // ---- state -------------------------------------------------------------------------------
   var config = { app_id: null, api_base: "" };
   var visitorId = null;
   var sessionToken = null;
+  /** @type {Promise<unknown>} */
   var chain = Promise.resolve(); // every call waits for the one before: calls keep their order
+  /** @type {Record<string, Array<(payload: any) => void>>} */
   var listeners = {};
   var ui = null;
   var seenMessageIds = {};
@@ -24,6 +26,10 @@
   var pollTimer = null;
   var stream = null; // the EventSource of this visitor's replies; polling only while it is down
   var streamOpen = false;
+  // This visitor has a conversation it may read: only then can a reply come, so only then is
+  // the stream followed (and polled while it is down). A visitor HAL has not met yet has no
+  // stream at all (404 unknown_visitor).
+  var conversing = false;
 
   function storageKey(name) { return "hal:" + config.app_id + ":" + name; }
 
@@ -36,6 +42,11 @@
       if (value === null) window.localStorage.removeItem(storageKey(name));
       else window.localStorage.setItem(storageKey(name), value);
     } catch (e) { /* private mode: keep it in memory only */ }
+  }
+
+  function setConversing(value) {
+    conversing = value;
+    store("conversing", value ? visitorId : null); // kept with the visitor it is about
   }
 
   function randomId(prefix) {
@@ -54,8 +65,9 @@
   }
 
   // ---- HTTP with retries -------------------------------------------------------------------
+  /** @returns {import("./widget").HalError} */
   function HalError(code, message, status, field) {
-    var error = new Error(message || code);
+    var error = /** @type {any} */ (new Error(message || code));
     error.name = "HalError";
     error.code = code;
     error.status = status;
@@ -100,6 +112,11 @@
     });
   }
 
+  /**
+   * @template T
+   * @param {() => T | PromiseLike<T>} work
+   * @returns {Promise<T>}
+   */
   function enqueue(work) {
     var result = chain.then(work);
     chain = result.catch(function () { /* a failed call does not block the next one */ });
@@ -125,18 +142,19 @@
     return out;
   }
 
-  // ---- public API --------------------------------------------------------------------------
+  // ---- public API (typed by widget.d.ts: `tsc --checkJs` holds one to the other) -------------
+  /** @type {import("./widget").HalWidgetApi} */
   var api = {
     version: VERSION,
 
     boot: function (options) {
-      options = options || {};
-      if (!options.app_id) return Promise.reject(HalError("missing_field", "boot needs app_id", 0, "app_id"));
+      if (!options || !options.app_id) return Promise.reject(HalError("missing_field", "boot needs app_id", 0, "app_id"));
       config.app_id = options.app_id;
       config.api_base = (options.api_base || "").replace(/\/+$/, "");
       visitorId = load("visitor_id");
       if (!visitorId) { visitorId = randomId("v_"); store("visitor_id", visitorId); }
       sessionToken = load("session_token");
+      conversing = load("conversing") === visitorId;
       if (options.poll_ms) POLL_OPEN_MS = options.poll_ms;
       if (options.idle_poll_ms) POLL_CLOSED_MS = options.idle_poll_ms;
       if (options.launcher !== false) {
@@ -154,7 +172,10 @@
           sessionToken = answer.session_token;
           store("session_token", sessionToken);
           emit("identify", answer);
-          connectStream(); // the new session may read more (or other) conversations
+          if (conversing) { // the new session may read other conversations, or none
+            closeStream();
+            api.fetchMessages().catch(function () { /* the next poll asks again */ });
+          }
           return answer;
         });
       });
@@ -217,6 +238,7 @@
         sessionToken = null;
         store("session_token", null);
         closeStream();
+        setConversing(false);
         seenMessageIds = {};
         lastReadId = 0;
         if (ui) { ui.list.textContent = ""; updateBadge(0); }
@@ -241,8 +263,9 @@
       return enqueue(function () {
         requireBoot();
         return request("POST", "/api/widget/messages", base({ body: body })).then(function (answer) {
-          renderMessages([answer.message]);
-          if (!stream) connectStream(); // the visitor has a conversation now
+          renderMessages([answer.message], answer.conversation.id);
+          setConversing(true);
+          if (!stream) connectStream();
           return answer;
         });
       });
@@ -252,8 +275,12 @@
       requireBoot();
       var path = "/api/widget/messages?app_id=" + encodeURIComponent(config.app_id) +
         "&visitor_id=" + encodeURIComponent(visitorId);
+      var asked = visitorId;
       return request("GET", path).then(function (answer) {
-        if (answer.conversation) renderMessages(answer.conversation.messages);
+        if (visitorId !== asked) return answer; // reset meanwhile: about a visitor gone
+        setConversing(answer.conversations.length > 0);
+        if (answer.conversation) renderMessages(answer.conversation.messages, answer.conversation.id);
+        if (!stream) connectStream();
         return answer;
       });
     }
@@ -326,10 +353,23 @@
     ui.launcher.setAttribute("aria-label", open ? "Close chat" : "Open chat");
     if (open) { markRead(); ui.input.focus(); }
     emit(open ? "open" : "close", {});
+    if (open && !conversing && config.app_id) {
+      // Conversations started elsewhere (a verified contact's other devices) show when the
+      // visitor looks; until it has one, nothing is polled.
+      api.fetchMessages().catch(function () { /* nothing to show */ });
+    }
     schedulePoll(0);
   }
 
-  function renderMessages(messages) {
+  // An agent's reply as the `message` event gives it, however it came (a stream's change
+  // carries more than the message).
+  function reply(message, conversationId) {
+    return { id: message.id, conversation_id: conversationId, author: message.author,
+      author_name: message.author_name, body: message.body,
+      sender_verified: message.sender_verified, created_at: message.created_at };
+  }
+
+  function renderMessages(messages, conversationId) {
     if (!ui) return;
     var fresh = 0;
     messages.forEach(function (message) {
@@ -341,7 +381,7 @@
       ui.list.appendChild(item);
       if (message.author === "agent" && message.id > lastReadId) {
         fresh += 1;
-        emit("message", message);
+        emit("message", reply(message, conversationId));
       }
     });
     ui.list.scrollTop = ui.list.scrollHeight;
@@ -364,19 +404,24 @@
     if (pollTimer) clearTimeout(pollTimer);
     var wait = delay !== undefined ? delay : (ui && ui.open ? POLL_OPEN_MS : POLL_CLOSED_MS);
     pollTimer = setTimeout(function () {
-      if (!config.app_id || document.hidden || streamOpen) { schedulePoll(); return; }
+      if (!config.app_id || !conversing || document.hidden || streamOpen) {
+        schedulePoll();
+        return;
+      }
+      // The answer says whether the visitor still has a conversation, and (re)opens the
+      // stream when it does.
       api.fetchMessages().catch(function () { /* next tick */ }).then(function () {
-        if (!stream) connectStream();
         schedulePoll();
       });
     }, wait);
   }
 
   // Agent replies arrive as they are written; the browser reconnects by itself and resumes
-  // with Last-Event-ID. A stream the server refuses (no conversation yet) is retried later.
+  // with Last-Event-ID. A stream the server refuses (too many, a session that ended) is tried
+  // again after the next poll.
   function connectStream() {
     closeStream();
-    if (!config.app_id || !window.EventSource || !ui) return;
+    if (!config.app_id || !window.EventSource || !ui || !conversing) return;
     var url = config.api_base + "/api/widget/stream?app_id=" + encodeURIComponent(config.app_id) +
       "&visitor_id=" + encodeURIComponent(visitorId) +
       (sessionToken ? "&session_token=" + encodeURIComponent(sessionToken) : "");
@@ -391,7 +436,10 @@
       if (source.readyState === 2 && stream === source) stream = null; // refused: poll, retry
     };
     source.addEventListener("message.created", function (event) {
-      try { renderMessages([JSON.parse(event.data).data]); } catch (e) { /* ignore a bad event */ }
+      try {
+        var message = JSON.parse(event.data).data;
+        renderMessages([message], message.conversation_id);
+      } catch (e) { /* ignore a bad event */ }
     });
   }
 
