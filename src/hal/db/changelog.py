@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,9 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hal.db.models import Change, Project
 from hal.db.prepared import prepared
 from hal.domain.changes import ChangeType
-
-if TYPE_CHECKING:
-    from hal.db.engine import Tx
 
 CHANGES = cast(Table, Change.__table__)
 PROJECTS = cast(Table, Project.__table__)
@@ -67,7 +64,18 @@ def _row(change: PendingChange, now: datetime) -> dict[str, Any]:
     }
 
 
-async def write_changes(tx: Tx, pending: list[PendingChange]) -> None:
+class Writer(Protocol):
+    """What writing the change log needs of a transaction (db/engine.Tx)."""
+
+    now: datetime
+
+    @property
+    def is_postgres(self) -> bool: ...
+
+    async def execute(self, statement: Any, params: Any = None) -> Any: ...
+
+
+async def write_changes(tx: Writer, pending: list[PendingChange]) -> None:
     """Insert the transaction's changes (numbered on SQLite); call it last, before the commit."""
     if not pending:
         return
