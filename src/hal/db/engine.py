@@ -480,6 +480,10 @@ class Database:
             async with self.engine.begin() as connection:
                 yield connection, None
             return
+        # SQLite runs inline and an uncontended turn does not wait: without this, a caller
+        # running transactions back to back would never let the loop's other tasks (webhook
+        # delivery, the change feed) run.
+        await asyncio.sleep(0)
         held, driver = self._held, self._held_driver
         if held is None or driver is None or held.closed or held.invalidated:
             held = self._held = await self.engine.connect()
