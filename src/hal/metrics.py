@@ -296,6 +296,8 @@ def instrument_pool(engine: AsyncEngine) -> None:
         return
     pool._hal_metrics = True  # type: ignore[attr-defined]
     checked_out = metrics.pool_checked_out
+    if isinstance(pool, QueuePool):  # those out already come back after this: count them
+        checked_out.inc(pool.checkedout())
     event.listen(pool, "checkout", lambda *_: checked_out.inc())
     event.listen(pool, "checkin", lambda *_: checked_out.dec())
     size = pool.size() if isinstance(pool, QueuePool) else 1
