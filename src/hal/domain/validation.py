@@ -135,14 +135,20 @@ def parse_email(value: str, *, field: str = "email", limits: Limits) -> Email:
     check_visible(display, field=field)
     folded = unicodedata.normalize("NFKC", display).strip()
     try:
-        checked = validate_email(folded, check_deliverability=False)
+        local_part, domain = _email_parts(folded)
     except EmailNotValidError as exc:
         raise InvalidInput(
             "invalid_email", f"{field} is not a valid email: {exc}", field=field
         ) from None
-    domain = checked.ascii_domain or checked.domain
-    normalized = f"{checked.local_part}@{domain}".lower()
-    return Email(display=display, normalized=normalized)
+    return Email(display=display, normalized=f"{local_part}@{domain}".lower())
+
+
+@functools.lru_cache(maxsize=4096)
+def _email_parts(folded: str) -> tuple[str, str]:
+    """The syntax check (email_validator, the costly part), once an address: an import
+    checks each row's address when it reads ahead and again when it writes the row."""
+    checked = validate_email(folded, check_deliverability=False)
+    return checked.local_part, checked.ascii_domain or checked.domain
 
 
 def normalize_email(value: str) -> str:
