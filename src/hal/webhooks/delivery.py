@@ -11,8 +11,8 @@ request: the change's own transaction only wrote the change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import signal
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
@@ -24,6 +24,7 @@ from hal.config import Settings
 from hal.db.engine import Database, Tx
 from hal.db.models import Change, Project, WebhookAttempt, WebhookEndpoint, WebhookMessage
 from hal.domain.rates import parse_retry_schedule
+from hal.services.import_jobs import import_running
 from hal.webhooks.rules import (
     message_payload,
     retry_delay,
@@ -249,6 +250,7 @@ class DeliveryOptions:
     timeout_seconds: float
     retry_schedule: tuple[float, ...]
     allow_private: bool
+    share_while_importing: float = 1.0
 
     @classmethod
     def of(cls, settings: Settings) -> DeliveryOptions:
@@ -258,7 +260,24 @@ class DeliveryOptions:
             timeout_seconds=settings.webhook_timeout_seconds,
             retry_schedule=parse_retry_schedule(settings.webhook_retry_schedule),
             allow_private=settings.webhooks_allow_private,
+            share_while_importing=settings.webhook_share_while_importing,
         )
+
+
+class ImportWatch:
+    """Whether an import job runs anywhere (asked of the database at most once a second):
+    while one does, delivery yields to it (docs/decisions.md, "Imports and webhooks")."""
+
+    def __init__(self, db: Database, *, every: float = 1.0) -> None:
+        self.db, self.every = db, every
+        self._checked, self._running = -every, False
+
+    async def running(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if now - self._checked >= self.every:
+            self._checked = now
+            self._running = await import_running(self.db)
+        return self._running
 
 
 class DeliveryWorker:
@@ -267,6 +286,7 @@ class DeliveryWorker:
 
     def __init__(self, db: Database, options: DeliveryOptions) -> None:
         self.db, self.options = db, options
+        self.imports = ImportWatch(db)
         self.schedule = options.retry_schedule
         # Longer than one attempt can take, so a live process never loses its claim.
         self.lease = timedelta(seconds=options.timeout_seconds * 2 + 5)
@@ -297,6 +317,7 @@ class DeliveryWorker:
         try:
             while not self.stopping.is_set():
                 self.wake.clear()  # a commit from here on wakes the pause below
+                started = asyncio.get_running_loop().time()
                 try:
                     busy = await self.step(clients)
                     backoff = self.options.poll_seconds
@@ -305,6 +326,11 @@ class DeliveryWorker:
                     busy, backoff = False, min(backoff * 2, MAX_BACKOFF_SECONDS)
                 if not busy:
                     await self._pause(backoff)
+                elif (share := await self._share()) < 1:
+                    # An import runs: work `share` of the time, so its fan-out costs it little;
+                    # the backlog is delivered once it has ended.
+                    took = asyncio.get_running_loop().time() - started
+                    await self._pause(took * (1 - share) / share, wake=False)
             await self._drain()
         finally:
             self.db.commit_listeners.remove(self.wake.set)
@@ -320,7 +346,10 @@ class DeliveryWorker:
             if not read:
                 break
             fanned += read
-        free = self.options.concurrency - len(self.in_flight)
+        concurrency = self.options.concurrency
+        if (share := await self._share()) < 1:
+            concurrency = max(1, int(concurrency * share))
+        free = concurrency - len(self.in_flight)
         if free <= 0:
             await asyncio.wait(
                 self.in_flight,
@@ -350,8 +379,20 @@ class DeliveryWorker:
             log.exception("webhook delivery: msg_%s sent but not recorded", message.message_id)
         metrics.webhook_attempt(result, outcome.duration_ms / 1000)
 
-    async def _pause(self, seconds: float) -> None:
-        """Until the next poll, or sooner when this process commits changes or stops."""
+    async def _share(self) -> float:
+        """The share of its time delivery takes: less while an import runs."""
+        share = self.options.share_while_importing
+        if share >= 1 or not await self.imports.running():
+            return 1.0
+        return share
+
+    async def _pause(self, seconds: float, *, wake: bool = True) -> None:
+        """Until the next poll, or sooner when this process commits changes (unless `wake`
+        is false) or stops."""
+        if not wake:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+            return
         try:
             await asyncio.wait_for(self.wake.wait(), timeout=seconds)
         except TimeoutError:
@@ -368,18 +409,3 @@ class DeliveryWorker:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def run_worker(settings: Settings) -> None:
-    """`hal worker`: deliver until SIGTERM or SIGINT."""
-    db = Database(settings.database_url)
-    metrics.instrument_pool(db.engine)  # when metrics are on
-    worker = DeliveryWorker(db, DeliveryOptions.of(settings))
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, worker.stop_soon)
-    try:
-        await worker.run()
-    finally:
-        await db.dispose()
-        metrics.process_exiting()
