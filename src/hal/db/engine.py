@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import random
 import sqlite3
@@ -176,8 +177,10 @@ def _is_retryable(exc: DBAPIError) -> bool:
     return sqlstate in RETRYABLE_SQLSTATES
 
 
+@functools.lru_cache(maxsize=65536)
 def lock_key(*parts: object) -> int:
-    """A signed 64-bit key for a PostgreSQL advisory lock on a business key."""
+    """A signed 64-bit key for a PostgreSQL advisory lock on a business key (remembered: an
+    import chunk's rows ask again for the keys the chunk locked)."""
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 

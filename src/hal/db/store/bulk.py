@@ -1,23 +1,22 @@
 """Many rows of one table in one set-based write, for an import chunk's held writes
-(db/store/lookahead.py): on PostgreSQL the rows are COPYed into a staging table that lives
-until the commit and written from it with one INSERT ... SELECT or UPDATE ... FROM; on SQLite
-they are one executemany. Every row names the same columns (a missing value takes the
-column's default), so each table costs one statement per kind of write.
+(db/store/lookahead.py): on PostgreSQL the rows are COPYed into a staging table and written
+from it with one INSERT ... SELECT or UPDATE ... FROM (db/copy.py); on SQLite they are one
+executemany. Every row names the same columns (a missing value takes the column's default),
+so each table costs one statement per kind of write.
 
 A unique key taken meanwhile fails the INSERT ... SELECT as an IntegrityError, which
-`Database.run` answers by running the chunk again: it then reads the row as existing. The SQL
-is built from the models' own table and column names, never from input.
+`Database.run` answers by running the chunk again: it then reads the row as existing.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Column, Table, bindparam, text, update
+from sqlalchemy import Column, Table, bindparam, text, update
 
+from hal.db.copy import copy_insert, stage
 from hal.db.engine import Tx
 from hal.db.store.base import insert
 
@@ -47,31 +46,6 @@ def _complete(
             for row in rows]  # fmt: skip
 
 
-def _copy_value(column: Column[Any], value: Any) -> Any:
-    if value is not None and isinstance(column.type, JSON):
-        return json.dumps(value)
-    return value
-
-
-async def _staged(tx: Tx, table: Table, columns: list[str], rows: list[dict[str, Any]]) -> str:
-    """COPY the rows into a new staging table (dropped at commit), numbered in their order
-    (`hal_order`); its name."""
-    number = tx.read_once.get("staging", 0) + 1
-    tx.read_once["staging"] = number
-    staging = f"hal_staging_{number}"
-    listed = ", ".join(f'"{name}"' for name in columns)
-    shape = f'SELECT {listed}, 0::bigint AS hal_order FROM "{table.name}" WITH NO DATA'  # noqa: S608
-    await tx.execute(text(f"CREATE TEMP TABLE {staging} ON COMMIT DROP AS {shape}"))
-    typed = [table.c[name] for name in columns]
-    records = [(*(_copy_value(c, row[c.name]) for c in typed), order)
-               for order, row in enumerate(rows)]  # fmt: skip
-    raw = await tx.connection.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-        staging, records=records, columns=[*columns, "hal_order"]
-    )
-    return staging
-
-
 async def insert_rows(
     tx: Tx, table: Table, rows: Sequence[Mapping[str, Any]], *, skip_taken: Iterable[str] = ()
 ) -> None:
@@ -88,11 +62,7 @@ async def insert_rows(
             statement = statement.on_conflict_do_nothing(index_elements=conflict)
         await tx.execute(statement, complete)
         return
-    staging = await _staged(tx, table, columns, complete)
-    listed = ", ".join(f'"{name}"' for name in columns)
-    on_conflict = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else ""
-    rows_in_order = f"SELECT {listed} FROM {staging} ORDER BY hal_order"  # noqa: S608
-    await tx.execute(text(f'INSERT INTO "{table.name}" ({listed}) {rows_in_order}{on_conflict}'))
+    await copy_insert(tx.connection, table, columns, complete, skip_taken=conflict)
 
 
 async def update_rows(tx: Tx, table: Table, rows: Mapping[int, Mapping[str, Any]]) -> None:
@@ -107,7 +77,7 @@ async def update_rows(tx: Tx, table: Table, rows: Mapping[int, Mapping[str, Any]
             statement = update(table).where(table.c.id == bindparam("row_id"))
             await tx.execute(statement, [{"row_id": row.pop("id"), **row} for row in group])
             continue
-        staging = await _staged(tx, table, ["id", *columns], group)
+        staging = await stage(tx.connection, table, ["id", *columns], group)
         assigned = ", ".join(f'"{name}" = s."{name}"' for name in columns)
         target = f'"{table.name}"'
         sql = f"UPDATE {target} SET {assigned} FROM {staging} AS s WHERE {target}.id = s.id"  # noqa: S608
