@@ -27,14 +27,14 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Table, bindparam, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hal.db.copy import copy_insert
+from hal.db.many_rows import insert_rows
 from hal.db.models import Change, Project
 from hal.db.prepared import prepared
 from hal.domain.changes import ChangeType
 
 CHANGES = cast(Table, Change.__table__)
 PROJECTS = cast(Table, Project.__table__)
-COPY_FROM = 200  # changes a transaction writes with COPY (PostgreSQL) rather than INSERT
+MANY = 200  # changes a transaction writes the engine's fastest way (db/many_rows.py)
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,8 @@ async def write_changes(tx: Writer, pending: list[PendingChange]) -> None:
     now = tx.now
     if tx.is_postgres:
         written = [_row(change, now) for change in pending]
-        if len(written) >= COPY_FROM:  # an import chunk's
-            await copy_insert(tx.connection, CHANGES, list(written[0]), written)
+        if len(written) >= MANY:  # an import chunk's
+            await insert_rows(tx.connection, CHANGES, written)
         else:
             await tx.execute(_INSERT, written)
         return
@@ -102,7 +102,10 @@ async def write_changes(tx: Writer, pending: list[PendingChange]) -> None:
         rows.extend(
             {**_row(change, now), "id": first + offset} for offset, change in enumerate(changes)
         )
-    await tx.execute(_INSERT, rows)
+    if len(rows) >= MANY:
+        await insert_rows(tx.connection, CHANGES, rows)
+    else:
+        await tx.execute(_INSERT, rows)
 
 
 # Changes of ended transactions, oldest transaction first; each project's counter advances by
