@@ -198,32 +198,32 @@ class Claim:
 
 @dataclass
 class _Progress:
-    """The job's side of each chunk's transaction (imports.Checkpoint): the lease checked and
-    renewed first, holding the job's row, and the chunk's counts and failures added after."""
+    """The job's side of each chunk's transaction (imports.Checkpoint): the lease checked
+    first (an early way out for a process whose job was taken over), then the chunk's counts
+    and failures added, its rows done advanced and the lease renewed, only while this process
+    holds the lease and the rows before the chunk are the ones done: a chunk whose process
+    lost the job, or that would be counted twice, rolls back."""
 
     claim: Claim
     lease: timedelta
     header_columns: tuple[str, ...] = ()
 
     async def before(self, tx: Tx) -> None:
-        held = (
-            await tx.execute(
-                update(JOBS)
-                .where(JOBS.c.id == self.claim.job_id, JOBS.c.lease_owner == self.claim.owner)
-                .values(lease_until=tx.now + self.lease)
-                .returning(JOBS.c.rows_done)
-            )
-        ).first()
-        if held is None or held.rows_done != self.claim.rows_done:
+        held = await tx.execute(select(JOBS.c.lease_owner).where(JOBS.c.id == self.claim.job_id))
+        if held.scalar_one_or_none() != self.claim.owner:
             raise LeaseLost(f"import {self.claim.job_id} was taken over")
 
     async def after(self, tx: Tx, outcome: list[RowOutcome]) -> None:
         counts = ImportCounts()
         for done in outcome:
             counts.add(done.verdict)
-        await tx.execute(
+        kept = await tx.execute(
             update(JOBS)
-            .where(JOBS.c.id == self.claim.job_id, JOBS.c.lease_owner == self.claim.owner)
+            .where(
+                JOBS.c.id == self.claim.job_id,
+                JOBS.c.lease_owner == self.claim.owner,
+                JOBS.c.rows_done == self.claim.rows_done,
+            )
             .values(
                 rows_done=JOBS.c.rows_done + len(outcome),
                 created=JOBS.c.created + counts.created,
@@ -233,6 +233,8 @@ class _Progress:
                 lease_until=tx.now + self.lease,
             )
         )
+        if kept.rowcount != 1:
+            raise LeaseLost(f"import {self.claim.job_id} was taken over")
         failed = [done for done in outcome if done.error is not None]
         if failed:
             await tx.execute(

@@ -363,8 +363,9 @@ async def import_rows(
     checkpoint: Checkpoint | None = None,
     stopping: Callable[[], bool] | None = None,
 ) -> ImportCounts:
-    """Import the file's rows in chunks; failed rows go to `on_failure` as they happen.
-    `stopping` is asked before each chunk: when it says so, `Stopped` is raised."""
+    """Import the file's rows in chunks, one after the other; failed rows go to
+    `on_failure` as they happen. `stopping` is asked before each chunk: when it says so,
+    `Stopped` is raised."""
     await db.run(lambda tx: tx.project(app_id))
     counts = ImportCounts()
     for number, chunk in enumerate(chunks(file.rows, chunk_rows), start=1):
