@@ -60,7 +60,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Webhook delivery in the background of this process (`hal worker` does it elsewhere).
         delivery = (
-            DeliveryWorker(database, DeliveryOptions.of(settings)).start()
+            DeliveryWorker(
+                database, DeliveryOptions.of(settings), importing=app.state.import_worker.importing
+            ).start()
             if settings.webhook_worker
             else None
         )

@@ -591,8 +591,8 @@ async def _work(settings: Settings) -> None:
 
     database = Database(settings.database_url)
     metrics.instrument_pool(database.engine)  # when metrics are on
-    delivery = DeliveryWorker(database, DeliveryOptions.of(settings))
     imports = ImportWorker.of(database, settings.model_copy(update={"import_worker": True}))
+    delivery = DeliveryWorker(database, DeliveryOptions.of(settings), importing=imports.importing)
 
     def stop() -> None:
         delivery.stop_soon()

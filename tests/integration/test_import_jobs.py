@@ -17,14 +17,18 @@ from hal.db.models import Contact, ImportJob, Project
 from hal.domain.csv_import import ImportKind
 from hal.domain.limits import Limits
 from hal.services import import_jobs
-from hal.services.import_jobs import ImportOptions, claim_job, import_running, run_claimed
-from hal.webhooks.delivery import DeliveryOptions, DeliveryWorker, ImportWatch
+from hal.services.import_jobs import (
+    ImportOptions,
+    claim_job,
+    importing_projects,
+    run_claimed,
+)
 from tests.crm_export import write_export
 from tests.factories import make_project, make_token
 from tests.imports import ended, finished
 from tests.integration.test_change_log import changes
 from tests.integration.test_webhook_delivery import drop_endpoint, endpoint_for
-from tests.integration.test_webhooks import delivering, settings_for
+from tests.integration.test_webhooks import delivering
 from tests.receiver import running_receiver
 from tests.servers import Server
 
@@ -172,7 +176,7 @@ async def test_one_process_claims_a_job_and_another_finds_none(team, database):
     second = await claim_job(database, owner="b", lease=LEASE)
     assert first is not None and first.job_id == job_id
     assert second is None or second.job_id != job_id
-    assert await import_running(database)
+    assert first.project_id in await importing_projects(database)
     await run_claimed(database, first, limits=Limits(), lease=LEASE)
     if second is not None:
         await run_claimed(database, second, limits=Limits(), lease=LEASE)
@@ -239,28 +243,33 @@ async def test_a_job_of_a_stopped_command_is_ended_as_abandoned(team, database):
     assert done.error is not None and done.error["code"] == "import_abandoned"
 
 
-async def test_an_imports_changes_all_reach_a_webhook_and_delivery_yields_while_it_runs(
-    team, database
+async def test_a_projects_webhooks_wait_while_it_imports_and_all_come_after_it(
+    team, database, new_project, team_for
 ):
+    other = await team_for(await new_project())
     with running_receiver() as receiver:
-        endpoint = await endpoint_for(database, team.project, receiver.url)
+        endpoints = [await endpoint_for(database, t.project, receiver.url) for t in (team, other)]
         try:
             await queue(database, team, people(30))
             claim = await claim_job(database, owner="a", lease=LEASE)
             assert claim is not None
-            worker = DeliveryWorker(database, DeliveryOptions.of(settings_for(database)))
-            worker.imports = ImportWatch(database, every=0)
-            assert await worker._share() == 0.2  # while the import runs
-            await run_claimed(database, claim, limits=Limits(), lease=LEASE)
-            assert await worker._share() == 1.0
+            assert claim.project_id in await importing_projects(database)
             async with delivering(database):
-                await receiver.wait_for(31, timeout=60)
+                await other.post("/batch", {"items": [{"type": "identify", "user_id": "o1"}]})
+                await receiver.wait_for(1)  # another project's webhooks go on meanwhile
+                await asyncio.sleep(0.5)
+                assert [r.document["type"] for r in receiver.requests] == ["contact.created"]
+                await run_claimed(database, claim, limits=Limits(), lease=LEASE)
+                await receiver.wait_for(32, timeout=60)
         finally:
-            await drop_endpoint(database, endpoint.id)
-    types = [request.document["type"] for request in receiver.requests]
-    assert types.count("contact.created") == 30 and types.count("import.completed") == 1
-    [ended] = receiver.of_type("import.completed")
-    assert (ended.document["data"]["created"], ended.document["data"]["rows"]) == (30, 30)
+            for endpoint in endpoints:
+                await drop_endpoint(database, endpoint.id)
+    ours = [r.document for r in receiver.requests[1:]]  # sent side by side: in any order
+    assert sorted(
+        d["data"].get("user_id") or "" for d in ours if d["type"] == "contact.created"
+    ) == (sorted(f"u{i}" for i in range(30)))
+    [ended] = [d for d in ours if d["type"] == "import.completed"]
+    assert (ended["data"]["created"], ended["data"]["rows"], len(ours)) == (30, 30, 31)
 
 
 async def job_view(database, team, job_id: int) -> import_jobs.JobView:

@@ -471,12 +471,16 @@ async def import_file(
 # --- the worker ------------------------------------------------------------------------------
 
 
-async def import_running(db: Database) -> bool:
-    """Whether any process runs an import job now (one holds a lease that has not ended)."""
+async def importing_projects(db: Database) -> frozenset[int]:
+    """The projects an import job runs for now, in any process (its lease has not ended)."""
 
-    async def work(tx: Tx) -> bool:
-        running = select(JOBS.c.id).where(JOBS.c.status == RUNNING, JOBS.c.lease_until > tx.now)
-        return (await tx.execute(running.limit(1))).first() is not None
+    async def work(tx: Tx) -> frozenset[int]:
+        running = (
+            select(JOBS.c.project_id)
+            .where(JOBS.c.status == RUNNING, JOBS.c.lease_until > tx.now)
+            .distinct()
+        )
+        return frozenset((await tx.execute(running)).scalars())
 
     return await db.run(work)
 
@@ -532,6 +536,11 @@ class ImportWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._drain: asyncio.Task[None] | None = None
+        self._importing: int | None = None  # the project of the job in hand
+
+    def importing(self) -> int | None:
+        """The project this worker imports for now (its webhooks wait, webhooks/delivery.py)."""
+        return self._importing
 
     def start(self) -> ImportWorker:
         if self.enabled:
@@ -575,6 +584,7 @@ class ImportWorker:
         if claim is None:
             await purge_ended(self.db, before=utcnow() - self.options.retention)
             return False
+        self._importing = claim.project_id
         try:
             await run_claimed(
                 self.db, claim, limits=self.options.limits, lease=self.options.lease,
@@ -584,6 +594,8 @@ class ImportWorker:
             # The lease runs out and a process takes the job again (MAX_CLAIMS times).
             log.exception("import %s failed; it is taken again when its lease ends",
                           claim.job_id)  # fmt: skip
+        finally:
+            self._importing = None
         return True
 
     async def stop(self) -> None:

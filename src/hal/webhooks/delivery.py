@@ -5,14 +5,15 @@ Any number of processes (`hal serve`, `hal worker`) share the work through the d
 endpoint's fan-out and a message's claim are row locks taken with SKIP LOCKED; a claim also
 pushes the message's next attempt a lease ahead, so it is sent by one process at a time, and
 sent again after the lease if that process died mid-way (at least once). Nothing here runs in a
-request: the change's own transaction only wrote the change.
+request: the change's own transaction only wrote the change. A project's webhooks wait while it
+imports (`ImportWatch`): its import's changes are fanned out and sent, in order, once it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
@@ -24,7 +25,7 @@ from hal.config import Settings
 from hal.db.engine import Database, Tx
 from hal.db.models import Change, Project, WebhookAttempt, WebhookEndpoint, WebhookMessage
 from hal.domain.rates import parse_retry_schedule
-from hal.services.import_jobs import import_running
+from hal.services.import_jobs import importing_projects
 from hal.webhooks.rules import (
     message_payload,
     retry_delay,
@@ -38,6 +39,7 @@ log = logging.getLogger("hal.webhooks")
 ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
 WEBHOOK_MESSAGES = cast(Table, WebhookMessage.__table__)
 ATTEMPTS = cast(Table, WebhookAttempt.__table__)
+_NONE: frozenset[int] = frozenset()
 FAN_OUT_BATCH = 500
 FAN_OUT_ROUNDS = 20  # endpoints fanned out per step before sending resumes
 DRAIN_SECONDS = 5.0
@@ -45,8 +47,11 @@ MAX_BACKOFF_SECONDS = 30.0
 WAKE_COALESCE_SECONDS = 0.05
 
 
-async def fan_out(db: Database, *, first_delay: float, batch: int = FAN_OUT_BATCH) -> int:
-    """Turn one lagging endpoint's new changes into messages; the number of changes read."""
+async def fan_out(
+    db: Database, *, first_delay: float, batch: int = FAN_OUT_BATCH, held: frozenset[int] = _NONE
+) -> int:
+    """Turn one lagging endpoint's new changes into messages (not an endpoint of a project in
+    `held`, one importing now); the number of changes read."""
 
     async def work(tx: Tx) -> int:
         endpoint = (
@@ -62,6 +67,7 @@ async def fan_out(db: Database, *, first_delay: float, batch: int = FAN_OUT_BATC
                 .where(
                     WebhookEndpoint.enabled,
                     WebhookEndpoint.change_cursor < Project.last_change_id,
+                    WebhookEndpoint.project_id.not_in(sorted(held)),
                 )
                 .order_by(WebhookEndpoint.id)
                 .limit(1)
@@ -118,8 +124,11 @@ async def fan_out(db: Database, *, first_delay: float, batch: int = FAN_OUT_BATC
     return await db.run(work)
 
 
-async def claim(db: Database, *, limit: int, lease: timedelta) -> list[Claimed]:
-    """Take up to `limit` due messages of enabled endpoints, leased to this process."""
+async def claim(
+    db: Database, *, limit: int, lease: timedelta, held: frozenset[int] = _NONE
+) -> list[Claimed]:
+    """Take up to `limit` due messages of enabled endpoints (not of a project in `held`),
+    leased to this process."""
 
     async def work(tx: Tx) -> list[Claimed]:
         rows = (
@@ -139,6 +148,7 @@ async def claim(db: Database, *, limit: int, lease: timedelta) -> list[Claimed]:
                     WebhookMessage.status == "pending",
                     WebhookMessage.next_attempt_at <= tx.now,
                     WebhookEndpoint.enabled,
+                    WebhookEndpoint.project_id.not_in(sorted(held)),
                 )
                 .order_by(WebhookMessage.next_attempt_at)
                 .limit(limit)
@@ -250,7 +260,6 @@ class DeliveryOptions:
     timeout_seconds: float
     retry_schedule: tuple[float, ...]
     allow_private: bool
-    share_while_importing: float = 1.0
 
     @classmethod
     def of(cls, settings: Settings) -> DeliveryOptions:
@@ -260,33 +269,42 @@ class DeliveryOptions:
             timeout_seconds=settings.webhook_timeout_seconds,
             retry_schedule=parse_retry_schedule(settings.webhook_retry_schedule),
             allow_private=settings.webhooks_allow_private,
-            share_while_importing=settings.webhook_share_while_importing,
         )
 
 
 class ImportWatch:
-    """Whether an import job runs anywhere (asked of the database at most once a second):
-    while one does, delivery yields to it (docs/decisions.md, "Imports and webhooks")."""
+    """The projects importing now: the one of this process's import job (`here`, at once)
+    and those of any process (asked of the database at most once a second). Their webhooks
+    wait until the import ends (docs/decisions.md, "Imports and webhooks")."""
 
-    def __init__(self, db: Database, *, every: float = 1.0) -> None:
-        self.db, self.every = db, every
-        self._checked, self._running = -every, False
+    def __init__(
+        self, db: Database, *, every: float = 1.0, here: Callable[[], int | None] | None = None
+    ) -> None:
+        self.db, self.every, self.here = db, every, here
+        self._checked, self._importing = -every, frozenset[int]()
 
-    async def running(self) -> bool:
+    async def projects(self) -> frozenset[int]:
         now = asyncio.get_running_loop().time()
         if now - self._checked >= self.every:
             self._checked = now
-            self._running = await import_running(self.db)
-        return self._running
+            self._importing = await importing_projects(self.db)
+        local = self.here() if self.here is not None else None
+        return self._importing | {local} if local is not None else self._importing
 
 
 class DeliveryWorker:
     """The loop: fan out new changes, claim due messages up to `concurrency` in flight, send
     each in its own task and record it; poll when there is nothing to do."""
 
-    def __init__(self, db: Database, options: DeliveryOptions) -> None:
+    def __init__(
+        self,
+        db: Database,
+        options: DeliveryOptions,
+        *,
+        importing: Callable[[], int | None] | None = None,
+    ) -> None:
         self.db, self.options = db, options
-        self.imports = ImportWatch(db)
+        self.imports = ImportWatch(db, here=importing)
         self.schedule = options.retry_schedule
         # Longer than one attempt can take, so a live process never loses its claim.
         self.lease = timedelta(seconds=options.timeout_seconds * 2 + 5)
@@ -317,7 +335,6 @@ class DeliveryWorker:
         try:
             while not self.stopping.is_set():
                 self.wake.clear()  # a commit from here on wakes the pause below
-                started = asyncio.get_running_loop().time()
                 try:
                     busy = await self.step(clients)
                     backoff = self.options.poll_seconds
@@ -326,11 +343,6 @@ class DeliveryWorker:
                     busy, backoff = False, min(backoff * 2, MAX_BACKOFF_SECONDS)
                 if not busy:
                     await self._pause(backoff)
-                elif (share := await self._share()) < 1:
-                    # An import runs: work `share` of the time, so its fan-out costs it little;
-                    # the backlog is delivered once it has ended.
-                    took = asyncio.get_running_loop().time() - started
-                    await self._pause(took * (1 - share) / share, wake=False)
             await self._drain()
         finally:
             self.db.commit_listeners.remove(self.wake.set)
@@ -339,17 +351,15 @@ class DeliveryWorker:
     async def step(self, clients: Clients) -> bool:
         """One round of work; False when there was nothing to do."""
         first_delay = self.schedule[0]
+        held = await self.imports.projects()
         await self.db.number_changes()
         fanned = 0
         for _ in range(FAN_OUT_ROUNDS):
-            read = await fan_out(self.db, first_delay=first_delay)
+            read = await fan_out(self.db, first_delay=first_delay, held=held)
             if not read:
                 break
             fanned += read
-        concurrency = self.options.concurrency
-        if (share := await self._share()) < 1:
-            concurrency = max(1, int(concurrency * share))
-        free = concurrency - len(self.in_flight)
+        free = self.options.concurrency - len(self.in_flight)
         if free <= 0:
             await asyncio.wait(
                 self.in_flight,
@@ -357,7 +367,7 @@ class DeliveryWorker:
                 return_when=asyncio.FIRST_COMPLETED,
             )
             return True
-        claimed = await claim(self.db, limit=free, lease=self.lease)
+        claimed = await claim(self.db, limit=free, lease=self.lease, held=held)
         for message in claimed:
             task = asyncio.create_task(self._deliver(clients, message))
             self.in_flight.add(task)
@@ -379,20 +389,8 @@ class DeliveryWorker:
             log.exception("webhook delivery: msg_%s sent but not recorded", message.message_id)
         metrics.webhook_attempt(result, outcome.duration_ms / 1000)
 
-    async def _share(self) -> float:
-        """The share of its time delivery takes: less while an import runs."""
-        share = self.options.share_while_importing
-        if share >= 1 or not await self.imports.running():
-            return 1.0
-        return share
-
-    async def _pause(self, seconds: float, *, wake: bool = True) -> None:
-        """Until the next poll, or sooner when this process commits changes (unless `wake`
-        is false) or stops."""
-        if not wake:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
-            return
+    async def _pause(self, seconds: float) -> None:
+        """Until the next poll, or sooner when this process commits changes or stops."""
         try:
             await asyncio.wait_for(self.wake.wait(), timeout=seconds)
         except TimeoutError:
