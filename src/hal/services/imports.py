@@ -13,6 +13,7 @@ dry run writes each chunk and rolls it back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
@@ -384,6 +385,9 @@ async def import_rows(
                 on_failure(done.failure(file.header))
         if on_chunk is not None:
             on_chunk()
+        # SQLite runs on the event loop's thread: let the process's other work (requests,
+        # the delivery loop) take the database between two chunks.
+        await asyncio.sleep(0)
     return counts
 
 
