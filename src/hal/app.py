@@ -17,6 +17,7 @@ from hal.api import (
     attributes,
     batch,
     demo,
+    imports,
     installation,
     operations,
     privacy,
@@ -40,6 +41,7 @@ from hal.inbox import routes as inbox
 from hal.inbox.session import LoginRequired
 from hal.services.admission import Admission
 from hal.services.change_feed import ChangeFeed
+from hal.services.import_jobs import ImportWorker
 from hal.services.installation import Installation
 from hal.services.login_throttle import LoginThrottle
 from hal.webhooks import routes as webhooks
@@ -58,13 +60,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Webhook delivery in the background of this process (`hal worker` does it elsewhere).
         delivery = (
-            DeliveryWorker(database, DeliveryOptions.of(settings)).start()
+            DeliveryWorker(
+                database, DeliveryOptions.of(settings), importing=app.state.import_worker.importing
+            ).start()
             if settings.webhook_worker
             else None
         )
         app.state.change_feed.start()  # live streams, and the change log's retention purge
         app.state.installation.start()
+        app.state.import_worker.start()  # import jobs: queued here or left by a stopped process
         yield
+        await app.state.import_worker.stop()  # the chunk in hand ends, its lease is let go
         await app.state.installation.stop()  # the last counts, added before the pool closes
         await app.state.change_feed.stop()
         if delivery is not None:
@@ -102,6 +108,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.installation = Installation(
         database, flush_seconds=settings.installation_flush_seconds
     )
+    app.state.import_worker = ImportWorker.of(database, settings)
     app.state.login_throttle = LoginThrottle(
         storage_url=settings.rate_limit_storage,
         per_email=settings.login_failures_per_email,
@@ -116,6 +123,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(attributes.router)
     app.include_router(views.router)
     app.include_router(batch.router)
+    app.include_router(imports.router)
     app.include_router(admin.router)
     app.include_router(agents.router)
     app.include_router(installation.router)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hal import cli_privacy
 from hal.cli_common import DatabaseUrl, print_json, run_on_database, settings_for
+from hal.config import Settings
 from hal.db.engine import Database, Tx
 from hal.db.migrate import head_revision, new_revision
 from hal.db.models import Agent
@@ -564,10 +565,10 @@ def worker_command(
         str, typer.Option("--metrics-host", envvar="HAL_WORKER_METRICS_HOST")
     ] = "127.0.0.1",
 ) -> None:
-    """Deliver webhooks in this process (no HTTP); run as many as needed beside `hal serve`."""
+    """Deliver webhooks and run import jobs in this process (no HTTP); run as many as needed
+    beside `hal serve`."""
     from hal import metrics
     from hal.logs import configure_logging
-    from hal.webhooks.delivery import run_worker
 
     settings = settings_for(database_url)
     configure_logging(settings.log_format, log_level)
@@ -576,7 +577,37 @@ def worker_command(
         if metrics_port is not None:
             metrics.serve_http(metrics_port, metrics_host)
     _run(settings.database_url, _noop)
-    asyncio.run(run_worker(settings))
+    asyncio.run(_work(settings))
+
+
+async def _work(settings: Settings) -> None:
+    """`hal worker`: webhook delivery and import jobs until SIGTERM or SIGINT (the chunk of
+    rows in hand is finished and its job's lease let go)."""
+    import signal
+
+    from hal import metrics
+    from hal.services.import_jobs import ImportWorker
+    from hal.webhooks.delivery import DeliveryOptions, DeliveryWorker
+
+    database = Database(settings.database_url)
+    metrics.instrument_pool(database.engine)  # when metrics are on
+    imports = ImportWorker.of(database, settings.model_copy(update={"import_worker": True}))
+    delivery = DeliveryWorker(database, DeliveryOptions.of(settings), importing=imports.importing)
+
+    def stop() -> None:
+        delivery.stop_soon()
+        imports.stopping.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
+    imports.start()
+    try:
+        await delivery.run()
+    finally:
+        await imports.stop()
+        await database.dispose()
+        metrics.process_exiting()
 
 
 import_app = typer.Typer(help="Import contacts or companies from a CSV file.", no_args_is_help=True)
@@ -591,6 +622,22 @@ ErrorsFile = Annotated[
     Path | None,
     typer.Option("--errors", help="Write every failed row here, with its line and an error"),
 ]
+ColumnMap = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        help="COLUMN=FIELD pairs, comma-separated (repeatable): 'User ID=user_id,"
+        "Plan=metadata.plan'; 'COLUMN=' skips the column",
+    ),
+]
+KeepUnknown = Annotated[
+    bool,
+    typer.Option(
+        "--keep-unknown-columns",
+        help="Keep columns HAL has no field for as metadata (key: the name in lower case, "
+        "'_' for anything but letters and digits: 'Phone Number' -> phone_number)",
+    ),
+]
 
 
 def _import(
@@ -600,14 +647,18 @@ def _import(
     dry_run: bool,
     errors: Path | None,
     database_url: str | None,
+    column_map: list[str] | None = None,
+    keep_unknown: bool = False,
 ) -> None:
     """Stream the file in chunks of rows; print one JSON line with the counts."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 
-    from hal.services import imports
+    from hal.domain.csv_header import parse_mapping
+    from hal.services import import_jobs, imports
 
     settings = settings_for(database_url)
+    options = import_jobs.ImportOptions(parse_mapping(column_map or []), keep_unknown)
 
     size = file.stat().st_size
 
@@ -615,7 +666,10 @@ def _import(
         with contextlib.ExitStack() as stack:
             binary = stack.enter_context(file.open("rb"))
             text = stack.enter_context(imports.open_text(binary))
-            loaded = imports.read_import(kind, text, settings.limits)
+            loaded = imports.read_import(
+                kind, text, settings.limits, mapping=options.mapping,
+                keep_unknown=options.keep_unknown,
+            )  # fmt: skip
             on_failure = None
             if errors is not None:
                 out = stack.enter_context(errors.open("w", newline="", encoding="utf-8"))
@@ -637,15 +691,11 @@ def _import(
                 def on_chunk() -> None:
                     progress.update(task, completed=binary.tell())
 
-            counts = await imports.import_rows(
-                db=database,
-                app_id=app_id,
-                file=loaded,
-                limits=settings.limits,
-                dry_run=dry_run,
-                on_failure=on_failure,
-                on_chunk=on_chunk,
-            )
+            counts = await import_jobs.import_file(
+                database, app_id=app_id, file=loaded, dry_run=dry_run, limits=settings.limits,
+                options=options, lease=timedelta(seconds=settings.import_lease_seconds),
+                chunk_rows=settings.import_chunk_rows, on_failure=on_failure, on_chunk=on_chunk,
+            )  # fmt: skip
         return counts.as_dict()
 
     typer.echo(json.dumps(run_on_database(database_url, work)))
@@ -657,10 +707,14 @@ def import_contacts(
     app_id: ImportAppId,
     dry_run: DryRun = False,
     errors: ErrorsFile = None,
+    column_map: ColumnMap = None,
+    keep_unknown: KeepUnknown = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Columns: user_id, email, name, company_id, company_name, stage, metadata.KEY."""
-    _import(ImportKind.CONTACTS, file, app_id, dry_run, errors, database_url)
+    """Columns: user_id, email, name, company_id, company_name, stage, metadata.KEY, or
+    their usual names in CRM exports (User ID, Email Address, Full Name, Company ID, ...)."""
+    _import(ImportKind.CONTACTS, file, app_id, dry_run, errors, database_url, column_map,
+            keep_unknown)  # fmt: skip
 
 
 @import_app.command("companies")
@@ -669,10 +723,14 @@ def import_companies(
     app_id: ImportAppId,
     dry_run: DryRun = False,
     errors: ErrorsFile = None,
+    column_map: ColumnMap = None,
+    keep_unknown: KeepUnknown = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Columns: id, name, stage, metadata.KEY."""
-    _import(ImportKind.COMPANIES, file, app_id, dry_run, errors, database_url)
+    """Columns: id, name, stage, metadata.KEY, or their usual names in CRM exports (Company
+    ID, Company Name, Lifecycle Stage, ...)."""
+    _import(ImportKind.COMPANIES, file, app_id, dry_run, errors, database_url, column_map,
+            keep_unknown)  # fmt: skip
 
 
 def main() -> None:

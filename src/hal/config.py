@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=15, gt=0)
     webhook_poll_seconds: float = Field(default=0.5, gt=0)
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    # Import jobs (README "Batch writes and imports"): `hal serve` runs uploaded imports
+    # unless import_worker is false (then `hal worker` processes do). A job's process renews
+    # its lease with each chunk of rows; another process takes over a job whose lease ran
+    # out. Finished jobs and their failed rows are kept for import_retention. A project's
+    # webhooks wait while it imports (sent once the import ends).
+    import_worker: bool = True
+    import_lease_seconds: float = Field(default=30, gt=0)
+    import_poll_seconds: float = Field(default=1, gt=0)
+    import_chunk_rows: int = Field(default=1000, ge=1, le=10_000)
+    import_retention: timedelta = timedelta(days=7)
     # The installation check (README "Installation check and refusals"): each process adds
     # its widget-call counts and refusals to the database this often; 0 turns counting off.
     installation_flush_seconds: float = Field(default=5, ge=0, le=10)

@@ -12,6 +12,7 @@ import pytest
 from hal.app import create_app
 from hal.config import Settings
 from tests.factories import make_token, unique, unique_email
+from tests.imports import finished
 from tests.integration.conftest import TeamClient
 
 
@@ -111,6 +112,7 @@ async def test_the_team_api_batch_and_import_refuse_a_value_that_does_not_fit(
         content=csv.encode(),
         headers={"Authorization": f"Bearer {team.token}", "Content-Type": "text/csv"},
     )
+    imported = await finished(team.http, imported, team.token)
     assert imported.status_code == 200, imported.text
     result = imported.json()
     assert (result["created"], result["failed"]) == (1, 1)

@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 from hal.app import create_app
 from hal.cli import app as cli
 from hal.config import Settings
+from hal.db.models import Change
 from tests.factories import make_project, make_token
+from tests.imports import finished
 from tests.integration.conftest import TeamClient
-from tests.integration.test_change_log import changes
+from tests.integration.test_change_log import changes as all_changes
 
 CONTACTS = (
     "user_id,email,name,company_id,company_name,stage,metadata.plan,metadata.seats\n"
@@ -34,14 +36,22 @@ async def upload(
     dry_run: bool = False,
     content_type: str = "text/csv",
 ) -> httpx.Response:
+    """Upload the file and wait for its job to end: GET's answer (or the refusal)."""
     body = text.encode() if isinstance(text, str) else text
     params = {"kind": kind, **({"dry_run": "true"} if dry_run else {})}
-    return await team.http.post(
+    answer = await team.http.post(
         f"/api/projects/{team.project.app_id}/imports",
         params=params,
         content=body,
         headers={"Authorization": f"Bearer {team.token}", "Content-Type": content_type},
     )
+    return await finished(team.http, answer, team.token)
+
+
+async def changes(database, project, after: int | None = 0) -> list[Change]:
+    """The changes the rows made (an import's own end, `import.completed`, left out)."""
+    logged = await all_changes(database, project, after or 0)
+    return [change for change in logged if not change.type.startswith("import.")]
 
 
 def counts(answer: httpx.Response) -> tuple[int, int, int, int]:
@@ -75,8 +85,9 @@ async def test_a_rerun_creates_nothing_and_a_changed_row_is_updated(team, databa
     assert counts(await upload(team, CONTACTS)) == (0, 0, 3, 0)
     assert len(await changes(database, team.project)) == logged  # nothing changed, nothing logged
     edited = CONTACTS.replace("Bob,acme", "Robert,acme")
+    last = (await all_changes(database, team.project))[-1].id
     assert counts(await upload(team, edited)) == (0, 1, 2, 0)
-    [update] = await changes(database, team.project, after=logged)
+    [update] = await changes(database, team.project, after=last)
     assert update.type == "contact.updated"
     assert update.data["changed"]["name"] == {"old": "Bob", "new": "Robert"}
 
@@ -184,6 +195,26 @@ async def test_an_email_merged_into_another_contact_reaches_it(team, inspect):
     assert named == [(ids["new@example.com"], "Bea")]
 
 
+async def test_a_row_merging_a_lead_is_written_on_its_own_and_the_chunk_goes_on(
+    team, inspect, database
+):
+    assert counts(await upload(team, "user_id,email\nu1,\n,lead@example.com\n")) == (2, 0, 0, 0)
+    text = (
+        "user_id,email,name\n"
+        "u1,lead@example.com,Merged\n"  # u1 takes the lead's email: the lead merges into it
+        "u2,u2@example.com,Next\n"
+        ",lead@example.com,Again\n"  # the email now reaches u1
+    )
+    assert counts(await upload(team, text)) == (1, 2, 0, 0)
+    contacts = await inspect.contacts(team.project.app_id)
+    assert [(c.user_id, c.email, c.name) for c in contacts] == [
+        ("u1", "lead@example.com", "Again"), ("u2", "u2@example.com", "Next")
+    ]  # fmt: skip
+    assert [c.type for c in await changes(database, team.project)][2:] == [
+        "contact.merged", "contact.updated", "contact.created", "contact.updated"
+    ]  # fmt: skip
+
+
 async def test_companies_are_imported_and_counted(team, inspect):
     text = "id,name,stage,metadata.tier\nacme,Acme,Trial,gold\nbeta,,,\n"
     assert counts(await upload(team, text, "companies")) == (2, 0, 0, 0)
@@ -256,7 +287,7 @@ async def test_an_import_over_its_size_limit_is_413(database, inspect):
             content=b"user_id\nu1\n",
             headers={"Authorization": f"Bearer {token}", "Content-Type": "text/csv"},
         )
-        assert counts(small) == (1, 0, 0, 0)
+        assert counts(await finished(http, small, token)) == (1, 0, 0, 0)
     assert len(await inspect.contacts(project.app_id)) == 1
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from hal.domain.sessions import issue_session_token
 from hal.services.projects import get_project
+from tests.imports import finished
 
 WIDGET_BODIES: dict[str, dict[str, Any]] = {
     "/api/widget/identify": {"user_id": "victim", "email": "victim@example.com", "name": "X"},
@@ -119,6 +120,7 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
         "agent_id": 1,
         "token_id": 1,
         "message_id": 1,
+        "import_id": 1,
         "hash": "0" * 64,
         "model": "contact",
         "key": "plan",
@@ -183,5 +185,9 @@ async def test_every_team_route_refuses_project_a_token_on_project_b(widget, tea
             allowed = {201}  # a view of A's own
         if path.endswith("/stream-tickets"):
             allowed = {201}  # a ticket of A's own stream
+        if path.endswith("/imports") and method == "post":
+            assert own.status_code == 202, own.text  # a job of A's own, followed to its end
+            own = await finished(widget.http, own, team.token)
+            assert own.json()["status"] == "done", own.text
         assert own.status_code in allowed, (method, url, own.text)
         assert b"b-only" not in own.content and b"b's secret" not in own.content

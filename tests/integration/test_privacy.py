@@ -19,6 +19,7 @@ from hal.db.models import Conversation, Event, Project, WebhookAttempt, WebhookM
 from hal.db.types import utcnow
 from hal.services.retention import purge
 from tests.factories import make_token, number_all_changes, unique, unique_email
+from tests.imports import finished
 from tests.integration.conftest import TeamClient
 
 
@@ -101,6 +102,7 @@ async def test_a_suppressed_person_may_not_be_written_by_a_batch_or_an_import(
         content=f"user_id,email\n{user_id},\n,{email.upper()}\n".encode(),
         headers={"Authorization": f"Bearer {team.token}", "Content-Type": "text/csv"},
     )
+    imported = await finished(team.http, imported, team.token)
     assert imported.status_code == 200, imported.text
     assert imported.json()["failed"] == 2 and imported.json()["created"] == 0
 

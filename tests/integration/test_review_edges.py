@@ -14,6 +14,7 @@ import pytest
 
 from hal.services.projects import revoke_api_token
 from tests.factories import make_project, make_token, unique, unique_email
+from tests.imports import finished
 from tests.servers import Server
 
 COMMON_LIMIT = 64 * 1024
@@ -119,6 +120,7 @@ async def test_the_projects_token_still_imports_a_large_file(team, inspect, decl
         token=team.token,
         declared=len(text) if declared else None,
     )
+    answer = await finished(team.http, answer, team.token)
     assert answer.status_code == 200, answer.text
     assert answer.json()["created"] == 1500
     assert len(await inspect.contacts(team.project.app_id)) == 1500
@@ -294,6 +296,7 @@ async def test_import_rows_with_invisible_characters_fail_naming_the_column(team
         contacts.encode(),
         token=team.token,
     )
+    answer = await finished(team.http, answer, team.token)
     assert answer.status_code == 200, answer.text
     failures = [(f["line"], f["code"], f["field"]) for f in answer.json()["failures"]]
     assert failures == [
@@ -308,6 +311,7 @@ async def test_import_rows_with_invisible_characters_fail_naming_the_column(team
         companies.encode(),
         token=team.token,
     )
+    answer = await finished(team.http, answer, team.token)
     assert answer.status_code == 200, answer.text
     [failure] = answer.json()["failures"]
     assert (failure["code"], failure["field"]) == ("invisible_character", "id")

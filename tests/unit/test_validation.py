@@ -6,13 +6,16 @@ import itertools
 import unicodedata
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hal.domain.errors import InvalidInput
 from hal.domain.limits import Limits
 from hal.domain.validation import (
+    _PLAIN_EMAIL,
     DEFAULT_IGNORABLE,
+    _plain_email,
     check_identifier,
     check_metadata,
     check_visible,
@@ -137,3 +140,35 @@ def test_an_email_holding_an_invisible_character_is_refused_naming_the_field(cod
     with pytest.raises(InvalidInput) as refused:
         parse_email(template.format(chr(code)), field="company.email", limits=LIMITS)
     assert (refused.value.code, refused.value.field) == ("invisible_character", "company.email")
+
+
+# A plain address is not asked of email_validator (hal.domain.validation._plain_email): its
+# answer must be what email_validator would have said.
+
+_ATOM = st.text("abcXYZ019_+-", min_size=1, max_size=12)
+_LABEL = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,8}[A-Za-z0-9])?", fullmatch=True)
+PLAINISH = st.builds(
+    lambda local, labels, tld: ".".join(local) + "@" + ".".join([*labels, tld]),
+    st.lists(_ATOM, min_size=1, max_size=3),
+    st.lists(_LABEL, min_size=1, max_size=3),
+    st.sampled_from(["com", "ORG", "io", "test", "local", "localhost", "co", "xn", "a1"]),
+) | st.from_regex(_PLAIN_EMAIL, fullmatch=True)
+
+
+@given(PLAINISH | st.text("ab.@-_+1é", max_size=20))
+def test_a_plain_address_is_read_as_email_validator_reads_it(address):
+    plain = _plain_email(address)
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        assert plain is None
+        return
+    if plain is not None:
+        assert plain == (checked.local_part, checked.ascii_domain)
+
+
+def test_most_addresses_are_plain():
+    assert _plain_email("Ann.Lee+crm@Example.COM") == ("Ann.Lee+crm", "example.com")
+    for address in ["a..b@x.com", "ann@localhost", "ann@x.test", "ann@ab--c.com", "zoë@x.com",
+                    "ann@x.c0m", '"ann"@x.com']:  # fmt: skip
+        assert _plain_email(address) is None, address

@@ -1,29 +1,25 @@
-"""Team API: batch writes and CSV imports (README "Batch writes and imports")."""
+"""Team API: batch writes (README "Batch writes and imports"); CSV imports are api/imports.py."""
 
 from __future__ import annotations
 
-import io
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter
 from pydantic import TypeAdapter, ValidationError
 
 from hal.api.body import StrictJSONRoute
 from hal.api.deps import DatabaseDep, SettingsDep, TeamProjectDep
 from hal.api.errors import describe_validation, error_responses
-from hal.domain.csv_import import ImportKind
-from hal.domain.errors import HalError, InvalidInput, UnsupportedMediaType
+from hal.domain.errors import HalError, InvalidInput
 from hal.schemas import (
     ITEM_TYPES,
     BatchItem,
     BatchRequest,
     BatchResponse,
-    ImportFailure,
-    ImportResponse,
     ItemError,
     ItemResult,
 )
-from hal.services import batch, imports
+from hal.services import batch
 
 router = APIRouter(
     prefix="/api/projects/{app_id}",
@@ -80,53 +76,3 @@ async def batch_route(
     ]
     failed = sum(1 for r in results if r.status == "error")
     return BatchResponse(results=results, ok=len(results) - failed, failed=failed)
-
-
-_CSV_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"text/csv": {"schema": {"type": "string"}}},
-        "description": "A CSV file with a header row, UTF-8 (a byte order mark is fine), "
-        "up to 25 MiB",
-    }
-}
-
-
-@router.post("/imports", response_model=ImportResponse, openapi_extra=_CSV_BODY)
-async def import_route(
-    request: Request,
-    project: TeamProjectDep,
-    db: DatabaseDep,
-    settings: SettingsDep,
-    kind: Annotated[ImportKind, Query(description="contacts or companies")],
-    dry_run: Annotated[bool, Query(description="check and count without writing")] = False,
-) -> ImportResponse:
-    """Import a CSV of contacts or companies, as `hal import` does: the counts and every
-    failed row. A fault in the header or the encoding refuses the file (nothing written)."""
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media not in {"text/csv", "application/csv"}:
-        raise UnsupportedMediaType(
-            "unsupported_media_type",
-            "send the file with 'Content-Type: text/csv'",
-            field="content-type",
-        )
-    body = await request.body()
-    file = imports.read_import(kind, imports.open_text(io.BytesIO(body)), settings.limits)
-    failures: list[ImportFailure] = []
-
-    def failed(row: imports.RowFailure) -> None:
-        failures.append(
-            ImportFailure(
-                line=row.line, code=row.code, error=row.message, field=row.field, row=row.row
-            )
-        )
-
-    counts = await imports.import_rows(
-        db=db,
-        app_id=project.app_id,
-        file=file,
-        limits=settings.limits,
-        dry_run=dry_run,
-        on_failure=failed,
-    )
-    return ImportResponse(**counts.as_dict(), dry_run=dry_run, failures=failures)

@@ -27,12 +27,14 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Table, bindparam, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hal.db.many_rows import insert_rows
 from hal.db.models import Change, Project
 from hal.db.prepared import prepared
 from hal.domain.changes import ChangeType
 
 CHANGES = cast(Table, Change.__table__)
 PROJECTS = cast(Table, Project.__table__)
+MANY = 200  # changes a transaction writes the engine's fastest way (db/many_rows.py)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Writer(Protocol):
     """What writing the change log needs of a transaction (db/engine.Tx)."""
 
     now: datetime
+    connection: AsyncConnection
 
     @property
     def is_postgres(self) -> bool: ...
@@ -81,7 +84,11 @@ async def write_changes(tx: Writer, pending: list[PendingChange]) -> None:
         return
     now = tx.now
     if tx.is_postgres:
-        await tx.execute(_INSERT, [_row(change, now) for change in pending])
+        written = [_row(change, now) for change in pending]
+        if len(written) >= MANY:  # an import chunk's
+            await insert_rows(tx.connection, CHANGES, written)
+        else:
+            await tx.execute(_INSERT, written)
         return
     by_project: dict[int, list[PendingChange]] = defaultdict(list)
     for change in pending:
@@ -95,7 +102,10 @@ async def write_changes(tx: Writer, pending: list[PendingChange]) -> None:
         rows.extend(
             {**_row(change, now), "id": first + offset} for offset, change in enumerate(changes)
         )
-    await tx.execute(_INSERT, rows)
+    if len(rows) >= MANY:
+        await insert_rows(tx.connection, CHANGES, rows)
+    else:
+        await tx.execute(_INSERT, rows)
 
 
 # Changes of ended transactions, oldest transaction first; each project's counter advances by

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import random
 import sqlite3
@@ -176,8 +177,10 @@ def _is_retryable(exc: DBAPIError) -> bool:
     return sqlstate in RETRYABLE_SQLSTATES
 
 
+@functools.lru_cache(maxsize=65536)
 def lock_key(*parts: object) -> int:
-    """A signed 64-bit key for a PostgreSQL advisory lock on a business key."""
+    """A signed 64-bit key for a PostgreSQL advisory lock on a business key (remembered: an
+    import chunk's rows ask again for the keys the chunk locked)."""
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
@@ -196,12 +199,14 @@ _ADVISORY_LOCKS = text(
 
 
 class Restorable(Protocol):
-    """What a savepoint takes back along with the database's writes (an import chunk's reads
-    of what exists, db/store/lookahead.py)."""
+    """What a savepoint takes back along with the database's writes (an import chunk's
+    look-ahead and the writes it holds, db/store/lookahead.py)."""
 
     def save(self) -> None: ...
 
     def restore(self) -> None: ...
+
+    def release(self) -> None: ...
 
 
 @dataclass
@@ -224,7 +229,7 @@ class Tx:
     committed: list[Callable[[], None]] = field(default_factory=list)
     # Called with each prepared statement's SQL (Database.observe).
     observers: list[Callable[[str], None]] = field(default_factory=list)
-    _savepoint: tuple[int, set[int]] | None = None
+    _savepoint: tuple[int, int, set[int] | None] | None = None
     _orm: AsyncSession | None = None
     _driver: Driver | None = None
 
@@ -318,24 +323,37 @@ class Tx:
         `visitor_row_id`: the anonymous visitor a change names no contact for (erased with it)."""
         self.changes.append(PendingChange(project_id, ChangeType(type), data, visitor_row_id))
 
-    async def savepoint(self) -> None:
+    async def savepoint(self, *, in_database: bool = True) -> None:
         """Mark a point `rollback_to_savepoint` can return to (one at a time): the database's
-        writes and locks since, and this transaction's record of them."""
-        await self.connection.exec_driver_sql("SAVEPOINT hal_row")
-        self._savepoint = (len(self.changes), set(self.locked))
+        writes and locks since, and this transaction's record of them (its changes, what
+        it would teach this process's caches). `in_database=False`
+        keeps it in memory only, for an import chunk's row whose writes the look-ahead holds
+        (the row then runs no write of its own, see db/store/lookahead.py)."""
+        if in_database:
+            await self.connection.exec_driver_sql("SAVEPOINT hal_row")
+        locked = set(self.locked) if in_database else None
+        self._savepoint = (len(self.changes), len(self.committed), locked)
         if self.lookahead is not None:
             self.lookahead.save()
 
     async def rollback_to_savepoint(self) -> None:
-        await self.connection.exec_driver_sql("ROLLBACK TO SAVEPOINT hal_row")
         assert self._savepoint is not None
-        recorded, self.locked = self._savepoint
+        recorded, learned, locked = self._savepoint
+        if locked is not None:
+            await self.connection.exec_driver_sql("ROLLBACK TO SAVEPOINT hal_row")
+            self.locked = locked
         del self.changes[recorded:]
+        del self.committed[learned:]
         if self.lookahead is not None:
             self.lookahead.restore()
+        self._savepoint = None
 
     async def release_savepoint(self) -> None:
-        await self.connection.exec_driver_sql("RELEASE SAVEPOINT hal_row")
+        assert self._savepoint is not None
+        if self._savepoint[2] is not None:
+            await self.connection.exec_driver_sql("RELEASE SAVEPOINT hal_row")
+        if self.lookahead is not None:
+            self.lookahead.release()
         self._savepoint = None
 
     async def lock(self, keys: Iterable[tuple[object, ...]]) -> None:

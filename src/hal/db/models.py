@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -390,6 +391,70 @@ class WebhookMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ImportJob(Base):
+    """A CSV import run as a job (README "Batch writes and imports"): its options, where it
+    is (`rows_done`, committed with each chunk's rows) and what its rows did. A process runs
+    it while it holds the lease (`lease_owner` until `lease_until`, renewed by each chunk);
+    another process takes over a job whose lease ran out."""
+
+    __tablename__ = "import_jobs"
+    __table_args__ = (
+        Index("ix_import_jobs_claimable", "status", "lease_until"),
+        Index("ix_import_jobs_project", "project_id", "id"),
+        Index("ix_import_jobs_finished", "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # contacts | companies
+    # "upload": the file is kept in import_files until the job ends; "command": `hal import`
+    # reads it from its own disk (no other process can resume it).
+    source: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(8), default="queued")  # running, done, failed
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    # {"map": {column: field}, "keep_unknown_columns": bool}
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)  # why it stopped
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ImportUpload(Base):
+    """An uploaded import's file, kept until its job ends (then deleted with its rows' data)."""
+
+    __tablename__ = "import_files"
+
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("import_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ImportFailedRow(Base):
+    """A failed row of an import job, kept with the job (README "Batch writes and imports")."""
+
+    __tablename__ = "import_failures"
+    __table_args__ = (Index("ix_import_failures_job", "job_id", "line"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))
+    line: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    field: Mapped[str | None] = mapped_column(String(255))
+    row: Mapped[dict[str, Any]] = mapped_column()
+
+
 class WebhookAttempt(Base):
     __tablename__ = "webhook_attempts"
     __table_args__ = (Index("ix_webhook_attempts_message", "message_id", "id"),)
@@ -571,6 +636,9 @@ __all__ = [
     "Conversation",
     "Deal",
     "Event",
+    "ImportFailedRow",
+    "ImportJob",
+    "ImportUpload",
     "InstallationCount",
     "InstallationUser",
     "Message",

@@ -26,6 +26,8 @@ class ChangeType(StrEnum):
     CONVERSATION_REOPENED = "conversation.reopened"
     MESSAGE_CREATED = "message.created"
     EVENT_TRACKED = "event.tracked"
+    IMPORT_COMPLETED = "import.completed"
+    IMPORT_FAILED = "import.failed"
 
     def person(self, data: dict[str, Any]) -> int | None:
         """The contact whose data a change of this type carries, kept beside it (a column)
@@ -52,6 +54,8 @@ _PERSON_KEY: dict[ChangeType, str | None] = {
     ChangeType.CONVERSATION_REOPENED: "contact_id",
     ChangeType.MESSAGE_CREATED: "contact_id",
     ChangeType.EVENT_TRACKED: "contact_id",
+    ChangeType.IMPORT_COMPLETED: None,
+    ChangeType.IMPORT_FAILED: None,
 }
 
 CHANGE_TYPES = tuple(ChangeType)

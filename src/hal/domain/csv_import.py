@@ -1,103 +1,47 @@
-"""The rules of a CSV import, without I/O (README "Batch writes and imports"): which columns a
-file may have, how a row becomes a contact or company write, and what makes a file or a row
-unreadable.
+"""The rules of a CSV import, without I/O (README "Batch writes and imports"): how a row
+becomes a contact or company write, and what makes a file or a row unreadable (which field
+each column fills is domain/csv_header.py's).
 
-A structural fault (not UTF-8, no header, an unknown, repeated or missing column) refuses the
-whole file before anything is written; a fault in one row (a wrong number of fields, a value
-that breaks a limit) fails that row only. An empty cell means "not given": it changes nothing.
+A structural fault (not UTF-8, no header, an unknown, repeated or ambiguous column, no key
+column) refuses the whole file before anything is written; a fault in one row (a wrong number
+of fields, a value that breaks a limit) fails that row only. An empty cell means "not given":
+it changes nothing.
 """
 
 from __future__ import annotations
 
 import codecs
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from hal.domain.csv_header import METADATA_PREFIX, Header, ImportKind, read_header
 from hal.domain.errors import InvalidInput
 
-METADATA_PREFIX = "metadata."
-
-
-class ImportKind(StrEnum):
-    CONTACTS = "contacts"
-    COMPANIES = "companies"
-
-
-COLUMNS: dict[ImportKind, tuple[str, ...]] = {
-    ImportKind.CONTACTS: ("user_id", "email", "name", "company_id", "company_name", "stage"),
-    ImportKind.COMPANIES: ("id", "name", "stage"),
-}
-# A contact row is named by one of these; a company row by its id.
-KEYS: dict[ImportKind, tuple[str, ...]] = {
-    ImportKind.CONTACTS: ("user_id", "email"),
-    ImportKind.COMPANIES: ("id",),
-}
-
-
-@dataclass(frozen=True)
-class Header:
-    kind: ImportKind
-    columns: tuple[str, ...]
-
-
-def read_header(kind: ImportKind, names: list[str] | None, *, max_key_length: int = 64) -> Header:
-    """Check the header row: known columns (and `metadata.KEY`), each once, a key column."""
-    if not names or all(not name.strip() for name in names):
-        raise InvalidInput(
-            "missing_header",
-            f"the file has no header row; the first line names the columns "
-            f"({', '.join(COLUMNS[kind])}, metadata.KEY)",
-            field="header",
-        )
-    columns = tuple(name.strip() for name in names)
-    seen: set[str] = set()
-    for column in columns:
-        if column in seen:
-            raise InvalidInput(
-                "duplicate_column", f"column {column!r} appears twice in the header", field=column
-            )
-        seen.add(column)
-        if column.startswith(METADATA_PREFIX):
-            key = column[len(METADATA_PREFIX) :]
-            if not key or len(key) > max_key_length:
-                raise InvalidInput(
-                    "invalid_column",
-                    f"column {column!r}: a metadata key is 1-{max_key_length} characters",
-                    field=column,
-                )
-        elif column not in COLUMNS[kind]:
-            raise InvalidInput(
-                "unknown_column",
-                f"column {column!r} is not a {kind} column; known: "
-                f"{', '.join(COLUMNS[kind])} and metadata.KEY",
-                field=column or "header",
-            )
-    if not seen.intersection(KEYS[kind]):
-        raise InvalidInput(
-            "missing_column",
-            f"a {kind} file needs a {' or '.join(KEYS[kind])} column",
-            field=KEYS[kind][0],
-        )
-    return Header(kind, columns)
+__all__ = ["Header", "ImportKind", "read_header"]  # the header's rules, with the rows'
 
 
 def row_values(header: Header, fields: list[str]) -> dict[str, str]:
-    """The row's cells by column; a row with a different number of fields than the header is
-    refused (a lost quote or a stray separator would otherwise shift values into the wrong
-    columns)."""
+    """The row's cells by the field they fill (a skipped column's are left out); a row with
+    a different number of fields than the header is refused (a lost quote or a stray
+    separator would otherwise shift values into the wrong columns)."""
     if len(fields) != len(header.columns):
         raise InvalidInput(
             "wrong_field_count",
             f"the row has {len(fields)} fields, the header {len(header.columns)}",
             field="row",
         )
-    values = dict(zip(header.columns, fields, strict=True))
-    for column, value in values.items():
+    values: dict[str, str] = {}
+    for column, field, value in zip(header.columns, header.fields, fields, strict=True):
         if "\x00" in value:
             raise InvalidInput("invalid_string", f"{column} contains a NUL character", field=column)
+        if field is not None:
+            values[field] = value
     return values
+
+
+def row_cells(header: Header, fields: list[str]) -> dict[str, str]:
+    """The row's cells by the file's own column names (what a failed row is shown as)."""
+    return dict(zip(header.columns, fields, strict=False))
 
 
 def _given(values: Mapping[str, str], column: str) -> str | None:

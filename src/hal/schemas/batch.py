@@ -6,6 +6,7 @@ A batch item carries the fields of the widget route of its `type`, the contact n
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StrictStr
@@ -96,13 +97,35 @@ class ImportFailure(BaseModel):
     row: dict[str, str] = Field(description="the row as read, column by column")
 
 
-class ImportResponse(BaseModel):
+class ImportJobError(BaseModel):
+    code: str
+    message: str
+    field: str | None
+
+
+class ImportJobOut(BaseModel):
+    """An import job: where it is, what its rows did so far, and every failed row once it
+    has ended."""
+
+    id: int
+    kind: Literal["contacts", "companies"]
+    status: Literal["queued", "running", "done", "failed"] = Field(
+        description="queued, running, then done; failed when it could not go on (`error`)"
+    )
+    dry_run: bool
+    rows_total: int | None = Field(description="the file's rows (blank lines left out)")
+    rows_done: int = Field(description="rows written (or checked, in a dry run) so far")
     created: int
     updated: int
     unchanged: int
     failed: int
-    dry_run: bool
-    failures: list[ImportFailure]
+    failures: list[ImportFailure] | None = Field(
+        description="every failed row, by line, once the job has ended; null before"
+    )
+    error: ImportJobError | None = Field(description="why a failed job stopped")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 __all__ = [
@@ -114,7 +137,8 @@ __all__ = [
     "ContactKey",
     "IdentifyItem",
     "ImportFailure",
-    "ImportResponse",
+    "ImportJobError",
+    "ImportJobOut",
     "ItemError",
     "ItemResult",
     "SetDealItem",

@@ -205,6 +205,9 @@ def _check(
 async def _define_attributes(call: WidgetCall, checked: _Checked) -> _Checked:
     """Make the definitions of keys written for the first time: the first write of identify,
     after every check."""
+    if not any(types is not None and types.new
+               for types in (checked.contact_types, checked.company_types)):  # fmt: skip
+        return checked  # nothing new: the checked values stand
 
     async def defined(types: TypedWrite | None, model: Model) -> TypedWrite | None:
         if types is None or not types.new:

@@ -5,14 +5,15 @@ Any number of processes (`hal serve`, `hal worker`) share the work through the d
 endpoint's fan-out and a message's claim are row locks taken with SKIP LOCKED; a claim also
 pushes the message's next attempt a lease ahead, so it is sent by one process at a time, and
 sent again after the lease if that process died mid-way (at least once). Nothing here runs in a
-request: the change's own transaction only wrote the change.
+request: the change's own transaction only wrote the change. A project's webhooks wait while it
+imports (`ImportWatch`): its import's changes are fanned out and sent, in order, once it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
@@ -24,6 +25,7 @@ from hal.config import Settings
 from hal.db.engine import Database, Tx
 from hal.db.models import Change, Project, WebhookAttempt, WebhookEndpoint, WebhookMessage
 from hal.domain.rates import parse_retry_schedule
+from hal.services.import_jobs import importing_projects
 from hal.webhooks.rules import (
     message_payload,
     retry_delay,
@@ -37,6 +39,7 @@ log = logging.getLogger("hal.webhooks")
 ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
 WEBHOOK_MESSAGES = cast(Table, WebhookMessage.__table__)
 ATTEMPTS = cast(Table, WebhookAttempt.__table__)
+_NONE: frozenset[int] = frozenset()
 FAN_OUT_BATCH = 500
 FAN_OUT_ROUNDS = 20  # endpoints fanned out per step before sending resumes
 DRAIN_SECONDS = 5.0
@@ -44,8 +47,11 @@ MAX_BACKOFF_SECONDS = 30.0
 WAKE_COALESCE_SECONDS = 0.05
 
 
-async def fan_out(db: Database, *, first_delay: float, batch: int = FAN_OUT_BATCH) -> int:
-    """Turn one lagging endpoint's new changes into messages; the number of changes read."""
+async def fan_out(
+    db: Database, *, first_delay: float, batch: int = FAN_OUT_BATCH, held: frozenset[int] = _NONE
+) -> int:
+    """Turn one lagging endpoint's new changes into messages (not an endpoint of a project in
+    `held`, one importing now); the number of changes read."""
 
     async def work(tx: Tx) -> int:
         endpoint = (
@@ -61,6 +67,7 @@ async def fan_out(db: Database, *, first_delay: float, batch: int = FAN_OUT_BATC
                 .where(
                     WebhookEndpoint.enabled,
                     WebhookEndpoint.change_cursor < Project.last_change_id,
+                    WebhookEndpoint.project_id.not_in(sorted(held)),
                 )
                 .order_by(WebhookEndpoint.id)
                 .limit(1)
@@ -117,8 +124,11 @@ async def fan_out(db: Database, *, first_delay: float, batch: int = FAN_OUT_BATC
     return await db.run(work)
 
 
-async def claim(db: Database, *, limit: int, lease: timedelta) -> list[Claimed]:
-    """Take up to `limit` due messages of enabled endpoints, leased to this process."""
+async def claim(
+    db: Database, *, limit: int, lease: timedelta, held: frozenset[int] = _NONE
+) -> list[Claimed]:
+    """Take up to `limit` due messages of enabled endpoints (not of a project in `held`),
+    leased to this process."""
 
     async def work(tx: Tx) -> list[Claimed]:
         rows = (
@@ -138,6 +148,7 @@ async def claim(db: Database, *, limit: int, lease: timedelta) -> list[Claimed]:
                     WebhookMessage.status == "pending",
                     WebhookMessage.next_attempt_at <= tx.now,
                     WebhookEndpoint.enabled,
+                    WebhookEndpoint.project_id.not_in(sorted(held)),
                 )
                 .order_by(WebhookMessage.next_attempt_at)
                 .limit(limit)
@@ -261,12 +272,39 @@ class DeliveryOptions:
         )
 
 
+class ImportWatch:
+    """The projects importing now: the one of this process's import job (`here`, at once)
+    and those of any process (asked of the database at most once a second). Their webhooks
+    wait until the import ends (docs/decisions.md, "Imports and webhooks")."""
+
+    def __init__(
+        self, db: Database, *, every: float = 1.0, here: Callable[[], int | None] | None = None
+    ) -> None:
+        self.db, self.every, self.here = db, every, here
+        self._checked, self._importing = -every, frozenset[int]()
+
+    async def projects(self) -> frozenset[int]:
+        now = asyncio.get_running_loop().time()
+        if now - self._checked >= self.every:
+            self._checked = now
+            self._importing = await importing_projects(self.db)
+        local = self.here() if self.here is not None else None
+        return self._importing | {local} if local is not None else self._importing
+
+
 class DeliveryWorker:
     """The loop: fan out new changes, claim due messages up to `concurrency` in flight, send
     each in its own task and record it; poll when there is nothing to do."""
 
-    def __init__(self, db: Database, options: DeliveryOptions) -> None:
+    def __init__(
+        self,
+        db: Database,
+        options: DeliveryOptions,
+        *,
+        importing: Callable[[], int | None] | None = None,
+    ) -> None:
         self.db, self.options = db, options
+        self.imports = ImportWatch(db, here=importing)
         self.schedule = options.retry_schedule
         # Longer than one attempt can take, so a live process never loses its claim.
         self.lease = timedelta(seconds=options.timeout_seconds * 2 + 5)
@@ -313,10 +351,11 @@ class DeliveryWorker:
     async def step(self, clients: Clients) -> bool:
         """One round of work; False when there was nothing to do."""
         first_delay = self.schedule[0]
+        held = await self.imports.projects()
         await self.db.number_changes()
         fanned = 0
         for _ in range(FAN_OUT_ROUNDS):
-            read = await fan_out(self.db, first_delay=first_delay)
+            read = await fan_out(self.db, first_delay=first_delay, held=held)
             if not read:
                 break
             fanned += read
@@ -328,7 +367,7 @@ class DeliveryWorker:
                 return_when=asyncio.FIRST_COMPLETED,
             )
             return True
-        claimed = await claim(self.db, limit=free, lease=self.lease)
+        claimed = await claim(self.db, limit=free, lease=self.lease, held=held)
         for message in claimed:
             task = asyncio.create_task(self._deliver(clients, message))
             self.in_flight.add(task)
@@ -368,18 +407,3 @@ class DeliveryWorker:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def run_worker(settings: Settings) -> None:
-    """`hal worker`: deliver until SIGTERM or SIGINT."""
-    db = Database(settings.database_url)
-    metrics.instrument_pool(db.engine)  # when metrics are on
-    worker = DeliveryWorker(db, DeliveryOptions.of(settings))
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, worker.stop_soon)
-    try:
-        await worker.run()
-    finally:
-        await db.dispose()
-        metrics.process_exiting()

@@ -15,6 +15,7 @@ from hal.db import project_cache
 from hal.db.engine import Tx
 from hal.db.project_cache import ATTRIBUTE_COLUMNS, ATTRIBUTES, attribute_of
 from hal.db.store.base import COMPANIES, CONTACTS, insert, per_dialect
+from hal.db.store.lookahead import Lookahead, ahead_of
 from hal.domain.attributes import Attribute, AttrType, Model, Source, conforms
 
 
@@ -32,6 +33,8 @@ async def define_attributes(
     tx: Tx, *, project_id: int, model: Model, types: Mapping[str, AttrType]
 ) -> dict[str, Attribute]:
     """Define keys first written now; a key another writer defined first keeps its type."""
+    if (ahead := ahead_of(tx)) is not None:
+        return _define_ahead(tx, ahead, project_id=project_id, model=model, types=types)
     rows: list[dict[str, Any]] = [
         {
             "project_id": project_id,
@@ -50,6 +53,26 @@ async def define_attributes(
         attribute = attribute_of((await tx.execute(_define(tx), row)).one())
         defined[attribute.key] = attribute
     # Once committed, this process's cached settings have them (others within a second).
+    tx.committed.append(partial(tx.projects.learn, project_id, defined))
+    return defined
+
+
+def _define_ahead(
+    tx: Tx, ahead: Lookahead, *, project_id: int, model: Model, types: Mapping[str, AttrType]
+) -> dict[str, Attribute]:
+    """`define_attributes` in an import chunk: the chunk read the project's definitions; a
+    new one is written with the chunk (a key defined meanwhile by another writer fails its
+    insert, and the chunk runs again)."""
+    defined = {}
+    for key, type_ in sorted(types.items()):
+        attribute = ahead.defined(model, key)
+        if attribute is None:
+            attribute = Attribute(model=model, key=key, type=type_, source=Source.AUTO)
+            row: dict[str, Any] = {"project_id": project_id, "model": model.value, "key": key,
+                   "type": type_.value, "source": Source.AUTO.value, "options": [],
+                   "archived": False, "created_at": tx.now}  # fmt: skip
+            ahead.define(attribute, row)
+        defined[key] = attribute
     tx.committed.append(partial(tx.projects.learn, project_id, defined))
     return defined
 

@@ -51,7 +51,11 @@ async def lock_people(
 ) -> None:
     """Serialize every transaction naming one of these people (PostgreSQL advisory locks on
     the user_id and the normalized email, taken before any row): identify, merge, erase and
-    an import chunk all lock a person this way."""
+    an import chunk all lock a person this way. A row of an import chunk takes none: its
+    chunk locked every key its rows name, and a key none named sends the row to the database
+    (db/store/lookahead.py), where it takes its lock."""
+    if tx.lookahead is not None:
+        return
     await tx.lock(
         [(project_id, "user_id", user_id) for user_id in user_ids]
         + [(project_id, "email", email) for email in emails]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, true, update
@@ -21,7 +21,7 @@ from hal.db.store.base import (
     per_dialect,
     with_search_copies,
 )
-from hal.db.store.lookahead import ahead_of, write_links
+from hal.db.store.lookahead import Lookahead, ahead_of, needs_database
 from hal.db.store.timeline import add_event
 
 
@@ -44,26 +44,52 @@ async def upsert_companies(
     (`created`): it carries this call's stamp as its creation time."""
     if not names:
         return {}
-    if (ahead := ahead_of(tx)) is not None and (known := ahead.known_companies(names)) is not None:
-        return known
+    if (ahead := ahead_of(tx)) is not None:
+        return await _held_companies(tx, ahead, project_id=project_id, names=names)
     stamp = tx.stamp()
-    rows: list[dict[str, Any]] = [
-        search_keys(
-            {
-                "project_id": project_id,
-                "external_id": external_id,
-                "name": names[external_id],
-                "metadata": {},
-                "guarded": False,
-                "created_at": stamp,
-            }
-        )
-        for external_id in sorted(names)
-    ]
+    rows = [_new_company(project_id, external_id, names[external_id], stamp)
+            for external_id in sorted(names)]  # fmt: skip
     found = await tx.execute(_upsert_companies(tx), rows)
-    upserted = {row.external_id: CompanyRow.of(row, stamp=stamp) for row in found}
-    if (ahead := ahead_of(tx)) is not None:  # what a later row of the chunk finds exists
-        ahead.companies.update({k: replace(c, created=False) for k, c in upserted.items()})
+    return {row.external_id: CompanyRow.of(row, stamp=stamp) for row in found}
+
+
+def _new_company(
+    project_id: int, external_id: str, name: str | None, created_at: datetime
+) -> dict[str, Any]:
+    return search_keys(
+        {
+            "project_id": project_id,
+            "external_id": external_id,
+            "name": name,
+            "metadata": {},
+            "guarded": False,
+            "created_at": created_at,
+        }
+    )
+
+
+async def _held_companies(
+    tx: Tx, ahead: Lookahead, *, project_id: int, names: Mapping[str, str | None]
+) -> dict[str, CompanyRow]:
+    """`upsert_companies` in an import chunk: a company it has not seen is made with an id
+    given ahead and written with the chunk."""
+    known = ahead.known_companies(names)
+    if all(row is not None for row in known.values()):
+        return {id_: row for id_, row in known.items() if row is not None}
+    stamp = tx.stamp()
+    upserted: dict[str, CompanyRow] = {}
+    for external_id in sorted(names):
+        company = known[external_id]
+        if company is None:
+            row = _new_company(project_id, external_id, names[external_id], stamp)
+            company_id = await ahead.next_id(tx, COMPANIES)
+            company = CompanyRow(
+                id=company_id, external_id=external_id, name=row["name"], stage=None,
+                stage_source=None, metadata_={}, guarded=False, version=1, created_at=stamp,
+                created=True,
+            )  # fmt: skip
+            ahead.company_created(company, row)
+        upserted[external_id] = company
     return upserted
 
 
@@ -95,11 +121,12 @@ _SEARCH_COLUMNS = {
 
 
 async def update_company(tx: Tx, company_id: int, values: Mapping[str, Any]) -> None:
-    if values:
-        params = {"company_row_id": company_id, **search_keys(values)}
-        await tx.execute(_UPDATE_COMPANY, params)
-        if (ahead := ahead_of(tx)) is not None:
-            ahead.company_written(company_id, values)
+    if not values:
+        return
+    if (ahead := ahead_of(tx)) is not None:
+        ahead.company_written(company_id, search_keys(values))
+        return
+    await tx.execute(_UPDATE_COMPANY, {"company_row_id": company_id, **search_keys(values)})
 
 
 @per_dialect
@@ -116,9 +143,8 @@ async def link(tx: Tx, *, contact_id: int, company_ids: Iterable[int]) -> set[in
     ids = sorted(set(company_ids))
     if not ids:
         return set()
-    ahead = ahead_of(tx)
-    if ahead is not None and contact_id in ahead.created_contacts:
-        return ahead.link_later(contact_id, ids, tx.now)
+    if (ahead := ahead_of(tx)) is not None:
+        return ahead.link(contact_id, ids, tx.now)
     rows = [{"contact_id": contact_id, "company_id": id_, "created_at": tx.now} for id_ in ids]
     return {int(row.company_id) for row in await tx.execute(_insert_links(tx), rows)}
 
@@ -133,7 +159,7 @@ _LINKED = prepared(
 
 async def linked_companies(tx: Tx, contact_id: int) -> list[CompanyRow]:
     """Every company linked to the contact, by external id."""
-    await write_links(tx)
+    needs_database(tx)
     return [CompanyRow.of(row) for row in await tx.execute(_LINKED, {"contact_id": contact_id})]
 
 
@@ -157,18 +183,16 @@ _GUARD_LINKED = prepared(
 async def guard(tx: Tx, company_ids: Iterable[int]) -> None:
     """Mark companies as having a verified contact."""
     ids = sorted(set(company_ids))
-    if ids:
+    if (ahead := ahead_of(tx)) is not None:
+        ahead.guarded(ids)
+    elif ids:
         await tx.execute(_GUARD, {"ids": ids})
-        if (ahead := ahead_of(tx)) is not None:
-            ahead.guarded(set(ids))
 
 
 async def guard_linked(tx: Tx, contact_id: int) -> None:
     """Mark every company of a contact that has just become verified."""
-    await write_links(tx)
+    needs_database(tx)
     await tx.execute(_GUARD_LINKED, {"contact_id": contact_id})
-    if (ahead := ahead_of(tx)) is not None:
-        ahead.companies.clear()  # which ones it guarded is not known here
 
 
 async def add_stage_change(
@@ -183,28 +207,27 @@ async def add_stage_change(
     mode: str,
 ) -> None:
     """Keep an applied stage write in the history and on the company's timeline."""
-    await tx.execute(
-        insert(tx, STAGE_CHANGES),
-        {
-            "company_id": company_id,
-            "value": stage,
-            "previous": previous,
-            "source": source,
-            "mode": mode,
-            "created_at": tx.now,
-        },
-    )
-    await add_event(
-        tx,
-        {
-            "project_id": project_id,
-            "company_id": company_id,
-            "contact_id": contact_id,
-            "scope": "company",
-            "name": "stage-changed",
-            "properties": {"stage": stage, "previous": previous, "source": source},
-        },
-    )
+    change = {
+        "company_id": company_id,
+        "value": stage,
+        "previous": previous,
+        "source": source,
+        "mode": mode,
+        "created_at": tx.now,
+    }
+    event = {
+        "project_id": project_id,
+        "company_id": company_id,
+        "contact_id": contact_id,
+        "scope": "company",
+        "name": "stage-changed",
+        "properties": {"stage": stage, "previous": previous, "source": source},
+    }
+    if (ahead := ahead_of(tx)) is not None:
+        ahead.stage_changed(change, {"occurred_at": tx.now, "received_at": tx.now, **event})
+        return
+    await tx.execute(insert(tx, STAGE_CHANGES), change)
+    await add_event(tx, event)
 
 
 _DEAL_COLUMNS = (

@@ -42,7 +42,7 @@ from hal.db.store.base import (
     per_dialect,
     with_search_copies,
 )
-from hal.db.store.lookahead import ahead_of, write_links
+from hal.db.store.lookahead import ahead_of, needs_database
 from hal.db.store.timeline import move_events
 
 _VISITOR_COLUMNS = (
@@ -234,9 +234,9 @@ async def contacts_by_keys(
     bound contact; and the contact the email was merged into, if it was (also read). FOR NO
     KEY UPDATE on PostgreSQL, so a link insert's KEY SHARE lock on a contact never deadlocks
     with it."""
-    ahead = ahead_of(tx)
-    if ahead is not None and ahead.unknown_person(user_id, email_normalized) and contact_id is None:
-        return [], None
+    if (ahead := ahead_of(tx)) is not None and contact_id is None:
+        return ahead.people_of(user_id, email_normalized)
+    needs_database(tx)
     query = _contacts_by_keys(
         user_id is not None, email_normalized is not None, contact_id is not None
     )
@@ -279,18 +279,23 @@ async def insert_contact(tx: Tx, *, project_id: int, values: dict[str, Any]) -> 
         "last_seen_at": tx.now,
         **search_keys(values),
     }
-    contact_id = int((await tx.execute(_insert_contact(tx), row)).scalar_one())
-    if (ahead := ahead_of(tx)) is not None:
-        ahead.created_contacts.add(contact_id)
-    return contact_id
+    if (ahead := ahead_of(tx)) is not None:  # an import chunk's: written with the chunk
+        contact_id = await ahead.next_id(tx, CONTACTS)
+        ahead.contact_created(contact_id, row, tx.now)
+        return contact_id
+    return int((await tx.execute(_insert_contact(tx), row)).scalar_one())
 
 
 _UPDATE_CONTACT = prepared(update(CONTACTS).where(CONTACTS.c.id == bindparam("contact_row_id")))
 
 
 async def update_contact(tx: Tx, contact_id: int, values: dict[str, Any]) -> None:
-    if values:
-        await tx.execute(_UPDATE_CONTACT, {"contact_row_id": contact_id, **search_keys(values)})
+    if not values:
+        return
+    if (ahead := ahead_of(tx)) is not None:
+        ahead.contact_written(contact_id, search_keys(values))
+        return
+    await tx.execute(_UPDATE_CONTACT, {"contact_row_id": contact_id, **search_keys(values)})
 
 
 async def carry_over(tx: Tx, *, project_id: int, visitor_row_id: int, contact_id: int) -> None:
@@ -316,7 +321,7 @@ async def merge_lead(tx: Tx, *, lead_id: int, into_id: int, alias: str | None = 
     """Move a lead's timeline, visitors, conversations and links to `into`, then delete it
     (which frees its email for `into`). Its id is remembered as merged into `into` (its
     team API address answers 410; erasing `into` erases what the change log holds of it)."""
-    await write_links(tx)
+    needs_database(tx)
     await move_events(tx, where=EVENTS.c.contact_id == lead_id, contact_id=into_id)
     for table in (VISITORS, CONVERSATIONS):
         await tx.execute(

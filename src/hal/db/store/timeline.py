@@ -10,6 +10,7 @@ from sqlalchemy import Table, and_, bindparam, or_, select, update
 from hal.db.engine import Tx
 from hal.db.prepared import prepared
 from hal.db.store.base import CONVERSATIONS, EVENTS, MESSAGES, VisitorRow, insert, per_dialect
+from hal.db.store.lookahead import needs_database
 
 
 def event_owner(visitor: VisitorRow) -> str:
@@ -45,6 +46,7 @@ def _insert_event_once(insert: Callable[[Table], Any]) -> Any:
 
 async def add_event(tx: Tx, values: Mapping[str, Any]) -> int:
     """Append to the timeline; returns the event's id."""
+    needs_database(tx)
     row = {"properties": {}, "occurred_at": tx.now, "received_at": tx.now, **values}
     return int((await tx.execute(_insert_event(tx), row)).scalar_one())
 
