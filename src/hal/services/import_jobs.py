@@ -552,9 +552,8 @@ class ImportWorker:
         when no job is left)."""
         if not self.enabled:
             return
-        if self._task is not None:
-            self._wake.set()
-        elif self._drain is None or self._drain.done():
+        self._wake.set()  # a drain whose last look found nothing looks again
+        if self._task is None and (self._drain is None or self._drain.done()):
             self._drain = asyncio.create_task(self._run_all(), name="import-jobs-now")
 
     async def run(self) -> None:
@@ -571,11 +570,13 @@ class ImportWorker:
 
     async def _run_all(self) -> None:
         while not self.stopping.is_set():
+            self._wake.clear()
             try:
-                if not await self.step():
-                    return
+                busy = await self.step()
             except Exception:
                 log.exception("import jobs: a step failed")
+                return
+            if not busy and not self._wake.is_set():
                 return
 
     async def step(self) -> bool:
