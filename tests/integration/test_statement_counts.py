@@ -96,7 +96,7 @@ async def test_an_import_runs_about_one_statement_a_new_contact(team, database):
 
 
 # A repeat identify (README "Identify"): the session token vouches for the binding and
-# nothing would change; SQLite counts its BEGIN.
+# nothing would change: its one read begins no transaction, on either engine.
 REPEAT_IDENTIFY = 2
 WRITES = ("INSERT", "UPDATE", "DELETE")
 

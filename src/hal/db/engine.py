@@ -44,7 +44,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from hal.db import project_cache
 from hal.db.changelog import NUMBER_BATCH, PendingChange, number_changes, write_changes
 from hal.db.models import CRM_MODELS
-from hal.db.prepared import Driver, Fetched, Prepared
+from hal.db.prepared import Driver, Fetched, Prepared, begin_immediate
 from hal.db.project_cache import ProjectCache
 from hal.db.types import utcnow
 from hal.domain.changes import ChangeType
@@ -152,20 +152,8 @@ def _configure_sqlite(engine: AsyncEngine, observers: list[Callable[[str], None]
         # Sent on the sqlite3 connection itself (a third of a widget call's transaction cost
         # through SQLAlchemy's execution), and shown to the observers like any statement.
         sqlite = connection.connection.driver_connection.sqlite
-        if not sqlite.in_transaction:  # else Database.run began it (SQLAlchemy joins it)
+        if not sqlite.in_transaction:  # else a prepared statement began it (SQLAlchemy joins)
             begin_immediate(sqlite, observers)
-
-
-def begin_immediate(sqlite: sqlite3.Connection, observers: list[Callable[[str], None]]) -> None:
-    for observe in observers:
-        observe(_BEGIN)
-    try:
-        sqlite.execute(_BEGIN)
-    except sqlite3.Error as error:
-        raise DBAPIError.instance(_BEGIN, None, error, sqlite3.Error) from error
-
-
-_BEGIN = "BEGIN IMMEDIATE"
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
@@ -404,8 +392,11 @@ class Database:
             self.engine = create_async_engine(
                 self.url,
                 echo=echo,
-                pool_size=10,
-                max_overflow=10,
+                # Twenty kept open, none beyond: an overflow connection is opened and closed
+                # around one transaction, and under load that churn (PostgreSQL starting a
+                # backend each time) cost more than the statements (bench/RESULTS.md).
+                pool_size=20,
+                max_overflow=0,
                 # No pre-ping (a round trip per transaction): a dead pooled connection fails
                 # its first statement, is invalidated, and the transaction is retried.
                 pool_recycle=3600,
@@ -491,9 +482,11 @@ class Database:
     async def _begin(self) -> AsyncIterator[tuple[AsyncConnection, Driver | None]]:
         """A connection in a new transaction, committed at the end (rolled back on error).
 
-        SQLite: on the held connection, begun and ended on the sqlite3 connection itself
-        (through SQLAlchemy, a third of a repeat identify's cost); a statement or the ORM run
-        through SQLAlchemy joins it, and SQLAlchemy then ends it."""
+        Both engines begin it with its first statement that is not an unlocked read (the
+        repeat identify's one read runs and ends alone). SQLite: on the held connection, begun
+        (BEGIN IMMEDIATE) and ended on the sqlite3 connection itself (through SQLAlchemy, a
+        third of a repeat identify's cost); a statement or the ORM run through SQLAlchemy
+        begins or joins it, and SQLAlchemy then ends it."""
         if self.is_postgres:
             async with self.engine.begin() as connection:
                 yield connection, None
@@ -505,9 +498,9 @@ class Database:
         held, driver = self._held, self._held_driver
         if held is None or driver is None or held.closed or held.invalidated:
             held = self._held = await self.engine.connect()
-            driver = self._held_driver = Driver(held, await held.get_raw_connection())
+            raw = await held.get_raw_connection()
+            driver = self._held_driver = Driver(held, raw, observers=self._observers)
         sqlite = driver.sqlite
-        begin_immediate(sqlite, self._observers)
         try:
             yield held, driver
         except BaseException:
@@ -517,7 +510,7 @@ class Database:
             raise
         if held.in_transaction():
             await held.commit()
-        else:
+        elif sqlite.in_transaction:
             try:
                 sqlite.commit()
             except sqlite3.Error as error:

@@ -17,7 +17,8 @@ SQL depends on its values (an IN list) is refused here and runs through SQLAlche
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -216,11 +217,18 @@ def prepared(statement: Executable, *, unlocked_read: bool = False) -> Prepared:
 class Driver:
     """A transaction's driver connection, as `Tx.execute` uses it for prepared statements."""
 
-    def __init__(self, connection: AsyncConnection, raw: Any) -> None:
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        raw: Any,
+        *,
+        observers: Sequence[Callable[[str], None]] = (),
+    ) -> None:
         self.connection = connection
         self.dialect = connection.dialect
         self.adapter = raw.dbapi_connection  # SQLAlchemy's asyncio adapter of the driver
         self.postgres = self.dialect.name == "postgresql"
+        self.observers = observers  # shown SQLite's BEGIN (Database.observe)
 
     @property
     def sqlite(self) -> Any:
@@ -237,14 +245,19 @@ class Driver:
         try:
             if self.postgres:
                 return await self._asyncpg(form, params, begin)
-            return self._sqlite(form, params)
+            return self._sqlite(form, params, begin)
         except Exception as error:
             raise self._wrapped(form, error) from error
 
     def _sqlite(
-        self, form: _Form, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+        self,
+        form: _Form,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+        begin: bool,
     ) -> Fetched:
         connection = self.sqlite
+        if begin and not connection.in_transaction:
+            begin_immediate(connection, self.observers)
         if isinstance(params, Sequence):
             cursor = connection.executemany(form.sql, [form.arguments(p) for p in params])
             return Fetched([], cursor.rowcount)
@@ -291,6 +304,19 @@ class Driver:
             form.sql, None, error, dbapi.Error, hide_parameters=True,
             connection_invalidated=invalidated, dialect=self.dialect,
         )  # fmt: skip
+
+
+def begin_immediate(sqlite: sqlite3.Connection, observers: Iterable[Callable[[str], None]]) -> None:
+    """Begin SQLite's transaction holding the write lock up front (db/engine.py)."""
+    for observe in observers:
+        observe(_BEGIN)
+    try:
+        sqlite.execute(_BEGIN)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(_BEGIN, None, error, sqlite3.Error) from error
+
+
+_BEGIN = "BEGIN IMMEDIATE"
 
 
 def _rowcount(statement: Any) -> int:
