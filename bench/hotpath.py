@@ -156,11 +156,13 @@ async def main_async(args: argparse.Namespace, database_url: str) -> None:
     os.environ.update({**ENV, "HAL_DATABASE_URL": database_url})
     from hal.app import create_app
     from hal.config import Settings
+    from hal.server import settle_gc
 
     project = hal(database_url, "projects", "create", "--app-id", "bench")
     token = hal(database_url, "tokens", "create", "--app-id", "bench")["token"]
     app = create_app(Settings())
     async with app.router.lifespan_context(app):
+        settle_gc()  # as `hal serve` does once started
         calls = await prepare(app, project["identity_secret"], token, args.users, args.calls)
         routes = [r for r in calls if not args.routes or r in args.routes.split(",")]
         figures = {name: await measure(app, calls[name], args.calls) for name in routes}

@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -408,3 +410,30 @@ async def test_a_500_carries_the_request_id_and_its_traceback_line_too(database,
     assert [r.request_id for r in traceback] == ["boom-1"]
     access = [r for r in caplog.records if r.name == "hal.access"]
     assert [(r.request_id, r.status) for r in access] == [("boom-1", 500)]
+
+
+_SETTLED = """
+import asyncio, gc
+from hal.server import GC_THRESHOLDS, served_app
+
+async def main():
+    app = served_app()
+    before = gc.get_freeze_count()
+    async with app.router.lifespan_context(app):
+        assert before == 0 and gc.get_freeze_count() > 50_000, (before, gc.get_freeze_count())
+        assert gc.get_threshold() == GC_THRESHOLDS, gc.get_threshold()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_served_process_keeps_what_it_started_with_out_of_the_collector(
+    database_url, database
+):
+    """`hal serve`'s app (hal.server.served_app) freezes what it holds once started: the
+    oldest generation's collection no longer walks the whole process (bench/RESULTS.md)."""
+    env = {**os.environ, "HAL_DATABASE_URL": database_url}
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", _SETTLED], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
