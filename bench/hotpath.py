@@ -138,17 +138,24 @@ async def prepare(
     return calls
 
 
-async def measure(app: Callable, calls: list[Call], count: int) -> float:
+async def measure(app: Callable, calls: list[Call], count: int, clients: int = 1) -> float:
     """Mean CPU microseconds of the event loop's thread a call, over `count` calls cycling
-    through `calls` (CPU time, not wall time: other work on the machine counts less)."""
+    through `calls` (CPU time, not wall time: other work on the machine counts less), sent by
+    `clients` concurrent tasks (as wrk's connections)."""
     for call in calls[:WARM]:
         await call.send_to(app)  # warm caches
+    numbers = iter(range(WARM, WARM + count))
+
+    async def client() -> None:
+        for n in numbers:
+            status, answer = await calls[n % len(calls)].send_to(app)
+            if status != 200:
+                path = calls[n % len(calls)].scope["path"]
+                print(f"{path}: {status} {answer[:300]!r}", flush=True)
+                os._exit(1)  # asyncio.run would wait for the app's background tasks
+
     started = time.thread_time()
-    for n in range(WARM, WARM + count):
-        status, answer = await calls[n % len(calls)].send_to(app)
-        if status != 200:
-            print(f"{calls[n % len(calls)].scope['path']}: {status} {answer[:300]!r}", flush=True)
-            os._exit(1)  # asyncio.run would wait for the app's background tasks
+    await asyncio.gather(*(client() for _ in range(clients)))
     return (time.thread_time() - started) / count * 1e6
 
 
@@ -165,16 +172,19 @@ async def main_async(args: argparse.Namespace, database_url: str) -> None:
         settle_gc()  # as `hal serve` does once started
         calls = await prepare(app, project["identity_secret"], token, args.users, args.calls)
         routes = [r for r in calls if not args.routes or r in args.routes.split(",")]
-        figures = {name: await measure(app, calls[name], args.calls) for name in routes}
+        figures = {
+            name: await measure(app, calls[name], args.calls, args.clients) for name in routes
+        }
         echo = figures.get("echo")
-        print(f"| {args.backend} in process | us/call | echo/route |\n|---|---|---|")
+        print(f"| {args.backend} in process, {args.clients} clients | us/call | echo/route |")
+        print("|---|---|---|")
         for name, us in figures.items():
             ratio = f"{echo / us:.0%}" if echo else ""
             print(f"| {name} | {us:,.0f} | {ratio} |")
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
-            await measure(app, calls[args.profile], args.calls)
+            await measure(app, calls[args.profile], args.calls, args.clients)
             profiler.disable()
             stats = pstats.Stats(profiler).strip_dirs()
             stats.sort_stats(args.sort).print_stats(args.top)
@@ -185,6 +195,7 @@ def main() -> None:
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=1, help="concurrent callers")
     parser.add_argument("--routes", default="", help="comma-separated; all when empty")
     parser.add_argument("--profile", default="", help="a route to profile after measuring")
     parser.add_argument("--sort", default="cumulative")
