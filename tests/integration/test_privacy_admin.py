@@ -242,3 +242,37 @@ async def test_a_bad_audit_filter_names_the_field(admin, params, field):
 async def test_the_audit_log_without_filters_is_as_before(admin):
     items = await audit(admin)
     assert json.dumps(items).count("token.created") == 1
+
+
+async def test_an_erase_deletes_the_failed_import_rows_that_name_the_person(
+    widget, team, admin, project
+):
+    """An import keeps its failed rows as sent (README "Batch writes and imports"): the
+    erased person's go with them, the others' stay."""
+    from tests.imports import finished
+
+    user_id, email, other = unique("u"), unique_email("Dana"), unique_email("Erin")
+    await person(widget, project, user_id=user_id, email=email)
+    rows = (
+        "User ID,Email Address,Company ID\n"
+        f"{user_id},,acme\u200b\n"  # fails (invisible character), names the person by user_id
+        f",{email.upper()},acme\u200b\n"  # fails, names the person by email
+        f",{other},acme\u200b\n"  # fails, someone else
+    )
+    answer = await team.http.post(
+        f"/api/projects/{project.app_id}/imports?kind=contacts",
+        content=rows.encode(),
+        headers={"Content-Type": "text/csv", "Authorization": f"Bearer {team.token}"},
+    )
+    job = await finished(team.http, answer, team.token)
+    assert [f["line"] for f in job.json()["failures"]] == [2, 3, 4], job.text
+
+    erased = await admin.post("/erasures", {"email": email})
+    assert erased.status_code == 200, erased.text
+    after = await team.http.get(
+        answer.headers["location"], headers={"Authorization": f"Bearer {team.token}"}
+    )
+    failures = after.json()["failures"]
+    assert [f["line"] for f in failures] == [4], failures
+    assert user_id not in after.text and email.lower() not in after.text.lower()
+    assert erased.json()["deleted_rows"] >= 2

@@ -16,6 +16,7 @@ from hal.domain.privacy import (
     audit_filter,
     check_retention_days,
     erased_values,
+    names_person,
     new_suppression_key,
     plan_merge,
     suppression_hash,
@@ -156,3 +157,26 @@ def test_a_bad_audit_filter_names_its_field(given, field):
     with pytest.raises(InvalidInput) as refused:
         audit_filter(**given)
     assert refused.value.field == field
+
+
+# --- which kept rows name a person (an import's failed rows, erased with the person) ---------
+
+
+def test_a_row_names_the_person_by_a_user_id_or_an_email_cell():
+    keys = {"user_ids": {"u-42"}, "emails": {"dana@initech.com"}}
+    assert names_person({"User ID": "u-42", "Email": ""}, **keys)
+    assert names_person({"User ID": " u-42 ", "Plan": "pro"}, **keys)
+    assert names_person({"Email Address": "  Dana@INITECH.com\n"}, **keys)
+    full_width = "".join(chr(ord(c) + 0xFEE0) for c in "dana") + "@initech.com"
+    assert names_person({"Email": full_width}, **keys)  # NFKC folds it, as email keys are made
+    assert names_person({"Notes": "x", "Owner": "dana@initech.com"}, **keys)  # any column
+
+
+def test_a_row_that_only_mentions_or_resembles_the_person_does_not_name_them():
+    keys = {"user_ids": {"u-42"}, "emails": {"dana@initech.com"}}
+    assert not names_person({"User ID": "U-42"}, **keys)  # user ids are exact
+    assert not names_person({"User ID": "u-420", "Email": "dana@initech.co"}, **keys)
+    assert not names_person({"Notes": "write to dana@initech.com"}, **keys)
+    assert not names_person({"Seats": 42, "Tags": None}, **keys)
+    assert not names_person(None, **keys)
+    assert not names_person({"Email": "dana@initech.com"}, user_ids=set(), emails=set())

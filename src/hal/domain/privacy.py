@@ -1,5 +1,5 @@
 """Privacy rules: the keyed hashes a suppression keeps, how a merge combines two contacts,
-retention periods, and what an audit log filter asks for."""
+retention periods, what an audit log filter asks for, and which kept rows name a person."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -15,6 +17,21 @@ from hal.domain.crm import parse_instant
 from hal.domain.errors import Conflict, InvalidInput
 
 MAX_RETENTION_DAYS = 36_500
+
+
+def names_person(
+    row: Mapping[str, Any] | None, *, user_ids: Collection[str], emails: Collection[str]
+) -> bool:
+    """Whether a row kept as it was sent (an import's failed row: column -> cell) names the
+    person: a cell that is one of their user_ids, or one of their emails (normalized emails;
+    a cell is compared trimmed, NFKC-folded and lower-cased, as an email's key is made)."""
+    for cell in (row or {}).values():
+        if not isinstance(cell, str):
+            continue
+        value = cell.strip()
+        if value in user_ids or unicodedata.normalize("NFKC", value).strip().lower() in emails:
+            return True
+    return False
 
 
 def new_suppression_key() -> str:

@@ -30,6 +30,7 @@ from hal.db.store.privacy import (
     delete_batch,
     delete_erased_contact,
     erasures_left,
+    forget_failed_import_rows,
     live_contact_for_update,
     lock_endpoints,
     make_unreachable,
@@ -53,6 +54,7 @@ class ErasureStarted:
     suppressed: bool
     user_id_hash: str | None
     email_hash: str | None
+    forgotten_rows: int = 0  # failed import rows that named the person, deleted at once
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ async def erase(
     deleted = await finish_erasure(
         database, project_id=started.project_id, contact_id=started.contact_id
     )
-    return Erased(started, deleted)
+    return Erased(started, started.forgotten_rows + deleted)
 
 
 async def _contact_by_key(tx: Tx, project: Project, person: Person) -> int:
@@ -178,6 +180,12 @@ async def start_erasure(
         )
     await make_unreachable(tx, row.id)
     await _erase_audit_values(tx, project_id=project.id, contact_id=row.id)
+    forgotten = await forget_failed_import_rows(
+        tx,
+        project_id=project.id,
+        user_ids=[row.user_id] if row.user_id else [],
+        emails=[e for e in (row.email_normalized, *aliases) if e is not None],
+    )
     suppressed = user_id_hash is not None or email_hash is not None
     await record_audit(
         tx,
@@ -188,7 +196,7 @@ async def start_erasure(
         changes={"suppressed": suppressed},
         now=tx.now,
     )
-    return ErasureStarted(project.id, row.id, suppressed, user_id_hash, email_hash)
+    return ErasureStarted(project.id, row.id, suppressed, user_id_hash, email_hash, forgotten)
 
 
 # The audit actions whose changes hold a person's values (old and new names, metadata).

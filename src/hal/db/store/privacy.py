@@ -3,13 +3,14 @@ deleting rows in bounded batches."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import String, Table, and_, delete, literal, or_, select, update
 from sqlalchemy import cast as sql_cast
 
 from hal.db.engine import Tx
-from hal.db.models import WebhookEndpoint
+from hal.db.models import ImportFailedRow, ImportJob, WebhookEndpoint
 from hal.db.store.base import (
     CHANGES,
     CONTACT_COLUMNS,
@@ -23,8 +24,11 @@ from hal.db.store.base import (
     WEBHOOK_MESSAGES,
     ContactRow,
 )
+from hal.domain.privacy import names_person
 
 ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
+IMPORT_JOBS = cast(Table, ImportJob.__table__)
+IMPORT_FAILURES = cast(Table, ImportFailedRow.__table__)
 
 
 async def live_contact_for_update(tx: Tx, contact_id: int) -> ContactRow | None:
@@ -186,3 +190,23 @@ async def erasures_left(tx: Tx, *, limit: int) -> list[tuple[int, int]]:
         .limit(limit)
     )
     return [(row.project_id, row.id) for row in await tx.execute(query)]
+
+
+async def forget_failed_import_rows(
+    tx: Tx, *, project_id: int, user_ids: Sequence[str], emails: Sequence[str]
+) -> int:
+    """Delete the project's failed import rows that name the person (`names_person`): kept
+    as sent, for the import's retention, they hold the person's values outside the contact.
+    Returns how many were deleted."""
+    kept = await tx.execute(
+        select(IMPORT_FAILURES.c.id, IMPORT_FAILURES.c.row)
+        .join(IMPORT_JOBS, IMPORT_JOBS.c.id == IMPORT_FAILURES.c.job_id)
+        .where(IMPORT_JOBS.c.project_id == project_id)
+    )
+    keys, addresses = frozenset(user_ids), frozenset(emails)
+    ids = [r.id for r in kept if names_person(r.row, user_ids=keys, emails=addresses)]
+    for start in range(0, len(ids), 500):
+        await tx.execute(
+            delete(IMPORT_FAILURES).where(IMPORT_FAILURES.c.id.in_(ids[start : start + 500]))
+        )
+    return len(ids)
