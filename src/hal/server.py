@@ -103,7 +103,7 @@ def settle_gc() -> None:
 
     The oldest generation's collection walks every object the process holds; with the app's
     ~250,000 it took 130 ms, every half second under load, and made the widget routes' p99
-    (bench/RESULTS.md, "Pauses of the garbage collector")."""
+    (bench/RESULTS.md, "The hot path, second pass")."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
