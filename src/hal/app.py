@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     if settings.metrics:
         metrics.enable()
-        metrics.instrument_pool(database.engine)
+        metrics.instrument_pool(database.engine, idle_changed=database.idle_changed)
 
     app = operations.OperatedAPI(
         title="HAL widget identification",

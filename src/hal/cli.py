@@ -590,7 +590,7 @@ async def _work(settings: Settings) -> None:
     from hal.webhooks.delivery import DeliveryOptions, DeliveryWorker
 
     database = Database(settings.database_url)
-    metrics.instrument_pool(database.engine)  # when metrics are on
+    metrics.instrument_pool(database.engine, idle_changed=database.idle_changed)  # if metrics on
     imports = ImportWorker.of(database, settings.model_copy(update={"import_worker": True}))
     delivery = DeliveryWorker(database, DeliveryOptions.of(settings), importing=imports.importing)
 

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -288,8 +288,13 @@ def process_exiting() -> None:
         multiprocess.mark_process_dead(os.getpid(), folder)  # type: ignore[no-untyped-call]
 
 
-def instrument_pool(engine: AsyncEngine) -> None:
-    """Count the engine's checked-out connections, and add its size to the pool total."""
+def instrument_pool(
+    engine: AsyncEngine, *, idle_changed: list[Callable[[int], None]] | None = None
+) -> None:
+    """Count the engine's connections in use, and add its size to the pool total.
+
+    `idle_changed`: the process's held connections (db/held.py) report each one going idle
+    (+1) or taken again (-1): checked out of the pool, a held idle one is not in use."""
     metrics = current()
     pool = engine.sync_engine.pool
     if metrics is None or getattr(pool, "_hal_metrics", False):
@@ -300,6 +305,8 @@ def instrument_pool(engine: AsyncEngine) -> None:
         checked_out.inc(pool.checkedout())
     event.listen(pool, "checkout", lambda *_: checked_out.inc())
     event.listen(pool, "checkin", lambda *_: checked_out.dec())
+    if idle_changed is not None:
+        idle_changed.append(lambda change: checked_out.inc(-change))
     size = pool.size() if isinstance(pool, QueuePool) else 1
     metrics.pool_size.inc(size + max(0, getattr(pool, "_max_overflow", 0)))
 

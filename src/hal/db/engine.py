@@ -43,6 +43,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from hal.db import project_cache
 from hal.db.changelog import NUMBER_BATCH, PendingChange, number_changes, write_changes
+from hal.db.held import HeldConnections
 from hal.db.models import CRM_MODELS
 from hal.db.prepared import Driver, Fetched, Prepared, begin_immediate
 from hal.db.project_cache import ProjectCache
@@ -154,6 +155,23 @@ def _configure_sqlite(engine: AsyncEngine, observers: list[Callable[[str], None]
         sqlite = connection.connection.driver_connection.sqlite
         if not sqlite.in_transaction:  # else a prepared statement began it (SQLAlchemy joins)
             begin_immediate(sqlite, observers)
+
+
+async def _roll_back(connection: AsyncConnection, driver: Driver) -> None:
+    """End what a failed transaction left open (SQLAlchemy's, or the driver's own); a
+    connection that cannot is invalidated, so it is dropped."""
+    try:
+        if connection.in_transaction():
+            await connection.rollback()
+        await driver.end(commit=False)
+    except Exception:
+        if not (connection.invalidated or connection.closed):
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+
+
+HELD_CONNECTIONS = 20  # PostgreSQL connections a process holds for its transactions
+RECYCLE_SECONDS = 3600
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
@@ -392,19 +410,24 @@ class Database:
             self.engine = create_async_engine(
                 self.url,
                 echo=echo,
-                # Twenty kept open, none beyond: an overflow connection is opened and closed
-                # around one transaction, and under load that churn (PostgreSQL starting a
-                # backend each time) cost more than the statements (bench/RESULTS.md).
-                pool_size=20,
-                max_overflow=0,
-                # No pre-ping (a round trip per transaction): a dead pooled connection fails
-                # its first statement, is invalidated, and the transaction is retried.
-                pool_recycle=3600,
+                # Transactions use the connections the process holds (`_connections`, at most
+                # HELD_CONNECTIONS, taken from this pool and kept); the overflow serves what
+                # runs beside them (a readiness ping, seeding). An overflow connection is
+                # opened and closed around its use: transactions there made PostgreSQL start
+                # a backend for each under load (bench/RESULTS.md).
+                pool_size=HELD_CONNECTIONS,
+                max_overflow=5,
+                pool_recycle=RECYCLE_SECONDS,
                 hide_parameters=True,
                 # Short statements only: compiling a search's plan with LLVM cost 0.1 to 0.4 s
                 # above jit_above_cost (bench/RESULTS.md, "Search").
                 connect_args={"server_settings": {"jit": "off"}},
             )
+        # PostgreSQL: no pre-ping (a round trip per transaction): a dead held connection
+        # fails its first statement, is invalidated and dropped, and the transaction retried.
+        self._connections = HeldConnections(
+            self.engine, size=HELD_CONNECTIONS, recycle_seconds=RECYCLE_SECONDS
+        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.projects = ProjectCache()
         # Called after a transaction that wrote changes has committed (the live stream wakes).
@@ -428,6 +451,11 @@ class Database:
     @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
+
+    @property
+    def idle_changed(self) -> list[Callable[[int], None]]:
+        """Listeners of held connections going idle (+1) or taken (-1), for the pool metrics."""
+        return self._connections.idle_changed
 
     def _turn(self) -> AbstractAsyncContextManager[Any]:
         """SQLite: the process's transactions take its one connection in arrival order.
@@ -478,19 +506,42 @@ class Database:
 
         return await self._retrying(once)
 
-    @contextlib.asynccontextmanager
-    async def _begin(self) -> AsyncIterator[tuple[AsyncConnection, Driver | None]]:
+    def _begin(self) -> AbstractAsyncContextManager[tuple[AsyncConnection, Driver]]:
         """A connection in a new transaction, committed at the end (rolled back on error).
 
         Both engines begin it with its first statement that is not an unlocked read (the
-        repeat identify's one read runs and ends alone). SQLite: on the held connection, begun
+        repeat identify's one read runs and ends alone). PostgreSQL: on a connection the
+        process holds (db/held.py), ended on the driver unless SQLAlchemy joined it (then
+        SQLAlchemy ends it). SQLite: on the held connection, begun
         (BEGIN IMMEDIATE) and ended on the sqlite3 connection itself (through SQLAlchemy, a
         third of a repeat identify's cost); a statement or the ORM run through SQLAlchemy
         begins or joins it, and SQLAlchemy then ends it."""
-        if self.is_postgres:
-            async with self.engine.begin() as connection:
-                yield connection, None
-            return
+        return self._begin_postgres() if self.is_postgres else self._begin_sqlite()
+
+    @contextlib.asynccontextmanager
+    async def _begin_postgres(self) -> AsyncIterator[tuple[AsyncConnection, Driver]]:
+        connection, driver = await self._connections.take()
+        try:
+            yield connection, driver
+        except BaseException:
+            await _roll_back(connection, driver)
+            raise
+        else:
+            if connection.in_transaction():
+                await connection.commit()
+            else:
+                await driver.end(commit=True)
+        finally:
+            # Shielded: a second cancellation here must not lose the connection's place.
+            await asyncio.shield(self._give_back(connection, driver))
+
+    async def _give_back(self, connection: AsyncConnection, driver: Driver) -> None:
+        if connection.in_transaction() or driver.adapter._transaction is not None:
+            await _roll_back(connection, driver)  # a commit that failed
+        await self._connections.give(connection, driver)
+
+    @contextlib.asynccontextmanager
+    async def _begin_sqlite(self) -> AsyncIterator[tuple[AsyncConnection, Driver]]:
         # SQLite runs inline and an uncontended turn does not wait: without this, a caller
         # running transactions back to back would never let the loop's other tasks (webhook
         # delivery, the change feed) run.
@@ -537,6 +588,7 @@ class Database:
                 return total
 
     async def dispose(self) -> None:
+        await self._connections.close()
         if self._held is not None:
             await self._held.close()
             self._held = self._held_driver = None

@@ -247,7 +247,20 @@ class Driver:
                 return await self._asyncpg(form, params, begin)
             return self._sqlite(form, params, begin)
         except Exception as error:
-            raise self._wrapped(form, error) from error
+            raise self._wrapped(form.sql, error) from error
+
+    async def end(self, *, commit: bool) -> None:
+        """PostgreSQL: commit or roll back the transaction a prepared statement began, when
+        SQLAlchemy never joined it (then SQLAlchemy ends it, db/engine.py)."""
+        adapter = self.adapter
+        transaction = adapter._transaction
+        if transaction is None:
+            return
+        ending = transaction.commit if commit else transaction.rollback
+        try:
+            await adapter._call_and_discard(ending)
+        except Exception as error:
+            raise self._wrapped("COMMIT" if commit else "ROLLBACK", error) from error
 
     def _sqlite(
         self,
@@ -286,7 +299,7 @@ class Driver:
             coltypes = [attribute.type.oid for attribute in attributes or ()]
             return Fetched(form.rows(self.dialect, records, coltypes), _rowcount(statement))
 
-    def _wrapped(self, form: _Form, error: Exception) -> BaseException:
+    def _wrapped(self, sql: str, error: Exception) -> BaseException:
         """The exception SQLAlchemy would have raised: the driver's error as the dialect's
         DBAPI error, then as `sqlalchemy.exc.DBAPIError` (a dead connection invalidated)."""
         dbapi = self.dialect.loaded_dbapi
@@ -301,7 +314,7 @@ class Driver:
         if invalidated:
             self.connection.sync_connection.invalidate(error)  # type: ignore[union-attr]
         return DBAPIError.instance(
-            form.sql, None, error, dbapi.Error, hide_parameters=True,
+            sql, None, error, dbapi.Error, hide_parameters=True,
             connection_invalidated=invalidated, dialect=self.dialect,
         )  # fmt: skip
 
