@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 
 from hal.domain.changes import ChangeType, changed_values
+from hal.domain.crm import instant_text
 
 
 def test_only_fields_that_differ_are_named():
@@ -52,3 +55,11 @@ def test_each_change_type_says_which_key_names_its_person(type_, data, person):
 def test_an_unknown_change_type_is_refused():
     with pytest.raises(ValueError):
         ChangeType("contact.renamed")
+
+
+def test_instants_are_written_in_utc_ending_in_z():
+    moment = datetime(2026, 12, 5, 12, 35, 56, 85968, tzinfo=UTC)
+    assert instant_text(moment) == "2026-12-05T12:35:56.085968Z"
+    paris = moment.astimezone(timezone(timedelta(hours=1)))
+    assert instant_text(paris) == "2026-12-05T12:35:56.085968Z"
+    assert instant_text(moment.replace(microsecond=0)) == "2026-12-05T12:35:56Z"

@@ -60,6 +60,12 @@ def parse_instant(value: str, *, field: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def instant_text(moment: datetime) -> str:
+    """An instant as every answer, stream and webhook writes it: UTC, ending in `Z` (as
+    pydantic writes the REST answers' date-times)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def event_time(*, occurred_at: str | None, sent_at: str | None, received_at: datetime) -> datetime:
     """When the event happened, on the server's clock.
 

@@ -8,7 +8,7 @@ from typing import Any
 from hal.db.models import Company, Contact, Conversation, Deal, Message
 from hal.db.store.base import CompanyRow, ContactRow
 from hal.domain.changes import changed_values
-from hal.domain.crm import DealStatus
+from hal.domain.crm import DealStatus, instant_text
 from hal.domain.stages import StageDecision, StageMode, StageSource
 from hal.schemas import CompanyOut, ContactOut, ContactSummary, DealOut, MessageOut
 
@@ -93,8 +93,8 @@ def conversation_data(conversation: Conversation | Any) -> dict[str, Any]:
         "id": conversation.id,
         "contact_id": conversation.contact_id,
         "status": conversation.status,
-        "created_at": conversation.created_at.isoformat(),
-        "last_message_at": conversation.last_message_at.isoformat(),
+        "created_at": instant_text(conversation.created_at),
+        "last_message_at": instant_text(conversation.last_message_at),
     }
 
 

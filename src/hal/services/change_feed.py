@@ -33,6 +33,7 @@ from hal import metrics
 from hal.db.engine import Database, Tx
 from hal.db.models import Change, Project
 from hal.db.types import utcnow
+from hal.domain.crm import instant_text
 from hal.domain.errors import RateLimited
 from hal.services import retention
 
@@ -51,7 +52,7 @@ class ChangeView:
 
 
 def view(row: Any) -> ChangeView:
-    return ChangeView(row.id, row.type, row.created_at.isoformat(), row.data)
+    return ChangeView(row.id, row.type, instant_text(row.created_at), row.data)
 
 
 _AFTER = (

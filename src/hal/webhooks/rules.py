@@ -6,12 +6,13 @@ from __future__ import annotations
 import ipaddress
 import random
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from hal.domain.changes import CHANGE_TYPES
+from hal.domain.crm import instant_text
 from hal.domain.errors import InvalidInput
 
 # Every change type of the log (README "Change log and live stream") may be delivered.
@@ -59,8 +60,7 @@ def subscribes(events: list[str], change_type: str) -> bool:
 
 def message_payload(change_type: str, created_at: datetime, data: dict[str, Any]) -> dict[str, Any]:
     """The body a receiver gets: `{"type", "timestamp", "data"}`."""
-    timestamp = created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return {"type": change_type, "timestamp": timestamp, "data": data}
+    return {"type": change_type, "timestamp": instant_text(created_at), "data": data}
 
 
 def webhook_id(message_id: int) -> str:
