@@ -33,7 +33,9 @@ async def test_transactions_wait_their_turn_and_never_open_more_than_the_size(da
 
     try:
         await asyncio.gather(*(transaction(n) for n in range(8)))
-        assert order == list(range(8))  # first come, first served
+        # The first two open a connection each (whichever connects first goes first); the
+        # others wait, and are served in the order they asked.
+        assert sorted(order[:2]) == [0, 1] and order[2:] == list(range(2, 8))
         assert connections.opened == 2
     finally:
         await connections.close()
