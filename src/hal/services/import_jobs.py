@@ -129,25 +129,31 @@ async def submit_import(
 
     async def work(tx: Tx) -> JobView:
         project = await tx.project(app_id)
-        job_id = (
-            await tx.execute(
-                insert(JOBS).returning(JOBS.c.id),
-                {
-                    "project_id": project.id,
-                    "kind": kind.value,
-                    "source": UPLOAD,
-                    "status": QUEUED,
-                    "dry_run": dry_run,
-                    "options": options.stored(),
-                    "rows_total": total,
-                    "created_at": tx.now,
-                },
-            )
-        ).scalar_one()
+        job_id = await _new_job(
+            tx, project.id, kind, UPLOAD, QUEUED, dry_run, options, rows_total=total
+        )
         await tx.execute(insert(FILES), {"job_id": job_id, "content": body})
         return await _view(tx, project_id=project.id, job_id=job_id)
 
     return await db.run(work)
+
+
+async def _new_job(
+    tx: Tx,
+    project_id: int,
+    kind: ImportKind,
+    source: str,
+    status: str,
+    dry_run: bool,
+    options: ImportOptions,
+    **more: Any,
+) -> int:
+    """A new job's row (an upload's, queued; or `hal import`'s, running); its id."""
+    values = {
+        "project_id": project_id, "kind": kind.value, "source": source, "status": status,
+        "dry_run": dry_run, "options": options.stored(), "created_at": tx.now, **more,
+    }  # fmt: skip
+    return int((await tx.execute(insert(JOBS).returning(JOBS.c.id), values)).scalar_one())
 
 
 async def import_job(tx: Tx, *, app_id: str, job_id: int) -> JobView:
@@ -432,24 +438,10 @@ async def import_file(
 
     async def start(tx: Tx) -> Claim:
         project = await tx.project(app_id)
-        job_id = (
-            await tx.execute(
-                insert(JOBS).returning(JOBS.c.id),
-                {
-                    "project_id": project.id,
-                    "kind": file.kind.value,
-                    "source": COMMAND,
-                    "status": RUNNING,
-                    "dry_run": dry_run,
-                    "options": options.stored(),
-                    "lease_owner": owner,
-                    "lease_until": tx.now + lease,
-                    "claims": 1,
-                    "created_at": tx.now,
-                    "started_at": tx.now,
-                },
-            )
-        ).scalar_one()
+        job_id = await _new_job(
+            tx, project.id, file.kind, COMMAND, RUNNING, dry_run, options,
+            lease_owner=owner, lease_until=tx.now + lease, claims=1, started_at=tx.now,
+        )  # fmt: skip
         return Claim(job_id, project.id, app_id, file.kind, COMMAND, dry_run, options, 0, 1,
                      owner)  # fmt: skip
 
