@@ -44,6 +44,7 @@ from hal.services.change_feed import ChangeFeed
 from hal.services.import_jobs import ImportWorker
 from hal.services.installation import Installation
 from hal.services.login_throttle import LoginThrottle
+from hal.services.repeat_answers import RepeatAnswers
 from hal.webhooks import routes as webhooks
 from hal.webhooks.delivery import DeliveryOptions, DeliveryWorker
 
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         database, flush_seconds=settings.installation_flush_seconds
     )
     app.state.import_worker = ImportWorker.of(database, settings)
+    app.state.repeat_answers = RepeatAnswers()
     app.state.login_throttle = LoginThrottle(
         storage_url=settings.rate_limit_storage,
         per_email=settings.login_failures_per_email,

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from hal.app import create_app
@@ -28,8 +29,8 @@ from tests.factories import TestProject, identify_payload, make_project, make_to
 class WidgetClient:
     """The widget routes over the ASGI app, with one helper per route."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self.http = http
+    def __init__(self, http: httpx.AsyncClient, app: FastAPI) -> None:
+        self.http, self.app = http, app
 
     async def post(self, path: str, body: Any, **headers: str) -> httpx.Response:
         return await self.http.post(f"/api/widget/{path}", json=body, headers=headers)
@@ -61,7 +62,7 @@ async def widget(database: Database) -> AsyncIterator[WidgetClient]:
     app = create_app(Settings(database_url=database.url), database=database)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hal.test") as http:
-        yield WidgetClient(http)
+        yield WidgetClient(http, app)
 
 
 @pytest.fixture

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hal.domain.errors import Forbidden
-from hal.domain.matching import Binding, ContactRef, plan_identify
+from hal.domain.matching import (
+    Binding,
+    ContactRef,
+    plan_identify,
+    repeat_holds_until,
+    seen_recently,
+)
 from hal.domain.verification import UNVERIFIED, Proof, VerificationMode
 
 ENABLED = VerificationMode.ENABLED
@@ -193,3 +201,47 @@ def test_an_unverified_request_never_touches_a_verified_contact(
     if result.claim_user_id:
         assert result.target is not None and result.target.user_id is None
         assert proof.signs_email(email) or not proof.verified
+
+
+# The repeat identify answered again (services/repeat_answers.py): until when its time-bound
+# rules answer as they do now.
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+@given(
+    contact_ago=st.integers(0, 59),
+    visitor_ago=st.integers(0, 59),
+    fresh_for=st.integers(1, 10_000),
+    secret_ends_in=st.none() | st.integers(-100, 100),
+    later=st.integers(0, 200),
+)
+def test_a_repeat_holds_until_a_rule_would_answer_otherwise(
+    contact_ago: int, visitor_ago: int, fresh_for: int, secret_ends_in: int | None, later: int
+) -> None:
+    contact_seen = NOW - timedelta(seconds=contact_ago)
+    visitor_seen = NOW - timedelta(seconds=visitor_ago)
+    fresh_until = NOW + timedelta(seconds=fresh_for)
+    secret_ends = None if secret_ends_in is None else NOW + timedelta(seconds=secret_ends_in)
+    until = repeat_holds_until(
+        contact_seen=contact_seen, visitor_seen=visitor_seen, token_fresh_until=fresh_until,
+        previous_secret_ends=secret_ends, now=NOW,
+    )  # fmt: skip
+    then = NOW + timedelta(seconds=later)
+
+    def rules(at: datetime) -> tuple[bool, ...]:
+        accepted = secret_ends is not None and secret_ends > at
+        return (seen_recently(contact_seen, at), seen_recently(visitor_seen, at),
+                at < fresh_until, accepted)  # fmt: skip
+
+    assert until > NOW
+    if then < until:
+        assert rules(then) == rules(NOW)
+    assert rules(until) != rules(NOW)  # the bound is tight: a rule turns at that instant
+
+
+def test_a_repeat_seen_a_minute_ago_holds_no_longer() -> None:
+    until = repeat_holds_until(
+        contact_seen=NOW - timedelta(seconds=30), visitor_seen=NOW - timedelta(seconds=10),
+        token_fresh_until=NOW + timedelta(days=3), previous_secret_ends=None, now=NOW,
+    )  # fmt: skip
+    assert until == NOW + timedelta(seconds=30)

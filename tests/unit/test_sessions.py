@@ -59,3 +59,12 @@ def test_at_most_so_many_are_kept(monkeypatch):
     for n in range(10):
         session_of(secret=SECRET, token=f"garbage-{n}", app_id="app", visitor_id="v")
     assert len(sessions._verified) <= 3
+
+
+def test_a_token_is_fresh_until_its_fresh_until() -> None:
+    now = datetime.now(UTC)
+    session = session_of(secret=SECRET, token=_token(now), app_id="app", visitor_id="v")
+    assert session is not None
+    until = session.fresh_until(TTL)
+    assert session.fresh(until - timedelta(seconds=1), TTL)
+    assert not session.fresh(until + timedelta(seconds=1), TTL)

@@ -8,11 +8,12 @@ those are refused here as a clear 400/422 instead of a surprise later.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from hal.domain.errors import BadRequest, InvalidInput, UnsupportedMediaType
 
@@ -88,12 +89,31 @@ class _ParsedJSONRequest(Request):
         return self.document
 
 
+def encoded(answer: BaseModel) -> bytes:
+    """A route's answer (the model its route declares) encoded once, by the model's own
+    serializer: FastAPI would first validate a model we built against that same model."""
+    return answer.__pydantic_serializer__.to_json(answer, by_alias=True)
+
+
+def json_response(content: bytes) -> Response:
+    return Response(content, media_type="application/json")
+
+
+# An answer a route may give from the request's raw body, before it is parsed; None: parse it
+# and run the route.
+Shortcut = Callable[[Request, bytes], Awaitable[Response | None]]
+
+
 class StrictJSONRoute(APIRoute):
-    """An APIRoute whose JSON body is parsed once, by `parse_json_body`."""
+    """An APIRoute whose JSON body is parsed once, by `parse_json_body`; `shortcut`, set on a
+    subclass, may answer from the body's bytes first (api/widget.py: identify)."""
+
+    shortcut: Shortcut | None = None
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         has_body = self.body_field is not None
+        shortcut = type(self).shortcut
 
         async def strict_handler(request: Request) -> Response:
             if has_body:
@@ -107,6 +127,8 @@ class StrictJSONRoute(APIRoute):
                     )
                 if not body:
                     raise BadRequest("invalid_json", "the body is empty; send a JSON object")
+                if shortcut is not None and (answer := await shortcut(request, body)) is not None:
+                    return answer
                 request.document = parse_json_body(body)
             return await handler(request)
 

@@ -20,6 +20,7 @@ from hal.services.audit import Actor
 from hal.services.installation import Claim, Installation
 from hal.services.paging import MAX_ID, MAX_PAGE
 from hal.services.projects import project_for_api_token
+from hal.services.repeat_answers import KeptAnswer, still_holds
 from hal.services.widget_call import Caller, run_widget_call
 
 T = TypeVar("T")
@@ -120,22 +121,53 @@ class Widget:
     ) -> T:
         """The widget call's one transaction, admitted once (services/widget_call.py), and
         tallied for the installation check (identify's with its `claim`)."""
-        installation, origin = self.installation, self.caller.origin
         try:
             result = await run_widget_call(
                 self.db, self.caller, app_id=app_id, visitor_id=visitor_id, work=work
             )
         except HalError as exc:
-            if installation.counting:
-                installation.refused(app_id, origin, visitor_id=visitor_id, route=self.route,
-                                     status=status_for(exc), error=exc, identify=claim)  # fmt: skip
+            self._refused(app_id, visitor_id, exc, claim)
             raise
-        if installation.counting:
-            installation.served(
-                app_id, origin, visitor_id=visitor_id, route=self.route, identify=claim,
-                warnings=getattr(result, "warnings", ()), proven=getattr(result, "proven", False),
-            )  # fmt: skip
+        self._served(app_id, visitor_id, claim, getattr(result, "warnings", ()),
+                     getattr(result, "proven", False))  # fmt: skip
         return result
+
+    async def again(self, kept: KeptAnswer) -> bool:
+        """Whether an identify answer kept for this call still holds (one read, its own
+        transaction: services/repeat_answers.py); if so the call is admitted and counted
+        as `run` would have, else it counts nothing (the usual path then does)."""
+        caller, app_id, visitor_id = self.caller, kept.app_id, kept.visitor_id
+        if not await self.db.run(lambda tx: still_holds(tx, kept, caller.origin)):
+            return False
+        try:
+            if caller.admission is not None:
+                await caller.admission.admit(app_id, visitor_id, caller.client)
+        except HalError as exc:
+            self._refused(app_id, visitor_id, exc, kept.claim)
+            raise
+        self._served(app_id, visitor_id, kept.claim, kept.warnings, kept.proven)
+        return True
+
+    def _refused(self, app_id: str, visitor_id: str, exc: HalError, claim: Claim | None) -> None:
+        if self.installation.counting:
+            self.installation.refused(
+                app_id, self.caller.origin, visitor_id=visitor_id, route=self.route,
+                status=status_for(exc), error=exc, identify=claim,
+            )  # fmt: skip
+
+    def _served(
+        self,
+        app_id: str,
+        visitor_id: str,
+        claim: Claim | None,
+        warnings: tuple[str, ...],
+        proven: bool,
+    ) -> None:
+        if self.installation.counting:
+            self.installation.served(
+                app_id, self.caller.origin, visitor_id=visitor_id, route=self.route,
+                identify=claim, warnings=warnings, proven=proven,
+            )  # fmt: skip
 
 
 async def get_widget(request: Request) -> Widget:

@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from hal import metrics
-from hal.api.body import StrictJSONRoute
-from hal.api.deps import WIDGET_SESSION_SECURITY, Widget, WidgetDep
+from hal.api.body import StrictJSONRoute, encoded, json_response
+from hal.api.deps import WIDGET_SESSION_SECURITY, Widget, WidgetDep, bearer_token, get_widget
 from hal.api.errors import error_responses
 from hal.api.presenters import (
     company_out,
@@ -44,6 +44,7 @@ from hal.services.crm import event_out, set_deal, set_stage, track
 from hal.services.identify import identify
 from hal.services.installation import Claim
 from hal.services.properties import set_properties
+from hal.services.repeat_answers import KeptAnswer, RepeatAnswers
 from hal.services.widget_call import Caller
 from hal.services.widget_messages import post_widget_message, read_widget_messages
 
@@ -64,13 +65,7 @@ async def _in_transaction(
     )
 
 
-@router.post(
-    "/identify",
-    response_model=IdentifyResponse,
-    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
-    openapi_extra=WIDGET_SESSION_SECURITY,
-)
-async def identify_route(body: IdentifyRequest, widget: WidgetDep) -> IdentifyResponse:
+async def identify_route(body: IdentifyRequest, widget: WidgetDep, request: Request) -> Response:
     """Tell HAL who the visitor is; match or create the contact and link their company."""
     settings = widget.settings
     ttl = timedelta(seconds=settings.session_token_ttl_seconds)
@@ -87,7 +82,7 @@ async def identify_route(body: IdentifyRequest, widget: WidgetDep) -> IdentifyRe
         metrics.identify_outcome("refused")
         raise
     metrics.identify_outcome(result.outcome)
-    return IdentifyResponse(
+    answer = IdentifyResponse(
         visitor_id=result.visitor_key,
         contact=contact_out(result.contact),
         active_company=optional_company_out(
@@ -98,6 +93,42 @@ async def identify_route(body: IdentifyRequest, widget: WidgetDep) -> IdentifyRe
         warnings=list(result.warnings),
         stage=stage_out(result.stage, result.stage_mode, result.active_company),
     )
+    content = encoded(answer)
+    if result.repeat is not None and widget.caller.bearer is not None:
+        kept = KeptAnswer(body.app_id, body.visitor_id, result.repeat, content, claim,
+                          result.warnings, result.proven, result.outcome)  # fmt: skip
+        request.app.state.repeat_answers.keep(await request.body(), widget.caller.bearer, kept)
+    return json_response(content)  # IdentifyResponse, encoded once
+
+
+async def _answer_again(request: Request, body: bytes) -> Response | None:
+    """identify's answer kept for the same body and session token, if it still holds
+    (services/repeat_answers.py); None: the call takes the usual path."""
+    token = bearer_token(request.headers.get("authorization"))
+    answers: RepeatAnswers = request.app.state.repeat_answers
+    if token is None or (kept := answers.get(body, token)) is None:
+        return None
+    if not await (await get_widget(request)).again(kept):
+        answers.forget(body, token)
+        return None
+    answers.sent += 1
+    metrics.identify_outcome(kept.outcome)
+    return json_response(kept.answer)
+
+
+class _IdentifyRoute(StrictJSONRoute):
+    shortcut = staticmethod(_answer_again)
+
+
+router.add_api_route(
+    "/identify",
+    identify_route,
+    methods=["POST"],
+    response_model=IdentifyResponse,
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
+    openapi_extra=WIDGET_SESSION_SECURITY,
+    route_class_override=_IdentifyRoute,
+)
 
 
 @router.post(

@@ -52,12 +52,23 @@ class Row(tuple):  # type: ignore[type-arg]
 
 
 class Fetched:
-    """What a prepared statement answered: the rows (processed), and the row count."""
+    """What a prepared statement answered: the rows as the driver gave them (`raw`), the
+    rows processed into Python values (`rows`, on first use), and the row count."""
 
-    __slots__ = ("rowcount", "rows")
+    __slots__ = ("_made", "_rows", "raw", "rowcount")
 
-    def __init__(self, rows: list[Row], rowcount: int) -> None:
-        self.rows, self.rowcount = rows, rowcount
+    def __init__(
+        self, raw: Sequence[Sequence[Any]], rowcount: int, made: Callable[[], list[Row]] = list
+    ) -> None:
+        self.raw, self.rowcount = raw, rowcount
+        self._made: Callable[[], list[Row]] | None = made
+        self._rows: list[Row] = []
+
+    @property
+    def rows(self) -> list[Row]:
+        if self._made is not None:
+            self._rows, self._made = self._made(), None
+        return self._rows
 
     def __iter__(self) -> Iterator[Row]:
         return iter(self.rows)
@@ -277,7 +288,8 @@ class Driver:
         cursor = connection.execute(form.sql, form.arguments(params or {}))
         try:
             raw = cursor.fetchall() if form.keys else []
-            return Fetched(form.rows(self.dialect, raw, [None] * len(form.keys)), cursor.rowcount)
+            coltypes = [None] * len(form.keys)
+            return Fetched(raw, cursor.rowcount, partial(form.rows, self.dialect, raw, coltypes))
         finally:
             cursor.close()
 
@@ -297,7 +309,8 @@ class Driver:
                 return Fetched([], len(params))
             records = await statement.fetch(*form.arguments(params or {}))
             coltypes = [attribute.type.oid for attribute in attributes or ()]
-            return Fetched(form.rows(self.dialect, records, coltypes), _rowcount(statement))
+            made = partial(form.rows, self.dialect, records, coltypes)
+            return Fetched(records, _rowcount(statement), made)
 
     def _wrapped(self, sql: str, error: Exception) -> BaseException:
         """The exception SQLAlchemy would have raised: the driver's error as the dialect's

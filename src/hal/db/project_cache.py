@@ -158,6 +158,8 @@ class ProjectCache:
             config = replace(
                 config_of(row), attributes=await project_attributes(connection, row.id)
             )
+        if entry is not None and entry[2] == config:
+            config = entry[2]  # the same object while unchanged (services/repeat_answers.py)
         if len(self._entries) > 10_000:  # unknown app_ids must not grow memory without bound
             self._entries.clear()
         self._entries[app_id] = (now, generation, config)

@@ -22,6 +22,23 @@ def seen_recently(last_seen_at: datetime, now: datetime) -> bool:
     return now - last_seen_at < SEEN_EVERY
 
 
+def repeat_holds_until(
+    *,
+    contact_seen: datetime,
+    visitor_seen: datetime,
+    token_fresh_until: datetime,
+    previous_secret_ends: datetime | None,
+    now: datetime,
+) -> datetime:
+    """Until when a repeat identify's time-bound rules answer as they do `now`, the rows it
+    read unchanged: the contact and the visitor seen within a minute (`seen_recently`), the
+    session token fresh enough to answer again, the same identity secrets accepted."""
+    until = min(contact_seen + SEEN_EVERY, visitor_seen + SEEN_EVERY, token_fresh_until)
+    if previous_secret_ends is not None and previous_secret_ends > now:
+        until = min(until, previous_secret_ends)
+    return until
+
+
 @dataclass(frozen=True)
 class ContactRef:
     """The facts about an existing contact that matching needs."""

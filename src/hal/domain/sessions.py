@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -33,6 +33,10 @@ class Session:
         """Whether at least half of a `ttl` is left: such a token can be answered again
         instead of a new one (README "Identify", the repeat identify)."""
         return self.expires_at - now.timestamp() >= ttl.total_seconds() / 2
+
+    def fresh_until(self, ttl: timedelta) -> datetime:
+        """The first instant the token is no longer `fresh`."""
+        return datetime.fromtimestamp(self.expires_at - ttl.total_seconds() / 2, UTC)
 
 
 # Verified tokens' claims, and None for tokens that failed (a bad signature stays bad).

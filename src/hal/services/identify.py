@@ -32,7 +32,14 @@ from hal.domain.attributes import Model, TypedWrite
 from hal.domain.changes import ChangeType, changed_values
 from hal.domain.errors import HalError, InvalidInput
 from hal.domain.limits import Limits
-from hal.domain.matching import Binding, ContactRef, IdentifyPlan, plan_identify, seen_recently
+from hal.domain.matching import (
+    Binding,
+    ContactRef,
+    IdentifyPlan,
+    plan_identify,
+    repeat_holds_until,
+    seen_recently,
+)
 from hal.domain.projects import ProjectConfig
 from hal.domain.sessions import session_of
 from hal.domain.stages import StageDecision, StageMode, check_stage
@@ -53,6 +60,7 @@ from hal.services.change_data import (
     contact_changes,
     contact_data,
 )
+from hal.services.repeat_answers import RepeatRead
 from hal.services.stages import (
     StageWrite,
     decide_stage,
@@ -84,6 +92,8 @@ class IdentifyResult:
     stage_mode: StageMode | None
     outcome: str  # created, matched, claimed (a lead got the user_id) or merged (metrics)
     proven: bool = False  # the call carried a valid proof (the installation check)
+    # A repeat's answer, and what it was made from: it may be sent again (repeat_answers.py).
+    repeat: RepeatRead | None = None
 
 
 @dataclass(frozen=True)
@@ -750,8 +760,20 @@ async def _repeat(
     if changes:
         return None
     token = caller.bearer if session.fresh(tx.now, session_ttl) else None
-    return _result(call, request, checked, plan, contact, seen.companies, active_id, decision,
-                   session_ttl, token)  # fmt: skip
+    result = _result(call, request, checked, plan, contact, seen.companies, active_id, decision,
+                     session_ttl, token)  # fmt: skip
+    if token is None or request.identity_token is not None:
+        return result  # a new token each time; an identity token's own expiry is not read here
+    until = repeat_holds_until(
+        contact_seen=contact.last_seen_at,
+        visitor_seen=seen.visitor_seen_at,
+        token_fresh_until=session.fresh_until(session_ttl),
+        previous_secret_ends=project.previous_secret_expires_at
+        if project.previous_identity_secret
+        else None,
+        now=tx.now,
+    )
+    return replace(result, repeat=RepeatRead(project, seen, until))
 
 
 def _outcome(plan: IdentifyPlan) -> str:

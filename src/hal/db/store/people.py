@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -140,6 +140,8 @@ class Returning:
     visitor_seen_at: datetime
     contact: ContactRow
     companies: list[CompanyRow]
+    # The rows as read (the driver's values): equal rows read again make an equal Returning.
+    rows: Sequence[Sequence[Any]] = ()
 
 
 _RETURNING = prepared(
@@ -170,7 +172,8 @@ async def returning_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> Ret
     without a lock (a repeat identify only reads); None when the visitor is not bound to a
     live contact."""
     params = {"project_id": project_id, "visitor_key": visitor_key}
-    rows = (await tx.execute(_RETURNING, params)).rows
+    fetched = await tx.execute(_RETURNING, params)
+    rows = fetched.rows
     if not rows:
         return None
     first = rows[0]
@@ -178,7 +181,14 @@ async def returning_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> Ret
     visitor = VisitorRow(id_, key, contact_id, active_id, properties, verified, signed, False)
     contact = ContactRow(*first[_CONTACT_AT])
     companies = [CompanyRow(*row[_COMPANY_AT]) for row in rows if row.co_id is not None]
-    return Returning(visitor, first.v_seen_at, contact, companies)
+    return Returning(visitor, first.v_seen_at, contact, companies, fetched.raw)
+
+
+async def returning_rows(tx: Tx, *, project_id: int, visitor_key: str) -> Sequence[Any]:
+    """`returning_visitor`'s rows as the driver gives them, unprocessed: to compare with the
+    `rows` of a Returning read before."""
+    params = {"project_id": project_id, "visitor_key": visitor_key}
+    return (await tx.execute(_RETURNING, params)).raw
 
 
 # Where each row type's fields sit in _RETURNING's rows (its columns are in their order).
