@@ -179,12 +179,15 @@ async def warm_visitors(url: str, app_id: str, count: int) -> list[str]:
 
 async def signed_in(url: str, app_id: str, users: list[tuple[str, str]]) -> list[list[str]]:
     """Signed-in users as the SDK keeps them: each one's identify body (always the same) and
-    the session token its first identify answered (sent as the bearer from then on)."""
+    the session token its first identify answered (sent as the bearer from then on), each
+    one's page already viewed once more (its first repeat) as a user's second page would.
+    Their companies are their own: the mixed identify renames its companies as it goes."""
     bodies = [json.dumps({
         "app_id": app_id, "visitor_id": f"r-{user_id}", "user_id": user_id,
         "email": f"{user_id}@example.com", "name": f"User {user_id}",
         "metadata": {"plan": "enterprise", "role": "admin"},
-        "company": {"id": f"co-{i % 500}", "name": f"Company {i % 500}", "stage": "Qualified",
+        "company": {"id": f"signed-co-{i % 500}", "name": f"Company {i % 500}",
+                    "stage": "Qualified",
                     "metadata": {"arr_band": "50k-100k", "crm_owner": "Sam"}},
         "user_hash": user_hash,
     }) for i, (user_id, user_hash) in enumerate(users)]  # fmt: skip
@@ -198,9 +201,15 @@ async def signed_in(url: str, app_id: str, users: list[tuple[str, str]]) -> list
                 http.post("/api/widget/identify", content=body, headers=headers) for body in batch
             ))  # fmt: skip
             assert all(a.status_code == 200 for a in answers), answers[0].text
-            found += [
-                [body, a.json()["session_token"]] for body, a in zip(batch, answers, strict=True)
-            ]
+            signed = [[body, a.json()["session_token"]] for body, a in zip(batch, answers,
+                                                                          strict=True)]  # fmt: skip
+            again = await asyncio.gather(*(
+                http.post("/api/widget/identify", content=body,
+                          headers={**headers, "Authorization": f"Bearer {token}"})
+                for body, token in signed
+            ))  # fmt: skip
+            assert all(a.status_code == 200 for a in again), again[0].text
+            found += signed
     return found
 
 
@@ -225,6 +234,7 @@ class Setup:
     pg_name: str | None
     token: str
     returning: list[tuple[str, str]]
+    signed: list[tuple[str, str]]
     fresh: list[tuple[str, str]]
     users: object
 
@@ -245,9 +255,12 @@ def setup(backend: str, variant: Variant, report: Report, workdir: Path, fresh_u
     def users(ids: list[str]) -> list[tuple[str, str]]:
         return [(i, compute_user_hash(secret, i)) for i in ids]
 
-    returning = users([f"seed-{i}" for i in random.sample(range(10_000), 5000)])
+    # The mixed identify's returning users, and apart from them the signed-in users of the
+    # repeat identify (a mixed identify's change to one of them is not a repeat's).
+    seeds = [f"seed-{i}" for i in random.sample(range(10_000), 7000)]
+    returning, signed = users(seeds[:5000]), users(seeds[5000:])
     fresh = users([f"new-{i}" for i in range(fresh_users)])
-    return Setup(database_url, pg_name, token, returning, fresh, users)
+    return Setup(database_url, pg_name, token, returning, signed, fresh, users)
 
 
 class _Accept(BaseHTTPRequestHandler):
@@ -299,7 +312,7 @@ def throughput(
                   "visitors": visitors}  # fmt: skip
         repeat: list[list[str]] = []
         if "repeat-identify" in variant.routes:
-            users = ready.returning[: counts.signed_in]
+            users = ready.signed[: counts.signed_in]
             repeat = asyncio.run(signed_in(server.url, "bench", users))
         for index, name in enumerate(variant.routes):
             # A Lua chunk holds at most 65,536 constants: each run gets only its own users.
