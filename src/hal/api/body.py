@@ -133,3 +133,23 @@ class StrictJSONRoute(APIRoute):
             return await handler(request)
 
         return strict_handler
+
+
+class EncodedRoute(StrictJSONRoute):
+    """A StrictJSONRoute whose endpoint's answer, a model it built (the one its route declares),
+    is encoded once by the model's own serializer (`encoded`): FastAPI would first validate it
+    against that same model, then walk it through `jsonable_encoder`. Other answers (a
+    Response, a dict) go on as FastAPI serves them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        call, status = self.dependant.call, self.status_code or 200
+        assert call is not None
+
+        async def answered(**values: Any) -> Any:
+            answer = await call(**values)
+            if isinstance(answer, BaseModel):
+                return Response(encoded(answer), status, media_type="application/json")
+            return answer
+
+        self.dependant.call = answered

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Query, Request, Response
 
 from hal import metrics
-from hal.api.body import StrictJSONRoute, encoded, json_response
+from hal.api.body import EncodedRoute, encoded, json_response
 from hal.api.deps import WIDGET_SESSION_SECURITY, Widget, WidgetDep, bearer_token, get_widget
 from hal.api.errors import error_responses
 from hal.api.presenters import (
@@ -48,7 +48,7 @@ from hal.services.repeat_answers import KeptAnswer, RepeatAnswers
 from hal.services.widget_call import Caller
 from hal.services.widget_messages import post_widget_message, read_widget_messages
 
-router = APIRouter(prefix="/api/widget", tags=["widget"], route_class=StrictJSONRoute)
+router = APIRouter(prefix="/api/widget", tags=["widget"], route_class=EncodedRoute)
 
 T = TypeVar("T")
 
@@ -116,7 +116,7 @@ async def _answer_again(request: Request, body: bytes) -> Response | None:
     return json_response(kept.answer)
 
 
-class _IdentifyRoute(StrictJSONRoute):
+class _IdentifyRoute(EncodedRoute):
     shortcut = staticmethod(_answer_again)
 
 
@@ -236,7 +236,7 @@ async def read_messages_route(
     )
 
 
-echo_router = APIRouter(prefix="/api/widget", tags=["bench"], route_class=StrictJSONRoute)
+echo_router = APIRouter(prefix="/api/widget", tags=["bench"], route_class=EncodedRoute)
 
 
 @echo_router.post("/echo", include_in_schema=False)
