@@ -10,12 +10,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from hal.domain.sessions import issue_session_token
 from hal.services.projects import get_project
-from tests.factories import identify_payload, make_token, unique
+from tests.factories import identify_payload, make_project, make_token, unique
 from tests.integration.conftest import TeamClient
 from tests.integration.test_statement_counts import REPEAT_IDENTIFY, WRITES, counting
+from tests.servers import Server
 
 
 def _body(user_id: str) -> dict[str, Any]:
@@ -166,3 +168,36 @@ async def test_the_settings_cache_keeps_its_object_while_the_project_is_unchange
     changed = await database.run(read)
     assert changed is not first
     assert changed is not None and first is not None and changed.stages != first.stages
+
+
+@pytest.mark.server
+async def test_a_write_through_another_process_is_in_the_next_answer(
+    database_url, database, artifacts_dir
+):
+    """Each `hal serve` process keeps its own answers; the read they are checked with sees what
+    any process wrote."""
+    project = await make_project(database)
+    log = artifacts_dir / "server-repeat-answers.log"
+    first, second = Server(database_url, log=log).start(), Server(database_url, log=log).start()
+    body = identify_payload(project, **_body(unique("u")))
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            identified = await http.post(f"{first.url}/api/widget/identify", json=body)
+            assert identified.status_code == 200, identified.text
+            headers = {"Authorization": f"Bearer {identified.json()['session_token']}"}
+            answers = [
+                await http.post(f"{first.url}/api/widget/identify", json=body, headers=headers)
+                for _ in range(3)  # the repeat, then its answer sent again
+            ]
+            assert answers[1].content == answers[2].content
+            moved = await http.post(f"{second.url}/api/widget/set-properties", headers=headers,
+                                    json={"app_id": project.app_id,
+                                          "visitor_id": body["visitor_id"],
+                                          "properties": {"seats": 7}})  # fmt: skip
+            assert moved.status_code == 200, moved.text
+            after = await http.post(f"{first.url}/api/widget/identify", json=body, headers=headers)
+    finally:
+        first.stop()
+        second.stop()
+    assert after.status_code == 200, after.text
+    assert after.json()["contact"]["metadata"]["seats"] == 7

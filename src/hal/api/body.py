@@ -95,8 +95,8 @@ def encoded(answer: BaseModel) -> bytes:
     return answer.__pydantic_serializer__.to_json(answer, by_alias=True)
 
 
-def json_response(content: bytes) -> Response:
-    return Response(content, media_type="application/json")
+def json_response(content: bytes, status: int = 200) -> Response:
+    return Response(content, status, media_type="application/json")
 
 
 # An answer a route may give from the request's raw body, before it is parsed; None: parse it
@@ -149,7 +149,7 @@ class EncodedRoute(StrictJSONRoute):
         async def answered(**values: Any) -> Any:
             answer = await call(**values)
             if isinstance(answer, BaseModel):
-                return Response(encoded(answer), status, media_type="application/json")
+                return json_response(encoded(answer), status)
             return answer
 
         self.dependant.call = answered
