@@ -11,7 +11,7 @@ from hal.services.repeat_answers import KeptAnswer, RepeatAnswers, RepeatRead
 
 
 def _answer(until: datetime) -> KeptAnswer:
-    read = RepeatRead(project=Any, seen=Any, until=until)  # type: ignore[arg-type]
+    read = RepeatRead(project=Any, rows=(), until=until)  # type: ignore[arg-type]
     return KeptAnswer("app", "v", read, b"{}", Claim(None), (), False, "matched")
 
 

@@ -773,7 +773,7 @@ async def _repeat(
         else None,
         now=tx.now,
     )
-    return replace(result, repeat=RepeatRead(project, seen, until))
+    return replace(result, repeat=RepeatRead(project, seen.rows, until))
 
 
 def _outcome(plan: IdentifyPlan) -> str:

@@ -19,11 +19,13 @@ call that was not answered this way before, takes the usual path.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from hal.db.engine import Tx
-from hal.db.store.people import Returning, returning_rows
+from hal.db.store.people import returning_rows
 from hal.domain.projects import ProjectConfig, origin_allowed
 from hal.services.installation import Claim
 
@@ -35,7 +37,7 @@ class RepeatRead:
     """What a repeat identify's answer was made from."""
 
     project: ProjectConfig  # the cached settings object the answer was checked against
-    seen: Returning  # the rows read
+    rows: Sequence[Sequence[Any]]  # the rows read, as the driver gave them (`Returning.rows`)
     until: datetime  # the answer may be sent again before this instant
 
 
@@ -63,7 +65,7 @@ async def still_holds(tx: Tx, kept: KeptAnswer, origin: str | None) -> bool:
     if project is not read.project or not origin_allowed(origin, project.allowed_origins):
         return False
     rows = await returning_rows(tx, project_id=project.id, visitor_key=kept.visitor_id)
-    return rows == read.seen.rows
+    return rows == read.rows
 
 
 class RepeatAnswers:
