@@ -201,3 +201,27 @@ async def test_a_write_through_another_process_is_in_the_next_answer(
         second.stop()
     assert after.status_code == 200, after.text
     assert after.json()["contact"]["metadata"]["seats"] == 7
+
+
+async def test_a_kept_answer_opens_nothing_to_another_caller(widget, project):
+    """Attacked: once a user's answer is kept, a thief holding its own session token, an
+    unsigned body, another visitor_id or a guessed company id gets what the usual path gives
+    them (here, a refusal), never the kept bytes."""
+    user_id = unique("u")
+    body, token, kept = await _kept(widget, project, user_id)
+    again = await widget.identify(project, token=token, **body)
+    assert again.content == kept.content
+    thief = await widget.identify(project, visitor_id=unique("thief"), user_id=unique("t"))
+    thief_token = thief.json()["session_token"]
+    unsigned = {**body, "signed": False}
+    attempts = {
+        "the user's unsigned body, the thief's token": (unsigned, thief_token),
+        "the user's unsigned body, no token": (unsigned, None),
+        "another visitor_id, the user's token": ({**unsigned, "visitor_id": unique("v")}, token),
+        "a guessed company id, the user's token, unsigned": (
+            {**unsigned, "company": {"id": f"co-{unique('x')}"}}, thief_token),
+    }  # fmt: skip
+    for what, (fields, bearer) in attempts.items():
+        answer = await widget.identify(project, token=bearer, **fields)
+        assert answer.content != kept.content, what
+        assert answer.status_code in (401, 403), (what, answer.status_code, answer.text)
