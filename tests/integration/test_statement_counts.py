@@ -19,8 +19,8 @@ from tests.factories import unique
 # A call that changes something adds two for the change log (the project's counter, the rows).
 RETURNING_IDENTIFY = 7
 NEW_IDENTIFY = 10
-TRACK = 6
-SET_PROPERTIES = 6
+TRACK = 5
+SET_PROPERTIES = 5
 
 
 @contextmanager
@@ -186,3 +186,47 @@ async def test_set_properties_that_change_nothing_write_nothing_to_the_contact(
         answer = await widget.set_properties(project, visitor, {"seats": 3})
     assert answer.status_code == 200, answer.text
     assert len(same) <= SET_PROPERTIES - 1, same  # no UPDATE of the contact
+
+
+async def test_a_visitor_is_written_as_seen_at_most_once_a_minute(widget, project, database):
+    """track, set-properties and the other calls that are not an identify read the visitor;
+    its last_seen_at is written only when a minute has passed (hal.domain.matching)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from hal.db.models import Visitor
+
+    visitor = unique("v")
+    await widget.identify(project, visitor_id=visitor, user_id=visitor)
+    statements: list[str] = []
+
+    async def call() -> None:
+        statements.clear()
+        with database.observe(lambda sql: statements.append(" ".join(sql.split()).lower())):
+            answer = await widget.call("track", project, visitor, event="seen")
+        assert answer.status_code == 200, answer.text
+
+    def visitor_writes() -> list[str]:
+        return [s for s in statements if s.startswith(("update visitors", "insert into visitors"))]
+
+    async def seen_at(tx):
+        query = select(Visitor.last_seen_at).where(Visitor.visitor_key == visitor)
+        return (await tx.execute(query)).scalar_one()
+
+    await call()
+    assert visitor_writes() == [], statements  # identify saw it within the minute
+    two_minutes_ago = (await database.run(seen_at)) - timedelta(minutes=2)
+
+    async def seen_two_minutes_ago(tx):
+        await tx.execute(update(Visitor).where(Visitor.visitor_key == visitor)
+                         .values(last_seen_at=two_minutes_ago))  # fmt: skip
+
+    await database.run(seen_two_minutes_ago)
+    await call()
+    assert len(visitor_writes()) == 1, statements
+    moved = await database.run(seen_at)
+    assert moved > two_minutes_ago + timedelta(minutes=1)
+    await call()
+    assert visitor_writes() == [], statements
+    assert await database.run(seen_at) == moved

@@ -18,7 +18,13 @@ from typing import TypeVar
 
 from hal.db.engine import Database, Tx
 from hal.db.store.base import CompanyRow, ContactRow, VisitorRow, lock_people
-from hal.db.store.people import contact_by_id, contacts_by_keys, find_visitor, upsert_visitor
+from hal.db.store.people import (
+    contact_by_id,
+    contacts_by_keys,
+    find_visitor,
+    open_visitor,
+    upsert_visitor,
+)
 from hal.domain.access import check_company_access, company_visible, require_session
 from hal.domain.errors import Conflict, Forbidden, NotFound
 from hal.domain.limits import Limits
@@ -235,13 +241,10 @@ async def open_widget_call(
     identity = identify(project) if identify is not None else None
     if identity is not None:
         await _lock_keys(tx, project, identity.user_id, identity.email_key)
-    visitor = await upsert_visitor(tx, project_id=project.id, visitor_key=visitor_id)
-    if visitor.created and caller.ticket is not None:
-        caller.ticket.add_visitor()
     candidates: list[ContactRow] = []
-    contact = None
     alias_of = None
     if identity is not None:
+        visitor = await upsert_visitor(tx, project_id=project.id, visitor_key=visitor_id)
         candidates, alias_of = await contacts_by_keys(
             tx,
             project_id=project.id,
@@ -250,8 +253,10 @@ async def open_widget_call(
             contact_id=visitor.contact_id,
         )
         contact = next((c for c in candidates if c.id == visitor.contact_id), None)
-    elif visitor.contact_id is not None:
-        contact = await contact_by_id(tx, visitor.contact_id)
+    else:
+        visitor, contact = await open_visitor(tx, project_id=project.id, visitor_key=visitor_id)
+    if visitor.created and caller.ticket is not None:
+        caller.ticket.add_visitor()
     call = _checked(tx, project, visitor, contact, caller, identity, candidates)
     return replace(call, email_alias_of=alias_of) if alias_of is not None else call
 

@@ -44,6 +44,7 @@ from hal.db.store.base import (
 )
 from hal.db.store.lookahead import ahead_of, needs_database
 from hal.db.store.timeline import move_events
+from hal.domain.matching import seen_recently
 
 _VISITOR_COLUMNS = (
     VISITORS.c.id,
@@ -119,6 +120,57 @@ async def update_visitor(tx: Tx, visitor_row_id: int, **values: Any) -> None:
         await tx.execute(_UPDATE_VISITOR, {"visitor_row_id": visitor_row_id, **values})
 
 
+_VISITOR_BY_KEY = (
+    VISITORS.c.project_id == bindparam("project_id"),
+    VISITORS.c.visitor_key == bindparam("visitor_key"),
+)
+# SQLite: the visitor and its contact in one read (its transaction holds the database's write
+# lock from BEGIN IMMEDIATE: there are no row locks to take).
+_VISITOR_AND_CONTACT = prepared(
+    select(
+        *(column.label(f"v_{column.name}") for column in _VISITOR_COLUMNS),
+        VISITORS.c.last_seen_at.label("v_seen_at"),
+        *(column.label(f"c_{column.name}") for column in CONTACT_COLUMNS),
+    )
+    .select_from(VISITORS.outerjoin(CONTACTS, CONTACTS.c.id == VISITORS.c.contact_id))
+    .where(*_VISITOR_BY_KEY)
+)
+# PostgreSQL: the visitor locked as the upsert's conflict update locks it; its contact after.
+_VISITOR_LOCKED = prepared(
+    select(*_VISITOR_COLUMNS, VISITORS.c.last_seen_at.label("seen_at"))
+    .where(*_VISITOR_BY_KEY)
+    .with_for_update()
+)
+
+
+async def open_visitor(
+    tx: Tx, *, project_id: int, visitor_key: str
+) -> tuple[VisitorRow, ContactRow | None]:
+    """The visitor (created on first sight) and its contact, locked for this transaction as
+    `upsert_visitor` and `contact_by_id` lock them, for a call that is not an identify. The
+    visitor's `last_seen_at` is written at most once a minute (hal.domain.matching.SEEN_EVERY):
+    a known visitor seen within the minute costs one read on SQLite, two on PostgreSQL."""
+    params = {"project_id": project_id, "visitor_key": visitor_key}
+    contact = None
+    if tx.is_postgres:
+        row = (await tx.execute(_VISITOR_LOCKED, params)).first()
+        found = None if row is None else (_visitor(row, None), row.seen_at)
+    else:
+        row = (await tx.execute(_VISITOR_AND_CONTACT, params)).first()
+        found = None if row is None else (_joined_visitor(row), row.v_seen_at)
+        if row is not None and row.c_id is not None:
+            contact = ContactRow(*row[_CONTACT_AT])
+    if found is None:
+        visitor = await upsert_visitor(tx, project_id=project_id, visitor_key=visitor_key)
+    else:
+        visitor, seen_at = found
+        if not seen_recently(seen_at, tx.now):
+            await update_visitor(tx, visitor.id, last_seen_at=tx.now)
+    if contact is None and visitor.contact_id is not None:
+        contact = await contact_by_id(tx, visitor.contact_id)
+    return visitor, contact
+
+
 _CONTACT_BY_ID = select(*CONTACT_COLUMNS).where(CONTACTS.c.id == bindparam("contact_id"))
 _CONTACT = {
     False: prepared(_CONTACT_BY_ID),
@@ -177,9 +229,7 @@ async def returning_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> Ret
     if not rows:
         return None
     first = rows[0]
-    id_, key, contact_id, active_id, properties, verified, signed = first[_VISITOR_AT]
-    visitor = VisitorRow(id_, key, contact_id, active_id, properties, verified, signed, False)
-    contact = ContactRow(*first[_CONTACT_AT])
+    visitor, contact = _joined_visitor(first), ContactRow(*first[_CONTACT_AT])
     companies = [CompanyRow(*row[_COMPANY_AT]) for row in rows if row.co_id is not None]
     return Returning(visitor, first.v_seen_at, contact, companies, fetched.raw)
 
@@ -191,7 +241,14 @@ async def returning_rows(tx: Tx, *, project_id: int, visitor_key: str) -> Sequen
     return (await tx.execute(_RETURNING, params)).raw
 
 
-# Where each row type's fields sit in _RETURNING's rows (its columns are in their order).
+def _joined_visitor(row: Sequence[Any]) -> VisitorRow:
+    """The visitor of a row of _RETURNING or _VISITOR_AND_CONTACT."""
+    id_, key, contact_id, active_id, properties, verified, signed = row[_VISITOR_AT]
+    return VisitorRow(id_, key, contact_id, active_id, properties, verified, signed, False)
+
+
+# Where each row type's fields sit in the rows of _RETURNING and _VISITOR_AND_CONTACT (their
+# columns are in this order).
 _VISITOR_AT = slice(0, len(_VISITOR_COLUMNS) - 1)  # created_at: not a VisitorRow field
 _CONTACT_AT = slice(len(_VISITOR_COLUMNS) + 1, len(_VISITOR_COLUMNS) + 1 + len(CONTACT_COLUMNS))
 _COMPANY_AT = slice(_CONTACT_AT.stop, None)
