@@ -6,6 +6,10 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import jwt
+from hypothesis import given
+from hypothesis import strategies as st
+
 from hal.domain import sessions
 from hal.domain.sessions import issue_session_token, read_session_token, session_of
 
@@ -68,3 +72,24 @@ def test_a_token_is_fresh_until_its_fresh_until() -> None:
     until = session.fresh_until(TTL)
     assert session.fresh(until - timedelta(seconds=1), TTL)
     assert not session.fresh(until + timedelta(seconds=1), TTL)
+
+
+@given(
+    secret=st.text(min_size=32, max_size=80).filter(
+        lambda s: not s.lstrip().startswith(("{", "-", "ssh"))
+    ),
+    app_id=st.text(max_size=40),
+    visitor_id=st.text(max_size=60),
+    contact_id=st.integers(min_value=1, max_value=2**53),
+    seconds=st.integers(min_value=0, max_value=4_000_000_000),
+)
+def test_a_token_is_what_pyjwt_makes_of_its_claims(secret, app_id, visitor_id, contact_id, seconds):
+    now = datetime.fromtimestamp(seconds, UTC)
+    token = issue_session_token(secret=secret, app_id=app_id, visitor_id=visitor_id,
+                                contact_id=contact_id, now=now, ttl=TTL)  # fmt: skip
+    claims = {"aud": sessions.AUDIENCE, "app": app_id, "vid": visitor_id, "sub": str(contact_id),
+              "iat": seconds, "exp": seconds + int(TTL.total_seconds())}  # fmt: skip
+    assert token == jwt.encode(claims, secret, algorithm="HS256")
+    decoded = jwt.decode(token, secret, algorithms=["HS256"], audience=sessions.AUDIENCE,
+                         options={"verify_exp": False})  # fmt: skip
+    assert decoded == claims

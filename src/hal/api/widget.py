@@ -40,7 +40,7 @@ from hal.schemas import (
     WidgetMessagesResponse,
 )
 from hal.schemas.widget import WidgetKeys
-from hal.services.crm import event_out, set_deal, set_stage, track
+from hal.services.crm import set_deal, set_stage, track
 from hal.services.identify import identify
 from hal.services.installation import Claim
 from hal.services.properties import set_properties
@@ -161,7 +161,7 @@ async def track_route(body: TrackRequest, widget: WidgetDep) -> TrackResponse:
     result = await _in_transaction(track, body, widget)
     if result.event is None:
         return TrackResponse(event=EventRef(id=result.event_row_id), duplicate=True)
-    return TrackResponse(event=event_out(result.event), duplicate=False)
+    return TrackResponse(event=result.event, duplicate=False)
 
 
 @router.post(

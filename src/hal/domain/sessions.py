@@ -10,11 +10,15 @@ checking the signature again would give the same answer. Expiry is checked on ev
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
+from jwt.utils import base64url_encode
 
 AUDIENCE = "hal-widget"
 VERIFIED_KEPT = 20_000
@@ -54,7 +58,22 @@ def issue_session_token(
         "iat": int(now.timestamp()),
         "exp": int((now + ttl).timestamp()),
     }
-    return jwt.encode(claims, secret, algorithm="HS256")
+    payload = base64url_encode(json.dumps(claims, separators=(",", ":")).encode())
+    signed = _HEADER + b"." + payload
+    return (signed + b"." + base64url_encode(_HS256.sign(signed, _signing_key(secret)))).decode()
+
+
+# A token is what `jwt.encode(claims, secret, algorithm="HS256")` makes, byte for byte
+# (tests/unit/test_sessions.py), signed by PyJWT's own HS256 with the key it checks and prepares
+# once per secret: preparing the key again on each token (PyJWT looks for PEM, SSH, DER and
+# JWK shapes) cost more than the signature.
+_HS256 = HMACAlgorithm(HMACAlgorithm.SHA256)
+_HEADER = base64url_encode(b'{"alg":"HS256","typ":"JWT"}')
+
+
+@functools.lru_cache(maxsize=256)
+def _signing_key(secret: str) -> bytes:
+    return _HS256.prepare_key(secret)
 
 
 def _verify(secret: str, token: str) -> Session | None:

@@ -7,7 +7,6 @@ as `hal.domain.access` allows, and writes in the caller's one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from hal.db.engine import Tx
@@ -68,27 +67,9 @@ async def _target_company(
 
 
 @dataclass(frozen=True)
-class TrackedEvent:
-    id: int
-    name: str
-    scope: EventScope
-    properties: dict[str, Any]
-    occurred_at: datetime
-    received_at: datetime
-    event_id: str | None
-    contact_id: int | None
-    company_id: str | None  # the customer's id
-
-
-def event_out(event: TrackedEvent) -> EventOut:
-    """The event as the API shows it (read from its fields: `dataclasses.asdict` deep-copies)."""
-    return EventOut.model_validate(event, from_attributes=True)
-
-
-@dataclass(frozen=True)
 class TrackResult:
     event_row_id: int
-    event: TrackedEvent | None  # None for a repeat: its id only is answered
+    event: EventOut | None  # None for a repeat: its id only is answered
     duplicate: bool
 
 
@@ -134,7 +115,7 @@ async def write_track(call: WidgetCall, request: TrackFields, limits: Limits) ->
     event_row_id, duplicate = await track_event(tx, values)
     if duplicate:
         return TrackResult(event_row_id, None, True)
-    event = TrackedEvent(
+    event = EventOut(
         id=event_row_id,
         name=request.event,
         scope=scope,
@@ -148,7 +129,7 @@ async def write_track(call: WidgetCall, request: TrackFields, limits: Limits) ->
     tx.record(
         call.project.id,
         ChangeType.EVENT_TRACKED,
-        event_out(event).model_dump(mode="json"),
+        event.model_dump(mode="json"),
         visitor_row_id=call.visitor_row_id if contact_id is None else None,
     )
     return TrackResult(event_row_id, event, False)
