@@ -6,7 +6,9 @@ work re-reads and decides again, so no duplicate is ever written. It is the one 
 `tx.orm` is an ORM session on the same connection and transaction, for reads and for the
 administration tables (projects, agents, tokens, webhooks); the CRM tables are written only
 through `hal.db.store` (an ORM flush of a CRM row is refused). `Database.transaction(work)` is
-`run` for code that only needs the ORM session.
+`run` for code that only needs the ORM session. On SQLite, transactions that end while others
+wait for their turn commit together (db/sqlite.py): each is still all or nothing and returns
+only once committed.
 
 Engines never log or raise with SQL parameters (`hide_parameters`): they hold personal data.
 """
@@ -18,22 +20,18 @@ import contextlib
 import functools
 import hashlib
 import random
-import sqlite3
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
-import aiosqlite
 from sqlalchemy import CursorResult, Executable, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
-    AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
@@ -45,8 +43,9 @@ from hal.db import project_cache
 from hal.db.changelog import NUMBER_BATCH, PendingChange, number_changes, write_changes
 from hal.db.held import HeldConnections
 from hal.db.models import CRM_MODELS
-from hal.db.prepared import Driver, Fetched, Prepared, begin_immediate
+from hal.db.prepared import Driver, Fetched, Prepared
 from hal.db.project_cache import ProjectCache
+from hal.db.sqlite import Ending, SQLiteCheckpointer, SQLiteLane, configure_sqlite, connect_sqlite
 from hal.db.types import utcnow
 from hal.domain.changes import ChangeType
 from hal.domain.errors import NotFound
@@ -68,93 +67,14 @@ def to_async_url(url: str) -> str:
     raise ValueError(f"unsupported database URL {parsed.drivername!r}: use sqlite or postgresql")
 
 
-class _InlineSQLiteConnection(aiosqlite.Connection):
-    """aiosqlite, but each call runs on the event loop's thread instead of a worker thread.
+@dataclass(frozen=True)
+class Ran(Generic[T]):
+    """A transaction's outcome in its turn: its result, how it ended, and what to do once
+    it has committed."""
 
-    A SQLite call on an indexed table takes microseconds; the thread hand-off aiosqlite makes
-    for each call (cursor, execute, fetch, close) cost about 470 us per statement on our
-    2-core machines against 45 us inline (measured; see bench/RESULTS.md). The price: while
-    another process holds the write lock, this process's loop waits with it (busy_timeout),
-    which is why SQLite is the one-host default and PostgreSQL the multi-process store.
-
-    `_execute` is aiosqlite's private hook (0.20-0.22, where every call goes through it); the
-    dependency is pinned to that range and tests/integration/test_engine.py fails if a call
-    stops running on the loop's thread.
-    """
-
-    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return fn(*args, **kwargs)
-
-    @property
-    def sqlite(self) -> sqlite3.Connection:
-        """The sqlite3 connection itself, for prepared statements (db/prepared.py)."""
-        connection: sqlite3.Connection = self._conn
-        return connection
-
-
-class SQLiteCheckpointer:
-    """WAL checkpoints off the event loop. SQLite checkpoints on the committing connection by
-    default (every 1,000 WAL pages), and a checkpoint fsyncs the database file: with calls
-    inline, that stalled every request of the process. The serving connection therefore never
-    checkpoints (`wal_autocheckpoint=0`); this thread, with its own connection, runs a PASSIVE
-    checkpoint (it never waits for or blocks a writer) every `interval` seconds."""
-
-    def __init__(self, path: str, interval: float = 1.0) -> None:
-        self.path, self.interval = path, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="hal-sqlite-checkpoint", daemon=True)
-
-    def start(self) -> SQLiteCheckpointer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        try:
-            connection.execute("PRAGMA busy_timeout=1000")
-            while not self._stop.wait(self.interval):
-                try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    continue  # busy or locked: the next round checkpoints what this one could not
-        finally:
-            connection.close()
-
-
-async def _connect_sqlite(path: str) -> aiosqlite.Connection:
-    def connect() -> sqlite3.Connection:
-        return sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-
-    return await _InlineSQLiteConnection(connect, 64)
-
-
-def _configure_sqlite(engine: AsyncEngine, observers: list[Callable[[str], None]]) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let us issue BEGIN ourselves (pysqlite's implicit transactions defer the write lock).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA wal_autocheckpoint=0")  # SQLiteCheckpointer's thread does it
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        # Take the write lock up front: a read-then-write transaction can then never fail to
-        # upgrade its lock, and identifies for one person are serialized across processes.
-        # Sent on the sqlite3 connection itself (a third of a widget call's transaction cost
-        # through SQLAlchemy's execution), and shown to the observers like any statement.
-        sqlite = connection.connection.driver_connection.sqlite
-        if not sqlite.in_transaction:  # else a prepared statement began it (SQLAlchemy joins)
-            begin_immediate(sqlite, observers)
+    result: T
+    ending: Ending
+    after: Callable[[], None]
 
 
 async def _roll_back(connection: AsyncConnection, driver: Driver) -> None:
@@ -381,12 +301,7 @@ class Database:
         self.dialect = make_url(self.url).get_backend_name()
         self.max_attempts = max_attempts
         self.checkpointer: SQLiteCheckpointer | None = None
-        self._turns: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._observers: list[Callable[[str], None]] = []
-        # SQLite: the process's one connection, held from first use to `dispose` (checking it
-        # out of a pool and back cost as much as the repeat identify's read).
-        self._held: AsyncConnection | None = None
-        self._held_driver: Driver | None = None
         if self.dialect == "sqlite":
             # One connection per process for transactions (`_held`): requests queue for it
             # instead of spinning on SQLite's busy handler. Other processes still wait on
@@ -396,14 +311,17 @@ class Database:
             self.engine = create_async_engine(
                 self.url,
                 echo=echo,
-                async_creator=partial(_connect_sqlite, path),
+                async_creator=partial(connect_sqlite, path),
                 poolclass=AsyncAdaptedQueuePool,
                 pool_size=2,
                 max_overflow=0,
                 pool_timeout=60,
                 hide_parameters=True,
             )
-            _configure_sqlite(self.engine, self._observers)
+            configure_sqlite(self.engine, self._observers)
+            # The process's one connection, held from first use to `dispose` (checking it
+            # out of a pool and back cost as much as the repeat identify's read).
+            self._lane = SQLiteLane(self.engine, self._observers)
             if path != ":memory:":
                 self.checkpointer = SQLiteCheckpointer(path).start()
         else:
@@ -458,25 +376,20 @@ class Database:
         return self._connections.idle_changed
 
     def _turn(self) -> AbstractAsyncContextManager[Any]:
-        """SQLite: the process's transactions take its one connection in arrival order.
+        """SQLite: the process's transactions take its one connection in arrival order
+        (db/sqlite.py). PostgreSQL's pool of 20 showed no such tail, and turns there cost
+        throughput: it keeps the pool's order."""
+        return contextlib.nullcontext() if self.is_postgres else self._lane.turn()
 
-        SQLAlchemy's async pool hands a returned connection to whoever asks first: a request
-        arriving at that moment takes it ahead of one already waiting, which then waits again
-        at the back of the queue. On SQLite's single connection some requests waited seconds
-        under load (identify p99 7 s; 98 ms in turns, bench/RESULTS.md). PostgreSQL's pool of
-        20 showed no such tail, and turns there cost throughput: it keeps the pool's order."""
-        if self.is_postgres:
-            return contextlib.nullcontext()
-        loop = asyncio.get_running_loop()
-        if self._turns is None or self._turns[0] is not loop:
-            self._turns = (loop, asyncio.Lock())
-        return self._turns[1]
-
-    async def _retrying(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
+    async def _retrying(self, attempt_once: Callable[[], Awaitable[Ran[T]]]) -> T:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 async with self._turn():
-                    return await attempt_once()
+                    ran = await attempt_once()
+                if ran.ending.shared is not None:  # SQLite: committed with others (db/sqlite.py)
+                    await asyncio.shield(ran.ending.shared.done)
+                ran.after()
+                return ran.result
             except DBAPIError as exc:
                 if attempt == self.max_attempts or not _is_retryable(exc):
                     raise
@@ -486,8 +399,9 @@ class Database:
     async def run(self, work: Callable[[Tx], Awaitable[T]]) -> T:
         """Run `work` on a fresh `Tx` in one transaction, from scratch if it lost a race."""
 
-        async def once() -> T:
-            async with self._begin() as (connection, driver):
+        async def once() -> Ran[T]:
+            ending = Ending()
+            async with self._begin(ending) as (connection, driver):
                 tx = Tx(connection, self.dialect, self.projects, observers=self._observers)
                 tx._driver = driver
                 try:
@@ -496,17 +410,20 @@ class Database:
                     await write_changes(tx, tx.changes)
                 finally:
                     await tx.close_orm()
-            if tx._orm is not None:
-                project_cache.committed(tx._orm.info)
-            for learn in tx.committed:
-                learn()
-            if tx.changes:
-                self._committed()
-            return result
+
+            def after() -> None:  # once committed
+                if tx._orm is not None:
+                    project_cache.committed(tx._orm.info)
+                for learn in tx.committed:
+                    learn()
+                if tx.changes:
+                    self._committed()
+
+            return Ran(result, ending, after)
 
         return await self._retrying(once)
 
-    def _begin(self) -> AbstractAsyncContextManager[tuple[AsyncConnection, Driver]]:
+    def _begin(self, ending: Ending) -> AbstractAsyncContextManager[tuple[AsyncConnection, Driver]]:
         """A connection in a new transaction, committed at the end (rolled back on error).
 
         Both engines begin it with its first statement that is not an unlocked read (the
@@ -516,7 +433,7 @@ class Database:
         (BEGIN IMMEDIATE) and ended on the sqlite3 connection itself (through SQLAlchemy, a
         third of a repeat identify's cost); a statement or the ORM run through SQLAlchemy
         begins or joins it, and SQLAlchemy then ends it."""
-        return self._begin_postgres() if self.is_postgres else self._begin_sqlite()
+        return self._begin_postgres() if self.is_postgres else self._lane.begin(ending)
 
     @contextlib.asynccontextmanager
     async def _begin_postgres(self) -> AsyncIterator[tuple[AsyncConnection, Driver]]:
@@ -540,33 +457,6 @@ class Database:
             await _roll_back(connection, driver)  # a commit that failed
         await self._connections.give(connection, driver)
 
-    @contextlib.asynccontextmanager
-    async def _begin_sqlite(self) -> AsyncIterator[tuple[AsyncConnection, Driver]]:
-        # SQLite runs inline and an uncontended turn does not wait: without this, a caller
-        # running transactions back to back would never let the loop's other tasks (webhook
-        # delivery, the change feed) run.
-        await asyncio.sleep(0)
-        held, driver = self._held, self._held_driver
-        if held is None or driver is None or held.closed or held.invalidated:
-            held = self._held = await self.engine.connect()
-            raw = await held.get_raw_connection()
-            driver = self._held_driver = Driver(held, raw, observers=self._observers)
-        sqlite = driver.sqlite
-        try:
-            yield held, driver
-        except BaseException:
-            if held.in_transaction():
-                await held.rollback()
-            sqlite.rollback()
-            raise
-        if held.in_transaction():
-            await held.commit()
-        elif sqlite.in_transaction:
-            try:
-                sqlite.commit()
-            except sqlite3.Error as error:
-                raise DBAPIError.instance("COMMIT", None, error, sqlite3.Error) from error
-
     def _committed(self) -> None:
         for listener in self.commit_listeners:
             listener()
@@ -589,9 +479,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self._connections.close()
-        if self._held is not None:
-            await self._held.close()
-            self._held = self._held_driver = None
+        if not self.is_postgres:
+            await self._lane.close()
         await self.engine.dispose()
         if self.checkpointer is not None:
             self.checkpointer.stop()

@@ -280,8 +280,11 @@ class Driver:
         begin: bool,
     ) -> Fetched:
         connection = self.sqlite
-        if begin and not connection.in_transaction:
-            begin_immediate(connection, self.observers)
+        if begin:
+            if not connection.in_transaction:
+                begin_immediate(connection, self.observers)
+            elif self.adapter._connection.savepoint == "pending":  # db/sqlite.py
+                self.adapter._connection.open_savepoint(self.observers)
         if isinstance(params, Sequence):
             cursor = connection.executemany(form.sql, [form.arguments(p) for p in params])
             return Fetched([], cursor.rowcount)
@@ -334,12 +337,20 @@ class Driver:
 
 def begin_immediate(sqlite: sqlite3.Connection, observers: Iterable[Callable[[str], None]]) -> None:
     """Begin SQLite's transaction holding the write lock up front (db/engine.py)."""
+    run_sqlite(sqlite, _BEGIN, observers)
+
+
+def run_sqlite(
+    sqlite: sqlite3.Connection, sql: str, observers: Iterable[Callable[[str], None]]
+) -> None:
+    """A statement of SQLite's transaction control (BEGIN, SAVEPOINT...) on sqlite3 itself,
+    shown to the observers, its error raised as SQLAlchemy would."""
     for observe in observers:
-        observe(_BEGIN)
+        observe(sql)
     try:
-        sqlite.execute(_BEGIN)
+        sqlite.execute(sql)
     except sqlite3.Error as error:
-        raise DBAPIError.instance(_BEGIN, None, error, sqlite3.Error) from error
+        raise DBAPIError.instance(sql, None, error, sqlite3.Error) from error
 
 
 _BEGIN = "BEGIN IMMEDIATE"
