@@ -303,7 +303,7 @@ class Database:
         self.checkpointer: SQLiteCheckpointer | None = None
         self._observers: list[Callable[[str], None]] = []
         if self.dialect == "sqlite":
-            # One connection per process for transactions (`_held`): requests queue for it
+            # One connection per process for transactions (`SQLiteLane`): requests queue for it
             # instead of spinning on SQLite's busy handler. Other processes still wait on
             # busy_timeout. The pool's second one serves what runs beside them (a readiness
             # ping, ANALYZE after an import chunk, migrations).

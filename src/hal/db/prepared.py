@@ -6,7 +6,7 @@ driver call), five times what SQLite takes to run it (bench/RESULTS.md, "The hot
 `Prepared` statement is a Core statement compiled once per dialect: its SQL text, its
 parameters' order and bind processors, its result columns and their result processors are
 kept, and `Tx.execute` runs it on the transaction's driver connection directly: `sqlite3`'s
-own cursor (the connection runs inline, db/engine.py) or an asyncpg prepared statement (the
+own cursor (the connection runs inline, db/sqlite.py) or an asyncpg prepared statement (the
 SQLAlchemy adapter's own statement cache and transaction). Same SQL, same types in and out,
 the same transaction and the same exceptions (`sqlalchemy.exc.DBAPIError` subclasses, so a
 lost race is retried as before); statement observers (`Database.observe`) see it like any other.
@@ -243,7 +243,7 @@ class Driver:
 
     @property
     def sqlite(self) -> Any:
-        """SQLite's sqlite3 connection (it runs inline, db/engine.py)."""
+        """SQLite's sqlite3 connection (it runs inline, db/sqlite.py)."""
         return self.adapter._connection.sqlite
 
     async def run(
@@ -336,7 +336,7 @@ class Driver:
 
 
 def begin_immediate(sqlite: sqlite3.Connection, observers: Iterable[Callable[[str], None]]) -> None:
-    """Begin SQLite's transaction holding the write lock up front (db/engine.py)."""
+    """Begin SQLite's transaction holding the write lock up front (db/sqlite.py)."""
     run_sqlite(sqlite, _BEGIN, observers)
 
 
