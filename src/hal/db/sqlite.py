@@ -5,8 +5,9 @@ transactions take turns; statements run inline on the event loop; WAL checkpoint
 its writes stay in SQLite's open transaction, the next ones run in it, each inside a savepoint
 of its own (rolled back alone if it fails), and one COMMIT, queued behind them, ends them all.
 Each waits for that commit before it answers or tells anyone (commit listeners, caches), so no
-one ever sees a write that could still be lost; a failed commit fails them all, and each is run
-again from scratch as after a lost race. A transaction that ends with no one waiting commits
+one ever sees a write that could still be lost; a failed commit fails them all, each then run
+again from scratch where `Database.run` retries (a lost race) or failed as its own commit would
+have. A transaction that ends with no one waiting commits
 at once, as before. On a WAL database a commit writes every page the transaction changed to
 the log: transactions appending to the same tables and indexes share most of those pages, so a
 commit for several costs little more than one (bench/RESULTS.md, "The hot path, fourth pass").
