@@ -146,3 +146,50 @@ async def test_a_failed_shared_commit_runs_each_of_its_transactions_again(lane):
     assert committed(path) == {"a"}
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT parent FROM child").fetchall() == [(None,)]
+
+
+async def test_a_refused_call_among_others_leaves_nothing_behind(widget, project, database):
+    """An attacker's calls on a verified user's visitor, without its session token, sent among
+    other visitors' tracks (on SQLite they share commits): refused, and nothing of them is
+    stored, not even the visitor's last_seen_at, which the call writes before it is refused."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select, update
+
+    from hal.db.models import Event, Visitor
+    from tests.factories import unique
+
+    victim = unique("v")
+    signed = await widget.identify(project, visitor_id=victim, user_id=unique("u"), signed=True)
+    assert signed.status_code == 200, signed.text
+    contact_id = signed.json()["contact"]["id"]
+
+    async def seen_two_minutes_ago(tx: Tx) -> None:
+        await tx.execute(update(Visitor).where(Visitor.visitor_key == victim)
+                         .values(last_seen_at=tx.now - timedelta(minutes=2)))  # fmt: skip
+
+    async def victim_state(tx: Tx) -> tuple[object, int]:
+        seen = select(Visitor.last_seen_at).where(Visitor.visitor_key == victim)
+        events = select(func.count()).select_from(Event).where(Event.contact_id == contact_id)
+        return (await tx.execute(seen)).scalar_one(), (await tx.execute(events)).scalar_one()
+
+    await database.run(seen_two_minutes_ago)
+    before = await database.run(victim_state)
+    others = [unique("o") for _ in range(8)]
+    calls = [widget.call("track", project, visitor, event="page") for visitor in others[:4]]
+    calls += [
+        widget.call("track", project, victim, event="stolen", event_id=unique("e")),
+        widget.set_properties(project, victim, {"plan": "free"}),
+    ]
+    calls += [widget.call("track", project, visitor, event="page") for visitor in others[4:]]
+    answers = await asyncio.gather(*calls)
+    statuses = [answer.status_code for answer in answers]
+    assert statuses == [200] * 4 + [401, 401] + [200] * 4, [a.text for a in answers]
+    assert await database.run(victim_state) == before
+
+    async def tracked(tx: Tx) -> int:
+        query = (select(func.count()).select_from(Event).join(Visitor)
+                 .where(Visitor.visitor_key.in_(others)))  # fmt: skip
+        return int((await tx.execute(query)).scalar_one())
+
+    assert await database.run(tracked) == len(others)
