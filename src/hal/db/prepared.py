@@ -279,12 +279,13 @@ class Driver:
         params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
         begin: bool,
     ) -> Fetched:
-        connection = self.sqlite
+        inline = self.adapter._connection  # db/sqlite.py
+        connection = inline.sqlite
         if begin:
             if not connection.in_transaction:
                 begin_immediate(connection, self.observers)
-            elif self.adapter._connection.savepoint == "pending":  # db/sqlite.py
-                self.adapter._connection.open_savepoint(self.observers)
+            elif inline.savepoint == "pending":  # a call joined to a shared commit
+                inline.open_savepoint(self.observers)
         if isinstance(params, Sequence):
             cursor = connection.executemany(form.sql, [form.arguments(p) for p in params])
             return Fetched([], cursor.rowcount)

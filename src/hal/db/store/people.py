@@ -56,6 +56,10 @@ _VISITOR_COLUMNS = (
     VISITORS.c.signed_company_ids,
     VISITORS.c.created_at,
 )
+_VISITOR_BY_KEY = (
+    VISITORS.c.project_id == bindparam("project_id"),
+    VISITORS.c.visitor_key == bindparam("visitor_key"),
+)
 
 
 def _visitor(row: Any, stamp: datetime | None) -> VisitorRow:
@@ -97,12 +101,7 @@ async def upsert_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> Visito
     return _visitor(row, stamp)
 
 
-_FIND_VISITOR = prepared(
-    select(*_VISITOR_COLUMNS).where(
-        VISITORS.c.project_id == bindparam("project_id"),
-        VISITORS.c.visitor_key == bindparam("visitor_key"),
-    )
-)
+_FIND_VISITOR = prepared(select(*_VISITOR_COLUMNS).where(*_VISITOR_BY_KEY))
 
 
 async def find_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> VisitorRow | None:
@@ -120,10 +119,6 @@ async def update_visitor(tx: Tx, visitor_row_id: int, **values: Any) -> None:
         await tx.execute(_UPDATE_VISITOR, {"visitor_row_id": visitor_row_id, **values})
 
 
-_VISITOR_BY_KEY = (
-    VISITORS.c.project_id == bindparam("project_id"),
-    VISITORS.c.visitor_key == bindparam("visitor_key"),
-)
 # SQLite: the visitor and its contact in one read (its transaction holds the database's write
 # lock from BEGIN IMMEDIATE: there are no row locks to take).
 _VISITOR_AND_CONTACT = prepared(
@@ -210,10 +205,7 @@ _RETURNING = prepared(
         .outerjoin(LINKS, LINKS.c.contact_id == CONTACTS.c.id)
         .outerjoin(COMPANIES, COMPANIES.c.id == LINKS.c.company_id)
     )
-    .where(
-        VISITORS.c.project_id == bindparam("project_id"),
-        VISITORS.c.visitor_key == bindparam("visitor_key"),
-    )
+    .where(*_VISITOR_BY_KEY)
     .order_by(COMPANIES.c.external_id),
     unlocked_read=True,
 )
