@@ -20,6 +20,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from sqlalchemy import Executable
@@ -147,7 +148,7 @@ class _Form:
         self.keys = tuple(column.keyname for column in columns)
         self.types = tuple(column.type for column in columns)
         self.processors: tuple[Processor, ...] | None = None  # on the first answer (its types)
-        self.row = type("Row", (Row,), {"__slots__": (), "_keys": _indexes(self.keys)})
+        self.row = _row_class(self.keys)
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         values = []
@@ -182,6 +183,18 @@ class _Form:
             make([v if p is None else p(v) for p, v in zip(processors, values, strict=True)])
             for values in raw
         ]
+
+
+def _row_class(keys: Sequence[str]) -> type[Row]:
+    """A Row for these columns: each name a property reading its position in C (as a named
+    tuple's), where the name is free; `Row.__getattr__` answers the others."""
+    indexes = _indexes(keys)
+    fields = {
+        name: property(itemgetter(index))
+        for name, index in indexes.items()
+        if name.isidentifier() and not name.startswith("_") and not hasattr(tuple, name)
+    }
+    return type("Row", (Row,), {"__slots__": (), "_keys": indexes, **fields})
 
 
 def _same(value: Any) -> Any:

@@ -324,7 +324,9 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
         )
         changed = {k: v for k, v in changed.items() if k in later}
     else:
-        if visitor is not None:  # a team write is not the person being seen
+        # A team write is not the person being seen; the widget's moves last_seen_at when it
+        # writes the contact anyway, else at most once a minute (as set-properties).
+        if visitor is not None and (changed or not seen_recently(current.last_seen_at, tx.now)):
             stored = replace(stored, last_seen_at=tx.now)
             changed["last_seen_at"] = tx.now
         if shown_changes:
@@ -407,10 +409,11 @@ async def _write_companies(
     plan: IdentifyPlan,
     contact: ContactRow,
     newly_verified: bool,
-) -> StageDecision | None:
+) -> tuple[dict[str, CompanyRow], StageDecision | None]:
     """Upsert and link the named companies, write `company`'s metadata and stage, and guard
-    them once a verified contact is linked. An unverified request may not touch a guarded
-    company (the whole request rolls back)."""
+    them once a verified contact is linked: the named companies as they now are, and the
+    stage decision. An unverified request may not touch a guarded company (the whole request
+    rolls back)."""
     tx, project = call.tx, call.project
     rows = await upsert_companies(tx, project_id=project.id, names=_named_companies(checked))
     _check_companies(call, checked, plan, rows)
@@ -426,10 +429,14 @@ async def _write_companies(
         await guard(tx, [row.id for row in rows.values() if not row.guarded])
         if newly_verified:
             await guard_linked(tx, contact.id)
+        rows = {key: replace(row, guarded=True) for key, row in rows.items()}
     if checked.company is None:
-        return None
+        return rows, None
     company = rows[checked.company.id]
-    return await _write_company(call, checked.company, checked.stage_mode, company, contact.id)
+    after, decision = await _write_company(
+        call, checked.company, checked.stage_mode, company, contact.id
+    )
+    return {**rows, after.external_id: after}, decision
 
 
 def _named_companies(checked: _Checked) -> dict[str, str | None]:
@@ -467,9 +474,10 @@ async def _write_company(
     stage_mode: StageMode,
     company: CompanyRow,
     contact_id: int | None,
-) -> StageDecision | None:
+) -> tuple[CompanyRow, StageDecision | None]:
     """Name it, merge `company.metadata` and apply `company.stage` under the stage mode; one
-    change says what happened (created, updated, stage_changed)."""
+    change says what happened (created, updated, stage_changed). The company as it now is,
+    and the stage decision."""
     tx, project_id = call.tx, call.project.id
     created = company.created
     values = _company_values(company, given)
@@ -489,7 +497,7 @@ async def _write_company(
                 project_id, ChangeType.COMPANY_UPDATED, {**company_data(after), "changed": shown}
             )
     stage_changed(tx, project_id=project_id, company=after, stage=stage)
-    return stage.decision if stage is not None else None
+    return after, stage.decision if stage is not None else None
 
 
 def _company_values(company: CompanyRow, given: CompanyInput) -> dict[str, Any]:
@@ -523,9 +531,26 @@ def _company_shown(company: CompanyRow) -> dict[str, Any]:
     return {"name": company.name, "metadata": company.metadata_}
 
 
-async def _write(
-    call: WidgetCall,
-) -> tuple[_Checked, IdentifyPlan, ContactRow, StageDecision | None]:
+@dataclass(frozen=True)
+class _Written:
+    """What identify wrote: the contact, the companies the request named as they now are,
+    and `company`'s stage decision."""
+
+    checked: _Checked
+    plan: IdentifyPlan
+    contact: ContactRow
+    companies: dict[str, CompanyRow]
+    decision: StageDecision | None
+
+    @property
+    def only_links(self) -> bool:
+        """Whether the named companies are all the contact's (it was created by this call,
+        no lead merged into it), in the order `linked_companies` reads them."""
+        plan = self.plan
+        return plan.target is None and plan.merge_lead is None and len(self.companies) <= 1
+
+
+async def _write(call: WidgetCall) -> _Written:
     """Matching and every write of identify, for a widget visitor or a team call."""
     checked = call.identity
     assert isinstance(checked, _Checked)
@@ -533,7 +558,7 @@ async def _write(
     checked = await _define_attributes(call, checked)
     contact = await _write_contact(call, checked, plan)
     target_was_verified = plan.target is not None and plan.target.verified
-    decision = await _write_companies(
+    companies, decision = await _write_companies(
         call,
         checked,
         plan,
@@ -543,7 +568,7 @@ async def _write(
         and not target_was_verified
         and (plan.target is not None or plan.merge_lead is not None),
     )
-    return checked, plan, contact, decision
+    return _Written(checked, plan, contact, companies, decision)
 
 
 @dataclass(frozen=True)
@@ -566,9 +591,9 @@ async def identify_contact(
         limits=limits,
         identify=lambda project: _check(request, project, limits, tx, trusted=True),
     )
-    checked, plan, contact, decision = await _write(call)
-    warnings = (*plan.warnings, *checked.type_warnings)
-    return ContactWrite(contact=contact, warnings=warnings, stage=decision)
+    written = await _write(call)
+    warnings = (*written.plan.warnings, *written.checked.type_warnings)
+    return ContactWrite(contact=written.contact, warnings=warnings, stage=written.decision)
 
 
 async def write_company(
@@ -587,7 +612,8 @@ async def write_company(
         company = company.model_copy(update={"metadata": typed.values})
     rows = await upsert_companies(tx, project_id=call.project.id, names={company.id: company.name})
     mode = call.project.stage_mode
-    return await _write_company(call, company, mode, rows[company.id], None)
+    _, decision = await _write_company(call, company, mode, rows[company.id], None)
+    return decision
 
 
 async def identify(
@@ -611,14 +637,19 @@ async def identify(
         limits=limits,
         identify=lambda project: _check(request, project, limits, tx, trusted=False),
     )
-    checked, plan, contact, decision = await _write(call)
-
+    written = await _write(call)
+    checked, plan, contact = written.checked, written.plan, written.contact
     visitor = call.widget_visitor
-    linked = await linked_companies(tx, contact.id)
+    linked = (
+        list(written.companies.values())
+        if written.only_links  # what linked_companies would read
+        else await linked_companies(tx, contact.id)
+    )
     visitor_changes, active_id = _visitor_changes(visitor, contact.id, request, checked, plan,
                                                   linked)  # fmt: skip
     await update_visitor(tx, visitor.id, **visitor_changes)
-    return _result(call, request, checked, plan, contact, linked, active_id, decision, session_ttl)
+    return _result(call, request, checked, plan, contact, linked, active_id, written.decision,
+                   session_ttl)  # fmt: skip
 
 
 def _visitor_changes(
