@@ -110,3 +110,28 @@ async def test_a_repeat_answers_a_still_fresh_token_again_and_renews_an_old_one(
     token = renewed.json()["session_token"]
     assert token != old
     assert (await widget.identify(project, token=token, **_body(user))).status_code == 200
+
+
+async def test_the_full_path_moves_last_seen_at_with_a_write_or_once_a_minute(
+    widget, project, database, inspect
+):
+    user = unique("u")
+    await widget.identify(project, **_body(user))
+
+    async def seen() -> datetime:
+        [contact] = [c for c in await inspect.contacts(project.app_id) if c.user_id == user]
+        stamp: datetime = contact.last_seen_at
+        return stamp
+
+    first = await seen()
+    # Another company: the full path, and nothing of the contact itself changes.
+    switched = await widget.identify(project, **_body(user, company={"id": unique("co")}))
+    assert switched.status_code == 200, switched.text
+    assert await seen() == first
+    await widget.identify(project, **_body(user, name="Renamed"))  # the contact is written
+    renamed = await seen()
+    assert renamed > first
+    await _age(database, f"v-{user}")
+    aged = await seen()
+    await widget.identify(project, **_body(user, company={"id": unique("co")}))
+    assert await seen() > aged
