@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,12 +27,30 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def prepared_bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """The prepared statements' (db/prepared.py) bind processing, where one is faster than
+        `process_bind_param` followed by the dialect's own: on SQLite, `sqlite_text`."""
+        return sqlite_text if dialect.name == "sqlite" else None
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
         return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def sqlite_text(value: datetime | None) -> str | None:
+    """A UTC datetime as SQLite stores it: what `UTCDateTime.process_bind_param` and then
+    SQLAlchemy's SQLite DATETIME storage format (`%04d-%02d-%02d %02d:%02d:%02d.%06d`) make,
+    in one C call (tests/unit/test_types.py holds the two equal)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def utcnow() -> datetime:

@@ -1,0 +1,44 @@
+"""db/types.py: the prepared statements' faster bind processing is the column type's own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hal.db.types import UTCDateTime, sqlite_text
+
+SQLITE = sqlite.dialect()
+ZONES = st.one_of(
+    st.just(UTC),
+    st.integers(min_value=-23 * 60, max_value=23 * 60).map(
+        lambda minutes: timezone(timedelta(minutes=minutes))
+    ),
+)
+# Aware datetimes whose UTC instant is a datetime too (not before year 1 or after 9999).
+AWARE = st.builds(
+    lambda moment, zone: moment.replace(tzinfo=UTC).astimezone(zone),
+    st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)),
+    ZONES,
+)
+
+
+@given(AWARE)
+def test_sqlite_text_is_what_the_type_and_the_dialect_make(value: datetime):
+    processed = UTCDateTime()._cached_bind_processor(SQLITE)  # as a compiled statement has it
+    assert processed is not None
+    assert sqlite_text(value) == processed(value)
+
+
+def test_sqlite_text_refuses_a_naive_datetime_and_passes_none():
+    with pytest.raises(ValueError, match="naive"):
+        sqlite_text(datetime(2026, 1, 1))
+    assert sqlite_text(None) is None
+
+
+def test_the_faster_processing_is_sqlite_only():
+    assert UTCDateTime().prepared_bind_processor(SQLITE) is sqlite_text
+    assert UTCDateTime().prepared_bind_processor(postgresql.dialect()) is None
