@@ -43,7 +43,7 @@ from hal.db import project_cache
 from hal.db.changelog import NUMBER_BATCH, PendingChange, number_changes, write_changes
 from hal.db.held import HeldConnections
 from hal.db.models import CRM_MODELS
-from hal.db.prepared import Driver, Fetched, Prepared
+from hal.db.prepared import Driver, Fetched, Prepared, prepared
 from hal.db.project_cache import ProjectCache
 from hal.db.sqlite import Ending, SQLiteCheckpointer, SQLiteLane, configure_sqlite, connect_sqlite
 from hal.db.types import utcnow
@@ -119,8 +119,8 @@ def _refuse_crm_writes(session: Session, _context: Any, _instances: Any) -> None
             raise RuntimeError(f"{type(row).__name__} rows are written through hal.db.store")
 
 
-_ADVISORY_LOCKS = text(
-    "SELECT count(pg_advisory_xact_lock(key)) FROM unnest(CAST(:keys AS bigint[])) AS key"
+_ADVISORY_LOCKS = prepared(
+    text("SELECT count(pg_advisory_xact_lock(key)) FROM unnest(CAST(:keys AS bigint[])) AS key")
 )
 
 
@@ -289,7 +289,7 @@ class Tx:
         if self.is_postgres:
             locks = sorted({lock_key(*key) for key in keys} - self.locked)
             if locks:
-                await self.connection.execute(_ADVISORY_LOCKS, {"keys": locks})
+                await self.execute(_ADVISORY_LOCKS, {"keys": locks})
                 self.locked.update(locks)
 
 

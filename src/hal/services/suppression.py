@@ -16,6 +16,7 @@ from sqlalchemy import Table, bindparam, delete, func, or_, select
 
 from hal.db.engine import Tx
 from hal.db.models import Project, Suppression
+from hal.db.prepared import prepared
 from hal.domain.errors import Forbidden, InvalidInput, NotFound
 from hal.domain.privacy import suppression_hashes
 from hal.domain.projects import ProjectConfig
@@ -61,7 +62,9 @@ async def refuse_suppressed(
     )
 
 
-_CURRENT_KEY = select(Project.suppression_key).where(Project.id == bindparam("project_id"))
+_CURRENT_KEY = prepared(
+    select(Project.suppression_key).where(Project.id == bindparam("project_id"))
+)
 
 
 async def refuse_suppressed_since(
