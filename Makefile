@@ -24,7 +24,7 @@ lint: install
 	$(UV) run lint-imports
 
 test: lint
-	$(UV) run pytest
+	$(UV) run pytest -n 2  # two workers (pytest-xdist), each with its own databases
 
 # Benchmarks against real servers on SQLite and PostgreSQL, then CSV import, erasure and search;
 # each script rewrites its own section of bench/RESULTS.md and prints it: stdout carries only

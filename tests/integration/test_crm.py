@@ -154,6 +154,7 @@ async def test_track_corrects_the_clients_clock_skew(widget, project):
         ((datetime.now(UTC) + timedelta(days=2)).isoformat(), "occurred_in_future"),
         ("yesterday", "invalid_datetime"),
     ],
+    ids=["in_two_days", "yesterday"],
 )
 async def test_track_refuses_bad_times(widget, project, occurred_at, code):
     visitor = await identified(widget, project)
