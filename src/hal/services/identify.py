@@ -1,7 +1,8 @@
 """POST /api/widget/identify: match or create the contact, merge, bind the visitor, link the
 companies, in the caller's one transaction (README "Identify", steps 1-6), as a handful of
 set-based statements: the visitor upsert, one locked read of every candidate contact, one
-contact write, one company upsert, one link insert and one read of the linked companies.
+contact write, one company upsert, one link insert and, for a contact that existed before the
+call, one read of its linked companies.
 """
 
 from __future__ import annotations
