@@ -29,15 +29,17 @@ def test_hal_serve_removes_the_folder_of_a_server_that_was_killed(tmp_path, monk
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                            capture_output=True, text=True, check=True)  # fmt: skip
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # Unset for the call (empty reads as unset) and restored after the test, whatever the
+    # call sets: a folder left in this process's environment would reach every later test.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
     stale = tmp_path / f"hal-metrics-{int(ended.stdout)}-abc"
     running = tmp_path / f"hal-metrics-{os.getppid()}-def"
     for folder in (stale, running):
         folder.mkdir()
         (folder / "counter_1.db").write_bytes(b"")
     made = prepare_multiprocess_dir()
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     assert not stale.exists() and running.exists()
     assert Path(made).parent == tmp_path and Path(made).name.startswith(
         f"hal-metrics-{os.getpid()}-"
     )
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == made
