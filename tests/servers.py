@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -15,11 +16,27 @@ from typing import IO
 
 import httpx
 
+# Ports handed to servers started later, by another process or task: below the kernel's
+# ephemeral range (32768-60999), which outgoing connections draw from meanwhile, and from a
+# range of this test worker's own (pytest-xdist's PYTEST_XDIST_WORKER, gw0, gw1...), which
+# no other worker draws from.
+PORTS_PER_WORKER = 2000
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or "0")
+_handed_out = itertools.count()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now, not handed out by this process lately."""
+    first = 20000 + PORTS_PER_WORKER * (_WORKER % 5)
+    for _ in range(PORTS_PER_WORKER):
+        port = first + next(_handed_out) % PORTS_PER_WORKER
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or a connection of its last server still lingers
+            return port
+    raise RuntimeError("no free port in this worker's range")
 
 
 class Server:
