@@ -135,3 +135,37 @@ async def test_the_full_path_moves_last_seen_at_with_a_write_or_once_a_minute(
     aged = await seen()
     await widget.identify(project, **_body(user, company={"id": unique("co")}))
     assert await seen() > aged
+
+
+async def test_a_new_contacts_answer_is_what_reading_its_companies_gives(widget, project, database):
+    """A contact created by the call answers with the companies it just linked, without
+    reading them back: the same identify again (the full path, which reads them) answers the
+    same contact and companies, guarded or not, signed or not."""
+    owner = unique("owner")
+    await widget.identify(project, **_body(owner), signed=True)  # co-{owner}: guarded now
+    variants: dict[str, dict[str, Any]] = {
+        "signed, a new company with stage and metadata": {
+            "signed": True,
+            "company": {
+                "id": unique("co"),
+                "name": "Acme",
+                "stage": "Qualified",
+                "metadata": {"arr": 5},
+            },
+        },
+        "signed, someone else's guarded company": {
+            "signed": True,
+            "company": {"id": f"co-{owner}"},
+        },
+        "unsigned, a new company": {"company": {"id": unique("co"), "name": "Beta"}},
+        "unsigned, only company_ids": {"company": None, "company_ids": [unique("co")]},
+    }
+    for what, more in variants.items():
+        user = unique("u")
+        first = await widget.identify(project, **_body(user, **more))
+        assert first.status_code == 200, (what, first.text)
+        await _age(database, f"v-{user}")
+        again = await widget.identify(project, **_body(user, **more))
+        assert again.status_code == 200, (what, again.text)
+        shown = ("contact", "active_company", "company_ids", "visitor_id", "warnings")
+        assert {k: first.json()[k] for k in shown} == {k: again.json()[k] for k in shown}, what
