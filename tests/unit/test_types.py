@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hal.db.types import UTCDateTime, sqlite_text
+from hal.db.types import UTCDateTime, sqlite_datetime, sqlite_text
 
 SQLITE = sqlite.dialect()
 ZONES = st.one_of(
@@ -39,6 +39,22 @@ def test_sqlite_text_refuses_a_naive_datetime_and_passes_none():
     assert sqlite_text(None) is None
 
 
+@given(AWARE, st.sampled_from([None, 0]))
+def test_sqlite_datetime_is_what_the_dialect_and_the_type_make(value: datetime, micro):
+    stored = sqlite_text(value if micro is None else value.replace(microsecond=micro))
+    assert stored is not None
+    # As SQLite may hold it: SQLAlchemy's format, or CURRENT_TIMESTAMP's (no fraction).
+    texts = [stored, stored[:19]] if micro == 0 else [stored]
+    processed = UTCDateTime()._cached_result_processor(SQLITE, None)
+    assert processed is not None
+    for text in texts:
+        assert sqlite_datetime(text) == processed(text)
+        assert sqlite_datetime(text).tzinfo is UTC  # type: ignore[union-attr]
+    assert sqlite_datetime(None) is None
+
+
 def test_the_faster_processing_is_sqlite_only():
     assert UTCDateTime().prepared_bind_processor(SQLITE) is sqlite_text
     assert UTCDateTime().prepared_bind_processor(postgresql.dialect()) is None
+    assert UTCDateTime().prepared_result_processor(SQLITE) is sqlite_datetime
+    assert UTCDateTime().prepared_result_processor(postgresql.dialect()) is None

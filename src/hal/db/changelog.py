@@ -69,8 +69,10 @@ def _row(change: PendingChange, now: datetime) -> dict[str, Any]:
 class Writer(Protocol):
     """What writing the change log needs of a transaction (db/engine.Tx)."""
 
-    now: datetime
     connection: AsyncConnection
+
+    @property
+    def now(self) -> datetime: ...
 
     @property
     def is_postgres(self) -> bool: ...

@@ -135,15 +135,15 @@ class Restorable(Protocol):
     def release(self) -> None: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Tx:
     """One request's transaction: Core statements on its connection, locks, and its `now`."""
 
     connection: AsyncConnection
     dialect: str
     projects: ProjectCache
-    # The transaction's time, fixed: what it writes is "now" for all of it.
-    now: datetime = field(default_factory=utcnow)
+    # The transaction's time, fixed (`now`): what it writes is "now" for all of it.
+    _now: datetime = field(default_factory=utcnow)
     _stamps: int = 0
     changes: list[PendingChange] = field(default_factory=list)
     # An import chunk's reads made once for all its rows (db/store/lookahead.py).
@@ -192,10 +192,9 @@ class Tx:
         self._stamps += 1
         return self.now + timedelta(microseconds=self._stamps)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "now" and "now" in self.__dict__:
-            raise AttributeError("a transaction's now is fixed")
-        super().__setattr__(name, value)
+    @property
+    def now(self) -> datetime:
+        return self._now
 
     async def project(self, app_id: str) -> ProjectConfig:
         """The project's settings (cached), or 404 `unknown_app` (deleted meanwhile)."""
@@ -223,19 +222,20 @@ class Tx:
         (db/prepared.py), any other through SQLAlchemy."""
         if not isinstance(statement, Prepared):
             return await self.connection.execute(statement, params)
-        form = statement.form(self.connection.dialect, params)
+        driver = self._driver
+        if driver is None:  # a transaction made by hand (tests): the connection it holds
+            sync = self.connection.sync_connection
+            assert sync is not None
+            driver = self._driver = Driver(self.connection, sync.connection)
+        form = statement.form(driver.dialect, params)
         if form.keys and isinstance(params, list):
             if len(params) != 1:
                 # Rows back from many parameter sets: SQLAlchemy's multi-row INSERT RETURNING.
                 return await self.connection.execute(statement.statement, params)
             params = params[0]
-        if self._driver is None:  # PostgreSQL: the pooled connection this transaction holds
-            sync = self.connection.sync_connection
-            assert sync is not None
-            self._driver = Driver(self.connection, sync.connection)
         for observe in self.observers:
             observe(form.sql)
-        return await self._driver.run(form, params, begin=not statement.unlocked_read)
+        return await driver.run(form, params, begin=not statement.unlocked_read)
 
     def record(
         self,

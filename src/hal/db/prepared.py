@@ -111,8 +111,10 @@ class _Form:
         "binds",
         "computed",
         "defaults",
+        "given",
         "keys",
         "names",
+        "processed",
         "processors",
         "row",
         "sql",
@@ -152,23 +154,29 @@ class _Form:
         self.types = tuple(column.type for column in columns)
         self.processors: tuple[Processor, ...] | None = None  # on the first answer (its types)
         self.row = _row_class(self.keys)
+        # `arguments`: the values read from the parameters in one C call, then processed.
+        self.given: Callable[[Mapping[str, Any]], Sequence[Any]] = _getter(self.names)
+        self.processed = tuple((i, p) for i, p in enumerate(self.binds) if p is not None)
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        values = []
-        for name, process in zip(self.names, self.binds, strict=True):
-            if name in params:
-                value = params[name]
-            elif name in self.computed:
-                value = self.computed[name]()
-            else:
-                value = self.defaults[name]
-            values.append(value if process is None else process(value))
+        """The values to bind, in the SQL's order, each bind processed."""
+        try:  # every value given (the usual case): read in C
+            values = list(self.given(params))
+        except KeyError:
+            values = [
+                params[name] if name in params
+                else self.computed[name]() if name in self.computed
+                else self.defaults[name]
+                for name in self.names
+            ]  # fmt: skip
+        for index, process in self.processed:
+            values[index] = process(values[index])
         return values
 
     def result_processors(self, dialect: Dialect, coltypes: Sequence[Any]) -> tuple[Processor, ...]:
         if self.processors is None:
             self.processors = tuple(
-                kind._cached_result_processor(dialect, coltype)
+                _faster(kind, dialect, "result") or kind._cached_result_processor(dialect, coltype)
                 for kind, coltype in zip(self.types, coltypes, strict=True)
             )
         return self.processors
@@ -188,10 +196,10 @@ class _Form:
         ]
 
 
-def _faster(kind: Any, dialect: Dialect) -> Processor:
-    """A type's own faster equivalent of its bind processing on `dialect`, if it has one
-    (db/types.py: UTCDateTime on SQLite)."""
-    faster = getattr(kind, "prepared_bind_processor", None)
+def _faster(kind: Any, dialect: Dialect, way: str = "bind") -> Processor:
+    """A type's own faster equivalent of its bind or result processing on `dialect`, if it
+    has one (db/types.py: UTCDateTime on SQLite)."""
+    faster = getattr(kind, f"prepared_{way}_processor", None)
     return faster(dialect) if faster is not None else None
 
 
@@ -205,6 +213,15 @@ def _row_class(keys: Sequence[str]) -> type[Row]:
         if name.isidentifier() and not name.startswith("_") and not hasattr(tuple, name)
     }
     return type("Row", (Row,), {"__slots__": (), "_keys": indexes, **fields})
+
+
+def _getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], Sequence[Any]]:
+    """The values of `names` in a mapping, as a sequence (`itemgetter` gives a lone value
+    bare)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda params: (params[name],)
+    return itemgetter(*names) if names else lambda _params: ()
 
 
 def _same(value: Any) -> Any:
@@ -229,18 +246,20 @@ class Prepared:
         # before BEGIN (READ COMMITTED gives it the same snapshot either way), and a
         # transaction that runs nothing else then costs no BEGIN and no COMMIT.
         self.unlocked_read = unlocked_read
-        self._forms: dict[tuple[str, frozenset[str]], _Form] = {}
+        self._forms: dict[tuple[str, ...], _Form] = {}
 
     def form(
-        self, dialect: Dialect, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+        self, dialect: Dialect, params: Mapping[str, Any] | list[dict[str, Any]] | None
     ) -> _Form:
         """The statement as `dialect` runs it with these parameters' names."""
-        first = params[0] if isinstance(params, Sequence) else params
-        key = (dialect.name, frozenset(first or ()))
+        first = params[0] if isinstance(params, list) else params
+        # The names in their given order: the same names in another order make another key
+        # for an equal form, which costs a compilation once and spares hashing a set each call.
+        key = (dialect.name, *(first or ()))
         found = self._forms.get(key)
         if found is None:
             statement = cast(ClauseElement, self.statement)
-            found = self._forms[key] = _Form(statement, dialect, sorted(key[1]))
+            found = self._forms[key] = _Form(statement, dialect, sorted(key[1:]))
         return found
 
 
@@ -272,7 +291,7 @@ class Driver:
     async def run(
         self,
         form: _Form,
-        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+        params: Mapping[str, Any] | list[dict[str, Any]] | None,
         *,
         begin: bool = True,
     ) -> Fetched:
@@ -299,7 +318,7 @@ class Driver:
     def _sqlite(
         self,
         form: _Form,
-        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+        params: Mapping[str, Any] | list[dict[str, Any]] | None,
         begin: bool,
     ) -> Fetched:
         inline = self.adapter._connection  # db/sqlite.py
@@ -309,7 +328,7 @@ class Driver:
                 begin_immediate(connection, self.observers)
             elif inline.savepoint == "pending":  # a call joined to a shared commit
                 inline.open_savepoint(self.observers)
-        if isinstance(params, Sequence):
+        if isinstance(params, list):
             cursor = connection.executemany(form.sql, [form.arguments(p) for p in params])
             return Fetched([], cursor.rowcount)
         cursor = connection.execute(form.sql, form.arguments(params or {}))
@@ -323,7 +342,7 @@ class Driver:
     async def _asyncpg(
         self,
         form: _Form,
-        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+        params: Mapping[str, Any] | list[dict[str, Any]] | None,
         begin: bool,
     ) -> Fetched:
         adapter = self.adapter
@@ -331,7 +350,7 @@ class Driver:
             if adapter._transaction is None and begin:
                 await adapter._start_transaction()
             statement, attributes = await adapter._prepare(form.sql, 0)
-            if isinstance(params, Sequence):
+            if isinstance(params, list):
                 await statement.executemany([form.arguments(p) for p in params])
                 return Fetched([], len(params))
             records = await statement.fetch(*form.arguments(params or {}))
