@@ -186,7 +186,8 @@ def _check(
                 project, Model.COMPANY, company.metadata, limits=limits, refuse=trusted,
                 field="company.metadata",
             )  # fmt: skip
-            company = company.model_copy(update={"metadata": company_types.values})
+            if company_types.values != company.metadata:  # a value stored as its type has it
+                company = company.model_copy(update={"metadata": company_types.values})
     company_ids = list(request.company_ids or [])
     if len(company_ids) > limits.max_company_ids:
         raise InvalidInput(
@@ -327,12 +328,14 @@ async def _write_contact(call: WidgetCall, checked: _Checked, plan: IdentifyPlan
     else:
         # A team write is not the person being seen; the widget's moves last_seen_at when it
         # writes the contact anyway, else at most once a minute (as set-properties).
+        moved: dict[str, Any] = {}
         if visitor is not None and (changed or not seen_recently(current.last_seen_at, tx.now)):
-            stored = replace(stored, last_seen_at=tx.now)
-            changed["last_seen_at"] = tx.now
+            moved["last_seen_at"] = tx.now
         if shown_changes:
-            stored = replace(stored, version=current.version + 1)
-            changed["version"] = stored.version
+            moved["version"] = current.version + 1
+        if moved:
+            stored = replace(stored, **moved)
+            changed.update(moved)
     if lead is not None:
         await merge_lead(tx, lead_id=lead.id, into_id=stored.id)
         tx.record(call.project.id, ChangeType.CONTACT_MERGED, {"from": lead.id, "into": stored.id})
