@@ -433,7 +433,8 @@ async def _write_companies(
         await guard(tx, [row.id for row in rows.values() if not row.guarded])
         if newly_verified:
             await guard_linked(tx, contact.id)
-        rows = {key: replace(row, guarded=True) for key, row in rows.items()}
+        rows = {key: row if row.guarded else replace(row, guarded=True)
+                for key, row in rows.items()}  # fmt: skip
     if checked.company is None:
         return rows, None
     company = rows[checked.company.id]
