@@ -113,3 +113,26 @@ def test_a_statement_whose_sql_depends_on_its_values_is_refused(database: Databa
     in_list = select(VISITORS.c.id).where(VISITORS.c.id.in_(bindparam("ids", expanding=True)))
     with pytest.raises(ValueError, match="cannot be prepared"):
         prepared(in_list).form(database.engine.dialect, {"ids": [1, 2]})
+
+
+async def test_the_same_parameters_in_another_order_bind_the_same_values(
+    database: Database, project
+):
+    """A form is found by the parameters' names as given: another order is another form of
+    the same statement, binding each value to its own column."""
+    project_id = await _project_id(database, project.app_id)
+    keys = unique("v"), unique("v")
+    given = {"project_id": project_id, "properties": {"n": 1}, "verified": True}
+    reordered = [dict(reversed(list({**given, "visitor_key": key}.items()))) for key in keys]
+    reordered[0] = dict(reversed(list(reordered[0].items())))
+
+    async def work(tx: Tx) -> list[Any]:
+        for params in reordered:
+            await tx.execute(prepared(_ADD_VISITOR), params)
+        found = [(await tx.execute(prepared(_VISITOR), {"visitor_key": key,
+                                                        "project_id": project_id})).one()
+                 for key in keys]  # fmt: skip
+        return [(row.visitor_key, row.properties, row.verified) for row in found]
+
+    assert list(reordered[0]) != list(reordered[1])
+    assert await database.run(work) == [(key, {"n": 1}, True) for key in keys]
