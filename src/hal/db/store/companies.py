@@ -168,6 +168,13 @@ _GUARD = (
     .where(COMPANIES.c.id.in_(bindparam("ids", expanding=True)), COMPANIES.c.guarded.is_(False))
     .values(guarded=true())
 )
+# The usual case, one company (identify's): a prepared statement (an IN list's SQL depends
+# on its length, so it runs through SQLAlchemy's execution).
+_GUARD_ONE = prepared(
+    update(COMPANIES)
+    .where(COMPANIES.c.id == bindparam("company_row_id"), COMPANIES.c.guarded.is_(False))
+    .values(guarded=true())
+)
 _GUARD_LINKED = prepared(
     update(COMPANIES)
     .where(
@@ -185,6 +192,8 @@ async def guard(tx: Tx, company_ids: Iterable[int]) -> None:
     ids = sorted(set(company_ids))
     if (ahead := ahead_of(tx)) is not None:
         ahead.guarded(ids)
+    elif len(ids) == 1:
+        await tx.execute(_GUARD_ONE, {"company_row_id": ids[0]})
     elif ids:
         await tx.execute(_GUARD, {"ids": ids})
 
