@@ -123,12 +123,14 @@ async def test_the_same_parameters_in_another_order_bind_the_same_values(
     project_id = await _project_id(database, project.app_id)
     keys = unique("v"), unique("v")
     given = {"project_id": project_id, "properties": {"n": 1}, "verified": True}
-    reordered = [dict(reversed(list({**given, "visitor_key": key}.items()))) for key in keys]
-    reordered[0] = dict(reversed(list(reordered[0].items())))
+    first = {**given, "visitor_key": keys[0]}
+    second = dict(reversed(list({**given, "visitor_key": keys[1]}.items())))
+    reordered = [first, second]
+    add = prepared(_ADD_VISITOR)  # one statement, two forms
 
     async def work(tx: Tx) -> list[Any]:
         for params in reordered:
-            await tx.execute(prepared(_ADD_VISITOR), params)
+            await tx.execute(add, params)
         found = [(await tx.execute(prepared(_VISITOR), {"visitor_key": key,
                                                         "project_id": project_id})).one()
                  for key in keys]  # fmt: skip
