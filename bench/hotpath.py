@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import uvloop
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -205,7 +207,7 @@ def main() -> None:
         database_url, pg_name = new_database(args.backend, Path(workdir))
         try:
             hal(database_url, "migrate")
-            asyncio.run(main_async(args, database_url))
+            uvloop.run(main_async(args, database_url))  # as `hal serve` runs
         finally:
             drop_database(pg_name)
 
