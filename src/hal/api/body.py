@@ -7,6 +7,7 @@ those are refused here as a clear 400/422 instead of a surprise later.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -68,8 +69,17 @@ def parse_json_body(body: bytes) -> Any:
         raise BadRequest("invalid_json", "the JSON body nests too deeply") from None
     except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
         raise BadRequest("invalid_json", f"the body is not valid JSON: {exc}") from None
-    _check_strings(document, "", 0)
+    if _may_hold_refused(body):
+        _check_strings(document, "", 0)
     return document
+
+
+def _may_hold_refused(body: bytes) -> bool:
+    """Whether the parsed body needs `_check_strings`' walk. A NUL or a lone surrogate reaches
+    a string only through a `\\u` escape (the parser refuses raw control characters, the UTF-8
+    decoding raw surrogates), and nesting deeper than MAX_DEPTH takes more opening brackets
+    than that: a body with neither, as most are, is not walked."""
+    return b"\\u" in body or body.count(b"{") + body.count(b"[") > MAX_DEPTH
 
 
 def _is_json(content_type: str) -> bool:
@@ -141,15 +151,16 @@ class EncodedRoute(StrictJSONRoute):
     against that same model, then walk it through `jsonable_encoder`. Other answers (a
     Response, a dict) go on as FastAPI serves them."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        call, status = self.dependant.call, self.status_code or 200
-        assert call is not None
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        status = kwargs.get("status_code") or 200
 
+        # The endpoint itself is wrapped (its signature kept): a router included in the app
+        # builds its handler from the endpoint, not from this route's dependant.
+        @functools.wraps(endpoint)
         async def answered(**values: Any) -> Any:
-            answer = await call(**values)
+            answer = await endpoint(**values)
             if isinstance(answer, BaseModel):
                 return json_response(encoded(answer), status)
             return answer
 
-        self.dependant.call = answered
+        super().__init__(path, answered, **kwargs)
