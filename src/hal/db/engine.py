@@ -122,6 +122,10 @@ def _refuse_crm_writes(session: Session, _context: Any, _instances: Any) -> None
 _ADVISORY_LOCKS = prepared(
     text("SELECT count(pg_advisory_xact_lock(key)) FROM unnest(CAST(:keys AS bigint[])) AS key")
 )
+# The same, its keys written in (sent with BEGIN, Tx.lock): sorted, locked in the array's order.
+_ADVISORY_LOCKS_OF = (
+    "SELECT count(pg_advisory_xact_lock(key)) FROM unnest('{{{}}}'::bigint[]) AS key"
+)
 
 
 class Restorable(Protocol):
@@ -289,8 +293,18 @@ class Tx:
         if self.is_postgres:
             locks = sorted({lock_key(*key) for key in keys} - self.locked)
             if locks:
-                await self.execute(_ADVISORY_LOCKS, {"keys": locks})
+                if not await self._begin_locked(locks):
+                    await self.execute(_ADVISORY_LOCKS, {"keys": locks})
                 self.locked.update(locks)
+
+    async def _begin_locked(self, locks: list[int]) -> bool:
+        """The transaction's first locks sent with its BEGIN, one round trip for both (the
+        keys are our own integers, written into the SQL); False when it had begun."""
+        driver = self._driver
+        if driver is None:
+            return False
+        sql = _ADVISORY_LOCKS_OF.format(",".join(str(int(lock)) for lock in locks))
+        return await driver.begin_with(sql, self.observers)
 
 
 class Database:

@@ -23,6 +23,8 @@ from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from asyncpg.exceptions import InterfaceError
+from asyncpg.transaction import Transaction, TransactionState
 from sqlalchemy import Executable
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -302,6 +304,33 @@ class Driver:
         except Exception as error:
             raise self._wrapped(form.sql, error) from error
 
+    async def begin_with(self, sql: str, observers: Iterable[Callable[[str], None]]) -> bool:
+        """PostgreSQL: begin the transaction with `sql` in BEGIN's own message (a simple query
+        of both, one round trip instead of two); False when it had begun (or begins with an
+        isolation level or access mode of its own): the caller runs `sql` its own way.
+        `sql` takes no parameters, so only SQL made of our own values belongs here."""
+        adapter = self.adapter
+        if (
+            not self.postgres
+            or adapter._transaction is not None
+            or adapter.isolation_level is not None
+            or adapter.readonly
+            or adapter.deferrable
+        ):
+            return False
+        for observe in observers:
+            observe(sql)
+        async with adapter._execute_mutex:
+            transaction = _BegunWith(adapter._connection, sql)
+            try:
+                await transaction.start()
+            except Exception as error:
+                raise self._wrapped(sql, error) from error
+            finally:
+                if transaction.begun:  # even when `sql` failed: its rollback ends it
+                    adapter._transaction = transaction
+        return True
+
     async def end(self, *, commit: bool) -> None:
         """PostgreSQL: commit or roll back the transaction a prepared statement began, when
         SQLAlchemy never joined it (then SQLAlchemy ends it, db/engine.py)."""
@@ -376,6 +405,34 @@ class Driver:
             sql, None, error, dbapi.Error, hide_parameters=True,
             connection_invalidated=invalidated, dialect=self.dialect,
         )  # fmt: skip
+
+
+class _BegunWith(Transaction):  # type: ignore[misc]  # asyncpg has no type information
+    """asyncpg's transaction begun by `BEGIN; <sql>` in one simple query (Driver.begin_with):
+    its own `start` sends BEGIN alone. Committed and rolled back as any other."""
+
+    __slots__ = ("_sql",)
+
+    def __init__(self, connection: Any, sql: str) -> None:
+        super().__init__(connection, None, False, False)
+        self._sql = sql
+
+    @property
+    def begun(self) -> bool:
+        return self._state is TransactionState.STARTED
+
+    async def start(self) -> None:
+        connection = self._connection
+        if connection._top_xact is not None or connection._protocol.is_in_transaction():
+            raise InterfaceError("a transaction was already begun on this connection")
+        connection._top_xact = self
+        try:
+            await connection.execute(f"BEGIN; {self._sql}")
+        finally:
+            begun = connection._protocol.is_in_transaction()
+            self._state = TransactionState.STARTED if begun else TransactionState.FAILED  # type: ignore[misc]
+            if not begun:
+                connection._top_xact = None
 
 
 def begin_immediate(sqlite: sqlite3.Connection, observers: Iterable[Callable[[str], None]]) -> None:
