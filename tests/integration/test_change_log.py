@@ -8,11 +8,11 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from hal.db.changelog import PendingChange, write_changes
+from hal.db.changelog import MANY, PendingChange, write_changes
 from hal.db.engine import Tx
 from hal.db.models import Change, Project
 from hal.domain.changes import ChangeType
-from tests.factories import number_all_changes, unique, unique_email
+from tests.factories import make_project, number_all_changes, unique, unique_email
 
 
 async def changes(database, project, after: int = 0) -> list[Change]:
@@ -170,3 +170,35 @@ async def test_postgres_writers_do_not_wait_on_each_other_and_ids_follow_the_end
     after = await changes(database, project, before)
     assert [c.type for c in after] == ["contact.updated", "contact.created"]
     assert [c.id for c in after] == [before + 1, before + 2]
+
+
+async def test_one_transactions_changes_of_two_projects_take_each_projects_next_ids(
+    project, database
+):
+    """A transaction's few changes (numbered by their own insert on SQLite) and an import
+    chunk's many: each project's ids follow on, in the order recorded, and its counter
+    ends at its last id."""
+    other = await make_project(database)
+    first = await project_by_app_id_row(database, project)
+    second = await project_by_app_id_row(database, other)
+    before = (await last_id(database, project), await last_id(database, other))
+    few = [first, second, first, first, second]
+    many = [first, second] * MANY
+
+    async def write(tx: Tx, projects: list[int]) -> None:
+        tx.changes.extend(
+            PendingChange(p, ChangeType.CONTACT_UPDATED, {"n": n}) for n, p in enumerate(projects)
+        )
+
+    for projects in (few, many):
+        await database.run(lambda tx, projects=projects: write(tx, projects))
+    for app, row, last in ((project, first, before[0]), (other, second, before[1])):
+        found = await changes(database, app, last)
+        recorded = [n for n, p in enumerate(few) if p == row] + [
+            n for n, p in enumerate(many) if p == row
+        ]
+        assert [c.id for c in found] == list(range(last + 1, last + 1 + len(recorded)))
+        assert [c.data["n"] for c in found] == recorded
+        async with database.sessionmaker() as session:
+            counter = await session.scalar(select(Project.last_change_id).where(Project.id == row))
+        assert counter == found[-1].id

@@ -7,8 +7,9 @@ none.
 Readers (streams, webhook fan-out) follow a project's changes by `id`, so a change must never
 get an id lower than one a reader has already passed. How ids are given differs per engine:
 
-- SQLite runs one writer at a time: the transaction advances the project's counter
-  (`projects.last_change_id`) and inserts its changes with their ids.
+- SQLite runs one writer at a time: each change's insert takes the id after its project's
+  counter (`projects.last_change_id`), which a trigger on the insert advances (migration
+  0020); an import chunk's many advance it once and carry their ids.
 - PostgreSQL runs writers side by side. Advancing the counter in the writer would hold its row
   lock until the commit and serialize the project's writes, so the writer inserts its changes
   without an id, stamped with its transaction id (`txid`). `number_changes` then gives ids, in
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, insert, text, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hal.db.many_rows import insert_rows
@@ -53,6 +54,15 @@ _ADVANCE = prepared(
     .returning(PROJECTS.c.last_change_id)
 )
 _INSERT = prepared(insert(CHANGES))
+# SQLite: each change numbered by its own insert, the id after its project's counter, which
+# the insert's trigger advances (migration 0020): a transaction's changes in one statement.
+_INSERT_NUMBERED = prepared(
+    insert(CHANGES).values(
+        id=select(PROJECTS.c.last_change_id + 1)
+        .where(PROJECTS.c.id == bindparam("numbered_in"))
+        .scalar_subquery()
+    )
+)
 
 
 def _row(change: PendingChange, now: datetime) -> dict[str, Any]:
@@ -92,6 +102,12 @@ async def write_changes(tx: Writer, pending: list[PendingChange]) -> None:
         else:
             await tx.execute(_INSERT, written)
         return
+    if len(pending) < MANY:
+        numbered = [{**_row(change, now), "numbered_in": change.project_id} for change in pending]
+        await tx.execute(_INSERT_NUMBERED, numbered)
+        return
+    # An import chunk's: each project's counter advanced once, the ids given here (the
+    # trigger then finds its counter already past them).
     by_project: dict[int, list[PendingChange]] = defaultdict(list)
     for change in pending:
         by_project[change.project_id].append(change)
@@ -104,10 +120,7 @@ async def write_changes(tx: Writer, pending: list[PendingChange]) -> None:
         rows.extend(
             {**_row(change, now), "id": first + offset} for offset, change in enumerate(changes)
         )
-    if len(rows) >= MANY:
-        await insert_rows(tx.connection, CHANGES, rows)
-    else:
-        await tx.execute(_INSERT, rows)
+    await insert_rows(tx.connection, CHANGES, rows)
 
 
 # Changes of ended transactions, oldest transaction first; each project's counter advances by
