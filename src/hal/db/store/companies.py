@@ -235,8 +235,15 @@ async def add_stage_change(
     if (ahead := ahead_of(tx)) is not None:
         ahead.stage_changed(change, {"occurred_at": tx.now, "received_at": tx.now, **event})
         return
-    await tx.execute(insert(tx, STAGE_CHANGES), change)
+    await tx.execute(_insert_stage_change(tx), change)
     await add_event(tx, event)
+
+
+# Prepared, without an implicit `RETURNING id` (PostgreSQL): through SQLAlchemy's execution it
+# also joined the transaction, whose commit then went through SQLAlchemy too.
+@per_dialect
+def _insert_stage_change(insert: Callable[[Table], Any]) -> Any:
+    return insert(STAGE_CHANGES).inline()
 
 
 _DEAL_COLUMNS = (
