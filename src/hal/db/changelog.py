@@ -53,15 +53,11 @@ _ADVANCE = prepared(
     .values(last_change_id=PROJECTS.c.last_change_id + bindparam("count"))
     .returning(PROJECTS.c.last_change_id)
 )
-# `inline()`: no implicit `RETURNING seq` on PostgreSQL, which would send a transaction's
-# several changes through SQLAlchemy's execution (rows back from many parameter sets).
-_INSERT = prepared(insert(CHANGES).inline())
+_INSERT = prepared(insert(CHANGES))
 # SQLite: each change numbered by its own insert, the id after its project's counter, which
 # the insert's trigger advances (migration 0020): a transaction's changes in one statement.
 _INSERT_NUMBERED = prepared(
-    insert(CHANGES)
-    .inline()
-    .values(
+    insert(CHANGES).values(
         id=select(PROJECTS.c.last_change_id + 1)
         .where(PROJECTS.c.id == bindparam("numbered_in"))
         .scalar_subquery()

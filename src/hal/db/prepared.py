@@ -29,6 +29,7 @@ from sqlalchemy import Executable
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ClauseElement
 
 if TYPE_CHECKING:
@@ -243,6 +244,11 @@ class Prepared:
     __slots__ = ("_forms", "statement", "unlocked_read")
 
     def __init__(self, statement: Executable, *, unlocked_read: bool = False) -> None:
+        if isinstance(statement, Insert) and not statement._returning:
+            # Rows back only when asked for: PostgreSQL's dialect would add `RETURNING` of
+            # the primary key, and rows back from several parameter sets send the statement
+            # through SQLAlchemy's execution (Tx.execute), which then ends the transaction.
+            statement = statement.inline()
         self.statement = statement
         # A read taking no lock: as a transaction's first statement on PostgreSQL, it runs
         # before BEGIN (READ COMMITTED gives it the same snapshot either way), and a

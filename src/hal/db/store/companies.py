@@ -239,11 +239,9 @@ async def add_stage_change(
     await add_event(tx, event)
 
 
-# Prepared, without an implicit `RETURNING id` (PostgreSQL): through SQLAlchemy's execution it
-# also joined the transaction, whose commit then went through SQLAlchemy too.
 @per_dialect
 def _insert_stage_change(insert: Callable[[Table], Any]) -> Any:
-    return insert(STAGE_CHANGES).inline()
+    return insert(STAGE_CHANGES)
 
 
 _DEAL_COLUMNS = (
