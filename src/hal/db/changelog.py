@@ -89,6 +89,8 @@ class Writer(Protocol):
 
     async def execute(self, statement: Any, params: Any = None) -> Any: ...
 
+    async def write(self, statement: Any, params: Any) -> None: ...
+
 
 async def write_changes(tx: Writer, pending: list[PendingChange]) -> None:
     """Insert the transaction's changes (numbered on SQLite); call it last, before the commit."""
@@ -99,8 +101,8 @@ async def write_changes(tx: Writer, pending: list[PendingChange]) -> None:
         written = [_row(change, now) for change in pending]
         if len(written) >= MANY:  # an import chunk's
             await insert_rows(tx.connection, CHANGES, written)
-        else:
-            await tx.execute(_INSERT, written)
+        else:  # held for the COMMIT (Tx.write)
+            await tx.write(_INSERT, written)
         return
     if len(pending) < MANY:
         numbered = [{**_row(change, now), "numbered_in": change.project_id} for change in pending]

@@ -38,12 +38,13 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util import await_only
 
 from hal.db import project_cache
 from hal.db.changelog import NUMBER_BATCH, PendingChange, number_changes, write_changes
 from hal.db.held import HeldConnections
 from hal.db.models import CRM_MODELS
-from hal.db.prepared import Driver, Fetched, Prepared, prepared
+from hal.db.prepared import HELD_BY, Driver, Fetched, Prepared, prepared
 from hal.db.project_cache import ProjectCache
 from hal.db.sqlite import Ending, SQLiteCheckpointer, SQLiteLane, configure_sqlite, connect_sqlite
 from hal.db.types import utcnow
@@ -109,6 +110,14 @@ def lock_key(*parts: object) -> int:
     import chunk's rows ask again for the keys the chunk locked)."""
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def _send_held_first(connection: Any, *_args: Any) -> None:
+    """PostgreSQL: a statement run through SQLAlchemy (the ORM, a savepoint, a bulk write)
+    sends the transaction's held writes first (Tx.write), in SQLAlchemy's greenlet."""
+    driver = connection.info.get(HELD_BY)
+    if driver is not None and driver.held:
+        await_only(driver.send_held())
 
 
 @event.listens_for(Session, "before_flush")
@@ -241,6 +250,22 @@ class Tx:
             observe(form.sql)
         return await driver.run(form, params, begin=not statement.unlocked_read)
 
+    async def write(
+        self, statement: Prepared, params: Mapping[str, Any] | list[dict[str, Any]]
+    ) -> None:
+        """Run a write whose answer the caller does not read. PostgreSQL holds it to send with
+        what the transaction sends next, at best its COMMIT (`Driver.hold`: one round trip
+        for both); whatever runs on the connection before that sends it first, so nothing
+        is read around it. SQLite runs it at once."""
+        driver = self._driver
+        if driver is not None and driver.postgres:
+            form = statement.form(driver.dialect, params)
+            if driver.hold(form, params):
+                for observe in self.observers:
+                    observe(form.sql)
+                return
+        await self.execute(statement, params)
+
     def record(
         self,
         project_id: int,
@@ -355,6 +380,7 @@ class Database:
                 # above jit_above_cost (bench/RESULTS.md, "Search").
                 connect_args={"server_settings": {"jit": "off"}},
             )
+            event.listen(self.engine.sync_engine, "before_cursor_execute", _send_held_first)
         # PostgreSQL: no pre-ping (a round trip per transaction): a dead held connection
         # fails its first statement, is invalidated and dropped, and the transaction retried.
         self._connections = HeldConnections(
@@ -459,6 +485,7 @@ class Database:
             raise
         else:
             if connection.in_transaction():
+                await driver.send_held()
                 await connection.commit()
             else:
                 await driver.end(commit=True)
@@ -467,6 +494,7 @@ class Database:
             await asyncio.shield(self._give_back(connection, driver))
 
     async def _give_back(self, connection: AsyncConnection, driver: Driver) -> None:
+        driver.held.clear()  # a transaction's held writes die with it, sent or not
         if connection.in_transaction() or driver.adapter._transaction is not None:
             await _roll_back(connection, driver)  # a commit that failed
         await self._connections.give(connection, driver)

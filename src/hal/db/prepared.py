@@ -32,6 +32,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ClauseElement
 
+from hal.db import literals
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -117,6 +119,7 @@ class _Form:
         "given",
         "keys",
         "names",
+        "parts",
         "processed",
         "processors",
         "row",
@@ -160,6 +163,8 @@ class _Form:
         # `arguments`: the values read from the parameters in one C call, then processed.
         self.given: Callable[[Mapping[str, Any]], Sequence[Any]] = _getter(self.names)
         self.processed = tuple((i, p) for i, p in enumerate(self.binds) if p is not None)
+        # PostgreSQL: the SQL around its parameters, for a held write (db/literals.py).
+        self.parts = literals.split(self.sql) if dialect.name == "postgresql" else None
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         """The values to bind, in the SQL's order, each bind processed."""
@@ -271,6 +276,9 @@ class Prepared:
         return found
 
 
+HELD_BY = "hal.driver"  # the Driver holding writes on a connection (its `info`)
+
+
 def prepared(statement: Executable, *, unlocked_read: bool = False) -> Prepared:
     return Prepared(statement, unlocked_read=unlocked_read)
 
@@ -290,6 +298,11 @@ class Driver:
         self.adapter = raw.dbapi_connection  # SQLAlchemy's asyncio adapter of the driver
         self.postgres = self.dialect.name == "postgresql"
         self.observers = observers  # shown SQLite's BEGIN (Database.observe)
+        # PostgreSQL: writes held for the next thing sent (`hold`): each one's SQL with its
+        # parameters (what an error names) and with its values written in (what is sent).
+        self.held: list[tuple[str, str]] = []
+        if self.postgres:  # a statement SQLAlchemy runs here sends them first (Database)
+            connection.sync_connection.info[HELD_BY] = self  # type: ignore[union-attr]
 
     @property
     def sqlite(self) -> Any:
@@ -307,8 +320,44 @@ class Driver:
             if self.postgres:
                 return await self._asyncpg(form, params, begin)
             return self._sqlite(form, params, begin)
+        except DBAPIError:  # held writes sent first failed (`_send_held`)
+            raise
         except Exception as error:
             raise self._wrapped(form.sql, error) from error
+
+    def hold(self, form: _Form, params: Mapping[str, Any] | list[dict[str, Any]] | None) -> bool:
+        """PostgreSQL: keep a write whose answer no one reads, to go with whatever this
+        connection sends next, at best the COMMIT (`end`): one round trip for both
+        (db/literals.py). False where it cannot be held (SQLite, a statement answering rows,
+        no transaction begun, a value not written as a literal): the caller runs it."""
+        adapter = self.adapter
+        if (
+            form.parts is None
+            or form.keys
+            or adapter._transaction is None
+            or not literals.conforming(adapter._connection)
+        ):
+            return False
+        many = params if isinstance(params, list) else [params or {}]
+        try:
+            written = [literals.written(form.parts, form.arguments(one)) for one in many]
+        except literals.NotLiteral:
+            return False
+        self.held.extend((form.sql, sql) for sql in written)
+        return True
+
+    async def send_held(self) -> None:
+        """Send the held writes now, ahead of a statement run another way."""
+        if self.held:
+            async with self.adapter._execute_mutex:
+                await self._send_held()
+
+    async def _send_held(self) -> None:
+        held, self.held = self.held, []
+        try:
+            await self.adapter._connection.execute(";".join(sql for _, sql in held))
+        except Exception as error:
+            raise self._wrapped(";".join(named for named, _ in held), error) from error
 
     async def begin_with(self, sql: str, observers: Iterable[Callable[[str], None]]) -> bool:
         """PostgreSQL: begin the transaction with `sql` in BEGIN's own message (a simple query
@@ -339,16 +388,22 @@ class Driver:
 
     async def end(self, *, commit: bool) -> None:
         """PostgreSQL: commit or roll back the transaction a prepared statement began, when
-        SQLAlchemy never joined it (then SQLAlchemy ends it, db/engine.py)."""
+        SQLAlchemy never joined it (then SQLAlchemy ends it, db/engine.py); held writes go
+        with the COMMIT, or are dropped with the ROLLBACK."""
         adapter = self.adapter
         transaction = adapter._transaction
+        held, self.held = self.held, []
         if transaction is None:
             return
         ending = transaction.commit if commit else transaction.rollback
+        named = "COMMIT" if commit else "ROLLBACK"
+        if commit and held:  # sent with the COMMIT, one round trip for all
+            ending = partial(literals.commit_after, transaction, ";".join(sql for _, sql in held))
+            named = ";".join([*(sql for sql, _ in held), named])
         try:
             await adapter._call_and_discard(ending)
         except Exception as error:
-            raise self._wrapped("COMMIT" if commit else "ROLLBACK", error) from error
+            raise self._wrapped(named, error) from error
 
     def _sqlite(
         self,
@@ -382,6 +437,8 @@ class Driver:
     ) -> Fetched:
         adapter = self.adapter
         async with adapter._execute_mutex:
+            if self.held:
+                await self._send_held()
             if adapter._transaction is None and begin:
                 await adapter._start_transaction()
             statement, attributes = await adapter._prepare(form.sql, 0)

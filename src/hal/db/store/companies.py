@@ -22,7 +22,7 @@ from hal.db.store.base import (
     with_search_copies,
 )
 from hal.db.store.lookahead import Lookahead, ahead_of, needs_database
-from hal.db.store.timeline import add_event
+from hal.db.store.timeline import write_event
 
 
 @per_dialect
@@ -126,7 +126,7 @@ async def update_company(tx: Tx, company_id: int, values: Mapping[str, Any]) -> 
     if (ahead := ahead_of(tx)) is not None:
         ahead.company_written(company_id, search_keys(values))
         return
-    await tx.execute(_UPDATE_COMPANY, {"company_row_id": company_id, **search_keys(values)})
+    await tx.write(_UPDATE_COMPANY, {"company_row_id": company_id, **search_keys(values)})
 
 
 @per_dialect
@@ -193,7 +193,7 @@ async def guard(tx: Tx, company_ids: Iterable[int]) -> None:
     if (ahead := ahead_of(tx)) is not None:
         ahead.guarded(ids)
     elif len(ids) == 1:
-        await tx.execute(_GUARD_ONE, {"company_row_id": ids[0]})
+        await tx.write(_GUARD_ONE, {"company_row_id": ids[0]})
     elif ids:
         await tx.execute(_GUARD, {"ids": ids})
 
@@ -201,7 +201,7 @@ async def guard(tx: Tx, company_ids: Iterable[int]) -> None:
 async def guard_linked(tx: Tx, contact_id: int) -> None:
     """Mark every company of a contact that has just become verified."""
     needs_database(tx)
-    await tx.execute(_GUARD_LINKED, {"contact_id": contact_id})
+    await tx.write(_GUARD_LINKED, {"contact_id": contact_id})
 
 
 async def add_stage_change(
@@ -235,8 +235,8 @@ async def add_stage_change(
     if (ahead := ahead_of(tx)) is not None:
         ahead.stage_changed(change, {"occurred_at": tx.now, "received_at": tx.now, **event})
         return
-    await tx.execute(_insert_stage_change(tx), change)
-    await add_event(tx, event)
+    await tx.write(_insert_stage_change(tx), change)
+    await write_event(tx, event)
 
 
 @per_dialect

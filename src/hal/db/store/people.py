@@ -116,7 +116,7 @@ _UPDATE_VISITOR = prepared(update(VISITORS).where(VISITORS.c.id == bindparam("vi
 
 async def update_visitor(tx: Tx, visitor_row_id: int, **values: Any) -> None:
     if values:
-        await tx.execute(_UPDATE_VISITOR, {"visitor_row_id": visitor_row_id, **values})
+        await tx.write(_UPDATE_VISITOR, {"visitor_row_id": visitor_row_id, **values})
 
 
 # SQLite: the visitor and its contact in one read (its transaction holds the database's write
@@ -354,7 +354,7 @@ async def update_contact(tx: Tx, contact_id: int, values: dict[str, Any]) -> Non
     if (ahead := ahead_of(tx)) is not None:
         ahead.contact_written(contact_id, search_keys(values))
         return
-    await tx.execute(_UPDATE_CONTACT, {"contact_row_id": contact_id, **search_keys(values)})
+    await tx.write(_UPDATE_CONTACT, {"contact_row_id": contact_id, **search_keys(values)})
 
 
 async def carry_over(tx: Tx, *, project_id: int, visitor_row_id: int, contact_id: int) -> None:

@@ -33,6 +33,11 @@ def _insert_event(insert: Callable[[Table], Any]) -> Any:
 
 
 @per_dialect
+def _insert_unread_event(insert: Callable[[Table], Any]) -> Any:
+    return insert(EVENTS)
+
+
+@per_dialect
 def _insert_event_once(insert: Callable[[Table], Any]) -> Any:
     """An event with an event_id: nothing when its caller stored that event_id already."""
     return (
@@ -47,8 +52,17 @@ def _insert_event_once(insert: Callable[[Table], Any]) -> Any:
 async def add_event(tx: Tx, values: Mapping[str, Any]) -> int:
     """Append to the timeline; returns the event's id."""
     needs_database(tx)
-    row = {"properties": {}, "occurred_at": tx.now, "received_at": tx.now, **values}
-    return int((await tx.execute(_insert_event(tx), row)).scalar_one())
+    return int((await tx.execute(_insert_event(tx), _event(tx, values))).scalar_one())
+
+
+async def write_event(tx: Tx, values: Mapping[str, Any]) -> None:
+    """Append to the timeline, the event's id not read (a write held for the commit, Tx.write)."""
+    needs_database(tx)
+    await tx.write(_insert_unread_event(tx), _event(tx, values))
+
+
+def _event(tx: Tx, values: Mapping[str, Any]) -> dict[str, Any]:
+    return {"properties": {}, "occurred_at": tx.now, "received_at": tx.now, **values}
 
 
 async def track_event(tx: Tx, values: Mapping[str, Any]) -> tuple[int, bool]:
