@@ -16,8 +16,8 @@ from hal.db.store.base import CompanyRow, ContactRow, VisitorRow
 from hal.db.store.companies import (
     guard,
     guard_linked,
-    link,
     linked_companies,
+    upsert_and_link,
     upsert_companies,
 )
 from hal.db.store.people import (
@@ -419,9 +419,10 @@ async def _write_companies(
     stage decision. An unverified request may not touch a guarded company (the whole request
     rolls back)."""
     tx, project = call.tx, call.project
-    rows = await upsert_companies(tx, project_id=project.id, names=_named_companies(checked))
-    _check_companies(call, checked, plan, rows)
-    linked = await link(tx, contact_id=contact.id, company_ids=[r.id for r in rows.values()])
+    named = _named_companies(checked)
+    rows, linked = await upsert_and_link(tx, project_id=project.id, names=named,
+                                         contact_id=contact.id)  # fmt: skip
+    _check_companies(call, checked, plan, rows)  # a refusal rolls the links back
     for external_id, row in rows.items():
         created = row.created
         if created and (checked.company is None or external_id != checked.company.id):
