@@ -171,3 +171,35 @@ async def test_identifies_racing_an_erase_with_suppression_never_bring_the_perso
             assert late.status_code == 403 and late.json()["error"]["code"] == "suppressed"
             held = [c for c in await inspect.contacts(project.app_id) if c.user_id == user_id]
             assert held == [], f"{user_id} came back after its erasure"
+
+
+async def test_an_identify_reads_a_suppression_made_by_another_process(widget, project, database):
+    """PostgreSQL: a project's first suppression, made where this process's cache cannot
+    see it (another server's erase), still refuses a new identify of that person: the key is
+    read after the identity's locks (with the visitor's upsert), not taken from the cache."""
+    if not database.is_postgres:
+        pytest.skip("SQLite's one writer began after any erase committed, whose process it is")
+    from sqlalchemy import text
+
+    from hal.domain.privacy import new_suppression_key, suppression_hash
+
+    known = await widget.identify(project, visitor_id=unique("v"), user_id=unique("u"))
+    assert known.status_code == 200, known.text  # the project is cached, with no key
+    user_id, key = unique("u"), new_suppression_key()
+    async with database.engine.begin() as connection:  # as another process's erase does
+        project_id = (
+            await connection.execute(
+                text("UPDATE projects SET suppression_key = :key WHERE app_id = :app RETURNING id"),
+                {"key": key, "app": project.app_id},
+            )
+        ).scalar_one()
+        await connection.execute(
+            text(
+                "INSERT INTO suppressions (project_id, user_id_hash, created_at) "
+                "VALUES (:project, :hash, now())"
+            ),
+            {"project": project_id, "hash": suppression_hash(key, "user_id", user_id)},
+        )
+    refused = await widget.identify(project, visitor_id=unique("v"), user_id=user_id)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "suppressed"

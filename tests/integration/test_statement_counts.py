@@ -17,9 +17,8 @@ from tests.factories import unique
 # What the widget paths reach now (SQLite counts its BEGIN; PostgreSQL its advisory lock):
 # hold them, and raise one only with a reason in bench/RESULTS.md.
 # A call that changes something adds one for the change log (its rows; on SQLite their insert
-# advances the project's counter too, migration 0020). A new user's identify is 8 on both
-# (PostgreSQL reads the project's suppression key again after the locks, and upserts and
-# links the company in one statement).
+# advances the project's counter too, migration 0020). A new user's identify is 8 on SQLite,
+# 7 on PostgreSQL (its company upserted and linked in one statement).
 RETURNING_IDENTIFY = 6
 NEW_IDENTIFY = 8
 TRACK = 4

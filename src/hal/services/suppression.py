@@ -72,13 +72,14 @@ async def refuse_suppressed_since(
 ) -> None:
     """The same check, just before a person's keys are written, for a project whose cached
     settings had no suppression: on PostgreSQL an erasure may have made the first one while
-    this call waited for the person's locks, so the key is read again (one statement, once
-    a transaction, only on this path). SQLite's one writer began after any such erasure had
+    this call waited for the person's locks, so the key is read again after them (identify
+    reads it with its visitor's upsert, `read_suppression_key`; else one statement, once a
+    transaction). SQLite's one writer began after any such erasure had
     committed, and the erasure cleared this process's cache."""
     if project.suppression_key is not None or not tx.is_postgres:
         return
     # Once per transaction: an import chunk took every advisory lock of its rows first.
-    memo = ("suppression_key", project.id)
+    memo = _memo(project.id)
     if memo not in tx.read_once:
         read = await tx.execute(_CURRENT_KEY, {"project_id": project.id})
         tx.read_once[memo] = read.scalar_one_or_none()
@@ -86,6 +87,16 @@ async def refuse_suppressed_since(
     if key is not None:
         current = replace(project, suppression_key=key)
         await refuse_suppressed(tx, project=current, user_id=user_id, email_key=email_key)
+
+
+def read_suppression_key(tx: Tx, project_id: int, key: str | None) -> None:
+    """The project's suppression key as a statement run after the transaction's locks read
+    it (identify's visitor upsert): `refuse_suppressed_since` need not read it again."""
+    tx.read_once[_memo(project_id)] = key
+
+
+def _memo(project_id: int) -> tuple[str, int]:
+    return ("suppression_key", project_id)
 
 
 def check_hash(value: str) -> str:

@@ -24,6 +24,7 @@ from hal.db.store.people import (
     find_visitor,
     open_visitor,
     upsert_visitor,
+    upsert_visitor_and_key,
 )
 from hal.domain.access import check_company_access, company_visible, require_session
 from hal.domain.errors import Conflict, Forbidden, NotFound
@@ -34,7 +35,7 @@ from hal.domain.stages import StageSource
 from hal.domain.validation import check_identifier, parse_email
 from hal.domain.verification import Proof
 from hal.services.admission import Admission, Ticket
-from hal.services.suppression import refuse_suppressed
+from hal.services.suppression import read_suppression_key, refuse_suppressed
 
 T = TypeVar("T")
 
@@ -244,7 +245,7 @@ async def open_widget_call(
     candidates: list[ContactRow] = []
     alias_of = None
     if identity is not None:
-        visitor = await upsert_visitor(tx, project_id=project.id, visitor_key=visitor_id)
+        visitor = await _identified_visitor(tx, project, visitor_id)
         candidates, alias_of = await contacts_by_keys(
             tx,
             project_id=project.id,
@@ -259,6 +260,17 @@ async def open_widget_call(
         caller.ticket.add_visitor()
     call = _checked(tx, project, visitor, contact, caller, identity, candidates)
     return replace(call, email_alias_of=alias_of) if alias_of is not None else call
+
+
+async def _identified_visitor(tx: Tx, project: ProjectConfig, visitor_id: str) -> VisitorRow:
+    """identify's visitor, upserted after the identity's locks. On PostgreSQL, for a project
+    whose cached settings had no suppression key, the key as it now is comes back with it
+    (`refuse_suppressed_since` then reads it no more)."""
+    if not tx.is_postgres or project.suppression_key is not None:
+        return await upsert_visitor(tx, project_id=project.id, visitor_key=visitor_id)
+    visitor, key = await upsert_visitor_and_key(tx, project_id=project.id, visitor_key=visitor_id)
+    read_suppression_key(tx, project.id, key)
+    return visitor
 
 
 def _checked(

@@ -25,6 +25,7 @@ from hal.db.models import (
     Deal,
     Event,
     Message,
+    Project,
     StageChange,
     Visitor,
     WebhookMessage,
@@ -44,6 +45,7 @@ MESSAGES = cast(Table, Message.__table__)
 MERGES = cast(Table, ContactMerge.__table__)
 CHANGES = cast(Table, Change.__table__)
 WEBHOOK_MESSAGES = cast(Table, WebhookMessage.__table__)
+PROJECTS = cast(Table, Project.__table__)
 
 
 async def lock_people(

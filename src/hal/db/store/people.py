@@ -33,6 +33,7 @@ from hal.db.store.base import (
     EVENTS,
     LINKS,
     MERGES,
+    PROJECTS,
     VISITORS,
     WEBHOOK_MESSAGES,
     CompanyRow,
@@ -75,8 +76,7 @@ def _visitor(row: Any, stamp: datetime | None) -> VisitorRow:
     )
 
 
-@per_dialect
-def _upsert_visitor(insert: Callable[[Table], Any]) -> Any:
+def _visitor_upsert(insert: Callable[[Table], Any]) -> Any:
     statement = insert(VISITORS)
     return statement.on_conflict_do_update(
         index_elements=[VISITORS.c.project_id, VISITORS.c.visitor_key],
@@ -84,10 +84,39 @@ def _upsert_visitor(insert: Callable[[Table], Any]) -> Any:
     ).returning(*_VISITOR_COLUMNS)
 
 
+_upsert_visitor = per_dialect(_visitor_upsert)
+# PostgreSQL: the same, with the project's suppression key as it is when it runs.
+_upsert_visitor_and_key = per_dialect(
+    lambda insert: _visitor_upsert(insert).returning(
+        select(PROJECTS.c.suppression_key)
+        .where(PROJECTS.c.id == bindparam("project_row_id"))
+        .scalar_subquery()
+        .label("suppression_key")
+    )
+)
+
+
 async def upsert_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> VisitorRow:
     """The visitor, created on first sight, seen now, and locked for this transaction (one
     statement: the conflict update takes the row lock on PostgreSQL); `created` says whether
     this call made it."""
+    row, stamp = await _upserted(tx, _upsert_visitor(tx), project_id, visitor_key)
+    return _visitor(row, stamp)
+
+
+async def upsert_visitor_and_key(
+    tx: Tx, *, project_id: int, visitor_key: str
+) -> tuple[VisitorRow, str | None]:
+    """`upsert_visitor`, and in the same statement the project's suppression key as it is
+    now (PostgreSQL: an identify whose cached settings had none reads it after its locks)."""
+    statement = _upsert_visitor_and_key(tx)
+    row, stamp = await _upserted(tx, statement, project_id, visitor_key, project_row_id=project_id)
+    return _visitor(row, stamp), row.suppression_key
+
+
+async def _upserted(
+    tx: Tx, statement: Prepared, project_id: int, visitor_key: str, **more: Any
+) -> tuple[Any, datetime]:
     stamp = tx.stamp()
     values = {
         "project_id": project_id,
@@ -96,9 +125,9 @@ async def upsert_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> Visito
         "verified": False,
         "created_at": stamp,
         "last_seen_at": tx.now,
+        **more,
     }
-    row = (await tx.execute(_upsert_visitor(tx), values)).one()
-    return _visitor(row, stamp)
+    return (await tx.execute(statement, values)).one(), stamp
 
 
 _FIND_VISITOR = prepared(select(*_VISITOR_COLUMNS).where(*_VISITOR_BY_KEY))
