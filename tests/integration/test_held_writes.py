@@ -187,3 +187,20 @@ async def test_a_held_write_stores_what_the_parameterized_one_stores(db, label, 
     stored_held, stored_bound = await _read(db, held["id"]), await _read(db, bound["id"])
     assert stored_held[1:] == stored_bound[1:]
     assert (stored_held.label, stored_held.doc, stored_held.at) == (label, doc, at)
+
+
+async def test_a_held_write_that_fails_fails_the_statement_sent_after_it(db):
+    row = _probe()
+    await db.run(lambda tx: tx.execute(_INSERT, row))
+    reached: list[str] = []
+
+    async def duplicate_then_read(tx: Tx) -> None:
+        await _first(tx, 0)
+        await tx.write(_INSERT, {**row, "label": "again"})
+        await tx.execute(select(PROBES.c.label).where(PROBES.c.id == row["id"]))  # SQLAlchemy's
+        reached.append("read")
+
+    with pytest.raises(IntegrityError):
+        await db.run(duplicate_then_read)
+    assert reached == []
+    assert (await _read(db, row["id"])).label == "a"
