@@ -293,3 +293,19 @@ async def test_a_full_width_letter_does_not_make_a_look_alike_email(widget, proj
     second = (await widget.identify(project, email=look_alike)).json()["contact"]
     assert second["id"] == first["id"]
     assert len(await inspect.contacts(project.app_id)) == 1
+
+
+async def test_a_refused_link_to_a_guarded_company_leaves_no_link_behind(
+    widget, project, team, inspect
+):
+    """identify links its companies before it checks them (one statement on PostgreSQL): a
+    refusal must take the link back with the rest of the call."""
+    company = await _bigcorp(widget, project, team)
+    attacker, user_id = unique("v"), unique("u_eve")
+    await widget.identify(project, visitor_id=attacker, user_id=user_id)
+    before = await inspect.links(project.app_id)
+    for fields in ({"company": {"id": company}}, {"company_ids": [company, unique("co")]}):
+        refused = await widget.identify(project, visitor_id=attacker, user_id=user_id, **fields)
+        assert refused.status_code == 403, fields
+    assert await inspect.links(project.app_id) == before
+    assert [c.external_id for c in await inspect.companies(project.app_id)] == [company]
