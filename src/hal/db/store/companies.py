@@ -26,13 +26,23 @@ from hal.db.store.lookahead import Lookahead, ahead_of, needs_database
 from hal.db.store.timeline import write_event
 
 
-@per_dialect
-def _upsert_companies(insert: Callable[[Table], Any]) -> Any:
-    statement = insert(COMPANIES)
+def _upserting(statement: Any) -> Any:
+    """A companies insert as an upsert: a company that exists is kept as it is (the no-op
+    update returns it and, on PostgreSQL, takes its row lock)."""
     return statement.on_conflict_do_update(
         index_elements=[COMPANIES.c.project_id, COMPANIES.c.external_id],
         set_={"name": COMPANIES.c.name},
-    ).returning(*COMPANY_COLUMNS, sort_by_parameter_order=True)
+    )
+
+
+def _linking_once(statement: Any) -> Any:
+    """A contact_companies insert that leaves an existing link alone."""
+    return statement.on_conflict_do_nothing(index_elements=[LINKS.c.contact_id, LINKS.c.company_id])
+
+
+@per_dialect
+def _upsert_companies(insert: Callable[[Table], Any]) -> Any:
+    return _upserting(insert(COMPANIES)).returning(*COMPANY_COLUMNS, sort_by_parameter_order=True)
 
 
 async def upsert_companies(
@@ -132,11 +142,7 @@ async def update_company(tx: Tx, company_id: int, values: Mapping[str, Any]) -> 
 
 @per_dialect
 def _insert_links(insert: Callable[[Table], Any]) -> Any:
-    return (
-        insert(LINKS)
-        .on_conflict_do_nothing(index_elements=[LINKS.c.contact_id, LINKS.c.company_id])
-        .returning(LINKS.c.company_id)
-    )
+    return _linking_once(insert(LINKS)).returning(LINKS.c.company_id)
 
 
 async def link(tx: Tx, *, contact_id: int, company_ids: Iterable[int]) -> set[int]:
@@ -155,33 +161,20 @@ def _upsert_and_link() -> Any:
     it as `link` does, in one statement (a data-modifying WITH): the company's row and
     whether the link is new."""
     columns = _new_company(0, "", None, datetime.min)
-    upserted = (
-        pg_insert(COMPANIES)
-        .values(
-            {
-                **{name: bindparam(name, type_=COMPANIES.c[name].type) for name in columns},
-                "version": 1,  # the column's default, which an insert inside WITH is not given
-            }
-        )
-        .on_conflict_do_update(
-            index_elements=[COMPANIES.c.project_id, COMPANIES.c.external_id],
-            set_={"name": COMPANIES.c.name},
-        )
-        .returning(*COMPANY_COLUMNS)
-        .cte("upserted")
+    values = pg_insert(COMPANIES).values(
+        {
+            **{name: bindparam(name, type_=COMPANIES.c[name].type) for name in columns},
+            "version": 1,  # the column's default, which an insert inside WITH is not given
+        }
     )
+    upserted = _upserting(values).returning(*COMPANY_COLUMNS).cte("upserted")
     made = select(
         bindparam("contact_id", type_=LINKS.c.contact_id.type),
         upserted.c.id,
         bindparam("linked_at", type_=LINKS.c.created_at.type),
     )
-    linked = (
-        pg_insert(LINKS)
-        .from_select(["contact_id", "company_id", "created_at"], made)
-        .on_conflict_do_nothing(index_elements=[LINKS.c.contact_id, LINKS.c.company_id])
-        .returning(LINKS.c.company_id)
-        .cte("linked")
-    )
+    links = pg_insert(LINKS).from_select(["contact_id", "company_id", "created_at"], made)
+    linked = _linking_once(links).returning(LINKS.c.company_id).cte("linked")
     return select(*upserted.c, linked.c.company_id.is_not(None).label("newly_linked")).outerjoin(
         linked, linked.c.company_id == upserted.c.id
     )
