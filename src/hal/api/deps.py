@@ -170,10 +170,12 @@ class Widget:
             )  # fmt: skip
 
 
-async def get_widget(request: Request) -> Widget:
+def widget_of(request: Request) -> Widget:
     """The widget call's caller, from its `Origin` and `Authorization` headers (read here, not
     declared as FastAPI header parameters: their per-request validation cost a fifth of a
-    repeat identify; `WIDGET_SESSION_SECURITY` declares the credential on each route)."""
+    repeat identify; `WIDGET_SESSION_SECURITY` declares the credential on each route). The
+    widget routes call it themselves: as a dependency, FastAPI's solving of it cost a
+    twentieth of a track call (bench/RESULTS.md, "The hot path, ninth pass")."""
     state = request.app.state
     headers = request.headers
     caller = Caller(
@@ -184,6 +186,11 @@ async def get_widget(request: Request) -> Widget:
     )
     route = request.scope["path"].removeprefix(WIDGET_PREFIX)
     return Widget(state.database, state.settings, caller, state.installation, route)
+
+
+async def get_widget(request: Request) -> Widget:
+    """`widget_of` as a dependency, for a route not on the hot path (the widget stream)."""
+    return widget_of(request)
 
 
 # The widget routes' credential in OpenAPI (`openapi_extra` of each route): the session token,

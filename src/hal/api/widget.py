@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from hal import metrics
 from hal.api.body import EncodedRoute, encoded, json_response
-from hal.api.deps import WIDGET_SESSION_SECURITY, Widget, WidgetDep, bearer_token, get_widget
+from hal.api.deps import WIDGET_SESSION_SECURITY, bearer_token, widget_of
 from hal.api.errors import error_responses
 from hal.api.presenters import (
     company_out,
@@ -54,9 +54,10 @@ T = TypeVar("T")
 
 
 async def _in_transaction(
-    service: Callable[..., Awaitable[T]], body: WidgetKeys, widget: Widget
+    service: Callable[..., Awaitable[T]], body: WidgetKeys, request: Request
 ) -> T:
     """Run a widget use case on its request in one transaction."""
+    widget = widget_of(request)
     limits = widget.settings.limits
     return await widget.run(
         body.app_id,
@@ -65,8 +66,9 @@ async def _in_transaction(
     )
 
 
-async def identify_route(body: IdentifyRequest, widget: WidgetDep, request: Request) -> Response:
+async def identify_route(body: IdentifyRequest, request: Request) -> Response:
     """Tell HAL who the visitor is; match or create the contact and link their company."""
+    widget = widget_of(request)
     settings = widget.settings
     ttl = timedelta(seconds=settings.session_token_ttl_seconds)
 
@@ -108,7 +110,7 @@ async def _answer_again(request: Request, body: bytes) -> Response | None:
     answers: RepeatAnswers = request.app.state.repeat_answers
     if token is None or (kept := answers.get(body, token)) is None:
         return None
-    if not await (await get_widget(request)).again(kept):
+    if not await widget_of(request).again(kept):
         answers.forget(body, token)
         return None
     answers.sent += 1
@@ -138,10 +140,10 @@ router.add_api_route(
     openapi_extra=WIDGET_SESSION_SECURITY,
 )
 async def set_properties_route(
-    body: SetPropertiesRequest, widget: WidgetDep
+    body: SetPropertiesRequest, request: Request
 ) -> SetPropertiesResponse:
     """Merge properties into the visitor's contact (or keep them until identify)."""
-    result = await _in_transaction(set_properties, body, widget)
+    result = await _in_transaction(set_properties, body, request)
     return SetPropertiesResponse(
         visitor_id=result.visitor_key,
         contact=contact_out(result.contact) if result.contact else None,
@@ -156,9 +158,9 @@ async def set_properties_route(
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
     openapi_extra=WIDGET_SESSION_SECURITY,
 )
-async def track_route(body: TrackRequest, widget: WidgetDep) -> TrackResponse:
+async def track_route(body: TrackRequest, request: Request) -> TrackResponse:
     """Record a point-in-time milestone on the contact or its company."""
-    result = await _in_transaction(track, body, widget)
+    result = await _in_transaction(track, body, request)
     if result.event is None:
         return TrackResponse(event=EventRef(id=result.event_row_id), duplicate=True)
     return TrackResponse(event=result.event, duplicate=False)
@@ -170,9 +172,9 @@ async def track_route(body: TrackRequest, widget: WidgetDep) -> TrackResponse:
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
     openapi_extra=WIDGET_SESSION_SECURITY,
 )
-async def set_stage_route(body: SetStageRequest, widget: WidgetDep) -> SetStageResponse:
+async def set_stage_route(body: SetStageRequest, request: Request) -> SetStageResponse:
     """Write the company's CRM stage under the stage mode."""
-    result = await _in_transaction(set_stage, body, widget)
+    result = await _in_transaction(set_stage, body, request)
     stage = stage_out(result.decision, result.mode, result.company)
     assert stage is not None
     return SetStageResponse(company=company_out(result.company), stage=stage)
@@ -184,9 +186,9 @@ async def set_stage_route(body: SetStageRequest, widget: WidgetDep) -> SetStageR
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
     openapi_extra=WIDGET_SESSION_SECURITY,
 )
-async def set_deal_route(body: SetDealRequest, widget: WidgetDep) -> SetDealResponse:
+async def set_deal_route(body: SetDealRequest, request: Request) -> SetDealResponse:
     """Create or update a deal of the company."""
-    result = await _in_transaction(set_deal, body, widget)
+    result = await _in_transaction(set_deal, body, request)
     return SetDealResponse(
         company=company_out(result.company),
         deal=deal_out(result.deal),
@@ -201,11 +203,9 @@ async def set_deal_route(body: SetDealRequest, widget: WidgetDep) -> SetDealResp
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
     openapi_extra=WIDGET_SESSION_SECURITY,
 )
-async def post_message_route(
-    body: WidgetMessageRequest, widget: WidgetDep
-) -> WidgetMessageResponse:
+async def post_message_route(body: WidgetMessageRequest, request: Request) -> WidgetMessageResponse:
     """Append a message to the visitor's open conversation (created on first message)."""
-    conversation, message = await _in_transaction(post_widget_message, body, widget)
+    conversation, message = await _in_transaction(post_widget_message, body, request)
     thread = conversation_out(conversation, [message])
     return WidgetMessageResponse(conversation=thread, message=message_out(message))
 
@@ -219,9 +219,10 @@ async def post_message_route(
 async def read_messages_route(
     app_id: Annotated[str, Query(min_length=1, max_length=255)],
     visitor_id: Annotated[str, Query(min_length=1, max_length=255)],
-    widget: WidgetDep,
+    request: Request,
 ) -> WidgetMessagesResponse:
     """The visitor's conversation with agent replies, and the others it may read."""
+    widget = widget_of(request)
     limits = widget.settings.limits
     current, threads = await widget.run(
         app_id,
