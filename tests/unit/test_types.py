@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import JSON, null
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hal.db.types import UTCDateTime, sqlite_datetime, sqlite_text
+from hal.db.types import JSONDocument, UTCDateTime, sqlite_datetime, sqlite_text
 
 SQLITE = sqlite.dialect()
 ZONES = st.one_of(
@@ -58,3 +59,38 @@ def test_the_faster_processing_is_sqlite_only():
     assert UTCDateTime().prepared_bind_processor(postgresql.dialect()) is None
     assert UTCDateTime().prepared_result_processor(SQLITE) is sqlite_datetime
     assert UTCDateTime().prepared_result_processor(postgresql.dialect()) is None
+
+
+# JSON documents as a column holds them: objects and arrays of JSON's values, and bare ones.
+DOCUMENTS = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(DOCUMENTS)
+def test_sqlite_json_is_what_the_dialect_makes(value):
+    usual_bind = JSONDocument._cached_bind_processor(SQLITE)
+    usual_result = JSONDocument._cached_result_processor(SQLITE, None)
+    bind = JSONDocument.prepared_bind_processor(SQLITE)
+    result = JSONDocument.prepared_result_processor(SQLITE)
+    assert bind and result and usual_bind and usual_result
+    stored = bind(value)
+    assert stored == usual_bind(value)
+    assert result(stored) == usual_result(stored)
+
+
+def test_sqlite_json_passes_what_is_not_a_document_to_the_dialect():
+    bind = JSONDocument.prepared_bind_processor(SQLITE)
+    result = JSONDocument.prepared_result_processor(SQLITE)
+    assert bind is not None and result is not None
+    assert bind(JSON.NULL) == bind(None) == "null"  # JSON's null
+    assert bind(null()) is None  # SQL's NULL
+    assert result(None) is None
+    assert result(3) == 3  # a number SQLite hands back as one
+
+
+def test_json_reads_as_usual_on_postgresql():
+    assert JSONDocument.prepared_bind_processor(postgresql.dialect()) is None
+    assert JSONDocument.prepared_result_processor(postgresql.dialect()) is None
