@@ -173,9 +173,9 @@ class Widget:
 def widget_of(request: Request) -> Widget:
     """The widget call's caller, from its `Origin` and `Authorization` headers (read here, not
     declared as FastAPI header parameters: their per-request validation cost a fifth of a
-    repeat identify; `WIDGET_SESSION_SECURITY` declares the credential on each route). The
-    widget routes call it themselves: as a dependency, FastAPI's solving of it cost a
-    twentieth of a track call (bench/RESULTS.md, "The hot path, ninth pass")."""
+    repeat identify; `WIDGET_SESSION_SECURITY` declares the credential on each route). Every
+    widget route calls it itself: as a dependency, FastAPI's solving of it cost a twentieth
+    of a track call (bench/RESULTS.md, "The hot path, ninth pass")."""
     state = request.app.state
     headers = request.headers
     caller = Caller(
@@ -188,19 +188,11 @@ def widget_of(request: Request) -> Widget:
     return Widget(state.database, state.settings, caller, state.installation, route)
 
 
-async def get_widget(request: Request) -> Widget:
-    """`widget_of` as a dependency, for a route not on the hot path (the widget stream)."""
-    return widget_of(request)
-
-
 # The widget routes' credential in OpenAPI (`openapi_extra` of each route): the session token,
 # or nothing (only a visitor bound to a verified contact needs one). Declared, not a dependency,
 # so the hot path pays nothing for it; the scheme itself comes from the widget stream's
 # `WidgetSessionHeader` (a stream opens once).
 WIDGET_SESSION_SECURITY: dict[str, Any] = {"security": [{"widgetSession": []}, {}]}
-
-
-WidgetDep = Annotated[Widget, Depends(get_widget)]
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ from hal.api.deps import (
     TeamAuthDep,
     TeamProjectDep,
     TeamTokenHeader,
-    WidgetDep,
     WidgetSessionHeader,
     api_token_grant,
+    widget_of,
 )
 from hal.api.errors import ErrorBody, error_response, error_responses
 from hal.config import Settings
@@ -326,8 +326,7 @@ widget_router = APIRouter(prefix="/api/widget", tags=["widget"])
 )
 async def widget_stream(
     request: Request,
-    widget: WidgetDep,
-    _session: WidgetSessionHeader,  # declares the scheme (read through `widget`)
+    _session: WidgetSessionHeader,  # declares the scheme (read through `widget_of`)
     app_id: Annotated[str, Query(min_length=1, max_length=255)],
     visitor_id: Annotated[str, Query(min_length=1, max_length=255)],
     session_token: Annotated[str | None, Query(max_length=4096)] = None,
@@ -338,6 +337,7 @@ async def widget_stream(
     `GET /api/widget/messages`; EventSource sends no headers, so the session token may come
     as `?session_token=`). It ends when that session token stops vouching for the visitor."""
     after = last_event_id_of(last_event_id_header, last_event_id)
+    widget = widget_of(request)
     bearer = session_token or widget.caller.bearer
     limits = widget.settings.limits
     visitor_stream = await replace(widget, caller=replace(widget.caller, bearer=bearer)).run(

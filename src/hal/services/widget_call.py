@@ -65,7 +65,7 @@ async def run_widget_call(
     if caller.admission is None:
         return await db.run(lambda tx: work(tx, caller))
     ticket = await caller.admission.admit(app_id, visitor_id, caller.client)
-    admitted = Caller(caller.origin, caller.bearer, caller.client, caller.admission, ticket)
+    admitted = replace(caller, ticket=ticket)
 
     async def attempt(tx: Tx) -> T:
         ticket.added_visitor = False  # what an earlier, rolled back attempt did is undone
