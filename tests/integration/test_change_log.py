@@ -4,6 +4,7 @@ the same transaction; a refused request writes none; ids grow per project."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from hal.db.changelog import MANY, PendingChange, write_changes
 from hal.db.engine import Tx
 from hal.db.models import Change, Project
 from hal.domain.changes import ChangeType
+from hal.services.change_feed import ChangeFeed
 from tests.factories import make_project, number_all_changes, unique, unique_email
 
 
@@ -202,3 +204,24 @@ async def test_one_transactions_changes_of_two_projects_take_each_projects_next_
         async with database.sessionmaker() as session:
             counter = await session.scalar(select(Project.last_change_id).where(Project.id == row))
         assert counter == found[-1].id
+
+
+async def test_a_subscription_starts_after_every_change_committed_before_it(project, database):
+    """A stream opened without Last-Event-ID carries only what is committed after it opens:
+    a change committed just before (on PostgreSQL still without its id, or not yet read by
+    the process's reader for the project's other streams) never comes later as live."""
+    row = await project_by_app_id_row(database, project)
+
+    async def commit_one(tx: Tx) -> None:
+        tx.changes.append(PendingChange(row, ChangeType.CONTACT_UPDATED, {"before": True}))
+
+    feed = ChangeFeed(database, poll_seconds=3600, retention=timedelta(days=1))
+    try:
+        await database.run(commit_one)
+        async with feed.subscribe(row) as first:
+            assert first.cursor == await last_id(database, project)
+            await database.run(commit_one)
+            async with feed.subscribe(row) as second:
+                assert second.cursor == await last_id(database, project) == first.cursor + 1
+    finally:
+        await feed.stop()

@@ -243,7 +243,7 @@ class StreamSlot:
 @dataclass(eq=False)
 class Subscription:
     project_id: int
-    cursor: int  # the last change id the feed had read when this stream subscribed
+    cursor: int  # the last change id committed, or read by the feed, when this stream subscribed
     queue: asyncio.Queue[ChangeView | None] = field(default_factory=lambda: asyncio.Queue(1000))
 
 
@@ -273,10 +273,13 @@ class ChangeFeed:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, project_id: int) -> AsyncIterator[Subscription]:
-        if project_id not in self._cursors:
-            last = await self.database.run(lambda tx: tx.execute(_LAST, {"project_id": project_id}))
-            self._cursors[project_id] = int(last.scalar_one())
-        subscription = Subscription(project_id, self._cursors[project_id])
+        """A subscription that starts after every change committed before it (numbered first,
+        so a change committed just before cannot come later as live), or after what this
+        process's reader already passed, whichever is later."""
+        await self.database.number_changes()
+        last = await self.database.run(partial(last_change_id, project_id=project_id))
+        cursor = self._cursors.setdefault(project_id, last)
+        subscription = Subscription(project_id, max(last, cursor))
         self._subscribers.setdefault(project_id, set()).add(subscription)
         self.start()
         metrics.stream_opened()
