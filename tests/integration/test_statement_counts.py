@@ -73,6 +73,28 @@ async def test_track_and_set_properties_run_a_bounded_number_of_statements(
     assert len(properties) <= SET_PROPERTIES, properties
 
 
+async def test_a_returning_user_naming_another_company_reads_its_companies_with_the_upsert(
+    widget, project, database
+):
+    """A returning user's identify naming another company answers every company of the
+    contact, by id; PostgreSQL reads the others in the statement that upserts and links the
+    named one, so no read of them follows (SQLite reads them after, its statements cost no
+    round trip)."""
+    user = unique("u")
+    for company in ("c-co", "a-co"):
+        body = {**_user(project, user), "company": {"id": company}}
+        assert (await widget.identify(project, visitor_id=user, **body)).status_code == 200
+    body = {**_user(project, user), "company": {"id": "b-co", "name": "B"}}
+    statements: list[str] = []
+    with database.observe(statements.append):
+        answer = await widget.identify(project, visitor_id=user, **body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["company_ids"] == ["a-co", "b-co", "c-co"]
+    assert answer.json()["active_company"]["id"] == "b-co"
+    reads = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT COMPANIES")]
+    assert len(reads) == (0 if database.is_postgres else 1), statements
+
+
 # An import chunk (db/store/lookahead.py): a few statements for the chunk, whatever its rows
 # (its people's advisory locks on PostgreSQL among them); the writes are set-based. The job
 # around an upload (its row, its lease, GETs following it) is not counted here.

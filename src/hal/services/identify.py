@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from operator import attrgetter
 from typing import Any
 
 from hal.db.engine import Tx
@@ -17,8 +18,8 @@ from hal.db.store.companies import (
     guard,
     guard_linked,
     linked_companies,
-    upsert_and_link,
     upsert_companies,
+    upsert_link_and_read,
 )
 from hal.db.store.people import (
     carry_over,
@@ -413,15 +414,15 @@ async def _write_companies(
     plan: IdentifyPlan,
     contact: ContactRow,
     newly_verified: bool,
-) -> tuple[dict[str, CompanyRow], StageDecision | None]:
+) -> tuple[dict[str, CompanyRow], StageDecision | None, list[CompanyRow] | None]:
     """Upsert and link the named companies, write `company`'s metadata and stage, and guard
-    them once a verified contact is linked: the named companies as they now are, and the
-    stage decision. An unverified request may not touch a guarded company (the whole request
-    rolls back)."""
+    them once a verified contact is linked: the named companies as they now are, the stage
+    decision, and the contact's other companies where the upsert read them (`_Written.links`).
+    An unverified request may not touch a guarded company (the whole request rolls back)."""
     tx, project = call.tx, call.project
     named = _named_companies(checked)
-    rows, linked = await upsert_and_link(tx, project_id=project.id, names=named,
-                                         contact_id=contact.id)  # fmt: skip
+    rows, linked, others = await upsert_link_and_read(tx, project_id=project.id, names=named,
+                                                      contact_id=contact.id)  # fmt: skip
     _check_companies(call, checked, plan, rows)  # a refusal rolls the links back
     for external_id, row in rows.items():
         created = row.created
@@ -434,15 +435,19 @@ async def _write_companies(
         await guard(tx, [row.id for row in rows.values() if not row.guarded])
         if newly_verified:
             await guard_linked(tx, contact.id)
-        rows = {key: row if row.guarded else replace(row, guarded=True)
-                for key, row in rows.items()}  # fmt: skip
+            others = [_guarded(row) for row in others] if others is not None else None
+        rows = {key: _guarded(row) for key, row in rows.items()}
     if checked.company is None:
-        return rows, None
+        return rows, None, others
     company = rows[checked.company.id]
     after, decision = await _write_company(
         call, checked.company, checked.stage_mode, company, contact.id
     )
-    return {**rows, after.external_id: after}, decision
+    return {**rows, after.external_id: after}, decision, others
+
+
+def _guarded(company: CompanyRow) -> CompanyRow:
+    return company if company.guarded else replace(company, guarded=True)
 
 
 def _named_companies(checked: _Checked) -> dict[str, str | None]:
@@ -547,13 +552,19 @@ class _Written:
     contact: ContactRow
     companies: dict[str, CompanyRow]
     decision: StageDecision | None
+    # The contact's companies other than the named ones, as the upsert read them (None
+    # where it did not: PostgreSQL reads them with one company's upsert).
+    others: list[CompanyRow] | None
 
-    @property
-    def only_links(self) -> bool:
-        """Whether the named companies are all the contact's (it was created by this call,
-        no lead merged into it), in the order `linked_companies` reads them."""
+    def links(self) -> list[CompanyRow] | None:
+        """The contact's companies as they now are, in the order `linked_companies` reads
+        them (by external id), where they are known without reading them again."""
         plan = self.plan
-        return plan.target is None and plan.merge_lead is None and len(self.companies) <= 1
+        if plan.target is None and plan.merge_lead is None and len(self.companies) <= 1:
+            return list(self.companies.values())  # a new contact's: the named ones only
+        if self.others is None:
+            return None
+        return sorted([*self.others, *self.companies.values()], key=attrgetter("external_id"))
 
 
 async def _write(call: WidgetCall) -> _Written:
@@ -564,7 +575,7 @@ async def _write(call: WidgetCall) -> _Written:
     checked = await _define_attributes(call, checked)
     contact = await _write_contact(call, checked, plan)
     target_was_verified = plan.target is not None and plan.target.verified
-    companies, decision = await _write_companies(
+    companies, decision, others = await _write_companies(
         call,
         checked,
         plan,
@@ -574,7 +585,7 @@ async def _write(call: WidgetCall) -> _Written:
         and not target_was_verified
         and (plan.target is not None or plan.merge_lead is not None),
     )
-    return _Written(checked, plan, contact, companies, decision)
+    return _Written(checked, plan, contact, companies, decision, others)
 
 
 @dataclass(frozen=True)
@@ -646,11 +657,9 @@ async def identify(
     written = await _write(call)
     checked, plan, contact = written.checked, written.plan, written.contact
     visitor = call.widget_visitor
-    linked = (
-        list(written.companies.values())
-        if written.only_links  # what linked_companies would read
-        else await linked_companies(tx, contact.id)
-    )
+    linked = written.links()
+    if linked is None:
+        linked = await linked_companies(tx, contact.id)
     visitor_changes, active_id = _visitor_changes(visitor, contact.id, request, checked, plan,
                                                   linked)  # fmt: skip
     await update_visitor(tx, visitor.id, **visitor_changes)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, true, update
+from sqlalchemy import Table, bindparam, false, select, true, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hal.db.engine import Tx
@@ -156,10 +157,12 @@ async def link(tx: Tx, *, contact_id: int, company_ids: Iterable[int]) -> set[in
     return {int(row.company_id) for row in await tx.execute(_insert_links(tx), rows)}
 
 
-def _upsert_and_link() -> Any:
+def _upsert_and_link(*, with_others: bool) -> Any:
     """PostgreSQL: one company upserted as `upsert_companies` does and the contact linked to
     it as `link` does, in one statement (a data-modifying WITH): the company's row and
-    whether the link is new."""
+    whether the link is new (`named`). `with_others`: with them, the contact's other
+    companies as the statement found them (its links from before the statement, read by
+    their index)."""
     columns = _new_company(0, "", None, datetime.min)
     values = pg_insert(COMPANIES).values(
         {
@@ -168,19 +171,25 @@ def _upsert_and_link() -> Any:
         }
     )
     upserted = _upserting(values).returning(*COMPANY_COLUMNS).cte("upserted")
-    made = select(
-        bindparam("contact_id", type_=LINKS.c.contact_id.type),
-        upserted.c.id,
-        bindparam("linked_at", type_=LINKS.c.created_at.type),
-    )
+    contact_id = bindparam("contact_id", type_=LINKS.c.contact_id.type)
+    made = select(contact_id, upserted.c.id, bindparam("linked_at", type_=LINKS.c.created_at.type))
     links = pg_insert(LINKS).from_select(["contact_id", "company_id", "created_at"], made)
     linked = _linking_once(links).returning(LINKS.c.company_id).cte("linked")
-    return select(*upserted.c, linked.c.company_id.is_not(None).label("newly_linked")).outerjoin(
-        linked, linked.c.company_id == upserted.c.id
+    named = select(
+        *upserted.c, linked.c.company_id.is_not(None).label("newly_linked"), true().label("named")
+    ).outerjoin(linked, linked.c.company_id == upserted.c.id)
+    if not with_others:
+        return named
+    others = (
+        select(*COMPANY_COLUMNS, false(), false())
+        .join(LINKS, LINKS.c.company_id == COMPANIES.c.id)
+        .where(LINKS.c.contact_id == contact_id, COMPANIES.c.id.not_in(select(upserted.c.id)))
     )
+    return union_all(named, others)
 
 
-_UPSERT_AND_LINK = prepared(_upsert_and_link())
+_UPSERT_AND_LINK = prepared(_upsert_and_link(with_others=False))
+_UPSERT_LINK_AND_READ = prepared(_upsert_and_link(with_others=True))
 
 
 async def upsert_and_link(
@@ -188,18 +197,37 @@ async def upsert_and_link(
 ) -> tuple[dict[str, CompanyRow], set[int]]:
     """`upsert_companies`, then `link` of the contact to them all: the companies, and the ones
     newly linked. One company on PostgreSQL: one statement for both (one round trip less)."""
+    rows, linked, _ = await _upserted_and_linked(tx, project_id, names, contact_id, False)
+    return rows, linked
+
+
+async def upsert_link_and_read(
+    tx: Tx, *, project_id: int, names: Mapping[str, str | None], contact_id: int
+) -> tuple[dict[str, CompanyRow], set[int], list[CompanyRow] | None]:
+    """`upsert_and_link`, and where the same statement can read them (PostgreSQL, one
+    company), the contact's other companies by external id, as the statement found them
+    (before it); None where it cannot (`linked_companies` reads them after)."""
+    return await _upserted_and_linked(tx, project_id, names, contact_id, True)
+
+
+async def _upserted_and_linked(
+    tx: Tx, project_id: int, names: Mapping[str, str | None], contact_id: int, read: bool
+) -> tuple[dict[str, CompanyRow], set[int], list[CompanyRow] | None]:
     if len(names) != 1 or not tx.is_postgres or ahead_of(tx) is not None:
         rows = await upsert_companies(tx, project_id=project_id, names=names)
-        return rows, await link(
-            tx, contact_id=contact_id, company_ids=[r.id for r in rows.values()]
-        )
+        ids = [r.id for r in rows.values()]
+        return rows, await link(tx, contact_id=contact_id, company_ids=ids), None
     ((external_id, name),) = names.items()
     stamp = tx.stamp()
     params = {**_new_company(project_id, external_id, name, stamp), "contact_id": contact_id,
               "linked_at": tx.now}  # fmt: skip
-    row = (await tx.execute(_UPSERT_AND_LINK, params)).one()
+    found = await tx.execute(_UPSERT_LINK_AND_READ if read else _UPSERT_AND_LINK, params)
+    row = next(row for row in found if row.named)
     company = CompanyRow.of(row, stamp=stamp)
-    return {external_id: company}, {company.id} if row.newly_linked else set()
+    others = sorted(
+        (CompanyRow.of(other) for other in found if not other.named), key=attrgetter("external_id")
+    )
+    return {external_id: company}, {company.id} if row.newly_linked else set(), others
 
 
 _LINKED = prepared(
