@@ -203,3 +203,51 @@ async def test_an_identify_reads_a_suppression_made_by_another_process(widget, p
     refused = await widget.identify(project, visitor_id=unique("v"), user_id=user_id)
     assert refused.status_code == 403, refused.text
     assert refused.json()["error"]["code"] == "suppressed"
+
+
+async def test_an_identify_waiting_on_its_visitor_finds_the_contact_bound_meanwhile(
+    widget, project, database
+):
+    """PostgreSQL reads identify's visitor and contacts in one statement, whose snapshot is
+    taken before it waits for a visitor another transaction holds. When that transaction
+    made a verified contact and bound the visitor to it, the waiting identify still finds
+    that contact (read on its own): an unsigned call without the visitor's session is
+    refused, as it is once the other transaction has committed."""
+    if not database.is_postgres:
+        pytest.skip("SQLite runs one writer at a time: an identify cannot wait on a visitor")
+    from sqlalchemy import text
+
+    from hal.db.engine import Tx
+    from hal.db.store.people import insert_contact
+
+    visitor = unique("v")
+    assert (await widget.set_properties(project, visitor, {"plan": "free"})).status_code == 200
+    async with database.engine.connect() as other:
+        await other.begin()
+        tx = Tx(other, "postgresql", database.projects)
+        config = await tx.project(project.app_id)
+        bob = await insert_contact(
+            tx, project_id=config.id, values={"user_id": unique("bob"), "verified": True}
+        )
+        await other.execute(
+            text("UPDATE visitors SET contact_id = :bob, verified = true "
+                 "WHERE project_id = :project AND visitor_key = :visitor"),
+            {"bob": bob, "project": config.id, "visitor": visitor},
+        )  # fmt: skip
+        waiting = asyncio.create_task(
+            widget.identify(project, visitor_id=visitor, user_id=unique("alice"))
+        )
+        async with database.engine.connect() as watch:
+            for _ in range(200):  # until the identify waits for the visitor's lock
+                waits = await watch.scalar(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                         "current_database() AND wait_event_type = 'Lock'")
+                )  # fmt: skip
+                if waits:
+                    break
+                await asyncio.sleep(0.05)
+            assert waits, "the identify never waited for the visitor"
+        await other.commit()
+    answer = await asyncio.wait_for(waiting, 30)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"]["code"] == "session_token_required"

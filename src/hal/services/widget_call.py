@@ -24,7 +24,7 @@ from hal.db.store.people import (
     find_visitor,
     open_visitor,
     upsert_visitor,
-    upsert_visitor_and_key,
+    upsert_visitor_and_contacts,
 )
 from hal.domain.access import check_company_access, company_visible, require_session
 from hal.domain.errors import Conflict, Forbidden, NotFound
@@ -245,14 +245,7 @@ async def open_widget_call(
     candidates: list[ContactRow] = []
     alias_of = None
     if identity is not None:
-        visitor = await _identified_visitor(tx, project, visitor_id)
-        candidates, alias_of = await contacts_by_keys(
-            tx,
-            project_id=project.id,
-            user_id=identity.user_id,
-            email_normalized=identity.email_key,
-            contact_id=visitor.contact_id,
-        )
+        visitor, candidates, alias_of = await _identified(tx, project, visitor_id, identity)
         contact = next((c for c in candidates if c.id == visitor.contact_id), None)
     else:
         visitor, contact = await open_visitor(tx, project_id=project.id, visitor_key=visitor_id)
@@ -262,15 +255,31 @@ async def open_widget_call(
     return replace(call, email_alias_of=alias_of) if alias_of is not None else call
 
 
-async def _identified_visitor(tx: Tx, project: ProjectConfig, visitor_id: str) -> VisitorRow:
-    """identify's visitor, upserted after the identity's locks. On PostgreSQL, for a project
-    whose cached settings had no suppression key, the key as it now is comes back with it
+async def _identified(
+    tx: Tx, project: ProjectConfig, visitor_id: str, identity: Identity
+) -> tuple[VisitorRow, list[ContactRow], int | None]:
+    """identify's visitor, upserted after the identity's locks, and the contacts its identity
+    and binding name (`contacts_by_keys`). PostgreSQL reads both in one statement, and for a
+    project whose cached settings had no suppression key, the key as it now is with them
     (`refuse_suppressed_since` then reads it no more)."""
-    if not tx.is_postgres or project.suppression_key is not None:
-        return await upsert_visitor(tx, project_id=project.id, visitor_key=visitor_id)
-    visitor, key = await upsert_visitor_and_key(tx, project_id=project.id, visitor_key=visitor_id)
-    read_suppression_key(tx, project.id, key)
-    return visitor
+    if tx.is_postgres:
+        with_key = project.suppression_key is None
+        found = await upsert_visitor_and_contacts(
+            tx, project_id=project.id, visitor_key=visitor_id, user_id=identity.user_id,
+            email_normalized=identity.email_key, with_key=with_key,
+        )  # fmt: skip
+        if with_key:
+            read_suppression_key(tx, project.id, found.suppression_key)
+        return found.visitor, found.candidates, found.alias_of
+    visitor = await upsert_visitor(tx, project_id=project.id, visitor_key=visitor_id)
+    candidates, alias_of = await contacts_by_keys(
+        tx,
+        project_id=project.id,
+        user_id=identity.user_id,
+        email_normalized=identity.email_key,
+        contact_id=visitor.contact_id,
+    )
+    return visitor, candidates, alias_of
 
 
 def _checked(

@@ -18,8 +18,11 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql import Select
 
 from hal.db.engine import Tx
 from hal.db.prepared import Prepared, prepared
@@ -84,50 +87,33 @@ def _visitor_upsert(insert: Callable[[Table], Any]) -> Any:
     ).returning(*_VISITOR_COLUMNS)
 
 
-_upsert_visitor = per_dialect(_visitor_upsert)
-# PostgreSQL: the same, with the project's suppression key as it is when it runs.
-_upsert_visitor_and_key = per_dialect(
-    lambda insert: _visitor_upsert(insert).returning(
+def _visitor_upsert_and_key(insert: Callable[[Table], Any]) -> Any:
+    """PostgreSQL: the visitor upsert, with the project's suppression key as it is when it
+    runs."""
+    return _visitor_upsert(insert).returning(
         select(PROJECTS.c.suppression_key)
         .where(PROJECTS.c.id == bindparam("project_row_id"))
         .scalar_subquery()
         .label("suppression_key")
     )
-)
+
+
+_upsert_visitor = per_dialect(_visitor_upsert)
 
 
 async def upsert_visitor(tx: Tx, *, project_id: int, visitor_key: str) -> VisitorRow:
     """The visitor, created on first sight, seen now, and locked for this transaction (one
     statement: the conflict update takes the row lock on PostgreSQL); `created` says whether
     this call made it."""
-    row, stamp = await _upserted(tx, _upsert_visitor(tx), project_id, visitor_key)
-    return _visitor(row, stamp)
+    values = _new_visitor(tx, project_id, visitor_key)
+    row = (await tx.execute(_upsert_visitor(tx), values)).one()
+    return _visitor(row, values["created_at"])
 
 
-async def upsert_visitor_and_key(
-    tx: Tx, *, project_id: int, visitor_key: str
-) -> tuple[VisitorRow, str | None]:
-    """`upsert_visitor`, and in the same statement the project's suppression key as it is
-    now (PostgreSQL: an identify whose cached settings had none reads it after its locks)."""
-    statement = _upsert_visitor_and_key(tx)
-    row, stamp = await _upserted(tx, statement, project_id, visitor_key, project_row_id=project_id)
-    return _visitor(row, stamp), row.suppression_key
-
-
-async def _upserted(
-    tx: Tx, statement: Prepared, project_id: int, visitor_key: str, **more: Any
-) -> tuple[Any, datetime]:
-    stamp = tx.stamp()
-    values = {
-        "project_id": project_id,
-        "visitor_key": visitor_key,
-        "properties": {},
-        "verified": False,
-        "created_at": stamp,
-        "last_seen_at": tx.now,
-        **more,
-    }
-    return (await tx.execute(statement, values)).one(), stamp
+def _new_visitor(tx: Tx, project_id: int, visitor_key: str) -> dict[str, Any]:
+    """A visitor upsert's values: created now, with this call's stamp (`created`)."""
+    return {"project_id": project_id, "visitor_key": visitor_key, "properties": {},
+            "verified": False, "created_at": tx.stamp(), "last_seen_at": tx.now}  # fmt: skip
 
 
 _FIND_VISITOR = prepared(select(*_VISITOR_COLUMNS).where(*_VISITOR_BY_KEY))
@@ -262,10 +248,10 @@ async def returning_rows(tx: Tx, *, project_id: int, visitor_key: str) -> Sequen
     return (await tx.execute(_RETURNING, params)).raw
 
 
-def _joined_visitor(row: Sequence[Any]) -> VisitorRow:
-    """The visitor of a row of _RETURNING or _VISITOR_AND_CONTACT."""
+def _joined_visitor(row: Sequence[Any], created: bool = False) -> VisitorRow:
+    """The visitor of a row of _RETURNING, _VISITOR_AND_CONTACT or `_visitor_and_contacts`."""
     id_, key, contact_id, active_id, properties, verified, signed = row[_VISITOR_AT]
-    return VisitorRow(id_, key, contact_id, active_id, properties, verified, signed, False)
+    return VisitorRow(id_, key, contact_id, active_id, properties, verified, signed, created)
 
 
 # Where each row type's fields sit in the rows of _RETURNING and _VISITOR_AND_CONTACT (their
@@ -288,8 +274,8 @@ _ALIAS_OF = (
 )
 
 
-@functools.cache
-def _contacts_by_keys(by_user_id: bool, by_email: bool, by_id: bool) -> Prepared:
+def _contacts_of(by_user_id: bool, by_email: bool, bound: Any) -> Select[Any]:
+    """The locked read of `contacts_by_keys`; `bound`: the bound contact's id, if any."""
     # The project is stated in every branch, each one a unique index's full key: SQLite then
     # reads each by its index (MULTI-INDEX OR) even without table statistics. With
     # `project_id = ? AND (a OR b)` it scanned the project's contacts instead.
@@ -300,14 +286,19 @@ def _contacts_by_keys(by_user_id: bool, by_email: bool, by_id: bool) -> Prepared
     if by_email:
         keys.append(and_(project, CONTACTS.c.email_normalized == bindparam("email_normalized")))
         keys.append(and_(CONTACTS.c.id == _ALIAS_OF, project))
-    if by_id:
-        keys.append(and_(CONTACTS.c.id == bindparam("contact_id"), project))
+    if bound is not None:
+        keys.append(and_(CONTACTS.c.id == bound, project))
     alias = _ALIAS_OF if by_email else null()
-    return prepared(
+    return (
         select(*CONTACT_COLUMNS, alias.label("alias_of"))
         .where(or_(*keys))
         .with_for_update(key_share=True, of=CONTACTS)
     )
+
+
+@functools.cache
+def _contacts_by_keys(by_user_id: bool, by_email: bool, by_id: bool) -> Prepared:
+    return prepared(_contacts_of(by_user_id, by_email, bindparam("contact_id") if by_id else None))
 
 
 async def contacts_by_keys(
@@ -337,6 +328,76 @@ async def contacts_by_keys(
     rows = list(await tx.execute(query, params))
     alias_of = next((row.alias_of for row in rows if row.alias_of is not None), None)
     return [ContactRow.of(row) for row in rows], alias_of
+
+
+@dataclass(frozen=True)
+class Identified:
+    """identify's visitor and the contacts its identity and binding name (as
+    `contacts_by_keys` reads them), and the project's suppression key when it was asked for."""
+
+    visitor: VisitorRow
+    candidates: list[ContactRow]
+    alias_of: int | None
+    suppression_key: str | None = None
+
+
+@functools.cache
+def _visitor_and_contacts(by_user_id: bool, by_email: bool, with_key: bool) -> Prepared:
+    """PostgreSQL: the visitor upserted as `upsert_visitor` does (with the suppression key,
+    `_visitor_upsert_and_key`) and the contacts `contacts_by_keys` reads, its bound one named
+    by the upsert's answer, in one statement: a row per contact, or one without."""
+    insert = pg_insert(VISITORS).values(
+        {name: bindparam(name, type_=VISITORS.c[name].type) for name in _NEW_VISITOR_COLUMNS}
+    )
+    upserted = (_visitor_upsert_and_key if with_key else _visitor_upsert)(lambda _: insert)
+    visitor = upserted.cte("visitor")
+    bound = select(visitor.c.contact_id).scalar_subquery()
+    found = _contacts_of(by_user_id, by_email, bound).cte("found")
+    return prepared(
+        select(
+            *(column.label(f"v_{column.name}") for column in visitor.c),
+            *(column.label(f"c_{column.name}") for column in found.c),
+        ).select_from(visitor.outerjoin(found, true()))
+    )
+
+
+_NEW_VISITOR_COLUMNS = (
+    "project_id", "visitor_key", "properties", "verified", "created_at", "last_seen_at"
+)  # fmt: skip
+
+
+async def upsert_visitor_and_contacts(
+    tx: Tx,
+    *,
+    project_id: int,
+    visitor_key: str,
+    user_id: str | None,
+    email_normalized: str | None,
+    with_key: bool,
+) -> Identified:
+    """PostgreSQL: `upsert_visitor` then `contacts_by_keys` for its bound contact (one round
+    trip instead of two); `with_key`: with the project's suppression key as it now is.
+
+    The contacts are read in the statement's snapshot, taken before the upsert waits for a
+    visitor locked by another transaction. The candidates by user_id and email are the same
+    either way (the identity's advisory locks, taken before, hold back every writer of
+    them), and a row found is locked in its latest version; but a contact the visitor was
+    bound to meanwhile may be newer than the snapshot: it is then read on its own."""
+    params = _new_visitor(tx, project_id, visitor_key)
+    params.update(user_id=user_id, email_normalized=email_normalized, project_row_id=project_id)
+    query = _visitor_and_contacts(user_id is not None, email_normalized is not None, with_key)
+    rows = (await tx.execute(query, params)).rows
+    first = rows[0]
+    visitor = _joined_visitor(first, created=first.v_created_at == params["created_at"])
+    contact_at = slice(-len(CONTACT_COLUMNS) - 1, -1)  # the contact's, then alias_of
+    candidates = [ContactRow(*row[contact_at]) for row in rows if row.c_id is not None]
+    alias_of = next((row.c_alias_of for row in rows if row.c_alias_of is not None), None)
+    bound = visitor.contact_id
+    if bound is not None and all(contact.id != bound for contact in candidates):
+        contact = await contact_by_id(tx, bound)
+        candidates.extend([contact] if contact is not None else [])
+    key = first.v_suppression_key if with_key else None
+    return Identified(visitor, candidates, alias_of, key)
 
 
 def search_keys(values: dict[str, Any]) -> dict[str, Any]:
