@@ -1,4 +1,4 @@
-"""identify's companies upserted and linked (`upsert_and_link`): on PostgreSQL, one company in
+"""identify's companies upserted and linked (`upsert_link_and_read`): on PostgreSQL, one company in
 one statement (a data-modifying WITH); elsewhere, and for several, `upsert_companies` then
 `link`. Both say the same: which company is new, and which link."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from hal.db.engine import Database, Tx
-from hal.db.store.companies import linked_companies, upsert_and_link, upsert_link_and_read
+from hal.db.store.companies import linked_companies, upsert_link_and_read
 from hal.db.store.people import insert_contact
 from tests.factories import make_project, unique
 
@@ -27,7 +27,7 @@ async def test_one_company_upserted_and_linked(database: Database):
         outcomes = []
         for contact_id in (ann, ann, bo):
             with database.observe(sent.append):
-                rows, linked = await upsert_and_link(
+                rows, linked, _ = await upsert_link_and_read(
                     tx, project_id=config.id, names={company: "Acme"}, contact_id=contact_id
                 )
             row = rows[company]
@@ -51,10 +51,10 @@ async def test_several_companies_upserted_and_linked(database: Database):
     async def work(tx: Tx) -> tuple[set[str], set[int], set[int]]:
         config = await tx.project(project.app_id)
         contact_id = await _contact(tx, config.id)
-        rows, linked = await upsert_and_link(
+        rows, linked, _ = await upsert_link_and_read(
             tx, project_id=config.id, names=names, contact_id=contact_id
         )
-        _, again = await upsert_and_link(
+        _, again, _ = await upsert_link_and_read(
             tx, project_id=config.id, names=names, contact_id=contact_id
         )
         return {k for k, row in rows.items() if row.created}, linked, again

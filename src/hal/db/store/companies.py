@@ -157,12 +157,11 @@ async def link(tx: Tx, *, contact_id: int, company_ids: Iterable[int]) -> set[in
     return {int(row.company_id) for row in await tx.execute(_insert_links(tx), rows)}
 
 
-def _upsert_and_link(*, with_others: bool) -> Any:
+def _upsert_link_and_read() -> Any:
     """PostgreSQL: one company upserted as `upsert_companies` does and the contact linked to
     it as `link` does, in one statement (a data-modifying WITH): the company's row and
-    whether the link is new (`named`). `with_others`: with them, the contact's other
-    companies as the statement found them (its links from before the statement, read by
-    their index)."""
+    whether the link is new (`named`), with the contact's other companies as the statement
+    found them (its links from before the statement, read by their index)."""
     columns = _new_company(0, "", None, datetime.min)
     values = pg_insert(COMPANIES).values(
         {
@@ -178,8 +177,6 @@ def _upsert_and_link(*, with_others: bool) -> Any:
     named = select(
         *upserted.c, linked.c.company_id.is_not(None).label("newly_linked"), true().label("named")
     ).outerjoin(linked, linked.c.company_id == upserted.c.id)
-    if not with_others:
-        return named
     others = (
         select(*COMPANY_COLUMNS, false(), false())
         .join(LINKS, LINKS.c.company_id == COMPANIES.c.id)
@@ -188,31 +185,16 @@ def _upsert_and_link(*, with_others: bool) -> Any:
     return union_all(named, others)
 
 
-_UPSERT_AND_LINK = prepared(_upsert_and_link(with_others=False))
-_UPSERT_LINK_AND_READ = prepared(_upsert_and_link(with_others=True))
-
-
-async def upsert_and_link(
-    tx: Tx, *, project_id: int, names: Mapping[str, str | None], contact_id: int
-) -> tuple[dict[str, CompanyRow], set[int]]:
-    """`upsert_companies`, then `link` of the contact to them all: the companies, and the ones
-    newly linked. One company on PostgreSQL: one statement for both (one round trip less)."""
-    rows, linked, _ = await _upserted_and_linked(tx, project_id, names, contact_id, False)
-    return rows, linked
+_UPSERT_LINK_AND_READ = prepared(_upsert_link_and_read())
 
 
 async def upsert_link_and_read(
     tx: Tx, *, project_id: int, names: Mapping[str, str | None], contact_id: int
 ) -> tuple[dict[str, CompanyRow], set[int], list[CompanyRow] | None]:
-    """`upsert_and_link`, and where the same statement can read them (PostgreSQL, one
-    company), the contact's other companies by external id, as the statement found them
-    (before it); None where it cannot (`linked_companies` reads them after)."""
-    return await _upserted_and_linked(tx, project_id, names, contact_id, True)
-
-
-async def _upserted_and_linked(
-    tx: Tx, project_id: int, names: Mapping[str, str | None], contact_id: int, read: bool
-) -> tuple[dict[str, CompanyRow], set[int], list[CompanyRow] | None]:
+    """`upsert_companies`, then `link` of the contact to them all: the companies, the ones
+    newly linked, and the contact's other companies by external id where the same statement
+    reads them (as they were before it), else None (`linked_companies` reads them after).
+    One company on PostgreSQL: one statement for all three (two round trips less)."""
     if len(names) != 1 or not tx.is_postgres or ahead_of(tx) is not None:
         rows = await upsert_companies(tx, project_id=project_id, names=names)
         ids = [r.id for r in rows.values()]
@@ -221,7 +203,7 @@ async def _upserted_and_linked(
     stamp = tx.stamp()
     params = {**_new_company(project_id, external_id, name, stamp), "contact_id": contact_id,
               "linked_at": tx.now}  # fmt: skip
-    found = await tx.execute(_UPSERT_LINK_AND_READ if read else _UPSERT_AND_LINK, params)
+    found = await tx.execute(_UPSERT_LINK_AND_READ, params)
     row = next(row for row in found if row.named)
     company = CompanyRow.of(row, stamp=stamp)
     others = sorted(
