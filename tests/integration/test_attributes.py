@@ -174,6 +174,20 @@ async def test_an_admin_edits_labels_options_and_archives_but_never_the_type(
     assert "attribute.updated" in {entry["action"] for entry in audit.json()["items"]}
 
 
+async def test_archived_null_is_refused_naming_the_field_and_changes_nothing(
+    widget, admin, project
+):
+    """`archived` is true or false: a null (schemathesis sent one) is a 422 naming it, never a
+    500 from the column's NOT NULL; label and description may still be cleared with null."""
+    await widget.identify(project, user_id=unique("u"), metadata={"seats": 3})
+    refused = await admin.patch("/attributes/contact/seats", {"archived": None, "label": "S"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "archived"
+    cleared = await admin.patch("/attributes/contact/seats", {"label": None})
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["label"], cleared.json()["archived"]) == (None, False)
+
+
 @pytest.fixture
 async def few_attributes(database) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(database_url=database.url, max_attributes=2)

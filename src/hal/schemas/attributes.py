@@ -52,4 +52,4 @@ class AttributePatch(BaseModel):
     label: Label | None = None
     description: Description | None = None
     options: Options | None = None
-    archived: StrictBool | None = None
+    archived: StrictBool = Field(default=None)  # type: ignore[assignment]  # absent, never null
