@@ -188,6 +188,8 @@ async def main_async(args: argparse.Namespace, database_url: str) -> None:
             profiler.enable()
             await measure(app, calls[args.profile], args.calls, args.clients)
             profiler.disable()
+            if args.dump:
+                profiler.dump_stats(args.dump)
             stats = pstats.Stats(profiler).strip_dirs()
             stats.sort_stats(args.sort).print_stats(args.top)
 
@@ -200,6 +202,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1, help="concurrent callers")
     parser.add_argument("--routes", default="", help="comma-separated; all when empty")
     parser.add_argument("--profile", default="", help="a route to profile after measuring")
+    parser.add_argument("--dump", default="", help="where to write the profile (pstats format)")
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
