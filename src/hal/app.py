@@ -30,6 +30,7 @@ from hal.api.errors import install_error_handlers
 from hal.api.middleware import (
     BodyLimitMiddleware,
     InboxSecurityHeadersMiddleware,
+    NulRefusalMiddleware,
     WidgetCORSMiddleware,
 )
 from hal.config import Settings
@@ -170,7 +171,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     # Each add_middleware wraps the ones added before it, so the last is outermost: the
     # security headers wrap CORS, and CORS wraps the body limit, so its 413 carries CORS
-    # headers. The request id and metrics wrap all of them (operations.OperatedAPI).
+    # headers; the body limit wraps the NUL refusal, which reads the body it read. The request
+    # id and metrics wrap all of them (operations.OperatedAPI).
+    app.add_middleware(NulRefusalMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

@@ -127,6 +127,19 @@ async def test_a_lone_surrogate_is_refused(widget, project):
     }
 
 
+async def test_a_nul_in_a_query_or_a_path_is_a_422_naming_it(widget, team, project):
+    """As in a JSON body: a query parameter or a path holding a NUL never reaches a route."""
+    query = {"app_id": project.app_id, "visitor_id": "v\x00"}
+    messages = await widget.http.get("/api/widget/messages", params=query)
+    assert messages.status_code == 422
+    assert error_of(messages) == {
+        "code": "invalid_string", "message": "visitor_id contains a NUL character",
+        "field": "visitor_id",
+    }  # fmt: skip
+    company = await team.get("/companies/acme%00corp")
+    assert (company.status_code, error_of(company)["field"]) == (422, "path")
+
+
 async def test_a_non_json_content_type_is_415(widget, project):
     response = await widget.http.post(
         "/api/widget/identify",

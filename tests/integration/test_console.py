@@ -111,6 +111,24 @@ async def test_an_admin_changes_a_setting_and_sees_errors_next_to_the_field(admi
     assert no_csrf.status_code == 403
 
 
+async def test_a_nul_in_a_form_or_a_filter_is_a_422_naming_it_and_nothing_is_saved(admin):
+    """PostgreSQL stores no NUL in text: one in a form field or a query parameter is refused
+    before any route reads it, as in a JSON body (it reached the database as a 500)."""
+    token = await _csrf(admin, "/admin/settings")
+    form = {"csrf_token": token, "name": "Nul\x00name", "stage_mode": "overwrite",
+            "company_claims": "open"}  # fmt: skip
+    refused = await admin.post("/admin/settings", data=form)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"] == {
+        "code": "invalid_string",
+        "message": "name contains a NUL character",
+        "field": "name",
+    }
+    assert "Nul" not in (await admin.get("/admin/settings")).text
+    filtered = await admin.get("/admin/audit", params={"action": "project.updated\x00"})
+    assert (filtered.status_code, filtered.json()["error"]["field"]) == (422, "action")
+
+
 async def test_a_rotated_secret_is_shown_once(admin, database, project):
     token = await _csrf(admin, "/admin/verification")
     rotated = await admin.post("/admin/verification/rotate",

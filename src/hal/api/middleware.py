@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: the body size and time limits, and CORS for the public widget routes
-and the team stream."""
+"""Pure ASGI middleware: the body size and time limits, NUL characters outside JSON bodies,
+and CORS for the public widget routes and the team stream."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import asyncio
 import json
 import re
 from collections.abc import Sequence
+from urllib.parse import parse_qsl
 
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hal.api.deps import api_token_grant
-from hal.api.errors import WIDGET_PREFIX
+from hal.api.errors import WIDGET_PREFIX, status_for
 from hal.db.engine import Database
-from hal.domain.errors import Forbidden, Unauthorized, error_body
+from hal.domain.errors import Forbidden, InvalidInput, Unauthorized, error_body
 
 
 class BodyLimitMiddleware:
@@ -134,6 +135,70 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class NulRefusalMiddleware:
+    """Refuse a NUL character in a request's path, query string or form (URL-encoded) with 422
+    `invalid_string` naming the parameter, as api/body.py refuses one in a JSON body: no
+    PostgreSQL text can hold it, and it is nothing a person types. A request with no `%00`
+    in its query or form costs a byte search; the body is the one BodyLimitMiddleware read."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        field = "path" if "\x00" in scope["path"] else _nul_field(scope["query_string"], "query")
+        if field is None and scope["method"] not in _NO_BODY and _is_form(scope):
+            message = await receive()  # the whole body (BodyLimitMiddleware)
+            field = _nul_field(message.get("body", b""), "form")
+            receive = _replaying(message, receive)
+        if field is None:
+            await self.app(scope, receive, send)
+            return
+        error = InvalidInput("invalid_string", f"{field} contains a NUL character", field=field)
+        body = json.dumps(error_body(error.code, error.message, error.field)).encode()
+        await send({"type": "http.response.start", "status": status_for(error),
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+_NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _nul_field(encoded: bytes, where: str) -> str | None:
+    """The first parameter of a URL-encoded query or form holding a NUL in its value (its
+    name), or in its name (`where`)."""
+    if b"%00" not in encoded:
+        return None
+    for name, value in parse_qsl(encoded.decode("utf-8", "replace"), keep_blank_values=True):
+        if "\x00" in name:
+            return where
+        if "\x00" in value:
+            return name
+    return None
+
+
+def _is_form(scope: Scope) -> bool:
+    content_type = _header(scope, b"content-type") or ""
+    return content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
+
+
+def _replaying(first: Message, receive: Receive) -> Receive:
+    """`receive` again from its first message, already read."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return first
+        return await receive()
+
+    return replay
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
