@@ -76,19 +76,7 @@ class BodyLimitMiddleware:
         await self._refuse(send, 413, "body_too_large", message)
 
     async def _refuse(self, send: Send, status: int, code: str, message: str) -> None:
-        body = json.dumps(error_body(code, message, "body")).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_error(send, status, code, message, "body", close=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
@@ -124,17 +112,8 @@ class BodyLimitMiddleware:
         if size > limit:
             await self._too_large(send, limit, withheld=withheld)
             return
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replaying(whole, receive), send)
 
 
 class NulRefusalMiddleware:
@@ -159,11 +138,7 @@ class NulRefusalMiddleware:
             await self.app(scope, receive, send)
             return
         error = InvalidInput("invalid_string", f"{field} contains a NUL character", field=field)
-        body = json.dumps(error_body(error.code, error.message, error.field)).encode()
-        await send({"type": "http.response.start", "status": status_for(error),
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
-        await send({"type": "http.response.body", "body": body})
+        await _send_error(send, status_for(error), error.code, error.message, field)
 
 
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -199,6 +174,18 @@ def _replaying(first: Message, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+async def _send_error(
+    send: Send, status: int, code: str, message: str, field: str, *, close: bool = False
+) -> None:
+    """A refusal answered by the middleware itself, in the one error shape."""
+    body = json.dumps(error_body(code, message, field)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
